@@ -89,7 +89,17 @@ COUNTRIES: dict[str, Country] = {
             "+54",
             None,
         ),
-        Country("br", "Brazil", "BRL", 2, "America/Sao_Paulo", r"^\d{5}-\d{3}$", "01310-100", "+55", None),
+        Country(
+            "br",
+            "Brazil",
+            "BRL",
+            2,
+            "America/Sao_Paulo",
+            r"^\d{5}-\d{3}$",
+            "01310-100",
+            "+55",
+            None,
+        ),
         Country("uy", "Uruguay", "UYU", 2, "America/Montevideo", r"^\d{5}$", "11000", "+598", 5),
     )
 }

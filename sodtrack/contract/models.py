@@ -1,0 +1,525 @@
+"""Typed models of every resource and request of the Sodtrack Integration API.
+
+These are the wire shapes of ``sodtrack-api.md``; the OpenAPI document under ``schemas/`` is
+generated from them (``sodtrack.contract.openapi``) and a golden test keeps the two equal.
+
+Conventions carried by the types:
+
+* ``Timestamp``: an aware datetime. Requests may carry any offset (a naive one is rejected);
+  responses are written in UTC as ``2026-12-03T13:00:00.000000Z``.
+* ``Money``: a ``Decimal`` on our side, a JSON *string* on the wire (``"45990"``,
+  ``"149.90"``); a JSON number is refused so that floats never creep in.
+* Requests forbid unknown fields (the API answers ``422 unknown_field``); responses ignore
+  them, so that an additive change of the real API does not break extraction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+
+from sodtrack.contract.limits import EXTERNAL_REFERENCE_PATTERN
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with ``Z`` and exactly six fractional digits, as the API responds."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _money_from_wire(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = Decimal(value)
+        except InvalidOperation:
+            raise ValueError("money must be a decimal string") from None
+        if not parsed.is_finite():
+            raise ValueError("money must be a finite decimal string")
+        return parsed
+    raise ValueError("money must be a JSON string, never a number")
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money_from_wire),
+    PlainSerializer(lambda d: f"{d:f}", return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["149.90"]}),
+]
+ExternalReference = Annotated[str, Field(pattern=EXTERNAL_REFERENCE_PATTERN)]
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- enums
+
+
+class BookingStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    CONFIRMED = "confirmed"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+BOOKING_PROGRESSION: tuple[BookingStatus, ...] = (
+    BookingStatus.SCHEDULED,
+    BookingStatus.CONFIRMED,
+    BookingStatus.IN_PROGRESS,
+    BookingStatus.COMPLETED,
+)
+"""The one-step-at-a-time path a booking's status follows (any but completed may cancel)."""
+
+
+class ProjectStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class StageStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    DONE = "done"
+
+
+class PaymentMethod(StrEnum):
+    CARD = "card"
+    TRANSFER = "transfer"
+    CASH = "cash"
+    FINANCING = "financing"
+
+
+class DocumentKind(StrEnum):
+    QUOTE = "quote"
+    INVOICE = "invoice"
+    PHOTO = "photo"
+    OTHER = "other"
+
+
+class TaskStatus(StrEnum):
+    TODO = "todo"
+    DOING = "doing"
+    DONE = "done"
+
+
+class FieldType(StrEnum):
+    TEXT = "text"
+    EMAIL = "email"
+    PHONE = "phone"
+    POSTAL_CODE = "postal_code"
+    SELECT = "select"
+    NUMBER = "number"
+
+
+# ---------------------------------------------------------------- errors and pages
+
+
+class ErrorDetail(_Response):
+    field: str
+    issue: str
+
+
+class ErrorBody(_Response):
+    code: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+    existing_id: str | None = None
+    request_id: str
+
+
+class ErrorEnvelope(_Response):
+    error: ErrorBody
+
+
+class PageMeta(_Response):
+    page: int
+    page_size: int
+    total_items: int
+    total_pages: int
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Page(_Response, Generic[T]):
+    """A page-numbered list: ``{"data": [...], "meta": {...}}``."""
+
+    data: list[T]
+    meta: PageMeta
+
+
+class CursorPage(_Response, Generic[T]):
+    """A cursor list: ``{"data": [...], "next_cursor": "..."}``; ``null`` on the last page."""
+
+    data: list[T]
+    next_cursor: str | None
+
+
+# ---------------------------------------------------------------- auth
+
+
+class TokenRequest(_Request):
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1)
+    scope: str | None = None
+
+
+class TokenResponse(_Response):
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
+# ---------------------------------------------------------------- catalog
+
+
+class Category(_Response):
+    id: str
+    name: str
+    description: str | None
+    parent_id: str | None
+    active: bool
+    updated_at: Timestamp
+
+
+class Service(_Response):
+    id: str
+    category_id: str
+    sku: str
+    name: str
+    description: str | None
+    duration_minutes: int
+    base_price: Money
+    currency: str
+    requires_project: bool
+    active: bool
+    updated_at: Timestamp
+
+
+class Variant(_Response):
+    id: str
+    service_id: str
+    sku: str
+    name: str
+    price: Money
+    currency: str
+    duration_minutes: int
+    active: bool
+    updated_at: Timestamp
+
+
+# ---------------------------------------------------------------- coverage and availability
+
+
+class CoverageZone(_Response):
+    id: str
+    name: str
+    region: str
+    postal_codes: list[str]
+    service_ids: list[str]
+    contractor_count: int
+    active: bool
+    updated_at: Timestamp
+
+
+class CoverageCheck(_Response):
+    covered: bool
+    zone_id: str | None
+    contractor_count: int
+
+
+class Slot(_Response):
+    start: Timestamp
+    end: Timestamp
+    capacity: int
+
+
+class Availability(_Response):
+    data: list[Slot]
+
+
+# ---------------------------------------------------------------- bookings
+
+
+class Customer(_Response):
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    document_id: str | None
+
+
+class Address(_Response):
+    line1: str
+    line2: str | None
+    city: str
+    region: str
+    postal_code: str
+    country: str
+
+
+class CustomerIn(_Request):
+    first_name: str = Field(min_length=1)
+    last_name: str = Field(min_length=1)
+    email: str | None = None
+    phone: str | None = None
+    document_id: str | None = None
+
+
+class AddressIn(_Request):
+    line1: str = Field(min_length=1)
+    line2: str | None = None
+    city: str = Field(min_length=1)
+    region: str = Field(min_length=1)
+    postal_code: str = Field(min_length=1)
+    country: str = Field(min_length=2, max_length=2)
+
+
+class Booking(_Response):
+    id: str
+    external_reference: str
+    status: BookingStatus
+    service_id: str
+    variant_id: str | None
+    zone_id: str
+    contractor_id: str
+    scheduled_start: Timestamp
+    scheduled_end: Timestamp
+    customer: Customer
+    address: Address
+    notes: str | None
+    price: Money
+    currency: str
+    project_id: str | None
+    stage_id: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    cancelled_reason: str | None
+
+
+class BookingCreate(_Request):
+    external_reference: ExternalReference
+    service_id: str
+    variant_id: str | None = None
+    scheduled_start: Timestamp
+    customer: CustomerIn
+    address: AddressIn
+    notes: str | None = None
+    project_id: str | None = None
+
+
+class BookingUpdate(_Request):
+    """``PATCH /bookings/{id}``: at least one field (an empty body is a 422)."""
+
+    scheduled_start: Timestamp | None = None
+    notes: str | None = None
+    status: BookingStatus | None = None
+
+
+class BookingCancel(_Request):
+    reason: str = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- projects, stages, payments
+
+
+class Stage(_Response):
+    id: str
+    project_id: str
+    name: str
+    sequence: int
+    status: StageStatus
+    booking_ids: list[str]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class Project(_Response):
+    id: str
+    external_reference: str
+    name: str
+    customer: Customer
+    address: Address
+    status: ProjectStatus
+    currency: str
+    total_amount: Money
+    paid_amount: Money
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ProjectDetail(Project):
+    """``GET /projects/{id}``: the project with its stages."""
+
+    stages: list[Stage]
+
+
+class ProjectCreate(_Request):
+    external_reference: ExternalReference
+    name: str = Field(min_length=1)
+    customer: CustomerIn
+    address: AddressIn
+
+
+class ProjectUpdate(_Request):
+    name: str | None = Field(default=None, min_length=1)
+    status: ProjectStatus | None = None
+
+
+class StageCreate(_Request):
+    name: str = Field(min_length=1)
+    sequence: int = Field(ge=1)
+    booking_ids: list[str] = Field(default_factory=list)
+
+
+class StageUpdate(_Request):
+    name: str | None = Field(default=None, min_length=1)
+    status: StageStatus | None = None
+    booking_ids: list[str] | None = None
+
+
+class Payment(_Response):
+    id: str
+    external_reference: str
+    project_id: str
+    stage_id: str | None
+    amount: Money
+    currency: str
+    method: PaymentMethod
+    paid_at: Timestamp
+    created_at: Timestamp
+
+
+class PaymentCreate(_Request):
+    external_reference: ExternalReference
+    amount: Money
+    currency: str = Field(min_length=3, max_length=3)
+    method: PaymentMethod
+    paid_at: Timestamp
+    stage_id: str | None = None
+
+
+class Document(_Response):
+    id: str
+    external_reference: str | None
+    project_id: str
+    stage_id: str | None
+    kind: DocumentKind
+    filename: str
+    size_bytes: int
+    sha256: str
+    created_at: Timestamp
+
+
+class Task(_Response):
+    id: str
+    project_id: str
+    stage_id: str
+    title: str
+    status: TaskStatus
+    notes: str | None
+    updated_at: Timestamp
+
+
+class TaskUpdate(_Request):
+    status: TaskStatus | None = None
+    notes: str | None = None
+
+
+# ---------------------------------------------------------------- leads
+
+
+class FormField(_Response):
+    name: str
+    label: str
+    type: FieldType
+    required: bool
+    options: list[str] | None
+
+
+class LeadForm(_Response):
+    id: str
+    name: str
+    fields: list[FormField]
+
+
+class LeadSubmission(_Request):
+    fields: dict[str, Any]
+    source: str | None = None
+    external_reference: ExternalReference | None = None
+
+
+class Lead(_Response):
+    id: str
+    form_id: str
+    external_reference: str | None
+    status: str
+    created_at: Timestamp
+
+
+# ---------------------------------------------------------------- query parameters
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ActiveQuery(_Query):
+    active: bool | None = None
+
+
+class ServiceQuery(_Query):
+    category_id: str | None = None
+    active: bool | None = None
+
+
+class CoverageCheckQuery(_Query):
+    postal_code: str
+    service_id: str
+
+
+class AvailabilityQuery(_Query):
+    service_id: str
+    postal_code: str
+    date_from: date
+    date_to: date
+    variant_id: str | None = None
+
+
+class BookingListQuery(_Query):
+    updated_since: Timestamp | None = None
+    status: BookingStatus | None = None
+    external_reference: str | None = None
+    project_id: str | None = None
+
+
+class UpdatedSinceQuery(_Query):
+    updated_since: Timestamp | None = None
+
+
+class TaskQuery(_Query):
+    stage_id: str | None = None
+    updated_since: Timestamp | None = None
