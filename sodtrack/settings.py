@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="SODTRACK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="SODTRACK_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
     )
 
     env: Environment = Environment.DEV
