@@ -52,9 +52,16 @@ def _money_from_wire(value: Any) -> Decimal:
     raise ValueError("money must be a JSON string, never a number")
 
 
+TIMESTAMP_RESPONSE_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+"""What ``format_timestamp`` writes: the only shape a response timestamp takes."""
+
 Timestamp = Annotated[
     AwareDatetime,
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": TIMESTAMP_RESPONSE_PATTERN},
+        mode="serialization",
+    ),
 ]
 Money = Annotated[
     Decimal,
@@ -334,6 +341,8 @@ class BookingCreate(_Request):
 class BookingUpdate(_Request):
     """``PATCH /bookings/{id}``: at least one field (an empty body is a 422)."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     scheduled_start: Timestamp | None = None
     notes: str | None = None
     status: BookingStatus | None = None
@@ -432,6 +441,18 @@ class Document(_Response):
     size_bytes: int
     sha256: str
     created_at: Timestamp
+
+
+class DocumentUpload(_Request):
+    """``POST /projects/{id}/documents``: the form fields beside ``file`` (multipart/form-data).
+
+    The file part itself (PDF, PNG or JPEG, judged by its bytes, at most
+    ``limits.DOCUMENT_MAX_BYTES``) is not a model field: it travels as a binary part.
+    """
+
+    stage_id: str | None = None
+    kind: DocumentKind = DocumentKind.OTHER
+    external_reference: ExternalReference | None = None
 
 
 class Task(_Response):
