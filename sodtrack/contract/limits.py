@@ -15,6 +15,12 @@ PAGE_SIZE_DEFAULT: Final = 100
 PAGE_SIZE_MAX: Final = 500
 CURSOR_LIMIT_DEFAULT: Final = 200
 CURSOR_LIMIT_MAX: Final = 1000
+# Paging query parameters (beside each list's filters); responses carry ``data`` with
+# ``meta`` (page-numbered) or ``next_cursor`` (cursor), see ``models.Page``/``models.CursorPage``.
+PARAM_PAGE: Final = "page"
+PARAM_PAGE_SIZE: Final = "page_size"
+PARAM_LIMIT: Final = "limit"
+PARAM_CURSOR: Final = "cursor"
 
 # Auth
 TOKEN_TTL_S: Final = 900
@@ -46,6 +52,8 @@ DURATION_STEP_MIN: Final = 30
 # Identifiers and documents
 EXTERNAL_REFERENCE_PATTERN: Final = r"^[A-Za-z0-9._-]{1,64}$"
 DOCUMENT_MAX_BYTES: Final = 10 * 1024 * 1024
+DOCUMENT_FILE_FIELD: Final = "file"
+"""The binary part of ``POST /projects/{id}/documents`` (its other fields: ``DocumentUpload``)."""
 PHONE_PATTERN: Final = r"^\+[1-9]\d{6,14}$"
 EMAIL_PATTERN: Final = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
