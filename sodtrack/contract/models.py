@@ -73,7 +73,10 @@ ExternalReference = Annotated[str, Field(pattern=EXTERNAL_REFERENCE_PATTERN)]
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # A response field with a default is still always sent (``details``, ``existing_id``).
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", json_schema_serialization_defaults_required=True
+    )
 
 
 class _Request(BaseModel):
