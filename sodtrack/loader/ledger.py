@@ -1,0 +1,756 @@
+"""The load ledger: a durable record of every upload, every row and every step's outcome.
+
+Why it exists: the API is POST-only and a write that timed out may or may not have been
+committed. The ledger is what lets a killed run (``kill -9`` at any instruction) be re-run and
+resume at the right step, create nothing twice, and still give an exact answer for every row.
+
+Storage is SQLAlchemy Core on any URL: SQLite by default (``sqlite:///data/state/ledger.db``,
+directories created, WAL journal so readers never block the writer and a killed process loses
+nothing it committed), PostgreSQL (``postgresql+psycopg://…``) for several workers, with the
+same code. Tables are prefixed ``load_`` so the ledger can share a database with the
+extraction's watermark store.
+
+Tables
+------
+``load_uploads``
+    One per upload: ``upload_id`` (see :func:`upload_id_for`), ``file_sha256``, ``file_name``,
+    ``country``, ``uploaded_by``, ``created_at``, ``updated_at``, ``status``
+    (``running|completed|completed_with_errors|cancelled``), ``dry_run``, ``runs`` (how many
+    times it was started), ``row_count``, ``summary_json`` (counts by outcome of the last run)
+    and a lease (``lease_owner``, ``lease_until``) so two workers never drive one upload at once.
+``load_rows``
+    One per input row, keyed ``(upload_id, position)`` (position = 0-based index in the file's
+    row order, across sheets): ``sheet``, ``row_number``, the row's references, its last
+    ``outcome`` with ``failed_step``, ``error_code``, ``error_kind``, ``message``,
+    ``suggested_fix``, the Sodtrack ids of its steps, ``original_json``/``interpreted_json``
+    (what was uploaded and how it was read: the audit trail and the source of results files).
+``load_steps``
+    One per write, keyed ``(upload_id, kind, key)``; ``kind`` is ``project|booking|stage|
+    payment|cancel`` and ``key`` the external reference (``project_ref#sequence`` for stages).
+    ``state`` is ``pending|in_flight|done|failed_transient|rejected|skipped``; ``sodtrack_id``,
+    ``created`` (this upload created it, as opposed to finding it existing: only those are
+    cancelled), ``done_run`` (the run that completed it: a row is ``created`` in that run,
+    ``already_existed`` in later ones), error fields, ``attempts``, ``data_json`` (e.g. the
+    booking ids a stage holds, a booking's price), ``updated_at``.
+
+Step protocol
+-------------
+A step is marked ``in_flight`` (committed) *before* its request and ``done`` with the id
+(committed) *after* the answer. A step found ``in_flight`` when a run starts was interrupted
+between the two: its write may or may not exist, and the engine resolves it by reconciliation
+(the same ``external_reference`` answers ``409`` with ``existing_id``; a stage by
+``(project, sequence)``) — never by a blind second create.
+
+Upload identity
+---------------
+``upload_id`` is derived from ``(file sha256, country)``: the same file uploaded again resumes
+the same upload (and creates nothing new). ``salt`` forces a fresh upload of the same bytes
+(``--new-upload``); a dry run has its own id (suffix ``-dry``) so it never touches the real
+upload's steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+DEFAULT_LEDGER_URL: Final = "sqlite:///data/state/ledger.db"
+
+StepKind = Literal["project", "booking", "stage", "payment", "cancel"]
+StepState = Literal["pending", "in_flight", "done", "failed_transient", "rejected", "skipped"]
+ErrorKind = Literal["invalid", "conflict", "transient", "dependency"]
+"""``invalid``: permanent for this input; ``conflict``: the world changed (a slot was taken),
+a person decides; ``transient``: retried on the next run; ``dependency``: a parent failed."""
+
+STEP_KINDS: Final[tuple[StepKind, ...]] = ("project", "booking", "stage", "payment", "cancel")
+TERMINAL_STATES: Final = frozenset({"done", "rejected"})
+"""States a new run does not revisit: ``rejected`` is never retried automatically."""
+
+metadata = sa.MetaData()
+
+uploads_table = sa.Table(
+    "load_uploads",
+    metadata,
+    sa.Column("upload_id", sa.String(80), primary_key=True),
+    sa.Column("file_sha256", sa.String(64), nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("uploaded_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("runs", sa.Integer, nullable=False, default=0),
+    sa.Column("row_count", sa.Integer, nullable=False, default=0),
+    sa.Column("summary_json", sa.Text, nullable=True),
+    sa.Column("lease_owner", sa.Text, nullable=True),
+    sa.Column("lease_until", sa.String(32), nullable=True),
+)
+
+rows_table = sa.Table(
+    "load_rows",
+    metadata,
+    sa.Column("upload_id", sa.String(80), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("sheet", sa.Text, nullable=True),
+    sa.Column("row_number", sa.Integer, nullable=False),
+    sa.Column("external_reference", sa.Text, nullable=True),
+    sa.Column("project_reference", sa.Text, nullable=True),
+    sa.Column("stage_sequence", sa.Integer, nullable=True),
+    sa.Column("payment_reference", sa.Text, nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Column("failed_step", sa.String(16), nullable=True),
+    sa.Column("error_code", sa.Text, nullable=True),
+    sa.Column("error_kind", sa.String(16), nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("suggested_fix", sa.Text, nullable=True),
+    sa.Column("project_id", sa.Text, nullable=True),
+    sa.Column("booking_id", sa.Text, nullable=True),
+    sa.Column("stage_id", sa.Text, nullable=True),
+    sa.Column("payment_id", sa.Text, nullable=True),
+    sa.Column("original_json", sa.Text, nullable=True),
+    sa.Column("interpreted_json", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+steps_table = sa.Table(
+    "load_steps",
+    metadata,
+    sa.Column("upload_id", sa.String(80), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("sodtrack_id", sa.Text, nullable=True),
+    sa.Column("created", sa.Boolean, nullable=False, default=False),
+    sa.Column("done_run", sa.Integer, nullable=True),
+    sa.Column("error_code", sa.Text, nullable=True),
+    sa.Column("error_kind", sa.String(16), nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("suggested_fix", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("data_json", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+sa.Index("ix_load_steps_state", steps_table.c.upload_id, steps_table.c.state)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def upload_id_for(
+    file_sha256: str, country: str, *, dry_run: bool = False, salt: str | None = None
+) -> str:
+    """The upload id of a file: stable for (content, country), so a re-run resumes it.
+
+    ``salt`` (any text, e.g. a timestamp) makes a new upload of the same bytes; a dry run gets
+    its own id so its records never mix with the real upload's.
+    """
+    material = f"{file_sha256.lower()}:{country.lower()}"
+    if salt:
+        material += f":{salt}"
+    digest = hashlib.sha256(material.encode()).hexdigest()[:20]
+    return f"upl_{country.lower()}_{digest}" + ("-dry" if dry_run else "")
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    upload_id: str
+    file_sha256: str
+    file_name: str
+    country: str
+    uploaded_by: str
+    created_at: str
+    updated_at: str
+    status: str
+    dry_run: bool
+    runs: int
+    row_count: int
+    summary: dict[str, int]
+    lease_owner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    upload_id: str
+    kind: StepKind
+    key: str
+    state: StepState
+    sodtrack_id: str | None = None
+    created: bool = False
+    done_run: int | None = None
+    error_code: str | None = None
+    error_kind: ErrorKind | None = None
+    message: str | None = None
+    suggested_fix: str | None = None
+    attempts: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    updated_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RowRecord:
+    """One input row as the ledger keeps it (identity, outcome, ids, values)."""
+
+    position: int
+    sheet: str | None
+    row_number: int
+    external_reference: str | None = None
+    project_reference: str | None = None
+    stage_sequence: int | None = None
+    payment_reference: str | None = None
+    outcome: str | None = None
+    failed_step: str | None = None
+    error_code: str | None = None
+    error_kind: str | None = None
+    message: str | None = None
+    suggested_fix: str | None = None
+    project_id: str | None = None
+    booking_id: str | None = None
+    stage_id: str | None = None
+    payment_id: str | None = None
+    original: dict[str, Any] = field(default_factory=dict)
+    interpreted: dict[str, Any] = field(default_factory=dict)
+
+
+class LeaseHeld(RuntimeError):
+    """Another live worker is driving this upload."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRun:
+    """What :meth:`Ledger.begin_upload` hands back: the upload and this run's number."""
+
+    upload_id: str
+    run_no: int
+    resumed: bool
+    """The upload existed before (a re-run of the same file)."""
+    owner: str
+
+
+def _lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True when the lease owner is a process of this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # this very process (an earlier run in it, e.g. a test): not dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Ledger:
+    """The ledger on one SQLAlchemy engine. Every method is one short transaction.
+
+    Methods are synchronous: each is a few milliseconds of local I/O, far below an API call,
+    and keeping them synchronous keeps the commit order exactly the order of the engine's
+    decisions (which the crash-safety argument relies on).
+    """
+
+    def __init__(self, url: str | Engine = DEFAULT_LEDGER_URL, *, lease_s: float = 60.0) -> None:
+        if isinstance(url, Engine):
+            self.engine = url
+        else:
+            self.engine = _make_engine(url)
+        self.lease_s = lease_s
+        metadata.create_all(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ------------------------------------------------------------------ uploads
+
+    def begin_upload(
+        self,
+        *,
+        upload_id: str,
+        file_sha256: str,
+        file_name: str,
+        country: str,
+        uploaded_by: str,
+        dry_run: bool,
+        row_count: int,
+        take_over: bool = False,
+    ) -> UploadRun:
+        """Create the upload or resume it; take its lease; count the run.
+
+        The lease is refused (:class:`LeaseHeld`) while another worker holds it, unless it
+        expired, its owner is a dead process of this host (the ``kill -9`` case), or
+        ``take_over`` is set.
+        """
+        owner = _lease_owner()
+        now = datetime.now(UTC)
+        until = (now + timedelta(seconds=self.lease_s)).isoformat(timespec="microseconds")
+        with self._tx() as conn:
+            existing = conn.execute(
+                sa.select(uploads_table)
+                .where(uploads_table.c.upload_id == upload_id)
+                .with_for_update()
+            ).first()
+            if existing is None:
+                conn.execute(
+                    sa.insert(uploads_table).values(
+                        upload_id=upload_id,
+                        file_sha256=file_sha256,
+                        file_name=file_name,
+                        country=country,
+                        uploaded_by=uploaded_by,
+                        created_at=now.isoformat(timespec="microseconds"),
+                        updated_at=now.isoformat(timespec="microseconds"),
+                        status="running",
+                        dry_run=dry_run,
+                        runs=1,
+                        row_count=row_count,
+                        lease_owner=owner,
+                        lease_until=until,
+                    )
+                )
+                return UploadRun(upload_id, 1, False, owner)
+            held_by = existing.lease_owner
+            if (
+                held_by is not None
+                and not take_over
+                and existing.lease_until is not None
+                and existing.lease_until > now.isoformat(timespec="microseconds")
+                and not _owner_is_dead(held_by)
+            ):
+                raise LeaseHeld(
+                    f"upload {upload_id} is being loaded by {held_by} "
+                    f"(lease until {existing.lease_until}); wait, or take it over"
+                )
+            if existing.file_sha256 != file_sha256:
+                raise ValueError(f"upload {upload_id} belongs to another file")
+            run_no = int(existing.runs) + 1
+            conn.execute(
+                sa.update(uploads_table)
+                .where(uploads_table.c.upload_id == upload_id)
+                .values(
+                    runs=run_no,
+                    status="running",
+                    updated_at=now.isoformat(timespec="microseconds"),
+                    lease_owner=owner,
+                    lease_until=until,
+                )
+            )
+            return UploadRun(upload_id, run_no, True, owner)
+
+    def renew_lease(self, upload_id: str, owner: str) -> None:
+        until = (datetime.now(UTC) + timedelta(seconds=self.lease_s)).isoformat(
+            timespec="microseconds"
+        )
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(uploads_table)
+                .where(uploads_table.c.upload_id == upload_id, uploads_table.c.lease_owner == owner)
+                .values(lease_until=until)
+            )
+
+    def finish_upload(
+        self, upload_id: str, *, status: str, summary: Mapping[str, int], owner: str | None
+    ) -> None:
+        """Record the run's end: status, counts by outcome, and release the lease."""
+        with self._tx() as conn:
+            stmt = sa.update(uploads_table).where(uploads_table.c.upload_id == upload_id)
+            conn.execute(
+                stmt.values(
+                    status=status,
+                    summary_json=json.dumps(dict(summary), sort_keys=True),
+                    updated_at=_now(),
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+
+    def set_upload_status(self, upload_id: str, status: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(uploads_table)
+                .where(uploads_table.c.upload_id == upload_id)
+                .values(status=status, updated_at=_now())
+            )
+
+    def get_upload(self, upload_id: str) -> UploadRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(uploads_table).where(uploads_table.c.upload_id == upload_id)
+            ).first()
+        return None if row is None else _upload_record(row._mapping)
+
+    def list_uploads(self) -> list[UploadRecord]:
+        with self._tx() as conn:
+            result = conn.execute(sa.select(uploads_table).order_by(uploads_table.c.created_at))
+            return [_upload_record(r._mapping) for r in result]
+
+    # ------------------------------------------------------------------ rows
+
+    def record_rows(self, upload_id: str, records: Sequence[RowRecord]) -> None:
+        """Insert the upload's rows once; a re-run keeps the stored ones (same file)."""
+        with self._tx() as conn:
+            present = {
+                int(p)
+                for (p,) in conn.execute(
+                    sa.select(rows_table.c.position).where(rows_table.c.upload_id == upload_id)
+                )
+            }
+            fresh = [_row_values(upload_id, r) for r in records if r.position not in present]
+            if fresh:
+                conn.execute(sa.insert(rows_table), fresh)
+
+    def save_row_outcomes(self, upload_id: str, records: Sequence[RowRecord]) -> None:
+        """Overwrite each row's outcome, error and ids with this run's answer."""
+        now = _now()
+        with self._tx() as conn:
+            stmt = (
+                sa.update(rows_table)
+                .where(
+                    rows_table.c.upload_id == sa.bindparam("b_upload_id"),
+                    rows_table.c.position == sa.bindparam("b_position"),
+                )
+                .values(
+                    outcome=sa.bindparam("outcome"),
+                    failed_step=sa.bindparam("failed_step"),
+                    error_code=sa.bindparam("error_code"),
+                    error_kind=sa.bindparam("error_kind"),
+                    message=sa.bindparam("message"),
+                    suggested_fix=sa.bindparam("suggested_fix"),
+                    project_id=sa.bindparam("project_id"),
+                    booking_id=sa.bindparam("booking_id"),
+                    stage_id=sa.bindparam("stage_id"),
+                    payment_id=sa.bindparam("payment_id"),
+                    updated_at=sa.bindparam("updated_at"),
+                )
+            )
+            params = [
+                {
+                    "b_upload_id": upload_id,
+                    "b_position": r.position,
+                    "outcome": r.outcome,
+                    "failed_step": r.failed_step,
+                    "error_code": r.error_code,
+                    "error_kind": r.error_kind,
+                    "message": r.message,
+                    "suggested_fix": r.suggested_fix,
+                    "project_id": r.project_id,
+                    "booking_id": r.booking_id,
+                    "stage_id": r.stage_id,
+                    "payment_id": r.payment_id,
+                    "updated_at": now,
+                }
+                for r in records
+            ]
+            if params:
+                conn.execute(stmt, params)
+
+    def rows(self, upload_id: str) -> list[RowRecord]:
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.select(rows_table)
+                .where(rows_table.c.upload_id == upload_id)
+                .order_by(rows_table.c.position)
+            )
+            return [_row_record(r._mapping) for r in result]
+
+    # ------------------------------------------------------------------ steps
+
+    def ensure_steps(self, upload_id: str, keys: Iterable[tuple[StepKind, str]]) -> None:
+        """Insert ``pending`` steps for keys the ledger does not hold yet."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return
+        with self._tx() as conn:
+            present = {
+                (k, key)
+                for k, key in conn.execute(
+                    sa.select(steps_table.c.kind, steps_table.c.key).where(
+                        steps_table.c.upload_id == upload_id
+                    )
+                )
+            }
+            now = _now()
+            fresh = [
+                {
+                    "upload_id": upload_id,
+                    "kind": kind,
+                    "key": key,
+                    "state": "pending",
+                    "created": False,
+                    "attempts": 0,
+                    "updated_at": now,
+                }
+                for kind, key in wanted
+                if (kind, key) not in present
+            ]
+            if fresh:
+                conn.execute(sa.insert(steps_table), fresh)
+
+    def steps(
+        self, upload_id: str, kind: StepKind | None = None
+    ) -> dict[tuple[str, str], StepRecord]:
+        with self._tx() as conn:
+            stmt = sa.select(steps_table).where(steps_table.c.upload_id == upload_id)
+            if kind is not None:
+                stmt = stmt.where(steps_table.c.kind == kind)
+            return {(r.kind, r.key): _step_record(r._mapping) for r in conn.execute(stmt)}
+
+    def get_step(self, upload_id: str, kind: StepKind, key: str) -> StepRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(steps_table).where(
+                    steps_table.c.upload_id == upload_id,
+                    steps_table.c.kind == kind,
+                    steps_table.c.key == key,
+                )
+            ).first()
+        return None if row is None else _step_record(row._mapping)
+
+    def _update_step(self, upload_id: str, kind: StepKind, key: str, **values: Any) -> None:
+        values["updated_at"] = _now()
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.update(steps_table)
+                .where(
+                    steps_table.c.upload_id == upload_id,
+                    steps_table.c.kind == kind,
+                    steps_table.c.key == key,
+                )
+                .values(**values)
+            )
+            if result.rowcount == 0:
+                conn.execute(
+                    sa.insert(steps_table).values(
+                        upload_id=upload_id,
+                        kind=kind,
+                        key=key,
+                        **{"state": "pending", "created": False, "attempts": 0, **values},
+                    )
+                )
+
+    def mark_in_flight(self, upload_id: str, kind: StepKind, key: str) -> None:
+        """Committed before the request: a crash from here on leaves a step to reconcile."""
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.update(steps_table)
+                .where(
+                    steps_table.c.upload_id == upload_id,
+                    steps_table.c.kind == kind,
+                    steps_table.c.key == key,
+                )
+                .values(state="in_flight", attempts=steps_table.c.attempts + 1, updated_at=_now())
+            )
+            if result.rowcount == 0:
+                conn.execute(
+                    sa.insert(steps_table).values(
+                        upload_id=upload_id,
+                        kind=kind,
+                        key=key,
+                        state="in_flight",
+                        created=False,
+                        attempts=1,
+                        updated_at=_now(),
+                    )
+                )
+
+    def mark_done(
+        self,
+        upload_id: str,
+        kind: StepKind,
+        key: str,
+        *,
+        sodtrack_id: str,
+        created: bool,
+        run_no: int,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Committed after the answer: the id is known, the step never runs again."""
+        self._update_step(
+            upload_id,
+            kind,
+            key,
+            state="done",
+            sodtrack_id=sodtrack_id,
+            created=created,
+            done_run=run_no,
+            error_code=None,
+            error_kind=None,
+            message=None,
+            suggested_fix=None,
+            data_json=json.dumps(dict(data), sort_keys=True) if data else None,
+        )
+
+    def update_step_data(
+        self, upload_id: str, kind: StepKind, key: str, data: Mapping[str, Any]
+    ) -> None:
+        """Replace a done step's data (e.g. the stage's booking ids after a PATCH)."""
+        self._update_step(upload_id, kind, key, data_json=json.dumps(dict(data), sort_keys=True))
+
+    def mark_failed(
+        self,
+        upload_id: str,
+        kind: StepKind,
+        key: str,
+        *,
+        state: Literal["failed_transient", "rejected", "skipped"],
+        error_code: str | None,
+        error_kind: ErrorKind,
+        message: str,
+        suggested_fix: str | None,
+    ) -> None:
+        self._update_step(
+            upload_id,
+            kind,
+            key,
+            state=state,
+            error_code=error_code,
+            error_kind=error_kind,
+            message=message,
+            suggested_fix=suggested_fix,
+        )
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL: readers never block the writer; NORMAL sync is durable against a killed
+            # process (only an OS crash could lose the last commits, never corrupt the file).
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _upload_record(m: sa.RowMapping) -> UploadRecord:
+    return UploadRecord(
+        upload_id=m["upload_id"],
+        file_sha256=m["file_sha256"],
+        file_name=m["file_name"],
+        country=m["country"],
+        uploaded_by=m["uploaded_by"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        status=m["status"],
+        dry_run=bool(m["dry_run"]),
+        runs=int(m["runs"] or 0),
+        row_count=int(m["row_count"] or 0),
+        summary=json.loads(m["summary_json"]) if m["summary_json"] else {},
+        lease_owner=m["lease_owner"],
+    )
+
+
+def _step_record(m: sa.RowMapping) -> StepRecord:
+    return StepRecord(
+        upload_id=m["upload_id"],
+        kind=m["kind"],
+        key=m["key"],
+        state=m["state"],
+        sodtrack_id=m["sodtrack_id"],
+        created=bool(m["created"]),
+        done_run=m["done_run"],
+        error_code=m["error_code"],
+        error_kind=m["error_kind"],
+        message=m["message"],
+        suggested_fix=m["suggested_fix"],
+        attempts=int(m["attempts"] or 0),
+        data=json.loads(m["data_json"]) if m["data_json"] else {},
+        updated_at=m["updated_at"],
+    )
+
+
+def _row_values(upload_id: str, r: RowRecord) -> dict[str, Any]:
+    return {
+        "upload_id": upload_id,
+        "position": r.position,
+        "sheet": r.sheet,
+        "row_number": r.row_number,
+        "external_reference": r.external_reference,
+        "project_reference": r.project_reference,
+        "stage_sequence": r.stage_sequence,
+        "payment_reference": r.payment_reference,
+        "outcome": r.outcome,
+        "failed_step": r.failed_step,
+        "error_code": r.error_code,
+        "error_kind": r.error_kind,
+        "message": r.message,
+        "suggested_fix": r.suggested_fix,
+        "project_id": r.project_id,
+        "booking_id": r.booking_id,
+        "stage_id": r.stage_id,
+        "payment_id": r.payment_id,
+        "original_json": json.dumps(r.original, ensure_ascii=False, default=str),
+        "interpreted_json": json.dumps(r.interpreted, ensure_ascii=False, default=str),
+        "updated_at": _now(),
+    }
+
+
+def _row_record(m: sa.RowMapping) -> RowRecord:
+    return RowRecord(
+        position=int(m["position"]),
+        sheet=m["sheet"],
+        row_number=int(m["row_number"]),
+        external_reference=m["external_reference"],
+        project_reference=m["project_reference"],
+        stage_sequence=m["stage_sequence"],
+        payment_reference=m["payment_reference"],
+        outcome=m["outcome"],
+        failed_step=m["failed_step"],
+        error_code=m["error_code"],
+        error_kind=m["error_kind"],
+        message=m["message"],
+        suggested_fix=m["suggested_fix"],
+        project_id=m["project_id"],
+        booking_id=m["booking_id"],
+        stage_id=m["stage_id"],
+        payment_id=m["payment_id"],
+        original=json.loads(m["original_json"]) if m["original_json"] else {},
+        interpreted=json.loads(m["interpreted_json"]) if m["interpreted_json"] else {},
+    )
