@@ -1,0 +1,399 @@
+"""The nightly bookings run for one country: changes log + bounded-memory merge.
+
+Input: the raw pages of ``GET /bookings?updated_since=<watermark - lookback>``. A cursor walk
+returns a record again when it is updated during the walk, and the lookback overlap re-reads
+the end of the previous run, so the same id can appear several times, with the same or a later
+``updated_at``.
+
+Output, both *staged* (validation and ``Warehouse.publish`` come after):
+
+* ``booking_changes`` (``country``, ``extraction_date``): every version received, exact
+  repeats of the same ``(id, updated_at)`` within the run dropped (the last received kept), in
+  arrival order, with ``run_id``. One file per run in the partition: a log.
+* ``bookings`` (``country``, ``scheduled_month``): the latest state. Touched partitions are the
+  months of the changed bookings' *new* ``scheduled_start`` plus the months where those ids
+  live in the current version (a reschedule moves a booking between months). A touched
+  partition becomes ``current rows − changed ids + newest version of each changed id whose new
+  month it is`` (newest = greatest ``updated_at``, a tie going to the last received); touched
+  partitions left empty are removed; untouched ones are carried over by hard links at publish.
+  ``full_refresh`` rebuilds every partition of the country from this run alone.
+
+Bounded memory: pages are converted and streamed to a Parquet work file as they arrive (one
+row group buffered). The dedupe and the merge run in DuckDB with ``memory_limit`` and a
+``temp_directory`` so they spill rather than grow, reading the base version's files directly;
+each touched month is one query whose Arrow output is streamed in batches
+(``to_arrow_reader``) into the staging writer, cast to the explicit schema. Peak memory
+depends on the memory limit and the largest month, not on the number of bookings.
+
+Publish order recommended to the flow: ``bookings`` first, then ``booking_changes``, then the
+watermark. A run killed between them re-extracts the same window on the next attempt; the
+merge is idempotent, and ``booking_changes`` can at worst hold the same versions under two run
+ids (distinguishable by ``run_id``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sodtrack.contract.countries import get_country
+from sodtrack.contract.models import Booking
+from sodtrack.warehouse import layout
+from sodtrack.warehouse.convert import bookings_batch
+from sodtrack.warehouse.publish import Warehouse
+from sodtrack.warehouse.schemas import DATASETS
+from sodtrack.warehouse.writer import DEFAULT_ROW_GROUP_ROWS, conform
+
+WORK = "_work"
+_SEQ = "_seq"
+_MONTH = "_month"
+_BOOKINGS = DATASETS["bookings"]
+_CHANGES = DATASETS["booking_changes"]
+_BATCH_ROWS = 64 * 1024
+_COLS = ", ".join(f'"{n}"' for n in _BOOKINGS.schema.names)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """Counts of one bookings run (all of them go into the manifests' stats)."""
+
+    run_id: str
+    country: str
+    full_refresh: bool
+    base_version: str | None
+    received: int
+    """Records received, repeats included."""
+    exact_repeats: int
+    """Dropped from the changes log: same (id, updated_at) received again in this run."""
+    changes_written: int
+    distinct_ids: int
+    superseded: int
+    """Older versions of an id within the run (in the log, not in ``bookings``)."""
+    new_ids: int
+    """Changed ids not in the base version (always ``distinct_ids`` on a full refresh)."""
+    moved_ids: int
+    """Changed ids whose month partition changed (reschedules across months)."""
+    rows_written: int
+    """Rows of the staged (touched) bookings partitions."""
+    bookings_total: int
+    """Rows of the country's bookings once published."""
+    partitions_touched: tuple[str, ...]
+    partitions_removed: tuple[str, ...]
+    watermark_before: datetime | None
+    watermark_after: datetime | None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deduplicated(self) -> int:
+        """Records received that did not become a row of ``bookings``."""
+        return self.received - self.distinct_ids
+
+    def stats(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["deduplicated"] = self.deduplicated
+        for k in ("watermark_before", "watermark_after"):
+            d[k] = d[k].isoformat() if d[k] else None
+        d["partitions_touched"] = list(self.partitions_touched)
+        d["partitions_removed"] = list(self.partitions_removed)
+        return d
+
+
+class BookingsRun:
+    """Collects one run's booking pages for ``country``, then stages changes and merge.
+
+    >>> run = BookingsRun(warehouse, "cl", run_id, extracted_at=now)
+    >>> async for page in client.bookings(updated_since=...): run.add_page(page.data)
+    >>> result = run.finish(watermark_before=wm)
+    >>> # validate staged data, then warehouse.publish("bookings", run_id), ...
+
+    ``memory_limit`` caps DuckDB (it spills to ``<root>/_work/<run_id>/``); ``threads`` its
+    parallelism.
+    """
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        country: str,
+        run_id: str,
+        *,
+        extracted_at: datetime,
+        memory_limit: str = "512MB",
+        threads: int = 2,
+        row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+    ) -> None:
+        if extracted_at.tzinfo is None:
+            raise ValueError("extracted_at must be timezone-aware")
+        self.wh = warehouse
+        self.country = get_country(country).code
+        self.run_id = layout.check_run_id(run_id)
+        self.extracted_at = extracted_at.astimezone(UTC)
+        self.memory_limit = memory_limit
+        self.threads = threads
+        self.row_group_rows = row_group_rows
+        fs = warehouse.fs
+        self.work = fs.join(warehouse.root, WORK, f"{self.run_id}-bookings-{self.country}")
+        fs.remove_tree(self.work)
+        fs.make_dirs(self.work)
+        self._raw_path = fs.join(self.work, "raw.parquet")
+        raw_schema = _BOOKINGS.schema.append(pa.field(_SEQ, pa.int64(), nullable=False))
+        self._raw_schema = raw_schema
+        self._raw = pq.ParquetWriter(self._raw_path, raw_schema, compression="zstd")
+        self._buffer: list[pa.RecordBatch] = []
+        self._buffered = 0
+        self._received = 0
+        self._finished = False
+
+    # ------------------------------------------------------------------ input
+
+    def add_page(self, page: Sequence[Booking]) -> None:
+        """Convert one page of models and append it (in arrival order)."""
+        if page:
+            self.add_batch(bookings_batch(page, self.extracted_at))
+
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        """Append a batch with the ``bookings`` schema (e.g. from ``bookings_batch``)."""
+        if self._finished:
+            raise RuntimeError("run already finished")
+        batch = conform(batch, _BOOKINGS)
+        n = batch.num_rows
+        if n == 0:
+            return
+        seq = pa.array(range(self._received, self._received + n), type=pa.int64())
+        self._buffer.append(
+            pa.record_batch([*batch.columns, seq], schema=self._raw_schema)
+        )
+        self._buffered += n
+        self._received += n
+        if self._buffered >= self.row_group_rows:
+            self._flush()
+
+    async def consume(self, pages: AsyncIterable[Sequence[Booking]]) -> None:
+        """Drain an async iterator of pages (the API client's ``bookings()``)."""
+        async for page in pages:
+            self.add_page(page)
+
+    def add_pages(self, pages: Iterable[Sequence[Booking]]) -> None:
+        for page in pages:
+            self.add_page(page)
+
+    # ------------------------------------------------------------------ merge
+
+    def finish(
+        self, *, watermark_before: datetime | None = None, full_refresh: bool = False
+    ) -> MergeResult:
+        """Stage ``booking_changes`` and the merged ``bookings`` partitions of this run."""
+        if self._finished:
+            raise RuntimeError("run already finished")
+        started = time.monotonic()
+        self._flush()
+        self._raw.close()
+        self._finished = True
+        try:
+            return self._merge(watermark_before, full_refresh, started)
+        finally:
+            self.wh.fs.remove_tree(self.work)
+
+    def abort(self) -> None:
+        if not self._finished:
+            self._raw.close()
+            self._finished = True
+        self.wh.fs.remove_tree(self.work)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(self.wh.fs.join(self.work, "merge.duckdb"))
+        tmp = self.wh.fs.join(self.work, "spill")
+        self.wh.fs.make_dirs(tmp)
+        con.execute(f"SET memory_limit = '{self.memory_limit}'")
+        con.execute(f"SET threads = {int(self.threads)}")
+        con.execute(f"SET temp_directory = '{_sql_str(tmp)}'")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("SET TimeZone = 'UTC'")  # Arrow output of TIMESTAMPTZ in UTC
+        return con
+
+    def _merge(
+        self, watermark_before: datetime | None, full_refresh: bool, started: float
+    ) -> MergeResult:
+        wh = self.wh
+        base_version = wh.current_version("bookings")
+        base = wh.read_manifest("bookings", base_version) if base_version else None
+        prefix = f"country={self.country}/"
+        base_parts: dict[str, list[str]] = {}
+        base_rows: dict[str, int] = {}
+        if base is not None and not full_refresh:
+            data = wh.data_path("bookings", base.version_id)
+            for key, part in base.partitions.items():
+                if key.startswith(prefix) and part.files:
+                    base_parts[key] = [wh.fs.join(data, key, f.name) for f in part.files]
+                    base_rows[key] = part.rows
+        extraction_date = self.extracted_at.date().isoformat()
+        con = self._connect()
+        try:
+            raw = f"read_parquet('{_sql_str(self._raw_path)}')"
+            # 1. the changes log: drop exact repeats, keep arrival order.
+            with wh.stage("booking_changes", self.run_id) as changes:
+                changes.touch({"country": self.country, "extraction_date": extraction_date})
+                reader = _stream(
+                    con,
+                    f"""
+                    SELECT {_COLS}, ?::VARCHAR AS run_id FROM {raw}
+                    QUALIFY row_number() OVER (PARTITION BY id, updated_at ORDER BY {_SEQ} DESC) = 1
+                    ORDER BY {_SEQ}
+                    """,
+                    [self.run_id],
+                )
+                changes_written = 0
+                for batch in reader:
+                    changes.write(
+                        batch, {"country": self.country, "extraction_date": extraction_date}
+                    )
+                    changes_written += batch.num_rows
+                # 2. newest version of each changed id, with its new month.
+                con.execute(
+                    f"""
+                    CREATE TABLE latest AS
+                    SELECT {_COLS}, strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH}
+                    FROM {raw}
+                    QUALIFY row_number() OVER (
+                        PARTITION BY id ORDER BY updated_at DESC, {_SEQ} DESC) = 1
+                    """
+                )
+                distinct_ids, max_updated = con.execute(
+                    "SELECT count(*), max(updated_at) FROM latest"
+                ).fetchall()[0]
+                max_updated = _utc(max_updated)
+                # 3. where the changed ids live now.
+                if base_parts:
+                    files = [p for ps in base_parts.values() for p in ps]
+                    con.execute(
+                        f"""
+                        CREATE TABLE located AS
+                        SELECT b.id, b.scheduled_month AS {_MONTH}
+                        FROM read_parquet({_sql_list(files)}, hive_partitioning = true,
+                                          hive_types = {{'country': VARCHAR,
+                                                         'scheduled_month': VARCHAR}}) b
+                        SEMI JOIN latest l ON b.id = l.id
+                        """
+                    )
+                else:
+                    con.execute(f"CREATE TABLE located (id VARCHAR, {_MONTH} VARCHAR)")
+                new_ids, moved_ids = con.execute(
+                    f"""
+                    SELECT count(*) FILTER (WHERE o.id IS NULL),
+                           count(*) FILTER (WHERE o.id IS NOT NULL AND o.{_MONTH} <> l.{_MONTH})
+                    FROM latest l LEFT JOIN located o ON l.id = o.id
+                    """
+                ).fetchall()[0]
+                months = [
+                    r[0]
+                    for r in con.execute(
+                        f"SELECT {_MONTH} FROM latest UNION SELECT {_MONTH} FROM located "
+                        f"ORDER BY 1"
+                    ).fetchall()
+                ]
+                changes.finish(
+                    watermark_before=watermark_before,
+                    watermark_after=max_updated,
+                    stats={"received": self._received, "changes_written": changes_written},
+                    finished_at=datetime.now(UTC),
+                )
+            # 4. rebuild each touched month.
+            touched: list[str] = []
+            removed: list[str] = []
+            rows_written = 0
+            with wh.stage("bookings", self.run_id, base_version=base_version) as out:
+                for month in months:
+                    values = {"country": self.country, "scheduled_month": month}
+                    key = layout.partition_path(layout.partition(_BOOKINGS, values))
+                    touched.append(key)
+                    out.replace([values])
+                    current = base_parts.get(key)
+                    keep = (
+                        f"SELECT {_COLS} FROM read_parquet({_sql_list(current)}) c "
+                        f"ANTI JOIN latest l ON c.id = l.id UNION ALL "
+                        if current
+                        else ""
+                    )
+                    reader = _stream(
+                        con,
+                        f"{keep}SELECT {_COLS} FROM latest WHERE {_MONTH} = ? ORDER BY id",
+                        [month],
+                    )
+                    n = 0
+                    for batch in reader:
+                        out.write(batch, values)
+                        n += batch.num_rows
+                    rows_written += n
+                    if n == 0:
+                        removed.append(key)
+                untouched = sum(r for k, r in base_rows.items() if k not in set(touched))
+                result = MergeResult(
+                    run_id=self.run_id,
+                    country=self.country,
+                    full_refresh=full_refresh,
+                    base_version=base_version,
+                    received=self._received,
+                    exact_repeats=self._received - changes_written,
+                    changes_written=changes_written,
+                    distinct_ids=distinct_ids,
+                    superseded=changes_written - distinct_ids,
+                    new_ids=new_ids,
+                    moved_ids=moved_ids,
+                    rows_written=rows_written,
+                    bookings_total=untouched + rows_written,
+                    partitions_touched=tuple(touched),
+                    partitions_removed=tuple(removed),
+                    watermark_before=watermark_before,
+                    watermark_after=max_updated,
+                    seconds=time.monotonic() - started,
+                )
+                out.finish(
+                    replace_scope={"country": self.country} if full_refresh else None,
+                    watermark_before=watermark_before,
+                    watermark_after=max_updated,
+                    stats=result.stats(),
+                    finished_at=datetime.now(UTC),
+                )
+            return result
+        finally:
+            con.close()
+
+    def _flush(self) -> None:
+        if self._buffered:
+            table = pa.Table.from_batches(self._buffer, schema=self._raw_schema)
+            self._raw.write_table(table, row_group_size=self.row_group_rows)
+            self._buffer.clear()
+            self._buffered = 0
+
+
+def _stream(
+    con: duckdb.DuckDBPyConnection, query: str, params: list[Any]
+) -> pa.RecordBatchReader:
+    """Run ``query`` and stream its result as Arrow batches.
+
+    ``con.sql(...).to_arrow_reader`` streams from the query; the DB-API path
+    (``con.execute(...).to_arrow_reader``) would first copy every row of the result.
+    """
+    relation = con.sql(query, params=params)
+    assert relation is not None  # a SELECT always gives a relation
+    return relation.to_arrow_reader(_BATCH_ROWS)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """DuckDB returns ``ZoneInfo('UTC')``-aware values; the rest of the code uses ``UTC``."""
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _sql_str(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _sql_list(paths: Sequence[str]) -> str:
+    return "[" + ", ".join(f"'{_sql_str(p)}'" for p in paths) + "]"
