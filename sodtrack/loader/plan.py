@@ -91,7 +91,7 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
-class BookingPlan:
+class BookingLoad:
     position: int
     step: Step
     project_reference: str | None = None
@@ -99,7 +99,7 @@ class BookingPlan:
 
 
 @dataclass(frozen=True, slots=True)
-class StagePlan:
+class StageLoad:
     project_reference: str
     sequence: int
     name: str
@@ -109,7 +109,7 @@ class StagePlan:
 
 
 @dataclass(frozen=True, slots=True)
-class PaymentPlan:
+class PaymentLoad:
     position: int
     project_reference: str
     payment_reference: str
@@ -122,7 +122,7 @@ class PaymentPlan:
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectPlan:
+class ProjectLoad:
     reference: str
     name: str
     source_position: int
@@ -130,9 +130,9 @@ class ProjectPlan:
     positions: tuple[int, ...]
     """Every row of the project that gets steps, in file order."""
     step: Step
-    bookings: tuple[BookingPlan, ...]
-    stages: tuple[StagePlan, ...]
-    payments: tuple[PaymentPlan, ...]
+    bookings: tuple[BookingLoad, ...]
+    stages: tuple[StageLoad, ...]
+    payments: tuple[PaymentLoad, ...]
 
     @property
     def booking_refs(self) -> tuple[StepRef, ...]:
@@ -141,8 +141,8 @@ class ProjectPlan:
 
 @dataclass(frozen=True, slots=True)
 class LoadPlan:
-    projects: tuple[ProjectPlan, ...]
-    plain: tuple[BookingPlan, ...]
+    projects: tuple[ProjectLoad, ...]
+    plain: tuple[BookingLoad, ...]
     excluded: frozenset[int] = frozenset()
     by_position: Mapping[int, RowSteps] = field(default_factory=dict)
     """For each planned row, the steps that decide its outcome."""
@@ -193,7 +193,7 @@ def build_plan(rows: Sequence[PlanRow], excluded: frozenset[int] = frozenset()) 
     """
     project_order: list[str] = []
     project_rows: dict[str, list[int]] = {}
-    plain: list[BookingPlan] = []
+    plain: list[BookingLoad] = []
     by_position: dict[int, RowSteps] = {}
 
     for pos, row in enumerate(rows):
@@ -209,22 +209,22 @@ def build_plan(rows: Sequence[PlanRow], excluded: frozenset[int] = frozenset()) 
             project_rows[row.project_reference].append(pos)
         else:
             step = Step("booking", ref)
-            plain.append(BookingPlan(pos, step))
+            plain.append(BookingLoad(pos, step))
             by_position[pos] = RowSteps(pos, None, False, step.ref, None, None)
 
-    projects: list[ProjectPlan] = []
+    projects: list[ProjectLoad] = []
     for pref in project_order:
         positions = project_rows[pref]
         source = positions[0]
         project_step = Step("project", pref)
         name = next((rows[p].project_name for p in positions if rows[p].project_name), None)
 
-        bookings: list[BookingPlan] = []
+        bookings: list[BookingLoad] = []
         for p in positions:
             b_ref = rows[p].external_reference
             assert b_ref is not None
             bookings.append(
-                BookingPlan(
+                BookingLoad(
                     p,
                     Step("booking", b_ref, requires=(project_step.ref,)),
                     pref,
@@ -238,13 +238,13 @@ def build_plan(rows: Sequence[PlanRow], excluded: frozenset[int] = frozenset()) 
             seq = rows[p].stage_sequence
             if seq is not None:
                 seq_rows.setdefault(seq, []).append(p)
-        stages: list[StagePlan] = []
+        stages: list[StageLoad] = []
         for seq in sorted(seq_rows):
             members = tuple(seq_rows[seq])
             names = [n for n in (rows[p].stage_name for p in members) if n]
             stage_name = names[0] if names else f"Stage {seq}"
             stages.append(
-                StagePlan(
+                StageLoad(
                     pref,
                     seq,
                     stage_name,
@@ -260,7 +260,7 @@ def build_plan(rows: Sequence[PlanRow], excluded: frozenset[int] = frozenset()) 
         stage_ref = {s.sequence: s.step.ref for s in stages}
 
         all_bookings = tuple(b.step.ref for b in bookings)
-        payments: list[PaymentPlan] = []
+        payments: list[PaymentLoad] = []
         for p in positions:
             row = rows[p]
             if not row.payment_reference:
@@ -273,7 +273,7 @@ def build_plan(rows: Sequence[PlanRow], excluded: frozenset[int] = frozenset()) 
                 requires.append(stage_ref[row.stage_sequence])
             requires.extend(r for r in all_bookings if r != own)
             payments.append(
-                PaymentPlan(
+                PaymentLoad(
                     p,
                     pref,
                     row.payment_reference,
@@ -298,7 +298,7 @@ def build_plan(rows: Sequence[PlanRow], excluded: frozenset[int] = frozenset()) 
                 payment_of[p].step.ref if p in payment_of else None,
             )
         projects.append(
-            ProjectPlan(
+            ProjectLoad(
                 reference=pref,
                 name=name or pref,
                 source_position=source,

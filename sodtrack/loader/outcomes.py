@@ -1,0 +1,122 @@
+"""What an upload answers for every row: the outcome vocabulary and the result types.
+
+Outcomes
+--------
+``created``             this run created the row's writes (its booking, or a step it was
+                        still missing: stage, payment)
+``already_existed``     everything the row needs exists already (an earlier run of the same
+                        upload created it, or Sodtrack had it under the same references)
+``rejected``            permanent for this input (``error_kind`` ``invalid``) or a conflict a
+                        person must decide (``conflict``, e.g. the slot is taken); never
+                        retried automatically; ``failed_step`` names the step
+``skipped_dependency``  not attempted because a parent failed; the message names it and its
+                        cause (retried on the next run if that cause was transient)
+``failed_transient``    Sodtrack did not answer in time even after the client's retries;
+                        re-running the same file retries it
+``would_create``        dry run only: every check passed, a real run would create it
+
+Every input row ends in exactly one of these (the engine asserts it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+Outcome = Literal[
+    "created",
+    "already_existed",
+    "rejected",
+    "skipped_dependency",
+    "failed_transient",
+    "would_create",
+]
+OUTCOMES: Final[tuple[Outcome, ...]] = (
+    "created",
+    "already_existed",
+    "rejected",
+    "skipped_dependency",
+    "failed_transient",
+    "would_create",
+)
+SUCCESS: Final = frozenset({"created", "already_existed", "would_create"})
+
+StepStatus = Literal[
+    "created", "existing", "rejected", "failed_transient", "skipped", "not_attempted", "ok"
+]
+"""Per-step status in the results file; ``ok`` is a dry run's "would be created"."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """The exact answer for one input row."""
+
+    position: int
+    """0-based index of the row in the upload's row order."""
+    sheet: str | None
+    row_number: int
+    outcome: Outcome
+    failed_step: str | None = None
+    """``validation``, ``project``, ``booking``, ``stage`` or ``payment``."""
+    error_code: str | None = None
+    error_kind: str | None = None
+    """``invalid``, ``conflict`` (needs a person), ``transient`` or ``dependency``."""
+    message: str | None = None
+    suggested_fix: str | None = None
+    project_id: str | None = None
+    booking_id: str | None = None
+    stage_id: str | None = None
+    payment_id: str | None = None
+    steps: Mapping[str, StepStatus] = field(default_factory=dict)
+    """Each of the row's steps and its status in this run."""
+    retry_on_rerun: bool = False
+    """Re-running the same file will retry this row (transient causes only)."""
+    warnings: tuple[str, ...] = ()
+    """The reader's warnings for the row (values it changed and that deserve a look)."""
+
+    @property
+    def needs_a_person(self) -> bool:
+        return self.error_kind == "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    """The answer for a whole upload (one run of it)."""
+
+    upload_id: str
+    file_name: str
+    country: str
+    dry_run: bool
+    run_no: int
+    rows: Sequence[RowResult]
+    """One per input row, in the original row order."""
+    notices: tuple[str, ...] = ()
+    """Things the operator must know about the run as a whole (e.g. a dry run's caveat)."""
+    upload_errors: tuple[str, ...] = ()
+    """File-level errors (nothing was loaded)."""
+    requests: int = 0
+    elapsed_s: float = 0.0
+    client_stats: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows by outcome (every outcome listed, zeros included)."""
+        c = Counter(r.outcome for r in self.rows)
+        return {o: c.get(o, 0) for o in OUTCOMES if o != "would_create" or self.dry_run}
+
+    @property
+    def complete(self) -> bool:
+        """No row is waiting for a re-run (nothing transient left)."""
+        return not any(r.retry_on_rerun for r in self.rows)
+
+    @property
+    def status(self) -> str:
+        if self.upload_errors:
+            return "failed"
+        if any(r.retry_on_rerun for r in self.rows):
+            return "incomplete"
+        if any(r.outcome not in SUCCESS for r in self.rows):
+            return "completed_with_errors"
+        return "completed"
