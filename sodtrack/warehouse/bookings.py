@@ -167,9 +167,7 @@ class BookingsRun:
         if n == 0:
             return
         seq = pa.array(range(self._received, self._received + n), type=pa.int64())
-        self._buffer.append(
-            pa.record_batch([*batch.columns, seq], schema=self._raw_schema)
-        )
+        self._buffer.append(pa.record_batch([*batch.columns, seq], schema=self._raw_schema))
         self._buffered += n
         self._received += n
         if self._buffered >= self.row_group_rows:
@@ -294,8 +292,7 @@ class BookingsRun:
                 months = [
                     r[0]
                     for r in con.execute(
-                        f"SELECT {_MONTH} FROM latest UNION SELECT {_MONTH} FROM located "
-                        f"ORDER BY 1"
+                        f"SELECT {_MONTH} FROM latest UNION SELECT {_MONTH} FROM located ORDER BY 1"
                     ).fetchall()
                 ]
                 changes.finish(
@@ -373,9 +370,7 @@ class BookingsRun:
             self._buffered = 0
 
 
-def _stream(
-    con: duckdb.DuckDBPyConnection, query: str, params: list[Any]
-) -> pa.RecordBatchReader:
+def _stream(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.RecordBatchReader:
     """Run ``query`` and stream its result as Arrow batches.
 
     ``con.sql(...).to_arrow_reader`` streams from the query; the DB-API path

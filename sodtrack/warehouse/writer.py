@@ -14,6 +14,7 @@ Starting a run id's staging wipes what an earlier attempt of the same run left.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,8 @@ import pyarrow.parquet as pq
 from sodtrack.warehouse import layout
 from sodtrack.warehouse.fs import WarehouseFS
 from sodtrack.warehouse.schemas import DatasetKind, DatasetSpec
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ROW_GROUP_ROWS = 128 * 1024
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
@@ -47,16 +50,16 @@ def conform(batch: pa.RecordBatch, spec: DatasetSpec) -> pa.RecordBatch:
         raise SchemaMismatch(
             f"{spec.name}: columns {batch.schema.names} differ from {schema.names}"
         )
-    if not batch.schema.equals(schema, check_metadata=False):
-        try:
-            batch = batch.cast(schema, safe=True)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise SchemaMismatch(f"{spec.name}: cannot cast to the dataset schema: {exc}") from exc
     for f, column in zip(schema, batch.columns, strict=True):
         if not f.nullable and column.null_count:
             raise SchemaMismatch(
                 f"{spec.name}.{f.name} is not nullable but has {column.null_count} nulls"
             )
+    if not batch.schema.equals(schema, check_metadata=False):
+        try:
+            batch = batch.cast(schema, safe=True)
+        except (pa.ArrowException, ValueError) as exc:
+            raise SchemaMismatch(f"{spec.name}: cannot cast to the dataset schema: {exc}") from exc
     return batch.replace_schema_metadata(schema.metadata)
 
 
@@ -146,7 +149,8 @@ def _iso(value: datetime | None) -> str | None:
 class StagingWriter:
     """Writes one run's batches for one dataset into ``<dataset>/_staging/<run_id>/``.
 
-    Use as a context manager; ``finish()`` commits the staging (an exception discards it).
+    Use as a context manager; ``finish()`` commits the staging. Leaving the block without
+    ``finish()`` (an exception, an early return) discards it.
     Obtain it from ``Warehouse.stage()``.
     """
 
@@ -286,10 +290,12 @@ class StagingWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is not None and not self._finished:
+        if not self._finished:
+            if exc_type is None:
+                log.warning(
+                    "%s/%s: staging left without finish(): discarded", self.spec.name, self.run_id
+                )
             self.abort()
-        elif not self._finished:
-            raise RuntimeError("StagingWriter left without finish(): call finish() or abort()")
 
     # ------------------------------------------------------------------ internals
 
