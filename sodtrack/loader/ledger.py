@@ -346,18 +346,7 @@ class Ledger:
                     )
                 )
                 return UploadRun(upload_id, 1, False, owner)
-            held_by = existing.lease_owner
-            if (
-                held_by is not None
-                and not take_over
-                and existing.lease_until is not None
-                and existing.lease_until > now.isoformat(timespec="microseconds")
-                and not _owner_is_dead(held_by)
-            ):
-                raise LeaseHeld(
-                    f"upload {upload_id} is being loaded by {held_by} "
-                    f"(lease until {existing.lease_until}); wait, or take it over"
-                )
+            self._check_lease(existing, now, take_over)
             if existing.file_sha256 != file_sha256:
                 raise ValueError(f"upload {upload_id} belongs to another file")
             run_no = int(existing.runs) + 1
@@ -525,12 +514,13 @@ class Ledger:
 
     def steps(
         self, upload_id: str, kind: StepKind | None = None
-    ) -> dict[tuple[str, str], StepRecord]:
+    ) -> dict[tuple[StepKind, str], StepRecord]:
         with self._tx() as conn:
             stmt = sa.select(steps_table).where(steps_table.c.upload_id == upload_id)
             if kind is not None:
                 stmt = stmt.where(steps_table.c.kind == kind)
-            return {(r.kind, r.key): _step_record(r._mapping) for r in conn.execute(stmt)}
+            records = [_step_record(r._mapping) for r in conn.execute(stmt)]
+        return {(rec.kind, rec.key): rec for rec in records}
 
     def get_step(self, upload_id: str, kind: StepKind, key: str) -> StepRecord | None:
         with self._tx() as conn:
@@ -634,17 +624,67 @@ class Ledger:
         error_kind: ErrorKind,
         message: str,
         suggested_fix: str | None,
+        sodtrack_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
-        self._update_step(
-            upload_id,
-            kind,
-            key,
-            state=state,
-            error_code=error_code,
-            error_kind=error_kind,
-            message=message,
-            suggested_fix=suggested_fix,
-        )
+        """Record a failure; ``sodtrack_id`` keeps what is known to exist (a stage created
+        but not completed), ``data`` the engine's notes (e.g. whether a re-run helps)."""
+        values: dict[str, Any] = {
+            "state": state,
+            "error_code": error_code,
+            "error_kind": error_kind,
+            "message": message,
+            "suggested_fix": suggested_fix,
+        }
+        if sodtrack_id is not None:
+            values["sodtrack_id"] = sodtrack_id
+        if data is not None:
+            values["data_json"] = json.dumps(dict(data), sort_keys=True)
+        self._update_step(upload_id, kind, key, **values)
+
+    def take_lease(self, upload_id: str, *, take_over: bool = False) -> str:
+        """Hold an existing upload's lease without starting a run (e.g. to cancel it)."""
+        owner = _lease_owner()
+        now = datetime.now(UTC)
+        until = (now + timedelta(seconds=self.lease_s)).isoformat(timespec="microseconds")
+        with self._tx() as conn:
+            existing = conn.execute(
+                sa.select(uploads_table)
+                .where(uploads_table.c.upload_id == upload_id)
+                .with_for_update()
+            ).first()
+            if existing is None:
+                raise KeyError(f"no upload {upload_id} in the ledger")
+            self._check_lease(existing, now, take_over)
+            conn.execute(
+                sa.update(uploads_table)
+                .where(uploads_table.c.upload_id == upload_id)
+                .values(lease_owner=owner, lease_until=until)
+            )
+        return owner
+
+    def release_lease(self, upload_id: str, owner: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(uploads_table)
+                .where(uploads_table.c.upload_id == upload_id, uploads_table.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    @staticmethod
+    def _check_lease(existing: sa.Row[Any], now: datetime, take_over: bool) -> None:
+        held_by = existing.lease_owner
+        if (
+            held_by is not None
+            and not take_over
+            and existing.lease_until is not None
+            and existing.lease_until > now.isoformat(timespec="microseconds")
+            and not _owner_is_dead(held_by)
+        ):
+            raise LeaseHeld(
+                f"upload {existing.upload_id} is being loaded by {held_by} "
+                f"(lease until {existing.lease_until}); wait, or take it over"
+            )
 
 
 def _make_engine(url: str) -> Engine:

@@ -134,6 +134,11 @@ _API: dict[str, tuple[ErrorKind, str, str]] = {
         "Sodtrack refused the integration credentials.",
         "Check SODTRACK_CLIENT_ID and SODTRACK_CLIENT_SECRET, then re-run the file.",
     ),
+    "invalid_token": (
+        "invalid",
+        "Sodtrack refused the loader's access token, even a fresh one.",
+        "Check the credentials and the environment (URL, country), then re-run the file.",
+    ),
     "range_too_wide": (
         "invalid",
         "An availability check asked for too long a range.",

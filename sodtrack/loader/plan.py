@@ -20,13 +20,13 @@ Dependencies are explicit (:attr:`Step.requires`), so the engine can tell, for a
 not attempt, which parent stopped it (``skipped_dependency`` naming the cause):
 
 * a project booking requires its project;
-* a stage requires its project and at least one of its bookings done (a stage whose every
-  booking failed is not created: it would be an empty shell);
+* a stage requires its project and waits for its bookings to settle; it holds those that
+  were created, and is not created when none was (it would be an empty shell);
 * a payment requires its project, its own row's booking (money is not registered for a row
-  that the operator will fix and upload again), its stage if the row has one, and that no
-  booking of its project is still unsettled (pending or failed transiently): the API checks
-  a payment against the project's *current* total, so paying before a booking exists could
-  be refused as an overpayment that is not one.
+  that the operator will fix and upload again) and its stage if the row has one, and waits
+  for every other booking of its project to settle (done or rejected, not pending or failed
+  transiently): the API checks a payment against the project's *current* total, so paying
+  before a booking exists could be refused as an overpayment that is not one.
 
 Rows listed in ``excluded`` (rejected during validation) get no steps at all.
 """
@@ -83,7 +83,11 @@ class Step:
     kind: StepKind
     key: str
     requires: tuple[StepRef, ...] = ()
-    """Steps that must be ``done`` first (see the module docstring for the rules)."""
+    """Steps that must be ``done`` first."""
+    waits_for: tuple[StepRef, ...] = ()
+    """Steps that must be *settled* first (``done`` or ``rejected``, not pending or failed
+    transiently): a stage's bookings (at least one of them done), a payment's sibling
+    bookings in the project."""
 
     @property
     def ref(self) -> StepRef:
@@ -249,11 +253,11 @@ def build_plan(rows: Sequence[PlanRow], excluded: frozenset[int] = frozenset()) 
                     seq,
                     stage_name,
                     members,
-                    # "at least one booking done" is the engine's reading of these requires
                     Step(
                         "stage",
                         stage_key(pref, seq),
-                        requires=(project_step.ref, *(booking_of[p].step.ref for p in members)),
+                        requires=(project_step.ref,),
+                        waits_for=tuple(booking_of[p].step.ref for p in members),
                     ),
                 )
             )
@@ -271,7 +275,7 @@ def build_plan(rows: Sequence[PlanRow], excluded: frozenset[int] = frozenset()) 
             requires: list[StepRef] = [project_step.ref, own]
             if row.stage_sequence is not None:
                 requires.append(stage_ref[row.stage_sequence])
-            requires.extend(r for r in all_bookings if r != own)
+            siblings = tuple(r for r in all_bookings if r != own)
             payments.append(
                 PaymentLoad(
                     p,
@@ -282,7 +286,12 @@ def build_plan(rows: Sequence[PlanRow], excluded: frozenset[int] = frozenset()) 
                     row.payment_method,
                     row.paid_at,
                     row.stage_sequence,
-                    Step("payment", row.payment_reference, requires=tuple(requires)),
+                    Step(
+                        "payment",
+                        row.payment_reference,
+                        requires=tuple(requires),
+                        waits_for=siblings,
+                    ),
                 )
             )
         payment_of = {y.position: y for y in payments}
