@@ -1,0 +1,133 @@
+"""Client credentials and signed JWTs (HS256), checked against the simulator's clock.
+
+Tokens carry ``sub`` (client id), ``country``, ``scope`` (space-separated), ``iat`` and
+``exp`` in whole seconds. Expiry is checked here, not by PyJWT, because the server's now is
+the injectable ``Clock`` (no leeway: a token is expired from its ``exp`` second on).
+
+The signing key is derived from the seed: stable across restarts of the same simulator,
+different between seeds. It is a simulator, not a secret store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from sodtrack.contract.errors import ErrorCode, Issue
+from sodtrack.contract.limits import ALL_SCOPES
+from sodtrack.simulator.clock import US, Clock
+from sodtrack.simulator.config import SimConfig
+from sodtrack.simulator.errors import ApiError, validation_error
+
+_ALGORITHM = "HS256"
+_BEARER = "bearer "
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified token speaks for."""
+
+    client_id: str
+    scopes: frozenset[str]
+
+
+class Auth:
+    def __init__(self, config: SimConfig, clock: Clock) -> None:
+        self._credentials = config.credentials
+        self._country = config.country
+        self._ttl = config.token_ttl
+        self._clock = clock
+        self._key = hashlib.sha256(f"sodtrack-simulator:{config.seed}".encode()).digest()
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------ issuing
+
+    def issue(self, client_id: str, client_secret: str, scope: str | None) -> dict[str, Any]:
+        """``POST /auth/token``: the token response, or 422 (unknown scope) / 401."""
+        scopes = self.parse_scope(scope)
+        known = self._credentials.get(client_id)
+        if known is None or not hmac.compare_digest(known.encode(), client_secret.encode()):
+            raise ApiError(ErrorCode.INVALID_CREDENTIALS, "Unknown client or wrong secret")
+        iat = self._clock.now_us() // US
+        scope_text = " ".join(scopes)
+        claims = {
+            "sub": client_id,
+            "country": self._country,
+            "scope": scope_text,
+            "iat": iat,
+            "exp": iat + self._ttl,
+        }
+        token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self._ttl,
+            "scope": scope_text,
+        }
+
+    @staticmethod
+    def parse_scope(scope: str | None) -> list[str]:
+        """The granted scopes, in the contract's order; None means all of them."""
+        if scope is None:
+            return list(ALL_SCOPES)
+        asked = scope.split()
+        if not asked or any(s not in ALL_SCOPES for s in asked):
+            raise validation_error([("scope", Issue.INVALID_FORMAT)], "Unknown scope")
+        return [s for s in ALL_SCOPES if s in asked]
+
+    # ------------------------------------------------------------ verifying
+
+    def _claims(self, authorization: str | None) -> dict[str, Any] | None:
+        """The token's claims if its signature is ours (expiry not checked), else None."""
+        if not authorization or authorization[: len(_BEARER)].lower() != _BEARER:
+            return None
+        token = authorization[len(_BEARER) :].strip()
+        cached = self._cache.get(token)
+        if cached is not None:
+            return cached
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[_ALGORITHM],
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+            )
+        except jwt.PyJWTError:
+            return None
+        if not all(k in claims for k in ("sub", "country", "scope", "exp")):
+            return None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token] = claims
+        return claims
+
+    def subject(self, authorization: str | None) -> str | None:
+        """The client a request authentically comes from (expired tokens included): the
+        rate limiter's key."""
+        claims = self._claims(authorization)
+        return str(claims["sub"]) if claims else None
+
+    def verify(self, authorization: str | None, scope: str) -> Principal:
+        """401 invalid_token / token_expired, 403 country_mismatch / insufficient_scope."""
+        claims = self._claims(authorization)
+        if claims is None:
+            raise ApiError(ErrorCode.INVALID_TOKEN, "Missing or unreadable bearer token")
+        if self._clock.now_us() >= int(claims["exp"]) * US:
+            raise ApiError(ErrorCode.TOKEN_EXPIRED, "The token has expired")
+        if claims["country"] != self._country:
+            raise ApiError(
+                ErrorCode.COUNTRY_MISMATCH,
+                f"Token issued for {claims['country']!r}, this API serves {self._country!r}",
+            )
+        scopes = frozenset(str(claims["scope"]).split())
+        if scope not in scopes:
+            raise ApiError(ErrorCode.INSUFFICIENT_SCOPE, f"This call needs scope {scope!r}")
+        return Principal(str(claims["sub"]), scopes)
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """A token with arbitrary claims, signed with this simulator's key (tests)."""
+        return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
