@@ -1,0 +1,250 @@
+"""``read_upload``: a file in, a :class:`ParsedUpload` out, with an outcome for every row.
+
+The pipeline, each step in its own module:
+
+1. :mod:`~sodtrack.loader.reader`: bytes -> header + raw rows (encoding, delimiter, sheet);
+2. :mod:`~sodtrack.loader.headers`: header -> canonical columns (aliases, mapping file);
+3. :mod:`~sodtrack.loader.rows`: each raw row -> :class:`BookingRow` with its own checks;
+4. :mod:`~sodtrack.loader.crossrow`: checks across rows, then the per-project plan.
+
+Nothing is written anywhere and nothing is fetched: this is the validation that happens
+before any write. Problems with the *file* (unreadable, a required column missing, a column
+mapped twice) are upload-level errors, and then no row is interpreted (``rows`` is empty):
+every row would fail the same way, and the operator has one thing to fix. A problem the
+caller caused (an unknown country, a mapping naming a column that does not exist) raises.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sodtrack.contract.countries import Country, get_country
+from sodtrack.loader.crossrow import ProjectPlan, check_across_rows, plan_projects
+from sodtrack.loader.headers import column_label, match_headers
+from sodtrack.loader.issues import IssueCode, RowIssue, UploadIssue
+from sodtrack.loader.reader import FileType, UnreadableFile, file_sha256, read_table
+from sodtrack.loader.rows import BookingRow, RowContext, build_row
+from sodtrack.loader.values import is_blank
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedUpload:
+    """Everything the loader learnt from one file, ready for a dry run or a load."""
+
+    source_path: Path
+    file_sha256: str
+    """SHA-256 of the file's bytes: identifies the upload (e.g. for the engine's ledger)."""
+    country: str
+    file_type: FileType | None
+    sheet: str | None
+    """The sheet read (XLSX), None for CSV."""
+    sheet_names: tuple[str, ...]
+    encoding: str | None
+    """``utf-8``, ``utf-8-sig`` (with BOM), ``cp1252`` or ``latin-1`` for CSV; None for XLSX."""
+    delimiter: str | None
+    header_row_number: int | None
+    columns: dict[str, str]
+    """Original header -> canonical column, for every column the loader uses."""
+    unknown_columns: list[str]
+    """Headers the loader does not know (reported as warnings; values kept in ``original``)."""
+    ignored_columns: list[str]
+    """Headers the mapping deliberately ignores."""
+    upload_issues: list[UploadIssue]
+    rows: list[BookingRow]
+    """Every non-empty row after the header, in file order."""
+    projects: dict[str, ProjectPlan] = field(default_factory=dict)
+    """Per project reference: its rows, stages and payments (see :func:`plan_projects`)."""
+    skipped_empty_rows: int = 0
+
+    @property
+    def has_upload_errors(self) -> bool:
+        return any(issue.severity == "error" for issue in self.upload_issues)
+
+    @property
+    def valid_rows(self) -> list[BookingRow]:
+        """Rows that may be written (none when the upload itself has errors)."""
+        if self.has_upload_errors:
+            return []
+        return [row for row in self.rows if row.is_valid]
+
+    @property
+    def rejected_rows(self) -> list[BookingRow]:
+        return [row for row in self.rows if not row.is_valid]
+
+    @property
+    def row_issues(self) -> list[RowIssue]:
+        return [issue for row in self.rows for issue in row.issues]
+
+    def summary(self) -> dict[str, int]:
+        """Counts for a report: rows, valid, rejected, warnings, upload errors."""
+        valid = sum(1 for row in self.rows if row.is_valid)
+        return {
+            "rows": len(self.rows),
+            "valid_rows": valid if not self.has_upload_errors else 0,
+            "rejected_rows": len(self.rows) - valid,
+            "row_errors": sum(len(row.errors) for row in self.rows),
+            "row_warnings": sum(len(row.warnings) for row in self.rows),
+            "upload_errors": sum(1 for i in self.upload_issues if i.severity == "error"),
+            "upload_warnings": sum(1 for i in self.upload_issues if i.severity == "warning"),
+            "skipped_empty_rows": self.skipped_empty_rows,
+        }
+
+
+def read_upload(
+    path: Path,
+    country: str,
+    *,
+    sheet: str | None = None,
+    mapping: Mapping[str, str | None] | None = None,
+    decimal_separator: str | None = None,
+) -> ParsedUpload:
+    """Read a CSV or XLSX upload of bookings for ``country`` and validate every row.
+
+    ``sheet`` names the XLSX sheet (default: the first visible one). ``mapping`` maps the
+    file's own headers to canonical columns (see :func:`load_mapping_file`); ``None`` values
+    ignore a column. ``decimal_separator`` (``"."`` or ``","``), when the upload declares it,
+    removes the one ambiguous amount shape (see :mod:`sodtrack.loader.values`).
+    """
+    if decimal_separator not in (None, ".", ","):
+        raise ValueError(f"decimal_separator must be '.' or ',', not {decimal_separator!r}")
+    country_info = get_country(country)
+    path = Path(path)
+    # A big upload creates millions of small acyclic objects; the cyclic collector would
+    # rescan them over and over (a third of the run time at 100,000 rows). Nothing here
+    # makes cycles, so pause it for the duration.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_upload(path, country_info, sheet, mapping, decimal_separator)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _read_upload(
+    path: Path,
+    country_info: Country,
+    sheet: str | None,
+    mapping: Mapping[str, str | None] | None,
+    decimal_separator: str | None,
+) -> ParsedUpload:
+    try:
+        table = read_table(path, sheet=sheet)
+    except UnreadableFile as exc:
+        return ParsedUpload(
+            source_path=path,
+            file_sha256=file_sha256(path),
+            country=country_info.code,
+            file_type=None,
+            sheet=sheet,
+            sheet_names=(),
+            encoding=None,
+            delimiter=None,
+            header_row_number=None,
+            columns={},
+            unknown_columns=[],
+            ignored_columns=[],
+            upload_issues=[exc.issue],
+            rows=[],
+        )
+
+    letters = table.file_type == "xlsx"
+    match = match_headers(
+        table.header, mapping, first_column=table.first_column, spreadsheet_letters=letters
+    )
+    upload_issues = list(table.issues) + list(match.issues)
+
+    def result(rows: list[BookingRow], skipped: int) -> ParsedUpload:
+        return ParsedUpload(
+            source_path=path,
+            file_sha256=table.file_sha256,
+            country=country_info.code,
+            file_type=table.file_type,
+            sheet=table.sheet,
+            sheet_names=table.sheet_names,
+            encoding=table.encoding,
+            delimiter=table.delimiter,
+            header_row_number=table.header_row_number,
+            columns=match.columns,
+            unknown_columns=match.unknown_columns,
+            ignored_columns=match.ignored_columns,
+            upload_issues=upload_issues,
+            rows=rows,
+            projects=plan_projects(rows),
+            skipped_empty_rows=skipped,
+        )
+
+    if match.has_errors:
+        close = getattr(table.rows, "close", None)
+        if close is not None:
+            close()
+        return result([], 0)
+
+    ctx = RowContext(
+        country=country_info,
+        tz=country_info.tz,
+        sheet=table.sheet,
+        headers=match.headers,
+        positions=match.positions,
+        cell_problems=table.cell_problems,
+        decimal_separator=decimal_separator,
+    )
+    width = len(match.headers)
+    unnamed = match.unnamed_positions
+    unnamed_first_row: dict[int, int] = {}
+    rows: list[BookingRow] = []
+    skipped = 0
+    for row_number, cells in table.rows:
+        if all(is_blank(cell) for cell in cells):
+            skipped += 1
+            continue
+        row = build_row(row_number, cells, ctx)
+        for position in unnamed:
+            if (
+                position not in unnamed_first_row
+                and position < len(cells)
+                and not is_blank(cells[position])
+            ):
+                unnamed_first_row[position] = row_number
+        if len(cells) > width and any(not is_blank(c) for c in cells[width:]):
+            row.issues.append(
+                RowIssue(
+                    row_number,
+                    None,
+                    IssueCode.EXTRA_VALUES,
+                    f"The row has {len(cells)} values but the header has only {width} "
+                    "columns, so the row's columns cannot be trusted to line up.",
+                    "Check the row for a stray delimiter (a comma or semicolon inside a value "
+                    "needs quotes), or add the missing header.",
+                )
+            )
+        rows.append(row)
+
+    # Reading may have stopped on a broken record: the reader appended the issue.
+    upload_issues.extend(i for i in table.issues if i not in upload_issues)
+    for position, first_row in sorted(unnamed_first_row.items()):
+        label = column_label(table.first_column + position, letters=letters)
+        upload_issues.append(
+            UploadIssue(
+                IssueCode.UNNAMED_COLUMN,
+                f"Column {label} has no header but holds values (first in row {first_row}); "
+                "they will not be loaded.",
+                "Give the column a header the loader knows, or delete it.",
+                "warning",
+                column=match.headers[position],
+            )
+        )
+    if not rows:
+        upload_issues.append(
+            UploadIssue(
+                IssueCode.NO_ROWS,
+                "The file has a header but no bookings below it.",
+                "Add one row per booking under the header.",
+            )
+        )
+    canonical_to_header = {canonical: header for header, canonical in match.columns.items()}
+    check_across_rows(rows, canonical_to_header)
+    return result(rows, skipped)
