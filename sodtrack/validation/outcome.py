@@ -23,6 +23,9 @@ def jsonable(value: Any, *, depth: int = 0) -> Any:
     tuples, long lists and strings are all normalised)."""
     if value is None or isinstance(value, bool | int):
         return value
+    type_name = type(value).__name__
+    if type_name in {"NaTType", "NAType"}:  # pandas' NaT is a datetime subclass
+        return None
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, str):
@@ -42,9 +45,6 @@ def jsonable(value: Any, *, depth: int = 0) -> Any:
             out.append(f"… {len(items) - _MAX_ITEMS} more")
         return out
     # numpy / pandas scalars without importing either here
-    type_name = type(value).__name__
-    if type_name in {"NaTType", "NAType"}:
-        return None
     if hasattr(value, "isoformat"):  # pandas Timestamp
         return str(value.isoformat())
     if type_name.startswith("datetime64"):

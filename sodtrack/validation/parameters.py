@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,7 +32,7 @@ from sodtrack.validation.suites import (
     P_ZONE_IDS,
 )
 
-IdSource = pa.Table | Iterable[pa.Table] | Iterable[str]
+IdSource: TypeAlias = pa.Table | Iterable[pa.Table] | Iterable[str]
 """Where reference ids come from: a dataset (its ``id`` column) or the ids themselves."""
 
 

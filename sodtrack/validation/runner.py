@@ -23,6 +23,7 @@ Great Expectations is imported inside functions only: importing it costs 5-12 s.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -203,7 +204,8 @@ def _to_pandas(chunk: Any) -> pd.DataFrame:
     for i, f in enumerate(chunk.schema):
         if pa.types.is_dictionary(f.type):
             chunk = chunk.set_column(i, f.name, pc.cast(chunk.column(i), f.type.value_type))
-    return chunk.to_pandas()
+    df: pd.DataFrame = chunk.to_pandas()
+    return df
 
 
 def _empty_frame(dataset: str) -> pd.DataFrame:
@@ -299,9 +301,7 @@ class _Aggregator:
             acc.percent = details.get("unexpected_percent")
             acc.exception = acc.exception or _exception_message(result)
 
-    def finish(
-        self, *, row_count: int, keys: _KeyTracker, parameters: Mapping[str, Any]
-    ) -> None:
+    def finish(self, *, row_count: int, keys: _KeyTracker, parameters: Mapping[str, Any]) -> None:
         """Whole-dataset checks when there were several chunks: row count and key uniqueness."""
         if self.chunks <= 1:
             return
@@ -315,16 +315,13 @@ class _Aggregator:
                     high is None or row_count <= high
                 )
                 acc.observed = row_count
-            elif (spec.type == _UNIQUE and [spec.column] == key) or (
-                spec.type == _COMPOUND_UNIQUE and spec.columns == key
-            ):
-                if keys.duplicates:
-                    acc.success = False
-                    acc.counts["unexpected_count"] = (
-                        acc.counts.get("unexpected_count", 0) + keys.duplicates
-                    )
-                    room = PARTIAL_LIMIT - len(acc.partial)
-                    acc.partial.extend(keys.samples[: max(room, 0)])
+            elif keys.duplicates and _is_key_check(spec, key):
+                acc.success = False
+                acc.counts["unexpected_count"] = (
+                    acc.counts.get("unexpected_count", 0) + keys.duplicates
+                )
+                room = PARTIAL_LIMIT - len(acc.partial)
+                acc.partial.extend(keys.samples[: max(room, 0)])
             counts = acc.counts
             if "unexpected_count" in counts and "element_count" in counts:
                 nonmissing = counts["element_count"] - counts.get("missing_count", 0)
@@ -364,6 +361,13 @@ class _Aggregator:
                 )
             )
         return [outcome for _, outcome in sorted(outcomes, key=lambda pair: pair[0])]
+
+
+def _is_key_check(spec: _Spec, key: list[str]) -> bool:
+    """The uniqueness expectation of the dataset's key (its other unique checks are per chunk)."""
+    if spec.type == _UNIQUE:
+        return [spec.column] == key
+    return spec.type == _COMPOUND_UNIQUE and spec.columns == key
 
 
 def _resolve(value: Any, parameters: Mapping[str, Any]) -> Any:
@@ -516,9 +520,11 @@ class ValidationSession:
             keys.add(df)
             row_count += len(df)
 
+        chunks = 0
         for chunk in _chunks(data):
             run(_to_pandas(chunk))
-        if aggregator.chunks == 0:
+            chunks += 1
+        if chunks == 0:
             run(_empty_frame(dataset))
         aggregator.finish(row_count=row_count, keys=keys, parameters=params)
         if aggregator.chunks > 1:
@@ -530,7 +536,7 @@ class ValidationSession:
             run_id=self.run_id,
             results=aggregator.outcomes(),
             row_count=row_count,
-            chunks=aggregator.chunks,
+            chunks=chunks,
             seconds=time.perf_counter() - started,
             parameters=_summarise(params),
             cross_chunk_duplicates=keys.duplicates,
@@ -570,7 +576,8 @@ class ValidationSession:
             return None
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", self.run_id)
         site_dir = (Path(docs_dir) / safe).resolve()
-        site_name = f"sodtrack_{safe}"
+        digest = hashlib.sha1(str(site_dir).encode(), usedforsecurity=False).hexdigest()[:8]
+        site_name = f"sodtrack_{safe}_{digest}"
         context = self.context
         if site_name not in context.list_data_docs_sites():
             context.add_data_docs_site(

@@ -38,6 +38,7 @@ from sodtrack.contract.limits import (
     PHONE_PATTERN,
 )
 from sodtrack.contract.models import BookingStatus
+from sodtrack.warehouse.schemas import DATASETS as WAREHOUSE_DATASETS
 
 Severity = Literal["critical", "warning"]
 CRITICAL: Final[Severity] = "critical"
@@ -83,94 +84,23 @@ def param(name: str) -> dict[str, str]:
 
 PARTITION_COLUMN: Final = "country"
 """The hive partition key every dataset carries when validated (the date keys are dropped)."""
-IGNORED_PARTITION_COLUMNS: Final = frozenset({"snapshot_date", "scheduled_month", "extraction_date"})
-"""Hive date keys that may come along with the data (read back from a partitioned layout): the
-runner drops them before validation; they are properties of the path, not of the rows."""
-
-_BOOKING_COLUMNS: Final = (
-    "id",
-    "external_reference",
-    "status",
-    "service_id",
-    "variant_id",
-    "zone_id",
-    "contractor_id",
-    "scheduled_start",
-    "scheduled_end",
-    "customer_first_name",
-    "customer_last_name",
-    "customer_email",
-    "customer_phone",
-    "customer_document_id",
-    "address_line1",
-    "address_line2",
-    "address_city",
-    "address_region",
-    "address_postal_code",
-    "address_country",
-    "notes",
-    "price",
-    "currency",
-    "project_id",
-    "stage_id",
-    "created_at",
-    "updated_at",
-    "cancelled_reason",
-    "extracted_at",
-)
 
 DATASET_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    "categories": (
-        "id",
-        "name",
-        "description",
-        "parent_id",
-        "active",
-        "updated_at",
-        "extracted_at",
-    ),
-    "services": (
-        "id",
-        "category_id",
-        "sku",
-        "name",
-        "description",
-        "duration_minutes",
-        "base_price",
-        "currency",
-        "requires_project",
-        "active",
-        "updated_at",
-        "extracted_at",
-    ),
-    "variants": (
-        "id",
-        "service_id",
-        "sku",
-        "name",
-        "price",
-        "currency",
-        "duration_minutes",
-        "active",
-        "updated_at",
-        "extracted_at",
-    ),
-    "coverage_zones": (
-        "id",
-        "name",
-        "region",
-        "contractor_count",
-        "postal_code_count",
-        "service_count",
-        "active",
-        "updated_at",
-        "extracted_at",
-    ),
-    "coverage_postal_codes": ("zone_id", "postal_code", "service_id", "zone_active", "extracted_at"),
-    "bookings": _BOOKING_COLUMNS,
-    "booking_changes": (*_BOOKING_COLUMNS, "run_id"),
+    name: tuple(f.name for f in spec.fields) for name, spec in WAREHOUSE_DATASETS.items()
 }
-"""The columns of each dataset as the Parquet writer produces them (without partition keys)."""
+"""The columns of each dataset as the Parquet writer stores them (``sodtrack.warehouse``'s
+explicit Arrow schemas, without partition keys): the suites follow the schemas, and
+``--check`` fails when a schema change was not carried into the suite files."""
+
+IGNORED_PARTITION_COLUMNS: Final = frozenset(
+    key
+    for spec in WAREHOUSE_DATASETS.values()
+    for key in spec.partition_keys
+    if key != PARTITION_COLUMN
+)
+"""Hive date keys (``snapshot_date``, ``scheduled_month``, ``extraction_date``) that come along
+when staged data is read back as a partitioned dataset: the runner drops them before
+validation; they are properties of the path, not of the rows."""
 
 DATASETS: Final = tuple(DATASET_COLUMNS)
 
@@ -181,7 +111,8 @@ KEY_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "coverage_zones": ("id",),
     "coverage_postal_codes": ("zone_id", "postal_code", "service_id"),
     "bookings": ("id",),
-    "booking_changes": ("run_id", "id"),
+    # every version received, exact repeats of (id, updated_at) within a run dropped
+    "booking_changes": ("run_id", "id", "updated_at"),
 }
 """Each dataset's primary key: checked unique by GX within a batch, and across chunks by the
 runner when the data arrives in several chunks."""
@@ -216,8 +147,8 @@ def _not_null(column: str, severity: Severity = CRITICAL, **extra: Any) -> _E:
     return _E("expect_column_values_to_not_be_null", {"column": column, **extra}, severity)
 
 
-def _unique(column: str) -> _E:
-    return _E("expect_column_values_to_be_unique", {"column": column})
+def _unique(column: str, severity: Severity = CRITICAL) -> _E:
+    return _E("expect_column_values_to_be_unique", {"column": column}, severity)
 
 
 def _compound_unique(columns: Sequence[str]) -> _E:
@@ -225,7 +156,9 @@ def _compound_unique(columns: Sequence[str]) -> _E:
 
 
 def _in_set(column: str, value_set: Any, severity: Severity = CRITICAL) -> _E:
-    return _E("expect_column_values_to_be_in_set", {"column": column, "value_set": value_set}, severity)
+    return _E(
+        "expect_column_values_to_be_in_set", {"column": column, "value_set": value_set}, severity
+    )
 
 
 def _regex(column: str, regex: Any, severity: Severity = CRITICAL) -> _E:
@@ -306,6 +239,8 @@ def _booking_checks(dataset: str) -> list[_E]:
         *_key(dataset),
         _not_null("external_reference"),
         _regex("external_reference", EXTERNAL_REFERENCE_PATTERN, WARNING),
+        # Unique per client and never reused; the changes log holds several versions of one.
+        *([_unique("external_reference", WARNING)] if dataset == "bookings" else []),
         _not_null("status"),
         _in_set("status", statuses),
         *_referenced("service_id", P_SERVICE_IDS),
@@ -422,9 +357,13 @@ def build_suite_dicts() -> dict[str, dict[str, Any]]:
     """Every dataset's suite as the JSON-ready dict written to ``schemas/expectations``."""
     suites: dict[str, dict[str, Any]] = {}
     for dataset, checks in _definitions().items():
+        expectations: list[dict[str, Any]] = []
+        for check in checks:  # shared helpers may repeat a check (e.g. a key column's not-null)
+            if (entry := check.to_dict()) not in expectations:
+                expectations.append(entry)
         suites[dataset] = {
             "name": dataset,
-            "expectations": [check.to_dict() for check in checks],
+            "expectations": expectations,
             "meta": {
                 "dataset": dataset,
                 "key": list(KEY_COLUMNS[dataset]),
