@@ -1,0 +1,65 @@
+"""Async client of the Sodtrack Integration API (a library: it never imports Prefect).
+
+Modules, one concern each:
+
+* ``client``: :class:`SodtrackClient`, one method per contract operation.
+* ``core``: the request engine and its single retry loop (plans and steps).
+* ``writes``: creates that are safe to repeat (409 and reconcile-by-reference plans).
+* ``walks`` / ``pagination``: page iterators and the pure paginators behind them.
+* ``auth``: credentials and the single-flight token manager.
+* ``retry``: the pure backoff policy. ``ratelimit``: the shared token bucket.
+* ``errors``: the exception tree. ``stats``: counters for the run report.
+"""
+
+from sodtrack.client.auth import Credentials
+from sodtrack.client.client import SodtrackClient
+from sodtrack.client.errors import (
+    AuthError,
+    ConflictError,
+    ContractViolation,
+    NeedsAPerson,
+    NotFoundError,
+    RejectedError,
+    RetryableError,
+    RetryExhausted,
+    SodtrackError,
+)
+from sodtrack.client.pagination import (
+    Completeness,
+    CompletenessWarning,
+    CursorPaginator,
+    LatestById,
+    PageNumberPaginator,
+)
+from sodtrack.client.ratelimit import RateLimiter, TokenBucket
+from sodtrack.client.results import PageResult, WriteResult
+from sodtrack.client.retry import RetryPolicy
+from sodtrack.client.stats import ClientStats
+from sodtrack.client.walks import CursorWalk, PageNumberWalk
+
+__all__ = [
+    "AuthError",
+    "ClientStats",
+    "Completeness",
+    "CompletenessWarning",
+    "ConflictError",
+    "ContractViolation",
+    "Credentials",
+    "CursorPaginator",
+    "CursorWalk",
+    "LatestById",
+    "NeedsAPerson",
+    "NotFoundError",
+    "PageNumberPaginator",
+    "PageNumberWalk",
+    "PageResult",
+    "RateLimiter",
+    "RejectedError",
+    "RetryExhausted",
+    "RetryPolicy",
+    "RetryableError",
+    "SodtrackClient",
+    "SodtrackError",
+    "TokenBucket",
+    "WriteResult",
+]

@@ -1,0 +1,220 @@
+"""The client's exceptions: a small typed tree, each with the loader's reaction.
+
+::
+
+    SodtrackError                      classification
+    ├── RetryableError                 retry      transient; a later run may succeed
+    │   └── RetryExhausted             retry      the retry loop gave up (reconcile if the
+    │                                             last try of a create may have committed)
+    ├── ConflictError                  reconcile  409: the thing exists, ``existing_id`` names it
+    ├── RejectedError                  reject     4xx: permanent for this input
+    │   ├── NeedsAPerson               reject     not wrong input but the world changed
+    │   │                                         (``slot_unavailable``): route to a person
+    │   └── NotFoundError              reject     404 ``not_found``
+    ├── AuthError                      reject     credentials refused, token refused twice,
+    │                                             or the token lacks a scope: fix the config
+    └── ContractViolation              reject     the server answered outside the contract
+                                                  (unparsable body, cursor loop)
+
+Classification comes from ``sodtrack.contract.errors`` (``RETRYABLE_STATUSES``,
+``CONFLICT_CODES``, ``AUTH_RETRY_CODES``, ``NEEDS_A_PERSON``); :func:`classify_error`
+is the one mapping from a status and error body to an exception.
+
+Nothing here holds an ``httpx.Request`` or ``httpx.Response`` (their headers carry the bearer
+token), and exceptions raised from transport failures are raised ``from None`` with only the
+failure's type name kept: an exception, its ``repr`` and its chain never contain a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from sodtrack.contract.errors import (
+    CONFLICT_CODES,
+    NEEDS_A_PERSON,
+    RETRYABLE_STATUSES,
+    ErrorCode,
+)
+from sodtrack.contract.models import ErrorBody, ErrorDetail
+
+Classification = Literal["retry", "reconcile", "reject"]
+
+
+class SodtrackError(Exception):
+    """Base of every error the client raises."""
+
+    default_classification: ClassVar[Classification] = "reject"
+
+    def __init__(self, message: str, *, operation: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.operation = operation
+
+    @property
+    def classification(self) -> Classification:
+        """What the loader does with the row: ``retry`` later, ``reconcile``, or ``reject``."""
+        return self.default_classification
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class RetryableError(SodtrackError):
+    """A transient failure (429, 5xx, timeout, dropped connection)."""
+
+    default_classification: ClassVar[Classification] = "retry"
+
+
+class RetryExhausted(RetryableError):
+    """The retry loop gave up: too many attempts or the wait budget ran out.
+
+    The message says what was tried: operation, attempts, the statuses and exception types
+    seen, and the seconds waited. ``may_have_committed`` is set when the last failure of a
+    write could have been committed and could not be reconciled (no ``external_reference``):
+    the loader must check before repeating it.
+    """
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        attempts: int,
+        seen: Sequence[str],
+        waited_s: float,
+        elapsed_s: float,
+        reason: str,
+        may_have_committed: bool = False,
+    ) -> None:
+        self.attempts = attempts
+        self.seen = tuple(seen)
+        self.waited_s = waited_s
+        self.elapsed_s = elapsed_s
+        self.reason = reason
+        self.may_have_committed = may_have_committed
+        message = (
+            f"{operation}: gave up after {attempts} attempt(s) ({reason}); "
+            f"seen {', '.join(self.seen) or 'nothing'}; "
+            f"waited {waited_s:.2f}s of {elapsed_s:.2f}s"
+        )
+        if may_have_committed:
+            message += "; the last attempt may have been committed"
+        super().__init__(message, operation=operation)
+
+    @property
+    def classification(self) -> Classification:
+        """``reconcile`` when the write may have happened, else ``retry``."""
+        return "reconcile" if self.may_have_committed else "retry"
+
+
+class _ApiError(SodtrackError):
+    """An error the API answered with its error envelope."""
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        code: str,
+        message: str,
+        details: Sequence[ErrorDetail] = (),
+        request_id: str | None = None,
+        existing_id: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.api_message = message
+        self.details = tuple(details)
+        self.request_id = request_id
+        self.existing_id = existing_id
+        text = f"{operation or 'request'}: {status} {code}: {message}"
+        if self.details:
+            text += " [" + ", ".join(f"{d.field}: {d.issue}" for d in self.details) + "]"
+        if existing_id:
+            text += f" (existing_id={existing_id})"
+        if request_id:
+            text += f" (request_id={request_id})"
+        super().__init__(text, operation=operation)
+
+
+class ConflictError(_ApiError):
+    """409: the thing already exists (``existing_id``) and the client could not resolve it."""
+
+    default_classification: ClassVar[Classification] = "reconcile"
+
+
+class RejectedError(_ApiError):
+    """A permanent rejection of this input (400, 403, 404, 405, 413, 422)."""
+
+    needs_a_person: ClassVar[bool] = False
+
+
+class NeedsAPerson(RejectedError):
+    """A rejection caused by the world, not the input (a slot got taken)."""
+
+    needs_a_person: ClassVar[bool] = True
+
+
+class NotFoundError(RejectedError):
+    """404 ``not_found``."""
+
+
+class AuthError(_ApiError):
+    """Credentials refused, a fresh token refused again, or a missing scope."""
+
+
+class ContractViolation(SodtrackError):
+    """The server answered something the contract does not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Transient:
+    """One transient failure, as the retry loop records it (internal)."""
+
+    label: str
+    """``"503"`` or an exception type name such as ``"RemoteProtocolError"``."""
+    retry_after: float | None = None
+    ambiguous: bool = False
+    """The request may have been processed (a 5xx, or a connection lost after sending)."""
+    fatal: bool = False
+    """A transport failure that no retry can cure (an unsupported URL scheme)."""
+
+
+_AUTH_CODES_403 = frozenset({ErrorCode.INSUFFICIENT_SCOPE})
+
+
+def classify_error(status: int, body: ErrorBody | None, *, operation: str | None) -> _ApiError:
+    """Map a non-retryable error response to its exception.
+
+    401 and ``insufficient_scope`` are :class:`AuthError` (the run's configuration is wrong);
+    ``country_mismatch`` is a :class:`RejectedError` (on a write it is the row's address that
+    names another country). 409s are :class:`ConflictError`, ``NEEDS_A_PERSON`` codes
+    :class:`NeedsAPerson`, 404 :class:`NotFoundError`, any other status a
+    :class:`RejectedError`. A body that is not the error envelope gets ``code="http_<status>"``.
+    """
+    code = body.code if body is not None else f"http_{status}"
+    cls: type[_ApiError]
+    if status == 401 or code in _AUTH_CODES_403:
+        cls = AuthError
+    elif status == 409 or code in CONFLICT_CODES:
+        cls = ConflictError
+    elif code in NEEDS_A_PERSON:
+        cls = NeedsAPerson
+    elif status == 404 or code == ErrorCode.NOT_FOUND:
+        cls = NotFoundError
+    else:
+        cls = RejectedError
+    return cls(
+        status=status,
+        code=code,
+        message=body.message if body is not None else "no error body",
+        details=body.details if body is not None else (),
+        request_id=body.request_id if body is not None else None,
+        existing_id=body.existing_id if body is not None else None,
+        operation=operation,
+    )
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES
