@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, TypeVar
+from datetime import date, datetime
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -120,11 +122,58 @@ def require_json(content_type: str | None, raw: bytes) -> Any:
 
 
 def check_shape(model: type[M], raw: bytes) -> tuple[M | None, list[Detail]]:
-    """The body as the contract's request model (strict), or the list of field issues."""
+    """The body as the contract's request model, or the list of field issues.
+
+    JSON types are held strictly (``_type_issues``: no ``"3"`` for an int, no number for a
+    timestamp) before pydantic validates values in its lax JSON mode (strict mode would also
+    refuse the contract's own before-validators' outputs)."""
     try:
-        return model.model_validate_json(raw, strict=True), []
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        document = None
+    typed = _type_issues(model, document, ()) if isinstance(document, dict) else []
+    try:
+        parsed = model.model_validate_json(raw)
     except ValidationError as exc:
-        return None, details_of(exc)
+        flagged = {f for f, _ in typed}
+        return None, typed + [d for d in details_of(exc) if d[0] not in flagged]
+    return (None, typed) if typed else (parsed, [])
+
+
+def _kinds(annotation: Any) -> set[Any]:
+    args = get_args(annotation)
+    if get_origin(annotation) in (Union, UnionType):
+        return {k for a in args for k in _kinds(a)}
+    if get_origin(annotation) is Annotated:
+        return _kinds(args[0])
+    return {annotation}
+
+
+def _type_issues(
+    model: type[BaseModel], document: dict[str, Any], at: tuple[str, ...]
+) -> list[Detail]:
+    """JSON-type mismatches pydantic's lax mode would coerce away."""
+    details: list[Detail] = []
+    for name, info in model.model_fields.items():
+        if name not in document or document[name] is None:
+            continue
+        value = document[name]
+        kinds = _kinds(info.annotation)
+        where = field_name((*at, name))
+        if int in kinds and bool not in kinds:
+            if isinstance(value, bool) or not isinstance(value, int):
+                details.append((where, Issue.INVALID_TYPE))
+        elif bool in kinds:
+            if not isinstance(value, bool):
+                details.append((where, Issue.INVALID_TYPE))
+        elif kinds & {datetime, date}:
+            if not isinstance(value, str):
+                details.append((where, Issue.INVALID_TYPE))
+        else:
+            nested = [k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)]
+            if nested and isinstance(value, dict):
+                details += _type_issues(nested[0], value, (*at, name))
+    return details
 
 
 def parse_body(model: type[M], raw: bytes) -> M:
