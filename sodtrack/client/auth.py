@@ -7,9 +7,10 @@
   its own monotonic clock, not the ``exp`` claim (which would need synchronised wall clocks).
 * :class:`TokenManager` hands out the current token and fetches a new one when there is none
   or when it is within ``margin`` of expiring, where ``margin = min(token_margin_s,
-  expires_in / 4)``: the default 60 s for 15-minute tokens, a quarter of the life for the
-  2-second tokens of the tests. Expiry is counted from the moment the token request was
-  *sent*, which errs on the early side.
+  life / 4)``: the default 60 s for 15-minute tokens, a quarter of the life for the
+  2-second tokens of the tests. ``life`` is ``expires_in`` less one second, because the
+  ``exp`` claim is in whole seconds (a token issued at 10.9 s with ``expires_in=2`` dies at
+  12 s), and it is counted from the moment the token request was *sent*: both err early.
 * **Single flight**: N concurrent callers that find the token stale share one fetch (an
   ``asyncio`` task they all await, shielded so a cancelled caller does not cancel it for the
   others). A failed fetch fails every waiter with the same exception; each caller's retry
@@ -57,7 +58,9 @@ class BearerToken:
         self._value = value
         self.issued_at = issued_at
         self.expires_in = expires_in
-        self.refresh_at = issued_at + expires_in - min(margin_s, expires_in / 4)
+        # ``exp`` is in whole seconds: the token may die up to 1 s before issued + expires_in.
+        life = expires_in - 1.0 if expires_in >= 2.0 else expires_in / 2
+        self.refresh_at = issued_at + life - min(margin_s, life / 4)
         self.generation = generation
 
     def authorization(self) -> str:
