@@ -62,7 +62,19 @@ _RANGE_ERRORS = {
 }
 
 
+_MEMBER_TAGS = frozenset(
+    {"str", "int", "float", "bool", "datetime", "date", "decimal", "list", "dict"}
+)
+
+
+def _is_member_tag(part: str) -> bool:
+    """pydantic names the member of a union (or a validator wrapper) inside ``loc``:
+    ``str-enum[TaskStatus]``, ``function-before[...]``, ``none``... not a field."""
+    return "[" in part or part in _MEMBER_TAGS or part == "none"
+
+
 def field_name(loc: tuple[int | str, ...]) -> str:
+    loc = tuple(p for p in loc if isinstance(p, int) or not _is_member_tag(p))
     if not loc:
         return "body"
     text = ""
@@ -100,6 +112,8 @@ def details_of(exc: ValidationError) -> list[Detail]:
     seen: set[Detail] = set()
     result: list[Detail] = []
     for error in exc.errors():
+        if "none" in error["loc"]:
+            continue  # the ``None`` member of an optional field's union: noise
         detail = (field_name(tuple(error["loc"])), str(issue_of(error)))
         if detail not in seen:
             seen.add(detail)
