@@ -1,0 +1,30 @@
+"""The nightly extraction: Sodtrack → staged Parquet → Great Expectations → published datasets.
+
+A library (no Prefect): the flows in ``flows/`` sequence these steps as tasks, and the CLI
+runs the same steps directly. One run, for one country::
+
+    stage_catalog / stage_coverage / stage_bookings   (API → staging, counts per dataset)
+        └─► gate_family  (validate every staged dataset of a family with its GX suite)
+              ├─ all pass (warnings allowed) → publish each dataset atomically
+              └─ a critical failure          → quarantine the family, keep the last good data
+    advance the bookings watermark            (only after bookings were published)
+
+Datasets come in families that publish together, so an analyst never sees services of one
+run beside variants of another: ``catalog`` (categories, services, variants), ``coverage``
+(coverage_zones, coverage_postal_codes), ``bookings`` (bookings, booking_changes).
+"""
+
+from sodtrack.extract.families import FAMILIES, Family, families_for
+from sodtrack.extract.report import DatasetRun, FamilyRun, RunReport
+from sodtrack.extract.runner import ExtractionOptions, run_extraction
+
+__all__ = [
+    "FAMILIES",
+    "DatasetRun",
+    "ExtractionOptions",
+    "Family",
+    "FamilyRun",
+    "RunReport",
+    "families_for",
+    "run_extraction",
+]

@@ -1,0 +1,179 @@
+"""The publishing gate: a family is validated whole, then published whole or quarantined whole.
+
+* Every staged dataset of the family runs through its Great Expectations suite (chunked by
+  partition, so memory is bounded by the largest partition).
+* A page-numbered walk whose records received differ from the server's ``total_items`` is a
+  critical failure too: completeness is checked, never assumed.
+* No critical failure → each dataset is published atomically (warnings are published and
+  reported). Any critical failure → every dataset of the family goes to quarantine with the
+  validation report, and the current versions stay what they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from sodtrack.extract.report import DatasetRun, FamilyRun
+from sodtrack.validation import RowCountPolicy, ValidationOutcome, ValidationSession
+from sodtrack.warehouse import Warehouse
+
+NO_ROW_BOUNDS = RowCountPolicy(
+    max_drop=None, max_growth=None, warn_drop=None, warn_growth=None, min_without_previous=None
+)
+"""An incremental bookings run stages only the months it touched: their row count says
+nothing about the dataset's size. (The merge cannot lose a booking: it removes an id only
+where it writes its newest version; a full refresh is checked against the previous total.)"""
+
+
+def _partition_values(key: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in key.split("/") if "=" in part)
+
+
+CHUNK_ROWS = 250_000
+"""Rows validated per Great Expectations run. Each run has a fixed cost (~1-3 s for the
+bookings suite), so partitions are coalesced up to this size; memory stays bounded by it."""
+
+
+def staged_chunks(
+    warehouse: Warehouse, dataset: str, run_id: str, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[pa.Table]:
+    """The staged rows, partitions coalesced into chunks of at most ``chunk_rows`` rows
+    (a larger partition is its own chunk), with the partition columns."""
+    info = warehouse.stage_info(dataset, run_id)
+    pending: list[pa.Table] = []
+    rows = 0
+    for key in sorted({f.partition for f in info.files}):
+        table = warehouse.staged_table(dataset, run_id, _partition_values(key))
+        if pending and rows + table.num_rows > chunk_rows:
+            yield pa.concat_tables(pending)
+            pending, rows = [], 0
+        pending.append(table)
+        rows += table.num_rows
+    if pending:
+        yield pa.concat_tables(pending)
+
+
+def previous_rows(warehouse: Warehouse, dataset: str, country: str) -> int | None:
+    """Rows of the country in the published version: the latest snapshot's for snapshot
+    datasets, all partitions' for merged and log datasets. ``None`` before a first publish."""
+    manifest = warehouse.read_manifest(dataset)
+    if manifest is None:
+        return None
+    mine = {
+        key: rows
+        for key, rows in manifest.rows_per_partition.items()
+        if _partition_values(key).get("country") == country
+    }
+    if not mine:
+        return None
+    if any("snapshot_date" in _partition_values(k) for k in mine):
+        latest = max(mine, key=lambda k: _partition_values(k)["snapshot_date"])
+        return mine[latest]
+    return sum(mine.values())
+
+
+def validate_family(
+    family: FamilyRun,
+    warehouse: Warehouse,
+    session: ValidationSession,
+    run_id: str,
+    *,
+    references: Mapping[str, Any],
+    full_refresh: bool,
+) -> dict[str, ValidationOutcome]:
+    """Run each staged dataset's suite; record outcomes, critical failures and warnings."""
+    outcomes: dict[str, ValidationOutcome] = {}
+    for run in family.datasets:
+        policy = None
+        previous = previous_rows(warehouse, run.dataset, family.country)
+        if run.dataset == "bookings" and not full_refresh:
+            policy, previous = NO_ROW_BOUNDS, None
+        outcome = session.validate(
+            run.dataset,
+            staged_chunks(warehouse, run.dataset, run_id),
+            country=family.country,
+            parameters=references,
+            previous_row_count=previous,
+            row_count_policy=policy,
+        )
+        outcomes[run.dataset] = outcome
+        run.validation = outcome.to_dict()
+        for failure in outcome.critical_failures:
+            family.critical_failures.append(f"{run.dataset}: {failure.label}")
+        for warning in outcome.warnings:
+            family.warnings.append(f"{family.country}/{run.dataset}: {warning.label}")
+        if not run.complete:
+            family.critical_failures.append(
+                f"{run.dataset}: incomplete walk — received {run.received} records, "
+                f"the API announced {run.expected}"
+            )
+    return outcomes
+
+
+def publish_or_quarantine(
+    family: FamilyRun,
+    warehouse: Warehouse,
+    run_id: str,
+    outcomes: Mapping[str, ValidationOutcome],
+    *,
+    extra_stats: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Publish the whole family, or quarantine the whole family with its report."""
+    if family.critical_failures:
+        report = {
+            "run_id": run_id,
+            "country": family.country,
+            "family": family.family,
+            "critical_failures": family.critical_failures,
+            "warnings": family.warnings,
+            "validation": {name: o.to_dict() for name, o in outcomes.items()},
+            "datasets": [_counts(d) for d in family.datasets],
+        }
+        for run in family.datasets:
+            run.quarantine_path = warehouse.quarantine(run.dataset, run_id, report)
+            run.status = "quarantined"
+        family.status = "quarantined"
+        return
+    for run in family.datasets:
+        outcome = outcomes.get(run.dataset)
+        manifest = warehouse.publish(
+            run.dataset,
+            run_id,
+            validation=_validation_summary(outcome),
+            stats={**_counts(run), **dict((extra_stats or {}).get(run.dataset, {}))},
+        )
+        run.version = manifest.version_id
+        run.status = "published"
+        if run.rows_total is None:
+            run.rows_total = sum(
+                rows
+                for key, rows in manifest.rows_per_partition.items()
+                if _partition_values(key).get("country") == family.country
+            )
+    family.status = "published"
+
+
+def _validation_summary(outcome: ValidationOutcome | None) -> dict[str, Any] | None:
+    if outcome is None:
+        return None
+    return {
+        "success": outcome.success,
+        "critical_failures": [f.label for f in outcome.critical_failures],
+        "warnings": [w.label for w in outcome.warnings],
+        "row_count": outcome.row_count,
+    }
+
+
+def _counts(run: DatasetRun) -> dict[str, Any]:
+    return {
+        "dataset": run.dataset,
+        "pages": run.pages,
+        "expected": run.expected,
+        "received": run.received,
+        "deduplicated": run.deduplicated,
+        "written": run.written,
+        "completeness": run.completeness,
+    }

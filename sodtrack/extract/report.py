@@ -1,0 +1,167 @@
+"""The run report: one JSON document per run that says what happened and whether to trust it.
+
+It reconciles what is otherwise spread over logs: requests, retries, 429s and wait time,
+pages, records per dataset (expected, received, de-duplicated, written), watermarks before
+and after, validation results, where the data was published or quarantined, and duration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(slots=True)
+class DatasetRun:
+    """One dataset of one country in one run."""
+
+    dataset: str
+    country: str
+    pages: int = 0
+    received: int = 0
+    """Records the API sent (repeats included)."""
+    expected: int | None = None
+    """What the API said there was (``total_items`` of page-numbered walks), if it says."""
+    deduplicated: int = 0
+    """Records received that did not become a row (repeats, superseded versions)."""
+    written: int = 0
+    """Rows staged by this run."""
+    rows_total: int | None = None
+    """Rows of the dataset (for this country) once published."""
+    completeness: str = "unchecked"
+    """``complete`` when received == expected, ``incomplete`` (a critical failure) else."""
+    status: str = "staged"
+    """staged → published | quarantined | failed."""
+    version: str | None = None
+    validation: dict[str, Any] | None = None
+    quarantine_path: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.completeness != "incomplete"
+
+
+@dataclass(slots=True)
+class FamilyRun:
+    family: str
+    country: str
+    datasets: list[DatasetRun] = field(default_factory=list)
+    status: str = "pending"
+    """published | quarantined | failed | pending."""
+    error: str | None = None
+    watermark_before: str | None = None
+    watermark_after: str | None = None
+    critical_failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunReport:
+    run_id: str
+    started_at: str
+    countries: list[str]
+    full_refresh: bool
+    warehouse: str
+    families: list[FamilyRun] = field(default_factory=list)
+    finished_at: str | None = None
+    duration_s: float | None = None
+    client: dict[str, Any] = field(default_factory=dict)
+    docs_path: str | None = None
+    report_path: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return bool(self.families) and all(f.status == "published" for f in self.families)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for f in self.families for w in f.warnings]
+
+    def datasets(self) -> list[DatasetRun]:
+        return [d for f in self.families for d in f.datasets]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["success"] = self.success
+        return data
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.run_id}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False, default=str))
+        tmp.replace(path)
+        self.report_path = str(path)
+        return path
+
+    def summary_markdown(self) -> str:
+        """What an analyst reads first: trust it or not, what changed, where it is."""
+        verdict = "✅ all datasets published" if self.success else "❌ not everything published"
+        lines = [
+            f"# Nightly extraction `{self.run_id}`",
+            "",
+            f"**{verdict}** — countries: {', '.join(self.countries)}; "
+            f"full refresh: {'yes' if self.full_refresh else 'no'}; "
+            f"duration: {self.duration_s or 0:.1f} s",
+            "",
+            "| country | family | status | watermark before → after | critical | warnings |",
+            "|---|---|---|---|---|---|",
+        ]
+        for f in self.families:
+            wm = (
+                f"{f.watermark_before or '—'} → {f.watermark_after or '—'}"
+                if f.family == "bookings"
+                else ""
+            )
+            lines.append(
+                f"| {f.country} | {f.family} | {f.status} | {wm} | "
+                f"{len(f.critical_failures)} | {len(f.warnings)} |"
+            )
+        problems = [(f, c) for f in self.families for c in f.critical_failures]
+        if problems:
+            lines += ["", "## Critical failures (data quarantined, previous version kept)", ""]
+            lines += [f"- {f.country}/{f.family}: {c}" for f, c in problems]
+        if self.warnings:
+            lines += ["", "## Warnings (published)", ""]
+            lines += [f"- {w}" for w in self.warnings]
+        errors = [f for f in self.families if f.error]
+        if errors:
+            lines += ["", "## Errors", ""]
+            lines += [f"- {f.country}/{f.family}: {f.error}" for f in errors]
+        c = self.client
+        lines += [
+            "",
+            f"Requests: {c.get('requests', 0)}, retries: {c.get('retries', 0)}, "
+            f"429s: {c.get('rate_limited', 0)}, retry wait: {c.get('retry_wait_s', 0):.1f} s, "
+            f"limiter wait: {c.get('limiter_wait_s', 0):.1f} s.",
+        ]
+        if self.docs_path:
+            lines.append(f"Data Docs: `{self.docs_path}`")
+        if self.report_path:
+            lines.append(f"Run report: `{self.report_path}`")
+        return "\n".join(lines)
+
+    def counts_table(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "country": d.country,
+                "dataset": d.dataset,
+                "status": d.status,
+                "expected": d.expected,
+                "received": d.received,
+                "deduplicated": d.deduplicated,
+                "written": d.written,
+                "rows_total": d.rows_total,
+                "completeness": d.completeness,
+                "version": d.version,
+            }
+            for d in self.datasets()
+        ]
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,256 @@
+"""One nightly extraction run over one or more countries, without any orchestrator.
+
+The Prefect flows call the same steps one task at a time (``flows/nightly.py``); the CLI and
+the tests call :func:`run_extraction`. Countries run one after another here; the Prefect
+flow runs them concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+
+from sodtrack.client import SodtrackClient
+from sodtrack.contract.countries import get_country
+from sodtrack.extract import gate
+from sodtrack.extract.families import FAMILIES, Family, families_for
+from sodtrack.extract.report import DatasetRun, FamilyRun, RunReport, iso
+from sodtrack.extract.staging import Progress, stage_bookings, stage_catalog, stage_coverage
+from sodtrack.state import StateStore, updated_since
+from sodtrack.validation import ValidationSession, reference_parameters
+from sodtrack.validation.suites import P_CATEGORY_IDS, P_SERVICE_IDS, P_VARIANT_IDS, P_ZONE_IDS
+from sodtrack.warehouse import Warehouse
+
+log = logging.getLogger("sodtrack.extract")
+
+DEFAULT_LOOKBACK = timedelta(minutes=10)
+"""Overlap re-read behind the watermark: records committed late with an ``updated_at`` just
+before the previous run's newest one are still picked up (the merge drops the repeats)."""
+
+ClientFactory = Callable[[str], AbstractAsyncContextManager[SodtrackClient]]
+"""``factory(country)`` → an ``async with`` client for that country's API."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractionOptions:
+    countries: tuple[str, ...]
+    datasets: tuple[str, ...] = ()
+    """Datasets or families to run (a dataset runs its whole family); empty = all."""
+    full_refresh: bool = False
+    lookback: timedelta = DEFAULT_LOOKBACK
+    docs_dir: Path | None = Path("data/docs")
+    reports_dir: Path | None = Path("data/reports")
+    run_id: str | None = None
+    lock_timeout_s: float = 3600.0
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    return f"nightly-{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class CountryExtraction:
+    """The state of one country's run: what it staged, and the references for validation."""
+
+    country: str
+    run_id: str
+    """The warehouse run id (``<run>-<country>``): each country stages apart."""
+    extracted_at: datetime
+    references: dict[str, Any] = field(default_factory=dict)
+
+    def add_references(self, warehouse: Warehouse, datasets: Mapping[str, str]) -> None:
+        """Reference ids from this run's staging (``datasets``: dataset → reference name)."""
+        for dataset, name in datasets.items():
+            table = warehouse.staged_table(dataset, self.run_id, {"country": self.country})
+            self.references.update(reference_parameters(**{name: table}))
+
+    def fill_published_references(self, warehouse: Warehouse) -> None:
+        """Missing references from the published versions (an incremental bookings run
+        checks its bookings against the catalog and coverage analysts can see)."""
+        for dataset, (name, parameter) in _REFERENCES.items():
+            if parameter in self.references or warehouse.current_version(dataset) is None:
+                continue
+            table = warehouse.read_current(dataset).to_table(
+                columns=["id", "country", "snapshot_date"]
+            )
+            mine = table.filter(pc.equal(table["country"], self.country))
+            if mine.num_rows == 0:
+                continue
+            latest = pc.max(mine["snapshot_date"]).as_py()
+            mine = mine.filter(pc.equal(mine["snapshot_date"], latest))
+            self.references.update(reference_parameters(**{name: mine}))
+
+
+_REFERENCES: dict[str, tuple[str, str]] = {
+    # dataset: (reference_parameters keyword, the suite parameter it fills)
+    "categories": ("categories", P_CATEGORY_IDS),
+    "services": ("services", P_SERVICE_IDS),
+    "variants": ("variants", P_VARIANT_IDS),
+    "coverage_zones": ("zones", P_ZONE_IDS),
+}
+
+
+async def extract_family(
+    family: Family,
+    client: SodtrackClient,
+    warehouse: Warehouse,
+    store: StateStore,
+    session: ValidationSession,
+    cx: CountryExtraction,
+    *,
+    full_refresh: bool,
+    lookback: timedelta,
+    progress: Progress,
+) -> FamilyRun:
+    """Stage, validate, then publish or quarantine one family of one country."""
+    fam = FamilyRun(family.value, cx.country)
+    started = time.monotonic()
+    try:
+        extra: dict[str, dict[str, Any]] = {}
+        if family is Family.CATALOG:
+            fam.datasets = await stage_catalog(
+                client, warehouse, cx.country, cx.run_id, cx.extracted_at, progress
+            )
+            cx.add_references(
+                warehouse,
+                {"categories": "categories", "services": "services", "variants": "variants"},
+            )
+        elif family is Family.COVERAGE:
+            fam.datasets = await stage_coverage(
+                client, warehouse, cx.country, cx.run_id, cx.extracted_at, progress
+            )
+            cx.add_references(warehouse, {"coverage_zones": "zones"})
+        else:
+            before = None if full_refresh else store.get_watermark(cx.country, "bookings")
+            fam.watermark_before = iso(before)
+            fam.datasets, merge = await stage_bookings(
+                client,
+                warehouse,
+                cx.country,
+                cx.run_id,
+                cx.extracted_at,
+                updated_since=updated_since(before, lookback),
+                watermark_before=before,
+                full_refresh=full_refresh,
+                progress=progress,
+            )
+            extra = {"bookings": merge.stats()}
+        cx.fill_published_references(warehouse)
+        outcomes = gate.validate_family(
+            fam,
+            warehouse,
+            session,
+            cx.run_id,
+            references=cx.references,
+            full_refresh=full_refresh,
+        )
+        gate.publish_or_quarantine(fam, warehouse, cx.run_id, outcomes, extra_stats=extra)
+        if family is Family.BOOKINGS and fam.status == "published":
+            after = merge.watermark_after
+            if after is not None:
+                # Advance only now: the data up to it is validated and published.
+                now_in_force = store.set_watermark(
+                    cx.country, "bookings", after, cx.run_id, allow_regress=full_refresh
+                )
+                fam.watermark_after = iso(now_in_force)
+            else:
+                fam.watermark_after = fam.watermark_before
+    except Exception as exc:  # one family's failure must not hide the others' outcome
+        log.exception("%s/%s failed", cx.country, family.value)
+        fam.status = "failed"
+        fam.error = f"{type(exc).__name__}: {exc}"
+        for dataset in FAMILIES[family]:
+            warehouse.discard(dataset, cx.run_id)
+        if not fam.datasets:
+            fam.datasets = [DatasetRun(d, cx.country, status="failed") for d in FAMILIES[family]]
+        for d in fam.datasets:
+            if d.status == "staged":
+                d.status = "failed"
+    log.info("%s/%s %s in %.1f s", cx.country, family.value, fam.status, time.monotonic() - started)
+    return fam
+
+
+async def run_extraction(
+    options: ExtractionOptions,
+    *,
+    warehouse: Warehouse,
+    store: StateStore,
+    client_factory: ClientFactory,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RunReport:
+    """Extract, validate and publish the asked families for each country; write the report."""
+    started_at = now()
+    clock0 = time.monotonic()
+    run_id = options.run_id or new_run_id(started_at)
+    countries = [get_country(c).code for c in options.countries]
+    families = families_for(options.datasets)
+    report = RunReport(
+        run_id=run_id,
+        started_at=started_at.isoformat(),
+        countries=countries,
+        full_refresh=options.full_refresh,
+        warehouse=str(warehouse.root),
+    )
+    session = ValidationSession(run_id, docs_dir=options.docs_dir)
+    client_stats: list[dict[str, Any]] = []
+    for country in countries:
+        cx = CountryExtraction(country, f"{run_id}-{country}", now())
+        with store.lock(f"nightly:{country}", timeout_s=options.lock_timeout_s):
+            async with client_factory(country) as client:
+                for family in families:
+                    report.families.append(
+                        await extract_family(
+                            family,
+                            client,
+                            warehouse,
+                            store,
+                            session,
+                            cx,
+                            full_refresh=options.full_refresh,
+                            lookback=options.lookback,
+                            progress=progress or (lambda dataset, n: None),
+                        )
+                    )
+                client_stats.append(client.stats.as_dict())
+    report.client = merge_client_stats(client_stats)
+    if options.docs_dir is not None and session.outcomes:
+        docs = session.build_docs()
+        report.docs_path = str(docs) if docs else None
+    report.finished_at = now().isoformat()
+    report.duration_s = round(time.monotonic() - clock0, 3)
+    if options.reports_dir is not None:
+        report.write(options.reports_dir)
+    return report
+
+
+def merge_client_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the per-country clients' counters into the report's ``client`` section."""
+    keys = (
+        "requests_total",
+        "retries_total",
+        "rate_limited_429",
+        "retry_wait_s",
+        "limiter_wait_s",
+        "superseded",
+        "duplicates_dropped",
+        "token_fetches",
+        "token_refreshes_on_401",
+    )
+    total: dict[str, Any] = {k: sum(s.get(k, 0) for s in stats) for k in keys}
+    total["requests"] = total.pop("requests_total")
+    total["retries"] = total.pop("retries_total")
+    total["rate_limited"] = total.pop("rate_limited_429")
+    total["pages"] = sum(sum(s.get("pages", {}).values()) for s in stats)
+    total["completeness_warnings"] = [w for s in stats for w in s.get("completeness_warnings", [])]
+    total["per_country"] = stats
+    return total
