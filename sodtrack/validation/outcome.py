@@ -110,11 +110,14 @@ class ValidationOutcome:
     """In suite order (GX returns them in another order; the runner maps them back by id)."""
     row_count: int
     chunks: int
+    """Chunks received (0 for an empty iterable)."""
+    batches: int
+    """GX runs: chunks re-cut to at most ``batch_rows`` rows each (1 for a small table)."""
     seconds: float
     parameters: dict[str, Any] = field(default_factory=dict)
     """The parameters used, id lists summarised as counts."""
     cross_chunk_duplicates: int = 0
-    """Rows whose key repeated a key of an earlier chunk (0 for a single table)."""
+    """Rows whose key repeated a key of an earlier batch (0 for a single batch)."""
     docs_path: Path | None = None
 
     @property
@@ -144,6 +147,7 @@ class ValidationOutcome:
             "warnings": len(self.warnings),
             "row_count": self.row_count,
             "chunks": self.chunks,
+            "batches": self.batches,
             "cross_chunk_duplicates": self.cross_chunk_duplicates,
             "seconds": round(self.seconds, 3),
         }

@@ -7,16 +7,22 @@ pandas datasource → dataframe asset → whole-dataframe batch definition → `
 → ``run(batch_parameters={"dataframe": df}, expectation_parameters=..., result_format="SUMMARY")``.
 
 Bounded memory: data may arrive as an iterable of ``pyarrow.Table`` chunks (e.g. one per
-partition). Each chunk is converted to pandas and validated on its own, and the per-expectation
-results are summed, so memory is bounded by the largest chunk. Two checks need the whole
-dataset and are computed here across chunks instead:
+partition, read one at a time from the staged files). Chunks are re-cut into batches of at
+most ``batch_rows`` rows (small partitions concatenated zero-copy, big ones sliced; default
+100,000), each batch is converted to pandas and validated on its own, and the per-expectation
+results are summed: memory is bounded by the largest chunk plus one batch, never the dataset.
+GX costs ~1 s of CPU per bookings-suite run whatever the size, hence batching rather than one
+run per (often small) month. Two checks need the whole dataset and are computed here across
+batches instead:
 
 * the row count (the ``expect_table_row_count_to_be_between`` results are re-evaluated on the
   total number of rows);
 * uniqueness of the dataset's key: the runner keeps one 64-bit hash per row's key
-  (``pandas.util.hash_pandas_object``; 8 bytes a row, e.g. 16 MB for 2 million bookings) and
-  counts rows of a chunk whose key appeared in an earlier chunk. Other unique checks (e.g.
-  ``sku``) are within-chunk only; catalog datasets are validated as one table anyway.
+  (``pandas.util.hash_pandas_object``; 8 bytes a row, e.g. 16 MB for 2 million bookings, not
+  the ids themselves) and counts rows of a batch whose key appeared in an earlier batch. A
+  64-bit collision (p ≈ n²/2⁶⁵, ~1e-7 for 2 million rows) would report a false duplicate.
+  Other unique checks (``sku``, bookings' ``external_reference``) are within-batch only;
+  catalog datasets fit in one batch anyway.
 
 Great Expectations is imported inside functions only: importing it costs 5-12 s.
 """
@@ -71,6 +77,9 @@ _UNIQUE: Final = "expect_column_values_to_be_unique"
 _COMPOUND_UNIQUE: Final = "expect_compound_columns_to_be_unique"
 _SUMMED: Final = ("element_count", "unexpected_count", "missing_count")
 _DATASOURCE: Final = "sodtrack"
+DEFAULT_BATCH_ROWS: Final = 100_000
+"""Rows per GX run: chunks are concatenated or sliced to this size (``None``: one run per
+chunk as received). Bounds the pandas copy (~30-60 MB for 100k bookings rows)."""
 _BATCH_DEFINITION: Final = "whole"
 
 
@@ -186,6 +195,69 @@ def _chunks(data: Any) -> Iterator[Any]:
     raise TypeError(f"expected a pyarrow Table or an iterable of Tables, got {type(data).__name__}")
 
 
+class _Counted:
+    """Counts the input chunks as they are consumed."""
+
+    def __init__(self, chunks: Iterator[Any]) -> None:
+        self.chunks = chunks
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for chunk in self.chunks:
+            self.count += 1
+            yield chunk
+
+
+def _batches(chunks: Iterable[Any], batch_rows: int | None) -> Iterator[Any]:
+    """Re-cut Arrow chunks into batches of at most ``batch_rows`` rows: small chunks are
+    concatenated (zero-copy) and big ones sliced, so GX's fixed cost per run (~1 s of CPU for
+    the bookings suite) is paid a few times, not once per partition, while the pandas copy of
+    a batch stays bounded. Chunks of different schemas are never merged (a missing column must
+    stay visible); pandas frames pass through as they are."""
+    if batch_rows is not None and batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    pending: list[pa.Table] = []
+    size = 0
+    produced = False
+    last_empty: pa.Table | None = None
+
+    def flush() -> Iterator[pa.Table]:
+        nonlocal pending, size, produced
+        if pending:
+            produced = True
+            yield pending[0] if len(pending) == 1 else pa.concat_tables(pending)
+        pending, size = [], 0
+
+    for chunk in chunks:
+        if isinstance(chunk, pa.RecordBatch):
+            chunk = pa.Table.from_batches([chunk])
+        if not isinstance(chunk, pa.Table):
+            yield from flush()
+            produced = True
+            yield chunk
+            continue
+        if chunk.num_rows == 0:
+            last_empty = chunk  # validated only if nothing else comes (column set, row count)
+            continue
+        if batch_rows is None:
+            produced = True
+            yield chunk
+            continue
+        if pending and not chunk.schema.equals(pending[0].schema):
+            yield from flush()
+        offset = 0
+        while offset < chunk.num_rows:
+            take = min(batch_rows - size, chunk.num_rows - offset)
+            pending.append(chunk.slice(offset, take))
+            size += take
+            offset += take
+            if size >= batch_rows:
+                yield from flush()
+    yield from flush()
+    if not produced and last_empty is not None:
+        yield last_empty
+
+
 def _to_pandas(chunk: Any) -> pd.DataFrame:
     """One chunk as pandas: dictionary-encoded (partition) columns decoded, hive date keys
     dropped, money as ``Decimal`` objects, timestamps tz-aware."""
@@ -279,10 +351,10 @@ class _Aggregator:
     def __init__(self, specs: Mapping[str, _Spec]) -> None:
         self.specs = specs
         self.acc: dict[str, _Acc] = {spec_id: _Acc() for spec_id in specs}
-        self.chunks = 0
+        self.batches = 0
 
     def add(self, suite_result: Any) -> None:
-        self.chunks += 1
+        self.batches += 1
         for result in suite_result.results:
             spec_id = str(result.expectation_config.id)
             if spec_id not in self.acc:
@@ -302,8 +374,8 @@ class _Aggregator:
             acc.exception = acc.exception or _exception_message(result)
 
     def finish(self, *, row_count: int, keys: _KeyTracker, parameters: Mapping[str, Any]) -> None:
-        """Whole-dataset checks when there were several chunks: row count and key uniqueness."""
-        if self.chunks <= 1:
+        """Whole-dataset checks when there were several batches: row count and key uniqueness."""
+        if self.batches <= 1:
             return
         key = keys.columns
         for spec_id, spec in self.specs.items():
@@ -488,6 +560,7 @@ class ValidationSession:
         parameters: Mapping[str, Any] | None = None,
         previous_row_count: int | None = None,
         row_count_policy: RowCountPolicy | None = None,
+        batch_rows: int | None = DEFAULT_BATCH_ROWS,
     ) -> ValidationOutcome:
         """Validate one dataset (a ``pyarrow.Table``, a pandas DataFrame, or an iterable of
         ``pyarrow.Table`` chunks) of ``country``; see ``validate_dataset``."""
@@ -520,14 +593,13 @@ class ValidationSession:
             keys.add(df)
             row_count += len(df)
 
-        chunks = 0
-        for chunk in _chunks(data):
-            run(_to_pandas(chunk))
-            chunks += 1
-        if chunks == 0:
+        counted = _Counted(_chunks(data))
+        for batch in _batches(counted, batch_rows):
+            run(_to_pandas(batch))
+        if aggregator.batches == 0:
             run(_empty_frame(dataset))
         aggregator.finish(row_count=row_count, keys=keys, parameters=params)
-        if aggregator.chunks > 1:
+        if aggregator.batches > 1:
             self._store_aggregate(dataset, last, aggregator, run_identifier)
 
         outcome = ValidationOutcome(
@@ -536,7 +608,8 @@ class ValidationSession:
             run_id=self.run_id,
             results=aggregator.outcomes(),
             row_count=row_count,
-            chunks=chunks,
+            chunks=counted.count,
+            batches=aggregator.batches,
             seconds=time.perf_counter() - started,
             parameters=_summarise(params),
             cross_chunk_duplicates=keys.duplicates,
@@ -547,8 +620,8 @@ class ValidationSession:
     def _store_aggregate(
         self, dataset: str, last: Any, aggregator: _Aggregator, run_identifier: Any
     ) -> None:
-        """Replace the last chunk's stored result (same key for every chunk: same suite, run
-        and batch) with the aggregate, so Data Docs shows one page per dataset."""
+        """Replace the last batch's stored result (same key for every batch: same suite, run
+        and GX batch id) with the aggregate, so Data Docs shows one page per dataset."""
         for result in last.results:
             acc = aggregator.acc[str(result.expectation_config.id)]
             result.success = acc.success
@@ -562,7 +635,7 @@ class ValidationSession:
             "unsuccessful_expectations": evaluated - successful,
             "success_percent": 100.0 * successful / evaluated if evaluated else None,
         }
-        last.meta["sodtrack_chunks"] = aggregator.chunks
+        last.meta["sodtrack_batches"] = aggregator.batches
         store = self.context.validation_results_store
         for key in store.list_keys():
             if key.expectation_suite_identifier.name == dataset and key.run_id == run_identifier:
@@ -610,12 +683,14 @@ def validate_dataset(
     run_id: str | None = None,
     session: ValidationSession | None = None,
     row_count_policy: RowCountPolicy | None = None,
+    batch_rows: int | None = DEFAULT_BATCH_ROWS,
 ) -> ValidationOutcome:
     """Validate one dataset of a run; ``outcome.success`` says whether it may be published.
 
     ``data``: a ``pyarrow.Table`` (or pandas DataFrame), or an iterable of ``pyarrow.Table``
-    chunks validated one at a time (memory bounded by the largest chunk). Columns must be the
-    dataset's plus ``country``; hive date keys (``snapshot_date``...) are dropped if present.
+    chunks, validated in batches of at most ``batch_rows`` rows (memory bounded by the largest
+    chunk plus one batch). Columns must be the dataset's plus ``country``; hive date keys
+    (``snapshot_date``...) are dropped if present.
     ``parameters``: the sibling datasets' ids (``reference_parameters(...)``); may override any
     computed parameter. ``previous_row_count``: the published snapshot's, for row-count bounds.
     ``docs_dir``: also build Data Docs to ``docs_dir/<run_id>/index.html``
@@ -630,6 +705,7 @@ def validate_dataset(
         parameters=parameters,
         previous_row_count=previous_row_count,
         row_count_policy=row_count_policy,
+        batch_rows=batch_rows,
     )
     if docs_dir is not None:
         outcome = replace(outcome, docs_path=session.build_docs(docs_dir))

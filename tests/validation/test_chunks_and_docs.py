@@ -68,8 +68,10 @@ def test_duplicate_id_across_two_chunks(
         country="cl",
         parameters=cl_params,
         previous_row_count=12,
+        batch_rows=None,  # one GX run per chunk, as received
     )
-    assert (outcome.chunks, outcome.row_count, outcome.cross_chunk_duplicates) == (2, 12, 1)
+    assert (outcome.chunks, outcome.batches, outcome.row_count) == (2, 2, 12)
+    assert outcome.cross_chunk_duplicates == 1
     assert not outcome.success
     (failure,) = outcome.critical_failures
     assert (failure.type, failure.column) == ("expect_column_values_to_be_unique", "id")
@@ -96,8 +98,10 @@ def test_chunked_compound_key_and_row_count_drop(
         country="cl",
         parameters=cl_params,
         previous_row_count=100,
+        batch_rows=4,  # batches: rows 0-3, then 4-5 + row 1 again
     )
-    assert (outcome.chunks, outcome.row_count, outcome.cross_chunk_duplicates) == (3, 7, 1)
+    assert (outcome.chunks, outcome.batches, outcome.row_count) == (3, 2, 7)
+    assert outcome.cross_chunk_duplicates == 1
     assert {(r.type, r.severity) for r in outcome.critical_failures} == {
         ("expect_compound_columns_to_be_unique", "critical"),
         ("expect_table_row_count_to_be_between", "critical"),
@@ -111,6 +115,7 @@ def test_empty_iterable_of_changes(
     assert outcome.success
     assert outcome.row_count == 0
     assert outcome.chunks == 0
+    assert outcome.batches == 1
 
 
 def test_data_docs_for_a_run(
