@@ -25,8 +25,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from sodtrack.loader.issues import IssueCode, UploadIssue
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
@@ -533,6 +531,8 @@ def load_mapping_file(path: Path) -> dict[str, str | None]:
     not loaded; it is then not reported as unknown. Canonical names are matched leniently
     (``Postal Code`` means ``postal_code``). Raises :class:`MappingFileError` for anything else.
     """
+    import yaml  # only mapping files need it; keeps the loader's import light
+
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as exc:

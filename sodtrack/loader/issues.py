@@ -69,6 +69,7 @@ class IssueCode(StrEnum):
     FORMULA_NOT_CALCULATED = "formula_not_calculated"
     FORMULA_ERROR = "formula_error"
     EXTRA_VALUES = "extra_values"
+    MERGED_ROWS = "merged_rows"
     # -- one row ------------------------------------------------------------------------------
     INCOMPLETE_PAYMENT = "incomplete_payment"
     PROJECT_REQUIRED = "project_required"

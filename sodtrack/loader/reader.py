@@ -87,6 +87,9 @@ class RawTable:
     """``(row_number, position in header)`` -> problem, for XLSX formula/error cells."""
     issues: list[UploadIssue] = field(default_factory=list)
     """Upload-level issues found while reading (appended to as ``rows`` is consumed)."""
+    merged_rows: set[int] = field(default_factory=set)
+    """CSV records that look like several lines fused by stray quotes (filled as ``rows`` is
+    consumed, before the record is yielded)."""
 
 
 def sniff_file_type(path: Path) -> FileType:
@@ -264,7 +267,8 @@ def read_csv(path: Path) -> RawTable:
         )
     delimiter = detect_delimiter(sample)
     stream = path.open("r", encoding=encoding, newline="")
-    records = _csv_records(stream, delimiter, issues)
+    merged: set[int] = set()
+    records = _csv_records(stream, delimiter, issues, merged)
     header_row = 0
     header: list[object] = []
     for row_number, cells in records:
@@ -292,30 +296,48 @@ def read_csv(path: Path) -> RawTable:
         first_column=0,
         rows=records,
         issues=issues,
+        merged_rows=merged,
     )
 
 
 def _csv_records(
-    stream: IO[str], delimiter: str, issues: list[UploadIssue]
+    stream: IO[str], delimiter: str, issues: list[UploadIssue], merged: set[int]
 ) -> Iterator[tuple[int, list[str]]]:
-    """Number the CSV's records from 1; a parse error becomes an upload-level issue."""
+    """Number the CSV's records from 1; a parse error becomes an upload-level issue.
+
+    ``strict`` parsing refuses a quote that is never closed instead of swallowing the rest of
+    the file into one value. Two stray quotes can still fuse several lines into one value;
+    a record spanning several lines whose value holds many delimiters is put in ``merged``.
+    """
+    number = 0
     try:
-        reader = csv.reader(stream, delimiter=delimiter)
-        number = 0
+        reader = csv.reader(stream, delimiter=delimiter, strict=True)
+        last_line = 0
         try:
             for number, cells in enumerate(reader, start=1):
+                if reader.line_num - last_line > 1 and _looks_merged(cells, delimiter):
+                    merged.add(number)
+                last_line = reader.line_num
                 yield number, cells
         except csv.Error as exc:
             issues.append(
                 UploadIssue(
                     IssueCode.FILE_UNREADABLE,
-                    f"The CSV cannot be read after row {number}: {exc}.",
-                    "Check that row for a stray quote character or a broken line, or export "
-                    "the file again.",
+                    f"Row {number + 1} of the CSV cannot be read ({exc}), so the rest of the "
+                    "file cannot be trusted.",
+                    'Check that row for a quote character (") that is opened but not closed, '
+                    "or a quote in the middle of a value; then export the file again.",
                 )
             )
     finally:
         stream.close()
+
+
+def _looks_merged(cells: list[str], delimiter: str) -> bool:
+    threshold = max(3, (len(cells) - 1) // 2)
+    return any(
+        ("\n" in cell or "\r" in cell) and cell.count(delimiter) >= threshold for cell in cells
+    )
 
 
 # -- XLSX --------------------------------------------------------------------------------------

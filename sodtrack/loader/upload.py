@@ -209,6 +209,18 @@ def _read_upload(
                 and not is_blank(cells[position])
             ):
                 unnamed_first_row[position] = row_number
+        if row_number in table.merged_rows:
+            row.issues.append(
+                RowIssue(
+                    row_number,
+                    None,
+                    IssueCode.MERGED_ROWS,
+                    "A value in this row spans several lines and holds many separators: stray "
+                    "quote characters have probably fused several rows into one.",
+                    'Check this row for a quote character (") that should not be there, or '
+                    "export the file again.",
+                )
+            )
         if len(cells) > width and any(not is_blank(c) for c in cells[width:]):
             row.issues.append(
                 RowIssue(

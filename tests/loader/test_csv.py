@@ -236,3 +236,38 @@ def test_values_are_kept_as_text_in_original(tmp_path: Path) -> None:
     assert row.original["postal_code"] == "0750000"
     assert row.postal_code == "0750000"
     assert row.scheduled_start == datetime.fromisoformat("2026-12-03T10:00-03:00")
+
+
+def test_an_unclosed_quote_stops_the_upload_instead_of_losing_rows(tmp_path: Path) -> None:
+    path = csv_of(tmp_path / "b.csv", [booking(1), booking(2), booking(3)])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("Av. Providencia", '"Av. Providencia', 1)
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    upload = read_upload(path, "cl")
+    (issue,) = upload.upload_issues
+    assert issue.code == IssueCode.FILE_UNREADABLE
+    assert "Row 3" in issue.message
+    assert upload.has_upload_errors
+    assert upload.valid_rows == []
+
+
+def test_rows_fused_by_stray_quotes_are_rejected(tmp_path: Path) -> None:
+    path = csv_of(tmp_path / "b.csv", [booking(1), booking(2), booking(3), booking(4)])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("Av. Providencia", '"Av. Providencia', 1)
+    lines[3] = lines[3].replace("Providencia,RM", 'Providencia",RM', 1)
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    upload = read_upload(path, "cl")
+    assert [r.row_number for r in upload.rows] == [2, 3, 4]
+    assert IssueCode.MERGED_ROWS in [i.code for i in upload.rows[1].errors]
+    assert upload.rows[0].is_valid
+    assert upload.rows[2].is_valid
+
+
+def test_a_nul_byte_is_reported_on_its_row(tmp_path: Path) -> None:
+    path = csv_of(tmp_path / "b.csv", [booking(1)])
+    path.write_bytes(path.read_bytes().replace(b"Rojas", b"Ro\x00jas"))
+    (row,) = read_upload(path, "cl").rows
+    assert [(i.code, i.field) for i in row.errors] == [
+        (IssueCode.INVALID_TEXT, "customer_last_name")
+    ]
