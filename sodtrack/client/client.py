@@ -296,8 +296,10 @@ class SodtrackClient:
         *,
         limit: int = CURSOR_LIMIT_MAX,
         dedupe: bool = True,
+        prefetch: bool = True,
     ) -> CursorWalk[m.Booking]:
-        """Bookings by ``(updated_at, id)``; ``dedupe=False`` leaves duplicates to the consumer."""
+        """Bookings by ``(updated_at, id)``; ``dedupe=False`` leaves duplicates to the consumer,
+        ``prefetch`` fetches one page ahead (see :class:`CursorWalk`)."""
         query = m.BookingListQuery(
             updated_since=updated_since,
             status=status,
@@ -305,7 +307,9 @@ class SodtrackClient:
             project_id=project_id,
         )
         paginator = CursorPaginator(limit, _query(query), operation="list_bookings")
-        return CursorWalk(self._engine, "list_bookings", m.Booking, paginator, dedupe=dedupe)
+        return CursorWalk(
+            self._engine, "list_bookings", m.Booking, paginator, dedupe=dedupe, prefetch=prefetch
+        )
 
     async def collect_bookings(
         self,
@@ -361,10 +365,13 @@ class SodtrackClient:
         *,
         limit: int = CURSOR_LIMIT_MAX,
         dedupe: bool = True,
+        prefetch: bool = True,
     ) -> CursorWalk[m.Project]:
         query = m.UpdatedSinceQuery(updated_since=updated_since)
         paginator = CursorPaginator(limit, _query(query), operation="list_projects")
-        return CursorWalk(self._engine, "list_projects", m.Project, paginator, dedupe=dedupe)
+        return CursorWalk(
+            self._engine, "list_projects", m.Project, paginator, dedupe=dedupe, prefetch=prefetch
+        )
 
     async def collect_projects(self, updated_since: datetime | None = None) -> list[m.Project]:
         return await self.list_projects(updated_since).collect()

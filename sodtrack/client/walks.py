@@ -12,6 +12,8 @@ appended to the client's stats and logged); a :class:`CursorWalk` exposes ``supe
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
@@ -104,7 +106,13 @@ class PageNumberWalk(Generic[M]):
 
 
 class CursorWalk(Generic[R]):
-    """A cursor list, page by page, optionally de-duplicated by id (newest ``updated_at``)."""
+    """A cursor list, page by page, optionally de-duplicated by id (newest ``updated_at``).
+
+    With ``prefetch`` (the default) the request for page N+1 is sent as soon as page N's
+    cursor is known, before page N is handed to the consumer: the consumer's work (writing
+    a batch) overlaps the next round trip. At most one page is fetched ahead; a walk left
+    early cancels it with :meth:`aclose` (``async with`` does that too).
+    """
 
     def __init__(
         self,
@@ -114,12 +122,15 @@ class CursorWalk(Generic[R]):
         paginator: CursorPaginator,
         *,
         dedupe: bool = True,
+        prefetch: bool = True,
     ) -> None:
         self.engine = engine
         self.op_id = op_id
         self.page_model: type[CursorPage[Any]] = CursorPage[model]  # type: ignore[valid-type]
         self.paginator = paginator
         self.dedupe: LatestById | None = LatestById() if dedupe else None
+        self.prefetch = prefetch
+        self._ahead: asyncio.Task[CursorPage[Any]] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -130,16 +141,42 @@ class CursorWalk(Generic[R]):
     def __aiter__(self) -> CursorWalk[R]:
         return self
 
-    async def __anext__(self) -> PageResult[R]:
-        params = self.paginator.next_params()
-        if params is None:
-            raise StopAsyncIteration
+    async def __aenter__(self) -> CursorWalk[R]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel a page fetched ahead that nobody will read."""
+        task, self._ahead = self._ahead, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _fetch(self, params: dict[str, Any]) -> CursorPage[Any]:
         step = Step.of(self.op_id, params=params)
-        page = await self.engine.run(
+        return await self.engine.run(
             SinglePlan(step, lambda r: parse_model(r, self.page_model, self.op_id))
         )
+
+    async def __anext__(self) -> PageResult[R]:
+        if self._ahead is not None:
+            task, self._ahead = self._ahead, None
+            page = await task
+        else:
+            params = self.paginator.next_params()
+            if params is None:
+                raise StopAsyncIteration
+            page = await self._fetch(params)
         data: list[R] = page.data
         self.paginator.update(len(data), page.next_cursor)
+        if self.prefetch:
+            params = self.paginator.next_params()
+            if params is not None:
+                self._ahead = asyncio.get_running_loop().create_task(self._fetch(params))
+                self._ahead.add_done_callback(_retrieve)
         stats = self.engine.stats
         stats.pages[self.op_id] += 1
         stats.records[self.op_id] += len(data)
@@ -170,10 +207,17 @@ class CursorWalk(Generic[R]):
     async def collect(self) -> list[R]:
         """One record per id, the newest (``updated_at``) of those the walk received."""
         latest: dict[str, R] = {}
-        async for page in self:
-            for item in page.items:
-                previous = latest.get(item.id)
-                if previous is None or item.updated_at > previous.updated_at:
-                    latest.pop(item.id, None)
-                    latest[item.id] = item
+        async with self:
+            async for page in self:
+                for item in page.items:
+                    previous = latest.get(item.id)
+                    if previous is None or item.updated_at > previous.updated_at:
+                        latest.pop(item.id, None)
+                        latest[item.id] = item
         return list(latest.values())
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a prefetch's exception as retrieved (the consumer re-raises it when it reads)."""
+    if not task.cancelled():
+        task.exception()

@@ -798,3 +798,50 @@ async def test_requests_go_under_the_api_prefix_of_the_base_url() -> None:
     async with client:
         await client.get_booking("bkg_1")
     assert str(api.requests[-1].url) == f"{BASE}{API_PREFIX}/bookings/bkg_1"
+
+
+def cursor_pages_api(n_pages: int, fail_at: int | None = None) -> FakeApi:
+    api = FakeApi()
+
+    @api.route("GET", "/bookings")
+    def bookings(request: httpx.Request) -> httpx.Response:
+        k = int(query(request).get("cursor", "0"))
+        if k == fail_at:
+            return error(404, "not_found", "gone")
+        nxt = str(k + 1) if k + 1 < n_pages else None
+        data = [booking_json(f"bkg_{k}", f"R{k}")]
+        return httpx.Response(200, json={"data": data, "next_cursor": nxt})
+
+    return api
+
+
+async def test_prefetch_fetches_one_page_ahead_and_aclose_cancels_it() -> None:
+    api = cursor_pages_api(5)
+    client, _ = make_client(api)
+    async with client:
+        async with client.list_bookings() as walk:
+            async for _ in walk:
+                break
+            await asyncio.sleep(0)
+        assert walk._ahead is None
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert pending == []
+        raw = client.list_bookings(prefetch=False)
+        await raw.__anext__()
+    assert client.stats.pages["list_bookings"] == 2
+    assert client.stats.requests[("list_bookings", "200")] <= 3
+
+
+async def test_an_error_on_a_prefetched_page_surfaces_when_it_is_read() -> None:
+    api = cursor_pages_api(5, fail_at=2)
+    client, _ = make_client(api)
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for page in client.list_bookings():
+            got.extend(b.id for b in page.items)
+
+    async with client:
+        with pytest.raises(NotFoundError):
+            await consume()
+    assert got == ["bkg_0", "bkg_1"]
