@@ -232,7 +232,7 @@ def _seed_state(config: SimConfig, anchor_us: int) -> State:
     _zones(ctx)
     _forms(ctx)
     ctx.cal.prepare(ctx.anchor_s - (HISTORY_DAYS + 2) * DAY, ctx.anchor_s + 400 * DAY)
-    factory = BookingFactory(ctx.state, rng, ctx.cal, max(500, config.bookings // 8))
+    factory = BookingFactory(ctx.state, rng, ctx.cal, max(500, config.bookings // 20))
     _history(ctx, factory)
     factory.rng = state.world_rng
     state.factory = factory
@@ -553,7 +553,8 @@ class BookingFactory:
         self,
         client: ClientState,
         *,
-        ext: str,
+        ext: str | None = None,
+        seq: int = 0,
         created_s: int,
         now_s: int,
         project: ProjectRec | None = None,
@@ -610,6 +611,10 @@ class BookingFactory:
         if created_us is None:
             created_us = created_s * US + (bits2 >> 40) % US
         updated_us = max(created_us, changed_s * US)
+        created_text = ts(created_us)
+        updated_text = created_text if updated_us == created_us else ts(updated_us)
+        if ext is None:  # the history's references: OPS-<year-month created>-<sequence>
+            ext = f"OPS-{created_text[:7]}-{seq:06d}"
         notes = self.notes[(bits2 >> 30) % len(self.notes)] if (bits2 >> 20) % 10 < 2 else "null"
         reason = (
             self.reasons[(bits2 >> 34) % len(self.reasons)]
@@ -624,8 +629,8 @@ class BookingFactory:
             f'"scheduled_start":"{self.slot_ts(start_s)}","scheduled_end":"{self.slot_ts(end_s)}",'
             f'"customer":{home.customer_json},"address":{home.address_json},"notes":{notes},'
             f'"price":"{self.money(price)}","currency":"{self.country.currency}",'
-            f'"project_id":{project_json},"stage_id":null,"created_at":"{ts(created_us)}",'
-            f'"updated_at":"{ts(updated_us)}","cancelled_reason":{reason}}}'
+            f'"project_id":{project_json},"stage_id":null,"created_at":"{created_text}",'
+            f'"updated_at":"{updated_text}","cancelled_reason":{reason}}}'
         ).encode()
         rec = BookingRec(
             bid,
@@ -659,10 +664,7 @@ def _history(ctx: _Ctx, factory: BookingFactory) -> None:
     span = HISTORY_DAYS * DAY
     for i in range(n):
         created_s = now_s - span + int((i + rng.random()) * span / n)
-        year_month = ts(created_s * US)[:7]
-        made = factory.booking(
-            client, ext=f"OPS-{year_month}-{i + 1:06d}", created_s=created_s, now_s=now_s
-        )
+        made = factory.booking(client, seq=i + 1, created_s=created_s, now_s=now_s)
         if made is None:
             continue
         rec, confirm_s, start_s, complete_s, cancel_s = made

@@ -26,6 +26,7 @@ from sodtrack.contract.errors import ErrorCode, Issue
 from sodtrack.contract.limits import (
     CURSOR_LIMIT_DEFAULT,
     CURSOR_LIMIT_MAX,
+    PAGE_NUMBER_MAX,
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
 )
@@ -264,7 +265,7 @@ def int_param(
 
 
 def page_params(params: dict[str, str]) -> tuple[tuple[int, int], list[Detail]]:
-    page, d1 = int_param(params, "page", 1, 1, 10**9)
+    page, d1 = int_param(params, "page", 1, 1, PAGE_NUMBER_MAX)
     size, d2 = int_param(params, "page_size", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX)
     return (page, size), d1 + d2
 
