@@ -12,6 +12,8 @@ API_PREFIX: Final = "/api/v1"
 
 # Pagination
 PAGE_SIZE_DEFAULT: Final = 100
+PAGE_NUMBER_MAX: Final = 1_000_000_000
+"""Largest ``page`` accepted (``page`` >= 1; beyond this a 422, like any out-of-range value)."""
 PAGE_SIZE_MAX: Final = 500
 CURSOR_LIMIT_DEFAULT: Final = 200
 CURSOR_LIMIT_MAX: Final = 1000

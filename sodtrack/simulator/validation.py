@@ -29,6 +29,10 @@ from sodtrack.contract.limits import (
     PAGE_NUMBER_MAX,
     PAGE_SIZE_DEFAULT,
     PAGE_SIZE_MAX,
+    PARAM_CURSOR,
+    PARAM_LIMIT,
+    PARAM_PAGE,
+    PARAM_PAGE_SIZE,
 )
 from sodtrack.contract.operations import Operation, Paging
 from sodtrack.simulator.errors import ApiError, Detail, validation_error
@@ -200,8 +204,8 @@ def parse_body(model: type[M], raw: bytes) -> M:
 
 # ---------------------------------------------------------------- queries
 
-PAGE_PARAMS = ("page", "page_size")
-CURSOR_PARAMS = ("limit", "cursor")
+PAGE_PARAMS = (PARAM_PAGE, PARAM_PAGE_SIZE)
+CURSOR_PARAMS = (PARAM_LIMIT, PARAM_CURSOR)
 
 
 def query_params(op: Operation, items: list[tuple[str, str]]) -> dict[str, str]:
@@ -271,7 +275,7 @@ def page_params(params: dict[str, str]) -> tuple[tuple[int, int], list[Detail]]:
 
 
 def limit_param(params: dict[str, str]) -> tuple[int, list[Detail]]:
-    return int_param(params, "limit", CURSOR_LIMIT_DEFAULT, 1, CURSOR_LIMIT_MAX)
+    return int_param(params, PARAM_LIMIT, CURSOR_LIMIT_DEFAULT, 1, CURSOR_LIMIT_MAX)
 
 
 # ---------------------------------------------------------------- cursors

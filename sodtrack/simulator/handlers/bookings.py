@@ -6,6 +6,7 @@ from typing import Any
 
 from sodtrack.contract import models as m
 from sodtrack.contract.errors import ErrorCode, Issue
+from sodtrack.contract.limits import PARAM_CURSOR
 from sodtrack.contract.models import BookingStatus, ProjectStatus
 from sodtrack.simulator import world
 from sodtrack.simulator.clock import US, parse_rfc3339, to_us
@@ -158,7 +159,7 @@ async def list_bookings(ctx: Ctx) -> Reply:
     filters = _booking_filters(q)
     # A cursor alone carries the filters: resolve them before choosing the index to walk.
     walk = filters
-    cursor = ctx.params.get("cursor")
+    cursor = ctx.params.get(PARAM_CURSOR)
     if cursor is not None and not filters:
         decoded = decode_cursor(cursor)
         walk = decoded[1] if decoded is not None else {}

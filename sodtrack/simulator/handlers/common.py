@@ -24,6 +24,7 @@ from sodtrack.contract.limits import (
     EMAIL_PATTERN,
     MAX_HORIZON_DAYS,
     MIN_LEAD_TIME_S,
+    PARAM_CURSOR,
     PHONE_PATTERN,
 )
 from sodtrack.contract.operations import Operation
@@ -140,15 +141,15 @@ def cursor_reply(
     if details:
         raise validation_error(details)
     position: tuple[int, str] | None = None
-    cursor = ctx.params.get("cursor")
+    cursor = ctx.params.get(PARAM_CURSOR)
     if cursor is not None:
         decoded = decode_cursor(cursor)
         if decoded is None:
-            raise validation_error([("cursor", Issue.INVALID_FORMAT)], "Unreadable cursor")
+            raise validation_error([(PARAM_CURSOR, Issue.INVALID_FORMAT)], "Unreadable cursor")
         position, carried = decoded
         if filters and filters != carried:
             raise validation_error(
-                [("cursor", Issue.INVALID_FORMAT)],
+                [(PARAM_CURSOR, Issue.INVALID_FORMAT)],
                 "The cursor belongs to a walk with other filters",
             )
         filters = carried

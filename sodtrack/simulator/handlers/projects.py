@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -11,13 +10,12 @@ from starlette.datastructures import UploadFile
 from sodtrack.contract import models as m
 from sodtrack.contract.errors import ErrorCode, Issue
 from sodtrack.contract.limits import (
+    DOCUMENT_FILE_FIELD,
     DOCUMENT_MAX_BYTES,
-    EXTERNAL_REFERENCE_PATTERN,
     STAGE_CHECKLIST,
 )
 from sodtrack.contract.models import (
     BookingStatus,
-    DocumentKind,
     ProjectStatus,
     StageStatus,
     TaskStatus,
@@ -44,15 +42,13 @@ from sodtrack.simulator.store import (
     StageRec,
     TaskRec,
 )
-from sodtrack.simulator.validation import check_shape
+from sodtrack.simulator.validation import check_query, check_shape
 
-_EXT_RE = re.compile(EXTERNAL_REFERENCE_PATTERN)
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"%PDF-", "application/pdf"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
 )
-_DOCUMENT_FIELDS = ("file", "stage_id", "kind", "external_reference")
 
 
 def _project(ctx: Ctx) -> tuple[ClientState, ProjectRec]:
@@ -352,27 +348,28 @@ async def upload_document(ctx: Ctx) -> Reply:
     details: list[Detail] = []
     values: dict[str, Any] = {}
     for key, value in form.multi_items():
-        if key not in _DOCUMENT_FIELDS:
-            details.append((key, Issue.UNKNOWN_FIELD))
-        elif key in values:
+        if key in values:
             details.append((key, Issue.INVALID_FORMAT))
         else:
             values[key] = value
-    upload = values.get("file")
+    upload = values.pop(DOCUMENT_FILE_FIELD, None)
     if upload is None:
-        details.append(("file", Issue.REQUIRED))
+        details.append((DOCUMENT_FILE_FIELD, Issue.REQUIRED))
     elif not isinstance(upload, UploadFile):
-        details.append(("file", Issue.INVALID_TYPE))
-    for key in ("stage_id", "kind", "external_reference"):
-        if key in values and not isinstance(values[key], str):
+        details.append((DOCUMENT_FILE_FIELD, Issue.INVALID_TYPE))
+    fields: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, str):
+            fields[key] = value
+        elif key in m.DocumentUpload.model_fields:
             details.append((key, Issue.INVALID_TYPE))
-    kind = values.get("kind", DocumentKind.OTHER)
-    if isinstance(kind, str) and kind not in set(DocumentKind):
-        details.append(("kind", Issue.INVALID_FORMAT))
-    ext = values.get("external_reference")
-    if isinstance(ext, str) and not _EXT_RE.match(ext):
-        details.append(("external_reference", Issue.INVALID_FORMAT))
-    if details or not isinstance(upload, UploadFile):
+        else:
+            details.append((key, Issue.UNKNOWN_FIELD))
+    meta, shape = check_query(m.DocumentUpload, fields)
+    details += shape
+    extra = sorted(set(fields) - set(m.DocumentUpload.model_fields))
+    details += [(key, Issue.UNKNOWN_FIELD) for key in extra]
+    if details or meta is None or not isinstance(upload, UploadFile):
         await form.close()
         raise validation_error(details)
     content = await upload.read(DOCUMENT_MAX_BYTES + 1)
@@ -382,16 +379,19 @@ async def upload_document(ctx: Ctx) -> Reply:
         raise ApiError(
             ErrorCode.PAYLOAD_TOO_LARGE,
             f"Documents are at most {DOCUMENT_MAX_BYTES} bytes",
-            [("file", Issue.OUT_OF_RANGE)],
+            [(DOCUMENT_FILE_FIELD, Issue.OUT_OF_RANGE)],
         )
     if not any(content.startswith(magic) for magic, _ in _MAGIC):
-        raise validation_error([("file", Issue.INVALID_FORMAT)], "Only PDF, PNG or JPEG")
-    if isinstance(ext, str):
+        raise validation_error(
+            [(DOCUMENT_FILE_FIELD, Issue.INVALID_FORMAT)], "Only PDF, PNG or JPEG"
+        )
+    ext = meta.external_reference
+    if ext is not None:
         existing = client.document_refs.get(ext)
         if existing is not None:
             raise duplicate("document", existing)
-    stage_id = values.get("stage_id")
-    if isinstance(stage_id, str):
+    stage_id = meta.stage_id
+    if stage_id is not None:
         stage = client.stages.get(stage_id)
         if stage is None or stage.project_id != project.id:
             raise validation_error([("stage_id", Issue.NOT_FOUND)], "Unknown stage")
@@ -402,7 +402,7 @@ async def upload_document(ctx: Ctx) -> Reply:
         "external_reference": ext,
         "project_id": project.id,
         "stage_id": stage_id,
-        "kind": str(kind),
+        "kind": str(meta.kind),
         "filename": filename,
         "size_bytes": len(content),
         "sha256": hashlib.sha256(content).hexdigest(),
