@@ -69,10 +69,14 @@ class Settings(BaseSettings):
         return self
 
     def base_url_for(self, country: str | None = None) -> str:
-        """The API root (without ``/api/v1``) for a country, honouring the override."""
-        if self.base_url:
-            return self.base_url.rstrip("/")
+        """The API root (without ``/api/v1``) for a country, honouring the override.
+
+        The override may hold a ``{country}`` placeholder (the embedded simulator serves
+        several countries as ``http://127.0.0.1:8765/{country}``).
+        """
         code = get_country(country or self.country).code
+        if self.base_url:
+            return self.base_url.rstrip("/").replace("{country}", code)
         return _BASE_URLS[self.env].format(country=code)
 
     @property

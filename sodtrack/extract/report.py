@@ -57,6 +57,10 @@ class FamilyRun:
     watermark_after: str | None = None
     critical_failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    docs_path: str | None = None
+    """Data Docs of this family's validations, when built per family (Prefect tasks)."""
+    client: dict[str, Any] = field(default_factory=dict)
+    """The client's counters, when the family ran with its own client (Prefect tasks)."""
 
 
 @dataclass(slots=True)
@@ -141,6 +145,9 @@ class RunReport:
         ]
         if self.docs_path:
             lines.append(f"Data Docs: `{self.docs_path}`")
+        for f in self.families:
+            if f.docs_path:
+                lines.append(f"Data Docs {f.country}/{f.family}: `{f.docs_path}`")
         if self.report_path:
             lines.append(f"Run report: `{self.report_path}`")
         return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""Tasks of the nightly extraction: one per (country, family), then the report."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+
+from sodtrack.extract.families import Family
+from sodtrack.extract.report import FamilyRun, RunReport
+from sodtrack.extract.runner import CountryExtraction, extract_family
+from sodtrack.settings import Settings
+from sodtrack.validation import ValidationSession
+from tasks.runtime import country_client, open_state, open_warehouse, quiet_libraries
+
+
+@task(name="extract-family", retries=0, task_run_name="{family}-{cx.country}")
+async def extract_family_task(
+    settings: Settings,
+    cx: CountryExtraction,
+    family: Family,
+    *,
+    full_refresh: bool,
+    lookback_minutes: float,
+    docs_dir: str | None,
+) -> FamilyRun:
+    """Stage one family of one country, validate it, publish it or quarantine it."""
+    quiet_libraries()
+    logger = get_run_logger()
+    warehouse, store = open_warehouse(settings), open_state(settings)
+    session = ValidationSession(f"{cx.run_id}-{family.value}", docs_dir=_path(docs_dir))
+    try:
+        async with country_client(settings, cx.country) as client:
+            result = await extract_family(
+                family,
+                client,
+                warehouse,
+                store,
+                session,
+                cx,
+                full_refresh=full_refresh,
+                lookback=timedelta(minutes=lookback_minutes),
+                progress=lambda dataset, n: None,
+            )
+            stats = client.stats.as_dict()
+        if session.outcomes and docs_dir:
+            docs = session.build_docs()
+            result.docs_path = str(docs) if docs else None
+    finally:
+        store.dispose()
+    result.client = stats
+    for d in result.datasets:
+        logger.info(
+            "%s/%s: %s — received %d, written %d, %s",
+            cx.country,
+            d.dataset,
+            d.status,
+            d.received,
+            d.written,
+            d.completeness,
+        )
+    for failure in result.critical_failures:
+        logger.error("%s/%s critical: %s", cx.country, family.value, failure)
+    for warning in result.warnings:
+        logger.warning("%s", warning)
+    if result.error:
+        logger.error("%s/%s failed: %s", cx.country, family.value, result.error)
+    return result
+
+
+@task(name="publish-run-report", retries=0)
+async def report_task(report: RunReport, reports_dir: str | None) -> dict[str, Any]:
+    """Write the run's JSON report and the artifacts an analyst reads in one look."""
+    from pathlib import Path
+
+    if reports_dir:
+        report.write(Path(reports_dir))
+    await acreate_markdown_artifact(
+        key="nightly-summary", markdown=report.summary_markdown(), description="Nightly extraction"
+    )
+    await acreate_table_artifact(
+        key="nightly-counts", table=report.counts_table(), description="Records per dataset"
+    )
+    return report.to_dict()
+
+
+def _path(value: str | None) -> Any:
+    from pathlib import Path
+
+    return Path(value) if value else None
