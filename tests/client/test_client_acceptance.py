@@ -207,3 +207,50 @@ def test_walk_over_loopback_with_two_second_tokens_in_real_time() -> None:
     assert len(ids) == len(set(ids))
     assert expected <= set(ids)
     assert client.stats.token_fetches >= 3
+
+
+@pytest.mark.slow
+def test_creates_under_faults_over_loopback_in_real_time() -> None:
+    """Real sockets: cut connections are real ``RemoteProtocolError``s, the 10/s limit is
+    enforced by a real clock. Fewer bookings than the in-process test, to stay quick."""
+    from sodtrack.simulator.testing import serve_in_thread
+
+    n = 60
+    twin = create_app(small_config())
+
+    async def plan() -> list[m.BookingCreate]:
+        planner, _ = in_process_client(twin)
+        async with planner:
+            slots = await bookable_slots(planner, n, SIM_TODAY + timedelta(days=2))
+        return [booking_body(s, f"NET-{i:03d}") for i, s in enumerate(slots[:n])]
+
+    bodies = asyncio.run(plan())
+    app = create_app(  # more drops than the in-process test: some real cuts in 60 writes
+        small_config(fault_rate=0.2, drop_after_commit_rate=0.3, rate_limit=10.0, burst=20)
+    )
+
+    async def create(base_url: str) -> SodtrackClient:
+        async with (
+            httpx.AsyncClient(timeout=10.0) as http,
+            SodtrackClient(
+                http,
+                base_url=base_url,
+                country="cl",
+                credentials=Credentials("sim-client", SecretStr("sim-secret")),
+                max_concurrency=8,
+            ) as client,
+        ):
+            results = await create_all(client, bodies, [])
+            assert len({r.id for r in results}) == n
+            return client
+
+    with serve_in_thread(app) as base_url:
+        client = asyncio.run(create(base_url))
+    exported = asyncio.run(export_bookings(app))
+    refs = Counter(str(b["external_reference"]) for b in exported)
+    assert all(refs[b.external_reference] == 1 for b in bodies)
+    assert sim_of(app).counters_snapshot()["writes"].get("booking") == n
+    stats = client.stats
+    assert not stats.gave_up
+    assert stats.rate_limited <= 3
+    assert stats.reconciliations["create_booking:found"] > 0
