@@ -259,3 +259,34 @@ async def test_tasks(http: httpx.AsyncClient, sim: Simulator, auth: dict[str, st
         headers=auth,
     )
     assert missing.status_code == 404
+
+
+async def test_projects_payments_documents_leads_are_per_client(
+    http: httpx.AsyncClient, sim: Simulator, auth: dict[str, str]
+) -> None:
+    from .helpers import token
+
+    other = await token(http, "other-client", "other-secret")
+    project_id, bookings = await _project_with_bookings(http, sim, auth, n=1)
+    for response in (
+        await http.get(url("get_project", project_id=project_id), headers=other),
+        await http.get(url("list_payments", project_id=project_id), headers=other),
+        await http.get(url("list_documents", project_id=project_id), headers=other),
+        await http.get(url("list_tasks", project_id=project_id), headers=other),
+    ):
+        assert response.status_code == 404
+    theirs = await http.post(url("create_project"), json=project_body("PWB-1"), headers=other)
+    assert theirs.status_code == 201  # references are unique per client
+    listed = await http.get(url("list_projects"), headers=other)
+    assert [p["id"] for p in listed.json()["data"]] == [theirs.json()["id"]]
+    place = bookable(sim, requires_project=True)
+    start = free_slot(sim, place, days_ahead=9)
+    foreign = booking_body(place, start, ref="X-1", project_id=project_id)
+    response = await http.post(url("create_booking"), json=foreign, headers=other)
+    assert issues(response) == {("project_id", "not_found")}
+    lead = {"fields": {"name": "Ana", "phone": "+56912345678"}, "external_reference": "L-9"}
+    mine = await http.post(url("submit_lead", form_id="frm_00002"), json=lead, headers=auth)
+    again = await http.post(url("submit_lead", form_id="frm_00002"), json=lead, headers=other)
+    assert mine.status_code == 201
+    assert again.status_code == 201
+    assert bookings

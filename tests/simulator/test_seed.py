@@ -69,3 +69,28 @@ def test_category_tree_depth() -> None:
 )
 def test_fast_timestamps_match_the_contract(us: int) -> None:
     assert ts(us) == format_timestamp(from_us(us))
+
+
+def test_scale_knobs_are_honoured() -> None:
+    config = small_config(bookings=1500, services=70, variants=150, zones=15, postal_codes=1200)
+    state = seed_state(config, to_us(datetime(2026, 6, 10, 16, tzinfo=UTC)))
+    shared = state.shared
+    assert len(shared.services) == 70
+    assert len(shared.variants) == 150
+    assert len(shared.zones) == 15
+    assert len({c for z in shared.zones for c in z.postal_codes}) == 1200
+    assert len(state.clients[config.client_id].bookings) == 1500
+    assert state.clients["other-client"].bookings == {}
+    assert any(s.requires_project for s in shared.services.values())
+    assert any(not s.active for s in shared.services.values())
+    client = state.clients[config.client_id]
+    assert client.projects
+    assert client.stages
+    assert client.payments
+    assert all(
+        len([t for t in client.tasks.values() if t.stage_id == s]) == 4 for s in client.stages
+    )
+    for project in client.projects.values():
+        live = [client.bookings[b] for b in project.booking_ids if client.bookings[b].active]
+        assert project.total_minor == sum(b.price for b in live)
+        assert project.paid_minor <= project.total_minor
