@@ -287,7 +287,12 @@ class StateStore:
     # ------------------------------------------------------------------ runs
 
     def start_run(
-        self, run_id: str, *, flow: str, country: str | None = None, started_at: datetime | None = None
+        self,
+        run_id: str,
+        *,
+        flow: str,
+        country: str | None = None,
+        started_at: datetime | None = None,
     ) -> None:
         """Record a run as ``running`` (a retry of the same run id restarts its record)."""
         values = {
@@ -359,7 +364,9 @@ class StateStore:
         ``ttl_s`` (row locks only) is how long a dead holder blocks others; a live holder's
         heartbeat renews it every ``ttl_s / 3``.
         """
-        held = NamedLock(name, owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+        held = NamedLock(
+            name, owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        )
         if self.dialect == "postgresql":
             with self._advisory_lock(held, timeout_s, poll_s):
                 yield held
@@ -415,7 +422,11 @@ class StateStore:
 
     def _try_row_lock(self, held: NamedLock, ttl_s: float) -> bool:
         now = self.clock()
-        values = {"owner": held.owner, "acquired_at": now, "expires_at": now + timedelta(seconds=ttl_s)}
+        values = {
+            "owner": held.owner,
+            "acquired_at": now,
+            "expires_at": now + timedelta(seconds=ttl_s),
+        }
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(locks).values(name=held.name, **values))

@@ -14,7 +14,9 @@ Output, both *staged* (validation and ``Warehouse.publish`` come after):
   months of the changed bookings' *new* ``scheduled_start`` plus the months where those ids
   live in the current version (a reschedule moves a booking between months). A touched
   partition becomes ``current rows − changed ids + newest version of each changed id whose new
-  month it is`` (newest = greatest ``updated_at``, a tie going to the last received); touched
+  month it is`` (newest = greatest ``updated_at``, a tie going to the last received; a stored
+  row strictly newer than everything received for its id is kept, so a replayed run cannot
+  move a booking back in time); touched
   partitions left empty are removed; untouched ones are carried over by hard links at publish.
   ``full_refresh`` rebuilds every partition of the country from this run alone.
 
@@ -76,6 +78,8 @@ class MergeResult:
     distinct_ids: int
     superseded: int
     """Older versions of an id within the run (in the log, not in ``bookings``)."""
+    stale_ignored: int
+    """Ids whose received version is older than the stored one (kept the stored row)."""
     new_ids: int
     """Changed ids not in the base version (always ``distinct_ids`` on a full refresh)."""
     moved_ids: int
@@ -206,7 +210,9 @@ class BookingsRun:
         self.wh.fs.remove_tree(self.work)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(self.wh.fs.join(self.work, "merge.duckdb"))
+        # In-memory database: with memory_limit and temp_directory set, DuckDB spills its
+        # tables and operators to the temp directory instead of growing.
+        con = duckdb.connect(":memory:")
         tmp = self.wh.fs.join(self.work, "spill")
         self.wh.fs.make_dirs(tmp)
         con.execute(f"SET memory_limit = '{self.memory_limit}'")
@@ -267,13 +273,15 @@ class BookingsRun:
                     "SELECT count(*), max(updated_at) FROM latest"
                 ).fetchall()[0]
                 max_updated = _utc(max_updated)
-                # 3. where the changed ids live now.
+                # 3. where the changed ids live now, and which versions win: the incoming one
+                # unless the stored row is strictly newer (a replayed or out-of-order run must
+                # not move a booking back in time; a tie goes to the incoming, later-seen one).
                 if base_parts:
                     files = [p for ps in base_parts.values() for p in ps]
                     con.execute(
                         f"""
                         CREATE TABLE located AS
-                        SELECT b.id, b.scheduled_month AS {_MONTH}
+                        SELECT b.id, b.scheduled_month AS {_MONTH}, b.updated_at
                         FROM read_parquet({_sql_list(files)}, hive_partitioning = true,
                                           hive_types = {{'country': VARCHAR,
                                                          'scheduled_month': VARCHAR}}) b
@@ -281,18 +289,33 @@ class BookingsRun:
                         """
                     )
                 else:
-                    con.execute(f"CREATE TABLE located (id VARCHAR, {_MONTH} VARCHAR)")
-                new_ids, moved_ids = con.execute(
+                    con.execute(
+                        f"CREATE TABLE located (id VARCHAR, {_MONTH} VARCHAR, "
+                        "updated_at TIMESTAMPTZ)"
+                    )
+                con.execute(
+                    """
+                    CREATE TABLE winners AS
+                    SELECT l.* FROM latest l LEFT JOIN located o ON l.id = o.id
+                    WHERE o.id IS NULL OR l.updated_at >= o.updated_at
+                    """
+                )
+                winners, new_ids, moved_ids = con.execute(
                     f"""
-                    SELECT count(*) FILTER (WHERE o.id IS NULL),
-                           count(*) FILTER (WHERE o.id IS NOT NULL AND o.{_MONTH} <> l.{_MONTH})
-                    FROM latest l LEFT JOIN located o ON l.id = o.id
+                    SELECT count(*),
+                           count(*) FILTER (WHERE o.id IS NULL),
+                           count(*) FILTER (WHERE o.id IS NOT NULL AND o.{_MONTH} <> w.{_MONTH})
+                    FROM winners w LEFT JOIN located o ON w.id = o.id
                     """
                 ).fetchall()[0]
                 months = [
                     r[0]
                     for r in con.execute(
-                        f"SELECT {_MONTH} FROM latest UNION SELECT {_MONTH} FROM located ORDER BY 1"
+                        f"""
+                        SELECT {_MONTH} FROM winners
+                        UNION SELECT o.{_MONTH} FROM located o SEMI JOIN winners w ON o.id = w.id
+                        ORDER BY 1
+                        """
                     ).fetchall()
                 ]
                 changes.finish(
@@ -301,6 +324,7 @@ class BookingsRun:
                     stats={"received": self._received, "changes_written": changes_written},
                     finished_at=datetime.now(UTC),
                 )
+            wh.step("merge:changes_staged")
             # 4. rebuild each touched month.
             touched: list[str] = []
             removed: list[str] = []
@@ -314,13 +338,13 @@ class BookingsRun:
                     current = base_parts.get(key)
                     keep = (
                         f"SELECT {_COLS} FROM read_parquet({_sql_list(current)}) c "
-                        f"ANTI JOIN latest l ON c.id = l.id UNION ALL "
+                        f"ANTI JOIN winners w ON c.id = w.id UNION ALL "
                         if current
                         else ""
                     )
                     reader = _stream(
                         con,
-                        f"{keep}SELECT {_COLS} FROM latest WHERE {_MONTH} = ? ORDER BY id",
+                        f"{keep}SELECT {_COLS} FROM winners WHERE {_MONTH} = ? ORDER BY id",
                         [month],
                     )
                     n = 0
@@ -330,6 +354,7 @@ class BookingsRun:
                     rows_written += n
                     if n == 0:
                         removed.append(key)
+                    wh.step("merge:partition_written")
                 untouched = sum(r for k, r in base_rows.items() if k not in set(touched))
                 result = MergeResult(
                     run_id=self.run_id,
@@ -341,6 +366,7 @@ class BookingsRun:
                     changes_written=changes_written,
                     distinct_ids=distinct_ids,
                     superseded=changes_written - distinct_ids,
+                    stale_ignored=distinct_ids - winners,
                     new_ids=new_ids,
                     moved_ids=moved_ids,
                     rows_written=rows_written,
@@ -358,6 +384,7 @@ class BookingsRun:
                     stats=result.stats(),
                     finished_at=datetime.now(UTC),
                 )
+            wh.step("merge:bookings_staged")
             return result
         finally:
             con.close()

@@ -254,7 +254,7 @@ class Warehouse:
         self._check_staged_schemas(dataset, staging, info)
         dataset_dir = self.dataset_path(dataset)
         with self.fs.lock(self.fs.join(dataset_dir, layout.LOCK), self.lock_timeout_s):
-            self._step("publish:locked")
+            self.step("publish:locked")
             base = self.current_version(dataset)
             base_manifest = self.read_manifest(dataset, base) if base else None
             self._check_conflict(dataset, info, base_manifest)
@@ -275,7 +275,7 @@ class Warehouse:
                         entry = FileEntry(entry.name, entry.rows, entry.run_id, version)
                     entries.append(entry)
                 partitions[key] = PartitionEntry(tuple(entries))
-                self._step("publish:linked")
+                self.step("publish:linked")
             manifest = Manifest(
                 dataset=spec.name,
                 version_id=version,
@@ -292,22 +292,22 @@ class Warehouse:
                 stats={**info.stats, **(stats or {})},
             )
             self.fs.write_bytes_atomic(self.fs.join(tmp, layout.MANIFEST), manifest.to_json())
-            self._step("publish:manifest")
+            self.step("publish:manifest")
             final = self.version_path(dataset, version)
             self.fs.rename_dir(tmp, final)
             self.fs.sync_dir(self.fs.join(dataset_dir, layout.VERSIONS))
-            self._step("publish:renamed")
+            self.step("publish:renamed")
             self.fs.set_pointer(
                 self.current_path(dataset), f"{layout.VERSIONS}/{version}/{layout.DATA}"
             )
-            self._step("publish:swapped")
+            self.step("publish:swapped")
             log.info("%s: published %s (%d rows)", dataset, version, manifest.total_rows)
             self.fs.remove_tree(staging)
             try:
                 self._gc_locked(dataset)
             except OSError:  # clean-up must never fail a publish that has committed
                 log.exception("%s: garbage collection failed after publishing %s", dataset, version)
-            self._step("publish:cleaned")
+            self.step("publish:cleaned")
         return manifest
 
     def _plan(
@@ -426,7 +426,8 @@ class Warehouse:
     # ------------------------------------------------------------------ garbage collection
 
     def gc(self, dataset: str, keep: int | None = None) -> list[str]:
-        """Remove versions beyond the newest ``keep`` and leftovers of killed publishes."""
+        """Remove versions beyond the newest ``keep`` and leftovers of killed publishes
+        (``.tmp-*`` builds, temp symlinks, versions that never became current)."""
         lock = self.fs.join(self.dataset_path(dataset), layout.LOCK)
         with self.fs.lock(lock, self.lock_timeout_s):
             return self._gc_locked(dataset, keep)
@@ -445,6 +446,15 @@ class Warehouse:
             if name.startswith(f".{layout.CURRENT}-"):  # temp symlink of a killed swap
                 self.fs.remove_file(self.fs.join(self.dataset_path(dataset), name))
         versions = self.list_versions(dataset)
+        current_seq = layout.version_seq(current) if current else None
+        if current_seq is not None:
+            # Newer than current: a publish killed between its rename and its pointer swap.
+            # Under the lock nobody is publishing, so it never became current and never will.
+            for name in versions:
+                if (layout.version_seq(name) or 0) > current_seq:
+                    self.fs.remove_tree(self.fs.join(versions_dir, name))
+                    removed.append(name)
+            versions = [v for v in versions if v not in removed]
         for name in versions[: max(0, len(versions) - keep)]:
             if name != current:
                 self.fs.remove_tree(self.fs.join(versions_dir, name))
@@ -467,6 +477,7 @@ class Warehouse:
             partitioning=ds.partitioning(spec.partition_schema, flavor="hive"),
         )
 
-    def _step(self, name: str) -> None:
+    def step(self, name: str) -> None:
+        """Report a step to ``on_step`` (the bookings merge reports its own steps too)."""
         if self.on_step is not None:
             self.on_step(name)

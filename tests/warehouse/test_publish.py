@@ -53,7 +53,9 @@ def _publish_every_dataset(wh: Warehouse) -> dict[str, int]:
     for name, batch in snapshots.items():
         stage_batch(wh, name, "run-1", batch, DAY)
         rows[name] = wh.publish(name, "run-1").total_rows
-    bookings = bookings_batch([booking(i, start=T0.replace(month=1 + i % 3)) for i in range(9)], NOW)
+    bookings = bookings_batch(
+        [booking(i, start=T0.replace(month=1 + i % 3)) for i in range(9)], NOW
+    )
     months = scheduled_month(bookings).to_pylist()
     with wh.stage("bookings", "run-1") as w:
         for month in sorted(set(months)):
@@ -105,9 +107,7 @@ def test_every_dataset_reads_back_typed_with_duckdb_pandas_and_pyarrow(wh: Wareh
         f"SELECT sum(price) FROM read_parquet('{wh.current_path('variants')}/**/*.parquet')"
     ).fetchall()[0][0]
     assert money == Decimal("150.00")
-    metadata = pq.read_schema(
-        next(Path(wh.current_path("services")).rglob("*.parquet"))
-    ).metadata
+    metadata = pq.read_schema(next(Path(wh.current_path("services")).rglob("*.parquet"))).metadata
     assert metadata[b"sodtrack.schema_version"] == b"1"
     assert metadata[b"sodtrack.dataset"] == b"services"
     assert metadata[b"sodtrack.run_id"] == b"run-1"
