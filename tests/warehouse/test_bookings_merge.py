@@ -67,7 +67,7 @@ def _published(wh: Warehouse, dataset: str, cols: str) -> list[tuple[Any, ...]]:
     return (
         duckdb.connect()
         .execute(
-            f"SELECT {cols} FROM read_parquet('{glob}', hive_partitioning = true) ORDER BY ALL"
+            f"SELECT {cols} FROM read_parquet('{glob}', hive_partitioning = true) ORDER BY ALL"  # noqa: S608
         )
         .fetchall()
     )
@@ -113,7 +113,8 @@ def _check_history(root: Path, history: list[tuple[list[Rec], bool]]) -> None:
         assert result.exact_repeats == len(models) - len(seen)
         assert result.bookings_total == len(state)
         manifest = wh.read_manifest("bookings")
-        assert manifest is not None and manifest.total_rows == len(state)
+        assert manifest is not None
+        assert manifest.total_rows == len(state)
         assert manifest.stats["bookings_total"] == len(state)
 
 
@@ -175,7 +176,8 @@ def test_a_replayed_older_version_does_not_win(tmp_path: Path) -> None:
     replay = BookingsRun(wh, "cl", "run-2", extracted_at=BASE)
     replay.add_page([booking(1, start=STARTS[0], updated=old, notes="old")])
     result = replay.finish()
-    assert result.stale_ignored == 1 and result.partitions_touched == ()
+    assert result.stale_ignored == 1
+    assert result.partitions_touched == ()
     wh.publish("bookings", "run-2")
     assert _published(wh, "bookings", "notes, scheduled_month") == [("new", "2026-02")]
 
@@ -190,7 +192,9 @@ def test_full_refresh_rebuilds_only_its_country(tmp_path: Path) -> None:
     run = BookingsRun(wh, "cl", "c", extracted_at=BASE + timedelta(days=1))
     run.add_page([booking("cl_9", start=STARTS[4])])
     result = run.finish(full_refresh=True)
-    assert result.full_refresh and result.new_ids == 1 and result.bookings_total == 1
+    assert result.full_refresh
+    assert result.new_ids == 1
+    assert result.bookings_total == 1
     m = wh.publish("bookings", "c")
     assert sorted(r[0] for r in _published(wh, "bookings", "id")) == [
         "cl_9",

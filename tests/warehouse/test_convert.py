@@ -109,8 +109,10 @@ def test_nested_booking_fields_are_flattened_with_nulls() -> None:
 def test_categories_nulls_and_order() -> None:
     rows = categories_batch([category(1), category(2), category(5)], EXTRACTED).to_pylist()
     assert [r["id"] for r in rows] == ["cat_0001", "cat_0002", "cat_0005"]
-    assert rows[0]["description"] is None and rows[1]["description"] == "desc 2"
-    assert rows[0]["parent_id"] is None and rows[2]["parent_id"] == "cat_0002"
+    assert rows[0]["description"] is None
+    assert rows[1]["description"] == "desc 2"
+    assert rows[0]["parent_id"] is None
+    assert rows[2]["parent_id"] == "cat_0002"
     assert rows[2]["active"] is False
 
 

@@ -77,10 +77,11 @@ def _snapshot(root: Path, dataset: str, columns: str) -> tuple[str | None, list[
     if version is None:
         return None, []
     manifest = wh.read_manifest(dataset)
-    assert manifest is not None and manifest.version_id == version
+    assert manifest is not None
+    assert manifest.version_id == version
     glob = f"{wh.current_path(dataset)}/**/*.parquet"
     con = duckdb.connect()
-    rows = con.execute(f"SELECT {columns} FROM read_parquet('{glob}') ORDER BY ALL").fetchall()
+    rows = con.execute(f"SELECT {columns} FROM read_parquet('{glob}') ORDER BY ALL").fetchall()  # noqa: S608
     assert len(rows) == manifest.total_rows
     files = sorted(p.name for p in Path(wh.current_path(dataset)).rglob("*.parquet"))
     assert files == sorted(f.name for p in manifest.partitions.values() for f in p.files)
@@ -103,7 +104,8 @@ def test_killed_snapshot_publish_keeps_the_last_good_version(
     after = _snapshot(root, "services", "id, name")
     committed = point in ("publish:swapped", "publish:cleaned")
     if committed:
-        assert after[0] != good[0] and len(after[1]) == 55
+        assert after[0] != good[0]
+        assert len(after[1]) == 55
     else:
         assert after == good  # still the previous complete version, same rows
     # the re-run (same run id, as an orchestrator retry does) succeeds
