@@ -122,8 +122,11 @@ async def get_availability(ctx: Ctx) -> Reply:
     latest = ctx.now_us + MAX_HORIZON_DAYS * 86_400 * US
     capacity = ctx.state.capacity
     slots = []
+    horizon = ctx.sim.calendar.local_date(latest // US)
     day = q.date_from
-    while day <= q.date_to:
+    # Dates past the horizon hold no slot; stopping there also keeps far dates (year 9999)
+    # from overflowing.
+    while day <= min(q.date_to, horizon):
         for start in ctx.sim.calendar.starts_on(day):
             if earliest <= start * US <= latest:
                 slots.append(

@@ -305,6 +305,10 @@ async def create_payment(ctx: Ctx) -> Reply:
             "The amount exceeds the project's balance",
             [("amount", Issue.OUT_OF_RANGE)],
         )
+    try:
+        paid_at = ctx.sim.format_us(to_us(parsed.paid_at))
+    except (OverflowError, ValueError):  # e.g. year 1 with a positive offset: before year 1 UTC
+        raise validation_error([("paid_at", Issue.OUT_OF_RANGE)]) from None
     stamp = ctx.stamp()
     pid = ctx.state.new_id("pay")
     wire = {
@@ -315,7 +319,7 @@ async def create_payment(ctx: Ctx) -> Reply:
         "amount": ctx.sim.money(amount_minor),
         "currency": country.currency,
         "method": str(parsed.method),
-        "paid_at": ctx.sim.format_us(to_us(parsed.paid_at)),
+        "paid_at": paid_at,
         "created_at": ctx.sim.format_us(stamp),
     }
     client.payments[pid] = PaymentRec(
