@@ -36,8 +36,11 @@ class ClientStats:
     superseded: int = 0
     duplicates_dropped: int = 0
     reconciliations: Counter[str] = field(default_factory=Counter)
-    """``"<operation>:<outcome>"`` → count; outcomes: ``found``, ``not_found``,
-    ``conflict_fetched``, ``stage_mismatch``."""
+    """``"<operation>:<outcome>"`` → count. Outcomes: ``found`` / ``not_found`` (a lookup
+    by reference after an ambiguous failure), ``conflict_fetched`` (a 409's ``existing_id``
+    read back), ``conflict_unreadable`` (a 409 on a lead: no GET), ``conflict_unresolved``
+    (the ``existing_id`` is not in this project), ``mismatch`` (an existing stage whose
+    ``booking_ids`` differ from the request)."""
     token_fetches: int = 0
     token_refreshes_on_401: int = 0
     gave_up: Counter[str] = field(default_factory=Counter)
