@@ -402,6 +402,7 @@ class Engine:
                         return done.value
                     continue
 
+            assert failure is not None  # every other branch returned, continued or raised
             if failure.fatal:
                 raise SodtrackError(f"{step.op.id}: {failure.label}", operation=step.op.id)
             failures += 1
