@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -70,6 +70,9 @@ from sodtrack.validation.suites import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    DataInput: TypeAlias = pa.Table | pd.DataFrame | Iterable[pa.Table]
+    """A dataset: one table (or pandas frame), or its chunks (e.g. one per partition)."""
 
 
 _ROW_COUNT: Final = "expect_table_row_count_to_be_between"
@@ -554,7 +557,7 @@ class ValidationSession:
     def validate(
         self,
         dataset: str,
-        data: Any,
+        data: DataInput,
         *,
         country: str,
         parameters: Mapping[str, Any] | None = None,
@@ -674,7 +677,7 @@ class ValidationSession:
 
 def validate_dataset(
     dataset: str,
-    data: Any,
+    data: DataInput,
     *,
     country: str,
     parameters: Mapping[str, Any] | None = None,

@@ -124,19 +124,26 @@ def test_data_docs_for_a_run(
     cl_tables: dict[str, pa.Table],
     cl_params: dict[str, list[str]],
 ) -> None:
+    """Two GX runs (one per chunk) and one validation page: the aggregate replaced them."""
+    variants = cl_tables["variants"]
     outcome = validate_dataset(
         "variants",
-        cl_tables["variants"],
+        [variants.slice(0, 2), variants.slice(2)],
         country="cl",
         parameters=cl_params,
-        previous_row_count=None,
+        previous_row_count=3,
         docs_dir=tmp_path,
         session=session,
+        batch_rows=None,
     )
+    assert outcome.success
+    assert outcome.batches == 2
     index = tmp_path / "pytest-validation" / "index.html"
     assert outcome.docs_path == index
     assert index.is_file()
-    pages = list((tmp_path / "pytest-validation" / "validations" / "variants").rglob("*.html"))
-    assert len(pages) == 1
+    (page,) = (tmp_path / "pytest-validation" / "validations" / "variants").rglob("*.html")
+    html = page.read_text(encoding="utf-8")
+    assert "Must have exactly these columns" in html
+    assert "rows" in html
     assert "variants" in index.read_text(encoding="utf-8")
     assert '"docs_path"' in outcome.to_json()
