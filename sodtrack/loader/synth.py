@@ -148,9 +148,16 @@ async def synthesize_upload(
                 return start
         raise RuntimeError("no free slot found")
 
-    def booking(o: _Offer, ref: str, customer: tuple[str, str], code: str) -> dict[str, Any]:
+    def person() -> tuple[str, str, str, str]:
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        email = f"{_ascii(first)}.{_ascii(last)}{rng.randrange(10_000)}@example.com"
+        return first, last, email, f"{rng.choice(_STREETS)} {rng.randrange(10, 9999)}"
+
+    def booking(
+        o: _Offer, ref: str, customer: tuple[str, str, str, str], code: str
+    ) -> dict[str, Any]:
         variant = rng.choice(o.variants) if o.variants and rng.random() < 0.5 else None
-        first, last = customer
+        first, last, email, street = customer
         return {
             "external_reference": ref,
             "service_sku": o.service.sku,
@@ -159,8 +166,8 @@ async def synthesize_upload(
             "scheduled_start": start_for(o),
             "customer_first_name": first,
             "customer_last_name": last,
-            "customer_email": f"{_ascii(first)}.{_ascii(last)}{rng.randrange(1000)}@example.com",
-            "address_line1": f"{rng.choice(_STREETS)} {rng.randrange(10, 9999)}",
+            "customer_email": email,
+            "address_line1": street,
             "city": o.zone.name[:40] or "Ciudad",
             "region": o.zone.region or "RM",
             "postal_code": code,
@@ -173,7 +180,7 @@ async def synthesize_upload(
         size = rng.randint(2, 5)
         o = rng.choice(offers)
         code = rng.choice(o.postal_codes)
-        customer = (rng.choice(_FIRST), rng.choice(_LAST))
+        customer = person()
         stage_count = rng.randint(1, min(3, size))
         group = []
         for b in range(size):
@@ -210,7 +217,7 @@ async def synthesize_upload(
             booking(
                 o,
                 f"{prefix}-B{i:06d}",
-                (rng.choice(_FIRST), rng.choice(_LAST)),
+                person(),
                 rng.choice(o.postal_codes),
             )
         )
