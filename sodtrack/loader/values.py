@@ -197,10 +197,11 @@ def _strip_currency(text: str, country: Country) -> str:
     leading = re.match(r"([A-Za-z]{3})(?![A-Za-z])\.?\s*", s)
     trailing = None if leading else re.search(r"\s*(?<![A-Za-z])([A-Za-z]{3})$", s)
     code = leading or trailing
-    if code is not None:
+    rest = (s[code.end() :] if leading else s[: code.start()]) if code else ""
+    if code is not None and any(ch.isdigit() for ch in rest):
         if code.group(1).upper() != country.currency:
             raise _currency_mismatch(text, code.group(1).upper(), country)
-        s = (s[code.end() :] if leading else s[: code.start()]).strip()
+        s = rest.strip()
     for symbol, currency in _LOCAL_SYMBOLS.items():
         for candidate in (symbol, symbol.lower()):
             if s.startswith(candidate) or s.endswith(candidate):
