@@ -5,9 +5,12 @@ before the request and ``done`` with the Sodtrack id (committed) after. A step f
 ``in_flight`` at the start of a run was interrupted (``kill -9``) between the two; it is
 *reconciled*, never blindly repeated: the client's creates look the record up by
 ``external_reference`` (bookings, payments) or re-POST, which the contract answers with a
-``409`` naming the existing record (projects; stages by ``(project, sequence)``). Such a
-record is counted as created by this upload (its only plausible author was the interrupted
-request) so that ``cancel`` undoes it too.
+``409`` naming the existing record (projects; stages by ``(project, sequence)``). A record
+found existing when this upload had already sent it (in flight at a kill, or failed
+transiently after an ambiguous last attempt) is counted as *created by this upload*: its only
+plausible author is that earlier request (a record that existed before the first attempt
+answers that attempt with a ``409``, and the step is then done as ``already_existed``). So
+``cancel`` undoes it too, and the run that completes it reports it ``created``.
 
 Errors, from the client's classification:
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from sodtrack.client.errors import (
@@ -255,7 +259,7 @@ class Loader:
         if self.halted is not None:
             self.fail(ref, "failed_transient", self.halted.why)
             return None
-        was_in_flight = rec.state == "in_flight"
+        sent_before = rec.attempts > 0
         self.ledger.mark_in_flight(self.upload_id, ref[0], ref[1])
         self._set(ref, state="in_flight", attempts=rec.attempts + 1)
         try:
@@ -268,9 +272,9 @@ class Loader:
             if isinstance(exc, AuthError):
                 self.halted = _Halt(why)
             return None
-        # Ours: seen created, or reconciled after our own ambiguous attempt, or found after an
-        # interrupted run had sent it (see the module docstring).
-        created = result.created or result.reconciled or was_in_flight
+        # Ours: seen created, or reconciled after our own ambiguous attempt, or found existing
+        # after an earlier run of this upload had sent it (see the module docstring).
+        created = result.created or result.reconciled or sent_before
         self.done(ref, result.id, created, data(result.resource))
         return result.id
 
@@ -279,13 +283,15 @@ class Loader:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             for p in self.plan.projects:
-                tg.create_task(self._unit(self._project(p)))
+                tg.create_task(self._unit(partial(self._project, p)))
             for b in self.plan.plain:
-                tg.create_task(self._unit(self._booking(b, None)))
+                tg.create_task(self._unit(partial(self._booking, b, None)))
 
-    async def _unit(self, work: Awaitable[None]) -> None:
+    async def _unit(self, work: Callable[[], Awaitable[None]]) -> None:
+        # The coroutine is made inside the gate: a unit cancelled while waiting (a sibling
+        # raised) leaves no never-awaited coroutine behind.
         async with self.units:
-            await work
+            await work()
         self.done_units += 1
         if self.progress is not None:
             self.progress("load", self.done_units, self.total_units)

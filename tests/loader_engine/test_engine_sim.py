@@ -367,3 +367,58 @@ async def test_cancel_cancels_only_what_the_upload_created_and_is_idempotent(
     assert rec.status == "cancelled"
     cancel_steps = ledger.steps(result.upload_id, "cancel")
     assert len(cancel_steps) == len(parsed.rows) - 1
+
+
+class _Killed(Exception):
+    pass
+
+
+class _DiesAfterCommit:
+    """The real client, but the process "dies" right after the n-th create reached Sodtrack:
+    the write is committed, the ledger still says ``in_flight`` (what ``kill -9`` leaves)."""
+
+    def __init__(self, inner: SodtrackClient, after: int) -> None:
+        self.inner = inner
+        self.left = after
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not name.startswith("create_"):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = await attr(*args, **kwargs)
+            self.left -= 1
+            if self.left <= 0:
+                raise _Killed  # not a SodtrackError: nothing records the answer
+            return result
+
+        return call
+
+
+async def test_a_write_committed_but_not_recorded_is_reconciled_not_repeated(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    path = await _synth(app, tmp_path / "bookings.csv", rows=20, projects=3)
+    parsed = read_upload(path, "cl")
+    async with sim_client(app) as inner:
+        with pytest.raises(BaseExceptionGroup):
+            await run_upload(parsed, _DiesAfterCommit(inner, 12), ledger, uploaded_by="ops")  # type: ignore[arg-type]
+    upload_id = ledger.list_uploads()[0].upload_id
+    in_flight = [s for s in ledger.steps(upload_id).values() if s.state == "in_flight"]
+    assert in_flight, "the simulated kill left steps in flight"
+    async with sim_client(app) as client:
+        result = await run_upload(parsed, client, ledger, uploaded_by="ops")
+    assert_every_row_once(result, len(parsed.rows))
+    assert {r.outcome for r in result.rows} <= {"created", "already_existed"}
+    assert_no_duplicates(
+        app,
+        [r.external_reference for r in parsed.rows],
+        [r.payment_reference for r in parsed.rows if r.payment_reference],
+    )
+    assert_matches_store(app, result, parsed.rows)
+    steps = ledger.steps(upload_id)
+    for s in in_flight:
+        after = steps[(s.kind, s.key)]
+        assert after.state == "done"
+        assert after.created  # sent by this upload: counted as created (cancel undoes it)
