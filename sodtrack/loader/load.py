@@ -414,7 +414,13 @@ class Loader:
             why = explain_exception(exc, "stage", ctx)
             self.fail(ref, state_for(exc), why, sodtrack_id=stage_id, data=rec.data)
             return
-        self.done(ref, stage_id, rec.created, {"booking_ids": sorted(stage.booking_ids)})
+        data = {"booking_ids": sorted(stage.booking_ids)}
+        if rec.state == "done":
+            # Still the run that created it, as far as the rows already in it are concerned.
+            self.ledger.update_step_data(self.upload_id, ref[0], ref[1], data)
+            self._set(ref, data=data)
+        else:
+            self.done(ref, stage_id, rec.created, data)
 
     async def _payment(self, y: PaymentLoad, project_id: str) -> None:
         ref = y.step.ref

@@ -422,3 +422,82 @@ async def test_a_write_committed_but_not_recorded_is_reconciled_not_repeated(
         after = steps[(s.kind, s.key)]
         assert after.state == "done"
         assert after.created  # sent by this upload: counted as created (cancel undoes it)
+
+
+class _FailingBookings:
+    """The real client, except that creating some bookings fails transiently."""
+
+    def __init__(self, inner: SodtrackClient, refs: set[str]) -> None:
+        self.inner = inner
+        self.refs = refs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def create_booking(self, body: m.BookingCreate) -> Any:
+        if body.external_reference in self.refs:
+            raise RetryExhausted(
+                operation="create_booking",
+                attempts=6,
+                seen=["503"] * 6,
+                waited_s=1,
+                elapsed_s=1,
+                reason="max_attempts=6 reached",
+            )
+        return await self.inner.create_booking(body)
+
+
+async def test_a_stage_waiting_on_a_transient_booking_is_completed_by_the_next_run(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    path = await _synth(app, tmp_path / "bookings.csv", rows=30, projects=5)
+    parsed = read_upload(path, "cl")
+    # a stage with two bookings or more; one of them fails transiently in the first run
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, r in enumerate(parsed.rows):
+        if r.project_reference and r.stage_sequence is not None:
+            groups.setdefault((r.project_reference, r.stage_sequence), []).append(i)
+    key, members = next((k, v) for k, v in groups.items() if len(v) >= 2)
+    failing = parsed.rows[members[-1]].external_reference
+    async with sim_client(app) as inner:
+        first = await run_upload(
+            parsed, _FailingBookings(inner, {failing}), ledger, uploaded_by="o"
+        )
+    failed_row = first.rows[members[-1]]
+    assert (failed_row.outcome, failed_row.failed_step) == ("failed_transient", "booking")
+    assert failed_row.retry_on_rerun
+    others = [first.rows[i] for i in members[:-1]]
+    for r in others:  # booked and staged; a row's payment waits (checked below)
+        assert r.booking_id
+        assert r.stage_id
+        paying = parsed.rows[r.position].payment_reference is not None
+        assert r.outcome == ("skipped_dependency" if paying else "created")
+    stage_id = others[0].stage_id
+    assert stage_id is not None
+    assert len(store(app).stages[stage_id].booking_ids) == len(members) - 1
+    # the project's payments wait for every booking of the project to settle
+    pays = [
+        first.rows[i]
+        for i, r in enumerate(parsed.rows)
+        if r.project_reference == key[0] and r.payment_reference and i != members[-1]
+    ]
+    for p in pays:
+        assert p.outcome == "skipped_dependency"
+        assert failing in (p.message or "")
+        assert p.retry_on_rerun
+
+    async with sim_client(app) as client:
+        second = await run_upload(parsed, client, ledger, uploaded_by="o")
+    assert second.rows[members[-1]].outcome == "created"
+    assert second.rows[members[-1]].stage_id == stage_id
+    for i in members[:-1]:
+        paying = parsed.rows[i].payment_reference is not None
+        assert second.rows[i].outcome == ("created" if paying else "already_existed")
+    assert len(store(app).stages[stage_id].booking_ids) == len(members)
+    assert {r.outcome for r in second.rows} <= {"created", "already_existed"}
+    assert_no_duplicates(
+        app,
+        [r.external_reference for r in parsed.rows],
+        [r.payment_reference for r in parsed.rows if r.payment_reference],
+    )
+    assert_matches_store(app, second, parsed.rows)
