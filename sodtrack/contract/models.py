@@ -5,8 +5,9 @@ generated from them (``sodtrack.contract.openapi``) and a golden test keeps the 
 
 Conventions carried by the types:
 
-* ``Timestamp``: an aware datetime. Requests may carry any offset (a naive one is rejected);
-  responses are written in UTC as ``2026-12-03T13:00:00.000000Z``.
+* ``Timestamp``: an aware datetime, RFC 3339 text on the wire (never Unix time). Requests may
+  carry any offset (a naive one is rejected); responses are written in UTC as
+  ``2026-12-03T13:00:00.000000Z``. ``CalendarDate``: ``YYYY-MM-DD`` only.
 * ``Money``: a ``Decimal`` on our side, a JSON *string* on the wire (``"45990"``,
   ``"149.90"``); a JSON number is refused so that floats never creep in.
 * Requests forbid unknown fields (the API answers ``422 unknown_field``); responses ignore
@@ -15,6 +16,7 @@ Conventions carried by the types:
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -29,6 +31,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 from sodtrack.contract.limits import EXTERNAL_REFERENCE_PATTERN
 
@@ -52,6 +55,31 @@ def _money_from_wire(value: Any) -> Decimal:
     raise ValueError("money must be a JSON string, never a number")
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
+_CALENDAR_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _timestamp_from_wire(value: Any) -> Any:
+    """Only RFC 3339 text (or a ``datetime``): pydantic alone would take ``"0.5"`` or
+    ``1733230800`` as Unix time. A missing offset is left to ``AwareDatetime`` to refuse."""
+    if isinstance(value, str) and _RFC3339.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "datetime_parsing", "a timestamp is RFC 3339, e.g. 2026-12-03T10:00:00-03:00"
+        )
+    if isinstance(value, int | float):
+        raise PydanticCustomError("datetime_type", "a timestamp is an RFC 3339 string")
+    return value
+
+
+def _date_from_wire(value: Any) -> Any:
+    """Only ``YYYY-MM-DD`` text (or a ``date``): no Unix time, no date-time."""
+    if isinstance(value, str) and _CALENDAR_DATE.fullmatch(value) is None:
+        raise PydanticCustomError("date_parsing", "a date is YYYY-MM-DD")
+    if isinstance(value, int | float):
+        raise PydanticCustomError("date_type", "a date is a YYYY-MM-DD string")
+    return value
+
+
 TIMESTAMP_RESPONSE_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
 """What ``format_timestamp`` writes: the only shape a response timestamp takes."""
 
@@ -62,7 +90,10 @@ Timestamp = Annotated[
         {"type": "string", "format": "date-time", "pattern": TIMESTAMP_RESPONSE_PATTERN},
         mode="serialization",
     ),
+    BeforeValidator(_timestamp_from_wire),
 ]
+CalendarDate = Annotated[date, BeforeValidator(_date_from_wire)]
+"""A local calendar date, ``YYYY-MM-DD``."""
 Money = Annotated[
     Decimal,
     BeforeValidator(_money_from_wire),
@@ -341,14 +372,35 @@ class BookingCreate(_Request):
     project_id: str | None = None
 
 
+_PATCH = ConfigDict(json_schema_extra={"minProperties": 1})
+"""PATCH bodies: at least one field (an empty body is a 422)."""
+
+
+def _not_null_in_schema(schema: dict[str, Any]) -> None:
+    branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    schema.pop("default", None)
+
+
+def _unset(**constraints: Any) -> Any:
+    """A PATCH field that may be left out but not sent as ``null`` (the API answers a 422;
+    only a clearable field, typed ``X | None = None`` plainly, takes ``null``). The type stays
+    ``X | None`` so that validation errors name the field's own problem, not ``None``'s; only
+    the JSON schema leaves ``null`` out."""
+    return Field(default=None, json_schema_extra=_not_null_in_schema, **constraints)
+
+
 class BookingUpdate(_Request):
     """``PATCH /bookings/{id}``: at least one field (an empty body is a 422)."""
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    model_config = _PATCH
 
-    scheduled_start: Timestamp | None = None
+    scheduled_start: Timestamp | None = _unset()
     notes: str | None = None
-    status: BookingStatus | None = None
+    status: BookingStatus | None = _unset()
 
 
 class BookingCancel(_Request):
@@ -397,8 +449,10 @@ class ProjectCreate(_Request):
 
 
 class ProjectUpdate(_Request):
-    name: str | None = Field(default=None, min_length=1)
-    status: ProjectStatus | None = None
+    model_config = _PATCH
+
+    name: str | None = _unset(min_length=1)
+    status: ProjectStatus | None = _unset()
 
 
 class StageCreate(_Request):
@@ -408,9 +462,11 @@ class StageCreate(_Request):
 
 
 class StageUpdate(_Request):
-    name: str | None = Field(default=None, min_length=1)
-    status: StageStatus | None = None
-    booking_ids: list[str] | None = None
+    model_config = _PATCH
+
+    name: str | None = _unset(min_length=1)
+    status: StageStatus | None = _unset()
+    booking_ids: list[str] | None = _unset()
 
 
 class Payment(_Response):
@@ -469,7 +525,9 @@ class Task(_Response):
 
 
 class TaskUpdate(_Request):
-    status: TaskStatus | None = None
+    model_config = _PATCH
+
+    status: TaskStatus | None = _unset()
     notes: str | None = None
 
 
@@ -528,8 +586,8 @@ class CoverageCheckQuery(_Query):
 class AvailabilityQuery(_Query):
     service_id: str
     postal_code: str
-    date_from: date
-    date_to: date
+    date_from: CalendarDate
+    date_to: CalendarDate
     variant_id: str | None = None
 
 

@@ -34,8 +34,9 @@ from sodtrack.settings import _BASE_URLS
 OPENAPI_VERSION: Final = "3.1.0"
 API_TITLE: Final = "Sodtrack Integration API"
 API_VERSION: Final = "1.0.0"
-SIMULATOR_URL: Final = "http://127.0.0.1:8080"
-"""Where ``sodtrack-sim`` listens by default."""
+SIMULATOR_URL: Final = "http://127.0.0.1:8765"
+"""Where ``sodtrack-sim serve`` listens by default (``SimConfig.host``/``port``; a test keeps
+them equal without the contract importing the simulator)."""
 
 DOCUMENT_PATH: Final = Path(__file__).resolve().parents[2] / "schemas" / "openapi.json"
 REF_TEMPLATE: Final = "#/components/schemas/{model}"
@@ -189,7 +190,12 @@ def _component_parameters() -> dict[str, Any]:
             "in": "query",
             "required": False,
             "description": "1-based page number; a page past the end returns `data: []`.",
-            "schema": {"type": "integer", "minimum": 1, "default": 1},
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": limits.PAGE_NUMBER_MAX,
+                "default": 1,
+            },
         },
         limits.PARAM_PAGE_SIZE: {
             "name": limits.PARAM_PAGE_SIZE,

@@ -139,11 +139,11 @@ def test_requests_accept_any_offset(value: str) -> None:
     assert booking.scheduled_start.astimezone(UTC).hour == 13
 
 
-@pytest.mark.parametrize("value", ["2026-12-03T10:00:00", "2026-12-03 10:00:00"])
+@pytest.mark.parametrize("value", ["2026-12-03T10:00:00", "2026-12-03T10:00:00.123456"])
 def test_timestamps_refuse_naive_values(value: str) -> None:
     with pytest.raises(ValidationError) as info:
         m.BookingCreate.model_validate(_booking(scheduled_start=value))
-    assert "timezone_aware" in _error_types(info.value)
+    assert _error_types(info.value) == {"timezone_aware"}
 
 
 def test_timestamps_refuse_naive_datetime_objects() -> None:
@@ -241,3 +241,64 @@ def test_error_envelope_always_has_details_and_existing_id() -> None:
     ).model_dump(mode="json")
     assert wire["error"]["details"] == []
     assert wire["error"]["existing_id"] is None
+
+
+# ---------------------------------------------------------------- RFC 3339 only
+
+
+@pytest.mark.parametrize("value", ["0.5", "1733230800", "2026-12-03", "2026-12-03T10:00Z", "x"])
+def test_timestamps_refuse_text_that_is_not_rfc_3339(value: str) -> None:
+    """Pydantic alone reads ``"0.5"`` and ``"1733230800"`` as Unix time; the contract does not."""
+    with pytest.raises(ValidationError):
+        m.UpdatedSinceQuery.model_validate({"updated_since": value})
+    with pytest.raises(ValidationError):
+        m.BookingUpdate.model_validate_json(f'{{"scheduled_start": "{value}"}}', strict=True)
+
+
+@pytest.mark.parametrize("value", [0, 1733230800, 0.5])
+def test_timestamps_refuse_numbers(value: float) -> None:
+    with pytest.raises(ValidationError):
+        m.BookingCreate.model_validate(_booking(scheduled_start=value))
+
+
+@pytest.mark.parametrize("value", ["0", "86400", "2026-12-03T00:00:00", "20261203", "2026-1-3"])
+def test_calendar_dates_are_yyyy_mm_dd_only(value: str) -> None:
+    query = {"service_id": "s", "postal_code": "7500000", "date_to": "2026-12-04"}
+    with pytest.raises(ValidationError):
+        m.AvailabilityQuery.model_validate(query | {"date_from": value})
+    parsed = m.AvailabilityQuery.model_validate(query | {"date_from": "2026-12-03"})
+    assert parsed.date_from.isoformat() == "2026-12-03"
+
+
+# ---------------------------------------------------------------- PATCH bodies
+
+_PATCHES: list[tuple[type[BaseModel], set[str]]] = [
+    (m.BookingUpdate, {"notes"}),
+    (m.ProjectUpdate, set()),
+    (m.StageUpdate, set()),
+    (m.TaskUpdate, {"notes"}),
+]
+
+
+@pytest.mark.parametrize(("model", "clearable"), _PATCHES, ids=lambda x: getattr(x, "__name__", ""))
+def test_patch_schemas_need_a_field_and_allow_null_only_where_clearable(
+    model: type[BaseModel], clearable: set[str]
+) -> None:
+    schema = model.model_json_schema()
+    assert schema["minProperties"] == 1
+    nullable = {
+        name
+        for name, prop in schema["properties"].items()
+        if {"type": "null"} in prop.get("anyOf", [])
+    }
+    assert nullable == clearable
+    for name in set(schema["properties"]) - clearable:
+        # null still parses (the API answers it with a 422 of its own, never a crash)
+        assert getattr(model.model_validate({name: None}), name) is None
+
+
+def test_patch_text_fields_keep_their_minimum_length() -> None:
+    with pytest.raises(ValidationError) as info:
+        m.ProjectUpdate.model_validate_json('{"name": ""}', strict=True)
+    assert _error_types(info.value) == {"string_too_short"}
+    assert m.StageUpdate.model_validate_json('{"name": null}', strict=True).name is None

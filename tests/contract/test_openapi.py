@@ -16,12 +16,14 @@ from sodtrack.contract import limits
 from sodtrack.contract.countries import COUNTRIES
 from sodtrack.contract.openapi import (
     DOCUMENT_PATH,
+    SIMULATOR_URL,
     build_openapi,
     error_statuses,
     main,
     render,
 )
 from sodtrack.contract.operations import OPERATIONS, Operation, Paging
+from sodtrack.simulator.config import SimConfig
 
 REGENERATE = "uv run python -m sodtrack.contract.openapi --write"
 JSON_SCHEMA_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -187,7 +189,9 @@ def test_servers_cover_every_environment_and_country(doc: dict[str, Any]) -> Non
     servers = doc["servers"]
     urls = [s["url"] for s in servers]
     assert all(url.endswith(limits.API_PREFIX) for url in urls)
-    assert "http://127.0.0.1:8080" + limits.API_PREFIX in urls
+    sim = SimConfig()
+    assert f"http://{sim.host}:{sim.port}{limits.API_PREFIX}" == urls[-1]
+    assert urls[-1] == SIMULATOR_URL + limits.API_PREFIX
     templated = [s for s in servers if "{country}" in s["url"]]
     assert len(templated) == 3
     for server in templated:
