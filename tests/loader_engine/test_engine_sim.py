@@ -467,11 +467,11 @@ async def test_a_stage_waiting_on_a_transient_booking_is_completed_by_the_next_r
     assert (failed_row.outcome, failed_row.failed_step) == ("failed_transient", "booking")
     assert failed_row.retry_on_rerun
     others = [first.rows[i] for i in members[:-1]]
-    for r in others:  # booked and staged; a row's payment waits (checked below)
-        assert r.booking_id
-        assert r.stage_id
-        paying = parsed.rows[r.position].payment_reference is not None
-        assert r.outcome == ("skipped_dependency" if paying else "created")
+    for res in others:  # booked and staged; a row's payment waits (checked below)
+        assert res.booking_id
+        assert res.stage_id
+        paying = parsed.rows[res.position].payment_reference is not None
+        assert res.outcome == ("skipped_dependency" if paying else "created")
     stage_id = others[0].stage_id
     assert stage_id is not None
     assert len(store(app).stages[stage_id].booking_ids) == len(members) - 1
