@@ -15,6 +15,15 @@ Path parameters are pinned to records that exist (an open project created here, 
 task, a seeded booking, form and service), so that the handlers behind the 404 are exercised,
 not just the lookup.
 
+429 and 503 never occur there (rate limiting and faults are off), so two more simulators
+(one request allowed, then 429s; every request a 503) answer one request per operation, and the
+answers are checked against the document (status, error envelope, X-Request-Id, X-RateLimit-*,
+Retry-After).
+
+Not run: the stateful phase (schemathesis's links between operations), and
+``object_level_authorization`` needs a second identity configured; both are outside the
+default per-operation run.
+
 One explicit, minimal adjustment (``POSITIVE_422``), and why
 ------------------------------------------------------------
 ``positive_data_acceptance`` expects any schema-valid request to be answered 2xx (or 401, 403,
@@ -33,22 +42,31 @@ cannot rule out, because the rule depends on data or on the server's country, no
 
 For exactly the operations whose contract has such rules, ``422`` is added to this one check's
 expected statuses. Nothing is excluded: every check (this one included) runs on every
-operation, and the operations not listed (plain lists, gets, the token endpoint) must accept
-every schema-valid request.
+operation, and the operations not listed (plain lists, gets) must accept every schema-valid
+request. (The token endpoint needs no entry: schemathesis itself lets the operation at the
+security scheme's ``tokenUrl`` refuse credentials that do not exist with 400/422.)
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any, cast
 
 import schemathesis
 from schemathesis.core.result import Ok
 from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from sodtrack.contract.countries import get_country
-from sodtrack.contract.limits import API_PREFIX
+from sodtrack.contract.limits import API_PREFIX, DOCUMENT_FILE_FIELD, HEADER_RETRY_AFTER
 from sodtrack.contract.openapi import build_openapi
-from sodtrack.contract.operations import OPERATIONS
+from sodtrack.contract.operations import OPERATIONS, Operation
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
 
@@ -217,3 +235,54 @@ def test_every_operation_is_tested() -> None:
 @schema.parametrize()
 def test_simulator_conforms(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate()
+
+
+# ---------------------------------------------------------------- transient errors
+# The generated cases never meet a 429 or a 503 (rate limiting and faults are off above). Two
+# more simulators produce them on every operation, and the document's declaration of those
+# responses (status, error envelope, X-Request-Id, X-RateLimit-*, Retry-After) is checked.
+
+RESPONSE_CHECKS = [
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+def _fixed_case(app: Any, op: Operation, token: str | None) -> schemathesis.Case[Any]:
+    """The same request to ``op`` on ``app``: its route, an empty body; the answer comes
+    before routing or validation (rate limit, fault)."""
+    transient = schemathesis.openapi.from_dict(build_openapi(), config=CONFIG)
+    transient.app = app
+    operation = transient.find_operation_by_id(op.id)
+    kwargs: dict[str, Any] = {
+        "path_parameters": dict.fromkeys(re.findall(r"\{(\w+)\}", op.path), "x"),
+        "headers": {"Authorization": f"Bearer {token}"} if token else {},
+    }
+    if op.multipart:
+        kwargs |= {"body": {DOCUMENT_FILE_FIELD: b"%PDF-1.4"}, "media_type": "multipart/form-data"}
+    elif op.body is not None:
+        kwargs |= {"body": {}, "media_type": "application/json"}
+    return operation.Case(**kwargs)
+
+
+def test_rate_limited_answers_conform() -> None:
+    app = create_app(replace(SIM, rate_limit=0.001, burst=1))  # one request, then 429s
+    with asgi.get_client(cast("Any", app)) as client:
+        token = _token(client)
+    for op in OPERATIONS.values():
+        case = _fixed_case(app, op, token)
+        response = case.call()
+        assert response.status_code == 429, (op.id, response.status_code, response.text)
+        assert int(response.headers[HEADER_RETRY_AFTER.lower()][0]) >= 1
+        case.validate_response(response, checks=RESPONSE_CHECKS)
+
+
+def test_unavailable_answers_conform() -> None:
+    app = create_app(replace(SIM, fault_rate=1.0))  # every API request: 503
+    for op in OPERATIONS.values():
+        case = _fixed_case(app, op, None)
+        response = case.call()
+        assert response.status_code == 503, (op.id, response.status_code, response.text)
+        case.validate_response(response, checks=RESPONSE_CHECKS)
