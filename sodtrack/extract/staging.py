@@ -162,9 +162,10 @@ async def stage_coverage(
 
         def sink(page: Sequence[Any]) -> None:
             zones_out.write(coverage_zones_batch(page, extracted_at), part)
-            batch = coverage_postal_codes_batch(page, extracted_at)
-            pc_run.received += batch.num_rows
-            pcs_out.write(batch, part)
+            for zone in page:  # one zone at a time: a page's matrix can be millions of rows
+                batch = coverage_postal_codes_batch([zone], extracted_at)
+                pc_run.received += batch.num_rows
+                pcs_out.write(batch, part)
 
         await _walk_into(client.list_coverage_zones(), zone_run, sink, progress)
         _finish(zones_out, zone_run, extracted_at)
