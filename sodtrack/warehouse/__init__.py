@@ -10,7 +10,23 @@ Library only (no Prefect): the flows call it.
 * ``bookings`` — the bounded-memory bookings merge (changes log + latest state per month);
 * ``fs``/``layout``/``manifest`` — the filesystem seam, the on-disk layout, the manifest.
 
-Readers need nothing from here: ``<root>/<dataset>/current`` is hive-partitioned Parquet.
+Readers need nothing from here: ``<root>/<dataset>/current`` is hive-partitioned Parquet::
+
+    -- DuckDB
+    SELECT * FROM read_parquet('data/warehouse/bookings/current/**/*.parquet',
+                               hive_partitioning = true);
+    # pandas / pyarrow
+    pd.read_parquet("data/warehouse/bookings/current")
+    pyarrow.dataset.dataset("data/warehouse/bookings/current", partitioning="hive")
+    # polars
+    pl.scan_parquet("data/warehouse/bookings/current/**/*.parquet", hive_partitioning=True)
+
+Partition values are strings in the paths; DuckDB and polars sniff ``snapshot_date`` and
+``extraction_date`` as DATE, pandas gives categoricals. ``current`` is swapped atomically, so a
+query sees one complete version; a long-running reader that must not see a newer version
+mid-way resolves it first (``os.path.realpath``, or ``Warehouse.read_current``). A dataset
+with no partition at all (nothing extracted yet) has no file, and DuckDB's glob then raises
+"No files found".
 """
 
 from sodtrack.warehouse.fs import LockTimeout

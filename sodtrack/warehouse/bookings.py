@@ -218,7 +218,6 @@ class BookingsRun:
         con.execute(f"SET memory_limit = '{self.memory_limit}'")
         con.execute(f"SET threads = {int(self.threads)}")
         con.execute(f"SET temp_directory = '{_sql_str(tmp)}'")
-        con.execute("SET preserve_insertion_order = false")
         con.execute("SET TimeZone = 'UTC'")  # Arrow output of TIMESTAMPTZ in UTC
         return con
 
@@ -241,15 +240,28 @@ class BookingsRun:
         con = self._connect()
         try:
             raw = f"read_parquet('{_sql_str(self._raw_path)}')"
-            # 1. the changes log: drop exact repeats, keep arrival order.
+            # Decide on narrow columns (id, updated_at, month, _seq) first, then pick the wide
+            # rows by _seq: windowing or sorting the 29-column rows themselves is what costs.
+            con.execute(
+                f"""
+                CREATE TABLE keys AS
+                SELECT id, updated_at, {_SEQ},
+                       strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH},
+                       {_SEQ} = max({_SEQ}) OVER (PARTITION BY id, updated_at) AS last_exact,
+                       row_number() OVER (
+                           PARTITION BY id ORDER BY updated_at DESC, {_SEQ} DESC) = 1 AS newest
+                FROM {raw}
+                """  # noqa: S608
+            )
+            # 1. the changes log: exact repeats dropped (the last received kept), in arrival
+            # order (the work file is in arrival order and the filtered scan preserves it).
             with wh.stage("booking_changes", self.run_id) as changes:
                 changes.touch({"country": self.country, "extraction_date": extraction_date})
                 reader = _stream(
                     con,
                     f"""
                     SELECT {_COLS}, ?::VARCHAR AS run_id FROM {raw}
-                    QUALIFY row_number() OVER (PARTITION BY id, updated_at ORDER BY {_SEQ} DESC) = 1
-                    ORDER BY {_SEQ}
+                    WHERE {_SEQ} IN (SELECT {_SEQ} FROM keys WHERE last_exact)
                     """,  # noqa: S608
                     [self.run_id],
                 )
@@ -259,21 +271,14 @@ class BookingsRun:
                         batch, {"country": self.country, "extraction_date": extraction_date}
                     )
                     changes_written += batch.num_rows
-                # 2. newest version of each changed id, with its new month.
-                con.execute(
-                    f"""
-                    CREATE TABLE latest AS
-                    SELECT {_COLS}, strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH}
-                    FROM {raw}
-                    QUALIFY row_number() OVER (
-                        PARTITION BY id ORDER BY updated_at DESC, {_SEQ} DESC) = 1
-                    """  # noqa: S608
-                )
+                # 2. the newest version of each changed id (greatest updated_at, a tie to the
+                # last received) ...
+                con.execute("CREATE TABLE latest AS SELECT * FROM keys WHERE newest")
                 distinct_ids, max_updated = con.execute(
                     "SELECT count(*), max(updated_at) FROM latest"
                 ).fetchall()[0]
                 max_updated = _utc(max_updated)
-                # 3. where the changed ids live now, and which versions win: the incoming one
+                # 3. ... where those ids live now, and which versions win: the incoming one
                 # unless the stored row is strictly newer (a replayed or out-of-order run must
                 # not move a booking back in time; a tie goes to the incoming, later-seen one).
                 if base_parts:
@@ -294,30 +299,40 @@ class BookingsRun:
                         "updated_at TIMESTAMPTZ)"
                     )
                 con.execute(
-                    """
-                    CREATE TABLE winners AS
-                    SELECT l.* FROM latest l LEFT JOIN located o ON l.id = o.id
+                    f"""
+                    CREATE TABLE win AS
+                    SELECT l.id, l.{_SEQ}, l.{_MONTH}, o.{_MONTH} AS old_month,
+                           o.id IS NOT NULL AS existed
+                    FROM latest l LEFT JOIN located o ON l.id = o.id
                     WHERE o.id IS NULL OR l.updated_at >= o.updated_at
-                    """
+                    """  # noqa: S608
                 )
                 winners, new_ids, moved_ids = con.execute(
                     f"""
-                    SELECT count(*),
-                           count(*) FILTER (WHERE o.id IS NULL),
-                           count(*) FILTER (WHERE o.id IS NOT NULL AND o.{_MONTH} <> w.{_MONTH})
-                    FROM winners w LEFT JOIN located o ON w.id = o.id
+                    SELECT count(*), count(*) FILTER (WHERE NOT existed),
+                           count(*) FILTER (WHERE existed AND old_month <> {_MONTH})
+                    FROM win
                     """  # noqa: S608
                 ).fetchall()[0]
                 months = [
                     r[0]
                     for r in con.execute(
                         f"""
-                        SELECT {_MONTH} FROM winners
-                        UNION SELECT o.{_MONTH} FROM located o SEMI JOIN winners w ON o.id = w.id
+                        SELECT {_MONTH} FROM win UNION SELECT old_month FROM win WHERE existed
                         ORDER BY 1
                         """  # noqa: S608
                     ).fetchall()
                 ]
+                # The wide winning rows, once, sorted by month then id: each month's query
+                # below then reads a contiguous, already ordered range.
+                con.execute(
+                    f"""
+                    CREATE TABLE winners AS
+                    SELECT {_COLS}, strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH}
+                    FROM {raw} WHERE {_SEQ} IN (SELECT {_SEQ} FROM win)
+                    ORDER BY {_MONTH}, id
+                    """  # noqa: S608
+                )
                 changes.finish(
                     watermark_before=watermark_before,
                     watermark_after=max_updated,
@@ -341,11 +356,14 @@ class BookingsRun:
                         stored = f"read_parquet({_sql_list(current)})"
                         kept = f"SELECT {_COLS} FROM {stored} c ANTI JOIN winners w ON c.id = w.id"  # noqa: S608
                         incoming = f"{kept} UNION ALL {incoming}"
-                    reader = _stream(con, f"{incoming} ORDER BY id", [month])
+                    # Rows within a partition: carried rows first (in their stored order),
+                    # then this run's, by id. No global ORDER BY: not worth a sort per month.
+                    reader = _stream(con, incoming, [month])
                     n = 0
                     for batch in reader:
                         out.write(batch, values)
                         n += batch.num_rows
+                    out.close_partition(values)  # one month buffered at a time
                     rows_written += n
                     if n == 0:
                         removed.append(key)

@@ -106,6 +106,11 @@ class Warehouse:
         self.on_step = on_step
         self.clock = clock
 
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> Warehouse:
+        """The warehouse at ``Settings.warehouse`` (``data/warehouse`` by default)."""
+        return cls(settings.warehouse, **kwargs)
+
     # ------------------------------------------------------------------ paths
 
     def dataset_path(self, dataset: str) -> str:

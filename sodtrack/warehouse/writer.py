@@ -2,9 +2,12 @@
 
 A run feeds batches as pages arrive; each partition gets a ``pq.ParquetWriter`` whose rows are
 buffered only up to one row group (``row_group_rows``), so memory is bounded by
-``open partitions × row group``, not by the size of the run. Every batch is checked against the
-dataset schema (names, order, types, non-null columns) and cast where only the physical type
-differs (DuckDB's Arrow output, for instance); nothing is inferred.
+``open partitions × row group``, not by the size of the run. Producers that write partitions
+one after another close each with ``close_partition`` to keep that to one.
+
+Every batch is checked against the dataset schema (names, order, types, non-null columns) and
+cast where only the physical type differs (DuckDB's Arrow output, for instance); nothing is
+inferred.
 
 The staging is complete only when ``finish()`` has written ``_stage.json`` (the last step):
 publish refuses a staging without it, so a writer killed mid-file leaves nothing publishable.
@@ -224,6 +227,15 @@ class StagingWriter:
         key = layout.partition_path(layout.partition(self.spec, partition))
         if key not in self._open and key not in self._file_index:
             self._handle(key)
+
+    def close_partition(self, partition: Mapping[str, str]) -> None:
+        """Flush and close ``partition``'s file now (a producer that writes partitions one
+        after another calls this, so only one partition's row group is ever buffered).
+        Writing to it again later starts a new file."""
+        self._check_open()
+        key = layout.partition_path(layout.partition(self.spec, partition))
+        if key in self._open:
+            self._close_file(key)
 
     def replace(self, partitions: Iterable[Mapping[str, str]]) -> None:
         """Declare partitions this run replaces even if it writes nothing to them: publish
