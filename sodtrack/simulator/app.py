@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sodtrack.contract.errors import ErrorCode
@@ -408,4 +408,47 @@ def create_app(config: SimConfig, *, clock: Clock | None = None) -> Starlette:
     )
     app.router.redirect_slashes = False
     app.state.sim = sim
+    return app
+
+
+class _UnderPrefix:
+    """Runs a single-country app below a ``Mount`` prefix as if it were at the root.
+
+    Starlette's ``Mount`` keeps the full path in ``scope["path"]`` (and the prefix in
+    ``root_path``); the simulator's middleware compares paths against ``/_sim/`` and the token
+    path, so the inner app gets the path with the prefix taken off."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            scope = dict(scope)
+            scope["path"] = scope["path"][len(self.prefix) :] or "/"
+        await self.app(scope, receive, send)
+
+
+def create_multi_country_app(configs: list[SimConfig]) -> Starlette:
+    """Several countries' simulators in one app, each under ``/{country}``.
+
+    ``/cl/api/v1/...`` is Chile's API and ``/cl/_sim/...`` its controls; every country has its
+    own seeded data, clock, limiter and faults (exactly ``create_app(config)`` for each). A
+    client's base URL is ``http://host:port/{country}``. ``app.state.sims`` maps each country
+    code to its ``Simulator``."""
+    codes = [c.country for c in configs]
+    if not codes:
+        raise ValueError("at least one country")
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"each country once: {codes}")
+    mounts: list[Mount] = []
+    sims: dict[str, Simulator] = {}
+    for config in configs:
+        inner = create_app(config)
+        sims[config.country] = inner.state.sim
+        prefix = f"/{config.country}"
+        mounts.append(Mount(prefix, app=_UnderPrefix(inner, prefix)))
+    app = Starlette(routes=mounts, exception_handlers={HTTPException: _http_error})
+    app.router.redirect_slashes = False
+    app.state.sims = sims
     return app

@@ -29,7 +29,8 @@ def _help(name: str) -> str:
 _HELP = {
     "host": "Interface to bind.",
     "port": "TCP port.",
-    "country": "API country (cl, pe, co, mx, ar, br, uy).",
+    "country": "API country (cl, pe, co, mx, ar, br, uy). Repeat it to serve several countries, "
+    "each under /{country} (/cl/api/v1/..., /cl/_sim/...); one country is served at the root.",
     "seed": "Seed of all data, faults and request ids.",
     "client_id": "The configured client credential (owns the seeded history).",
     "client_secret": "Its secret.",
@@ -54,7 +55,7 @@ def main_callback() -> None:
 def serve(
     host: Annotated[str, typer.Option(help=_help("host"))] = _D.host,
     port: Annotated[int, typer.Option(help=_help("port"))] = _D.port,
-    country: Annotated[str, typer.Option(help=_help("country"))] = _D.country,
+    country: Annotated[list[str] | None, typer.Option(help=_help("country"))] = None,
     seed: Annotated[int, typer.Option(help=_help("seed"))] = _D.seed,
     client_id: Annotated[str, typer.Option(help=_help("client_id"))] = _D.client_id,
     client_secret: Annotated[str, typer.Option(help=_help("client_secret"))] = _D.client_secret,
@@ -83,7 +84,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug shows one line per request.")] = "info",
 ) -> None:
     """Seed the data and serve the API (``/api/v1``) and the ``/_sim/`` controls."""
-    from sodtrack.simulator.app import create_app
+    from sodtrack.simulator.app import create_app, create_multi_country_app
     from sodtrack.simulator.testing import quiet_simulated_drops
 
     extras: list[tuple[str, str]] = []
@@ -95,7 +96,6 @@ def serve(
     settings: dict[str, Any] = dict(  # noqa: C408 (mirrors the options one to one)
         host=host,
         port=port,
-        country=country,
         seed=seed,
         client_id=client_id,
         client_secret=client_secret,
@@ -115,10 +115,12 @@ def serve(
         zones=zones,
         postal_codes=postal_codes,
     )
-    config = SimConfig(**settings)
+    countries = list(dict.fromkeys(c.strip().lower() for c in country or [_D.country]))
+    configs = [SimConfig(**{**settings, "country": code}) for code in countries]
+    config = configs[0]
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     quiet_simulated_drops()
-    application = create_app(config)
+    application = create_app(config) if len(configs) == 1 else create_multi_country_app(configs)
     uvicorn.run(
         application,
         host=config.host,
