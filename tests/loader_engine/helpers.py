@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import csv
+import os
+import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from sodtrack.client import Credentials, RateLimiter, RetryPolicy, SodtrackClient
+from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.outcomes import UploadResult
 from sodtrack.loader.synth import COLUMNS
 from sodtrack.simulator.store import ClientState
@@ -122,3 +128,34 @@ def assert_matches_store(app: Starlette, result: UploadResult, rows: Sequence[An
                 assert st.payments[r.payment_id].external_reference == row.payment_reference
         elif r.outcome in ("rejected", "skipped_dependency") and r.booking_id is None:
             assert st.count_bookings(row.external_reference) == 0
+
+
+PG_URL = os.environ.get("SODTRACK_TEST_POSTGRES_URL")
+
+
+@contextmanager
+def ledger_for(kind: str, tmp_path: Path) -> Iterator[Ledger]:
+    """A fresh ledger: SQLite under ``tmp_path``, or PostgreSQL (``SODTRACK_TEST_POSTGRES_URL``)
+    in a schema of its own, dropped afterwards (the same code, a different URL)."""
+    if kind == "sqlite":
+        led = Ledger(f"sqlite:///{tmp_path}/state/ledger.db")
+        try:
+            yield led
+        finally:
+            led.close()
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL ledger tests need SODTRACK_TEST_POSTGRES_URL")
+    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.schema.CreateSchema(schema))
+    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    led = Ledger(url.render_as_string(hide_password=False))
+    try:
+        yield led
+    finally:
+        led.close()
+        with admin.begin() as conn:
+            conn.execute(sa.schema.DropSchema(schema, cascade=True))
+        admin.dispose()

@@ -28,6 +28,7 @@ from .helpers import (
     assert_every_row_once,
     assert_matches_store,
     assert_no_duplicates,
+    ledger_for,
     read_rows,
     sim_client,
     store,
@@ -37,9 +38,15 @@ from .helpers import (
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    led = Ledger(f"sqlite:///{tmp_path}/ledger.db")
-    yield led
-    led.close()
+    with ledger_for("sqlite", tmp_path) as led:
+        yield led
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    """The happy path runs on both back ends (PostgreSQL when configured)."""
+    with ledger_for(request.param, tmp_path) as led:
+        yield led
 
 
 @pytest.fixture
@@ -62,8 +69,9 @@ def _writes(app: Starlette) -> dict[str, int]:
 
 
 async def test_happy_path_then_rerun_creates_nothing_new(
-    app: Starlette, ledger: Ledger, tmp_path: Path
+    app: Starlette, any_ledger: Ledger, tmp_path: Path
 ) -> None:
+    ledger = any_ledger
     path = await _synth(app, tmp_path / "bookings.csv")
     parsed = read_upload(path, "cl")
     assert all(r.is_valid for r in parsed.rows)

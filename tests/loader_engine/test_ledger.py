@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -22,19 +21,13 @@ from sodtrack.loader.ledger import (
     uploads_table,
 )
 
-PG_URL = os.environ.get("SODTRACK_TEST_POSTGRES_URL")
+from .helpers import ledger_for
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
-    if request.param == "postgres":
-        if not PG_URL:
-            pytest.skip("PostgreSQL ledger tests need SODTRACK_TEST_POSTGRES_URL")
-        led = Ledger(PG_URL)
-    else:
-        led = Ledger(f"sqlite:///{tmp_path}/state/ledger.db")
-    yield led
-    led.close()
+    with ledger_for(request.param, tmp_path) as led:
+        yield led
 
 
 def _begin(led: Ledger, upload_id: str, **kw: object) -> tuple[int, bool, str]:
