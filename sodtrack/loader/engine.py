@@ -23,15 +23,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Final
 
+from sodtrack.client.errors import SodtrackError
 from sodtrack.contract.countries import get_country
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
 from sodtrack.loader.checks import check_payments, check_rows, reader_rejection
 from sodtrack.loader.ledger import Ledger, StepRecord, upload_id_for
-from sodtrack.loader.load import Loader, LoaderClient, Progress
+from sodtrack.loader.load import Loader, LoaderClient, Progress, explain_exception
+from sodtrack.loader.messages import Explanation
 from sodtrack.loader.outcomes import RowResult, UploadResult
 from sodtrack.loader.plan import StepRef, build_plan
 from sodtrack.loader.upload import ParsedUpload
@@ -147,6 +150,22 @@ async def run_upload(
             await renew
 
 
+def _unchecked(r: RowResult, why: Explanation) -> RowResult:
+    """A row left unanswered by checks that could not run: transient, retried by a re-run."""
+    if r.outcome in ("already_existed", "rejected"):
+        return r
+    return replace(
+        r,
+        outcome="failed_transient",
+        failed_step="validation",
+        error_code=why.code,
+        error_kind=why.kind,
+        message=why.message,
+        suggested_fix=why.suggested_fix,
+        retry_on_rerun=True,
+    )
+
+
 async def _renew_lease(ledger: Ledger, upload_id: str, owner: str) -> None:
     while True:
         await asyncio.sleep(ledger.lease_s / 3)
@@ -200,24 +219,36 @@ async def _validate_and_load(
         if rec is not None and rec.attempts > 0 and rec.state not in ("done", "rejected")
     ]
     wanted = {(rows[i].service_sku, rows[i].variant_sku) for i in (*never_sent, *late)}
-    catalog = await Catalog.load(client, wanted) if wanted else None
-    checked = await check_rows(
-        rows,
-        never_sent,
-        country,
-        client,
-        availability=check_availability,
-        coverage_mode=coverage_mode,
-        catalog=catalog,
-    )
+    prior_rejected = {
+        i for i, rec in booking_state.items() if rec is not None and rec.state == "rejected"
+    }
+    warnings = {i: tuple(w.message for w in r.warnings) for i, r in enumerate(rows)}
+    try:
+        catalog = await Catalog.load(client, wanted) if wanted else None
+        checked = await check_rows(
+            rows,
+            never_sent,
+            country,
+            client,
+            availability=check_availability,
+            coverage_mode=coverage_mode,
+            catalog=catalog,
+        )
+    except SodtrackError as exc:
+        # The checks could not complete: nothing is written; every row still gets its answer
+        # (what the ledger already knows, else "failed_transient, re-run").
+        why = explain_exception(exc, "validation", {})
+        plan = build_plan(rows, frozenset(set(reader_rejected) | prior_rejected))
+        known = real_answers(rows, plan, reader_rejected, states, run_no, warnings)
+        return [_unchecked(r, why) for r in known], [
+            f"The checks before writing could not complete ({why.message}); nothing was "
+            "written in this run. Re-run the same file."
+        ]
     if catalog is not None:
         for i in late:
             resolved = catalog.resolve(rows[i].service_sku, rows[i].variant_sku)
             if not isinstance(resolved, str):
                 checked.resolved[i] = resolved
-    prior_rejected = {
-        i for i, rec in booking_state.items() if rec is not None and rec.state == "rejected"
-    }
     excluded = set(reader_rejected) | set(checked.rejected) | prior_rejected
 
     price_of: dict[int, Decimal] = {i: r.price for i, r in checked.resolved.items()}
@@ -238,7 +269,6 @@ async def _validate_and_load(
         progress("validate", len(rows), len(rows))
 
     plan = build_plan(rows, frozenset(excluded))
-    warnings = {i: tuple(w.message for w in r.warnings) for i, r in enumerate(rows)}
 
     if dry_run:
         avail = (

@@ -28,6 +28,7 @@ STEP_LABELS: Final[Mapping[str, str]] = {
     "stage": "stage",
     "payment": "payment",
     "cancel": "cancellation",
+    "validation": "checks before writing (catalog, coverage, slots)",
 }
 
 

@@ -16,6 +16,7 @@ from sodtrack.client.errors import RejectedError
 from sodtrack.contract import models as m
 from sodtrack.loader import BookingRow, read_upload
 from sodtrack.loader.cancel import cancel_upload
+from sodtrack.loader.catalog import Coverage
 from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.results import write_results
@@ -509,3 +510,55 @@ async def test_a_stage_waiting_on_a_transient_booking_is_completed_by_the_next_r
         [r.payment_reference for r in parsed.rows if r.payment_reference],
     )
     assert_matches_store(app, second, parsed.rows)
+
+
+class _CatalogDown:
+    """The real client, except that the catalog cannot be read."""
+
+    def __init__(self, inner: SodtrackClient) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def collect_services(self, *args: Any, **kwargs: Any) -> Any:
+        raise RetryExhausted(
+            operation="list_services",
+            attempts=6,
+            seen=["503"] * 6,
+            waited_s=1,
+            elapsed_s=1,
+            reason="max_attempts=6 reached",
+        )
+
+
+async def test_checks_that_cannot_run_write_nothing_and_answer_every_row(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    path = await _synth(app, tmp_path / "bookings.csv", rows=15, projects=2)
+    parsed = read_upload(path, "cl")
+    before = _writes(app)
+    async with sim_client(app) as inner:
+        result = await run_upload(parsed, _CatalogDown(inner), ledger, uploaded_by="o")  # type: ignore[arg-type]
+    assert _writes(app) == before
+    assert_every_row_once(result, len(parsed.rows))
+    assert {(r.outcome, r.failed_step, r.retry_on_rerun) for r in result.rows} == {
+        ("failed_transient", "validation", True)
+    }
+    assert any("nothing was written" in n for n in result.notices)
+    async with sim_client(app) as client:
+        again = await run_upload(parsed, client, ledger, uploaded_by="o")
+    assert again.counts["created"] == len(parsed.rows)
+
+
+async def test_coverage_by_zones_list_answers_like_the_check_endpoint(app: Starlette) -> None:
+    async with sim_client(app) as client:
+        zones = await client.collect_coverage_zones()
+        services = [s.id for s in await client.collect_services()][:6]
+        codes = [*sorted({c for z in zones for c in z.postal_codes})[:10], "9999999"]
+        pairs = [(c, s) for c in codes for s in services]
+        by_check = await Coverage(client, "check").resolve(pairs)
+        by_zones = await Coverage(client, "zones").resolve(pairs)
+    assert by_check == by_zones
+    assert any(a.covered for a in by_check.values())
+    assert any(not a.covered for a in by_check.values())
