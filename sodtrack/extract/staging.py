@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -209,7 +209,7 @@ async def stage_bookings(
         async for page in walk:
             changes_run.pages += 1
             changes_run.received += page.received
-            run.add_page(page.items)
+            run.add_page(page.items, received_at=datetime.now(UTC))
             progress("bookings", page.received)
         result = run.finish(watermark_before=watermark_before, full_refresh=full_refresh)
     except BaseException:

@@ -157,10 +157,14 @@ class BookingsRun:
 
     # ------------------------------------------------------------------ input
 
-    def add_page(self, page: Sequence[Booking]) -> None:
-        """Convert one page of models and append it (in arrival order)."""
+    def add_page(self, page: Sequence[Booking], received_at: datetime | None = None) -> None:
+        """Convert one page of models and append it (in arrival order).
+
+        ``received_at`` stamps the page's ``extracted_at`` (default: the run's start): a
+        booking updated while the walk ran is then never "extracted before it was updated".
+        """
         if page:
-            self.add_batch(bookings_batch(page, self.extracted_at))
+            self.add_batch(bookings_batch(page, (received_at or self.extracted_at).astimezone(UTC)))
 
     def add_batch(self, batch: pa.RecordBatch) -> None:
         """Append a batch with the ``bookings`` schema (e.g. from ``bookings_batch``)."""
