@@ -75,7 +75,10 @@ async def run_upload(
     requests_before = _requests_of(client)
     country = get_country(parsed.country)
     rows = parsed.rows
-    upload_id = upload_id_for(parsed.file_sha256, country.code, dry_run=dry_run, salt=new_upload)
+    sheet = parsed.sheet if parsed.sheet_names and parsed.sheet != parsed.sheet_names[0] else None
+    upload_id = upload_id_for(
+        parsed.file_sha256, country.code, dry_run=dry_run, salt=new_upload, sheet=sheet
+    )
     run = ledger.begin_upload(
         upload_id=upload_id,
         file_sha256=parsed.file_sha256,
@@ -118,7 +121,9 @@ async def run_upload(
                 progress=progress,
                 concurrency=concurrency,
                 coverage_mode=coverage_mode,
-                real_upload_id=upload_id_for(parsed.file_sha256, country.code, salt=new_upload),
+                real_upload_id=upload_id_for(
+                    parsed.file_sha256, country.code, salt=new_upload, sheet=sheet
+                ),
             )
         # The invariant the whole design serves: one answer per input row, in order.
         assert [r.position for r in results] == list(range(len(rows))), "a row lost its answer"

@@ -43,8 +43,10 @@ between the two: its write may or may not exist, and the engine resolves it by r
 
 Upload identity
 ---------------
-``upload_id`` is derived from ``(file sha256, country)``: the same file uploaded again resumes
-the same upload (and creates nothing new). ``salt`` forces a fresh upload of the same bytes
+``upload_id`` is derived from ``(file sha256, country)`` (and the sheet, when one other than
+the first is named): the same file uploaded again resumes the same upload (and creates
+nothing new). A re-run that reads the file into a different number of rows (another mapping)
+is refused rather than mixed with the stored rows. ``salt`` forces a fresh upload of the same bytes
 (``--new-upload``); a dry run has its own id (suffix ``-dry``) so it never touches the real
 upload's steps.
 """
@@ -150,14 +152,23 @@ def _now() -> str:
 
 
 def upload_id_for(
-    file_sha256: str, country: str, *, dry_run: bool = False, salt: str | None = None
+    file_sha256: str,
+    country: str,
+    *,
+    dry_run: bool = False,
+    salt: str | None = None,
+    sheet: str | None = None,
 ) -> str:
     """The upload id of a file: stable for (content, country), so a re-run resumes it.
 
-    ``salt`` (any text, e.g. a timestamp) makes a new upload of the same bytes; a dry run gets
-    its own id so its records never mix with the real upload's.
+    ``sheet`` (an XLSX sheet other than the default) is part of it: another sheet of the same
+    workbook is another upload. ``salt`` (any text, e.g. a timestamp) makes a new upload of
+    the same bytes; a dry run gets its own id so its records never mix with the real
+    upload's.
     """
     material = f"{file_sha256.lower()}:{country.lower()}"
+    if sheet:
+        material += f":sheet={sheet}"
     if salt:
         material += f":{salt}"
     digest = hashlib.sha256(material.encode()).hexdigest()[:20]
@@ -349,6 +360,11 @@ class Ledger:
             self._check_lease(existing, now, take_over)
             if existing.file_sha256 != file_sha256:
                 raise ValueError(f"upload {upload_id} belongs to another file")
+            if int(existing.row_count) != row_count:
+                raise ValueError(
+                    f"upload {upload_id} was read as {existing.row_count} rows, now as "
+                    f"{row_count} (another mapping or sheet?): start a new upload instead"
+                )
             run_no = int(existing.runs) + 1
             conn.execute(
                 sa.update(uploads_table)

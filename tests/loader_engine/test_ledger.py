@@ -59,6 +59,7 @@ def test_upload_id_is_stable_per_file_and_country() -> None:
     assert upload_id_for(sha, "cl") != upload_id_for(sha, "pe")
     assert upload_id_for(sha, "cl", dry_run=True).endswith("-dry")
     assert upload_id_for(sha, "cl", salt="again") != upload_id_for(sha, "cl")
+    assert upload_id_for(sha, "cl", sheet="Marzo") != upload_id_for(sha, "cl")
 
 
 def test_default_url_creates_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,6 +81,22 @@ def test_rerun_resumes_the_same_upload_and_counts_runs(ledger: Ledger) -> None:
     rec = ledger.get_upload(uid)
     assert rec is not None
     assert (rec.runs, rec.status, rec.uploaded_by) == (2, "running", "ana@example.com")
+
+
+def test_a_file_read_into_other_rows_is_not_mixed_into_its_upload(ledger: Ledger) -> None:
+    uid = f"upl_test_{uuid.uuid4().hex[:8]}"
+    _begin(ledger, uid)  # 2 rows
+    ledger.finish_upload(uid, status="completed", summary={}, owner=None)
+    with pytest.raises(ValueError, match="start a new upload"):
+        ledger.begin_upload(
+            upload_id=uid,
+            file_sha256="ab" * 32,
+            file_name="bookings.xlsx",
+            country="cl",
+            uploaded_by="x",
+            dry_run=False,
+            row_count=3,
+        )
 
 
 def test_lease_refuses_a_second_live_worker(ledger: Ledger) -> None:
