@@ -14,10 +14,12 @@ Tables
 ------
 ``load_uploads``
     One per upload: ``upload_id`` (see :func:`upload_id_for`), ``file_sha256``, ``file_name``,
-    ``country``, ``uploaded_by``, ``created_at``, ``updated_at``, ``status``
-    (``running|completed|completed_with_errors|cancelled``), ``dry_run``, ``runs`` (how many
-    times it was started), ``row_count``, ``summary_json`` (counts by outcome of the last run)
-    and a lease (``lease_owner``, ``lease_until``) so two workers never drive one upload at once.
+    ``country``, ``uploaded_by``, ``created_at``, ``updated_at``, ``status`` (``running``;
+    after a run ``completed``, ``completed_with_errors`` (some rows rejected), ``incomplete``
+    (some rows wait for a re-run) or ``failed`` (file-level errors); after a cancel
+    ``cancelled`` or ``cancel_incomplete``), ``dry_run``, ``runs`` (how many times it was
+    started), ``row_count``, ``summary_json`` (counts by outcome of the last run) and a lease
+    (``lease_owner``, ``lease_until``) so two workers never drive one upload at once.
 ``load_rows``
     One per input row, keyed ``(upload_id, position)`` (position = 0-based index in the file's
     row order, across sheets): ``sheet``, ``row_number``, the row's references, its last
