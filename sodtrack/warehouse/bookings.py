@@ -7,7 +7,8 @@ the end of the previous run, so the same id can appear several times, with the s
 
 Output, both *staged* (validation and ``Warehouse.publish`` come after):
 
-* ``booking_changes`` (``country``, ``extraction_date``): every version received, exact
+* ``booking_changes`` (``country``, ``extraction_date`` = the UTC date of ``extracted_at``):
+  every version received, exact
   repeats of the same ``(id, updated_at)`` within the run dropped (the last received kept), in
   arrival order, with ``run_id``. One file per run in the partition: a log.
 * ``bookings`` (``country``, ``scheduled_month``): the latest state. Touched partitions are the
@@ -149,7 +150,9 @@ class BookingsRun:
         self._raw_path = fs.join(self.work, "raw.parquet")
         raw_schema = _BOOKINGS.schema.append(pa.field(_SEQ, pa.int64(), nullable=False))
         self._raw_schema = raw_schema
-        self._raw = pq.ParquetWriter(self._raw_path, raw_schema, compression="zstd")
+        self._raw = pq.ParquetWriter(
+            self._raw_path, raw_schema, compression="zstd", filesystem=fs.arrow
+        )
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         self._received = 0
@@ -238,7 +241,14 @@ class BookingsRun:
             data = wh.data_path("bookings", base.version_id)
             for key, part in base.partitions.items():
                 if key.startswith(prefix) and part.files:
-                    base_parts[key] = [wh.fs.join(data, key, f.name) for f in part.files]
+                    # Pin the base: hard links in the work directory keep these bytes
+                    # readable even if garbage collection removes the version meanwhile.
+                    pinned = []
+                    for f in part.files:
+                        link = wh.fs.join(self.work, "base", key, f.name)
+                        wh.fs.share(wh.fs.join(data, key, f.name), link)
+                        pinned.append(link)
+                    base_parts[key] = pinned
                     base_rows[key] = part.rows
         extraction_date = self.extracted_at.date().isoformat()
         con = self._connect()

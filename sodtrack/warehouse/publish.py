@@ -21,8 +21,11 @@ Killed anywhere before 4, ``current`` still names the previous complete version 
 leftovers (``.tmp-*`` directories, the staging) are either reused by a re-run or removed by
 ``gc``; killed after 4, the new version is complete and only clean-up is pending. Readers open
 ``<dataset>/current`` and, having resolved it, keep reading that version's files even while a
-new one is published (files are never rewritten; old versions survive ``keep_versions`` more
-publishes, and an open file outlives its unlinking on POSIX anyway).
+new one is published (files are never rewritten; an old version survives ``keep_versions``
+more publishes and at least ``version_grace`` after it stopped being current, and an open file
+outlives its unlinking on POSIX anyway). A file name is never reused for other bytes, so a
+reader that listed files through ``current`` just before a swap finds each either unchanged
+(a carried partition) or gone (a replaced one): it fails loudly, never mixes two runs.
 
 What a run replaces depends on the dataset kind (``schemas.DatasetKind``): snapshots and merged
 datasets replace whole partitions (those staged, plus those declared with
@@ -37,7 +40,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "data/warehouse"
 DEFAULT_KEEP_VERSIONS = 5
+DEFAULT_VERSION_GRACE = timedelta(hours=1)
 REPORT_NAME = "validation_report.json"
 
 
@@ -81,6 +85,9 @@ class _Source:
 class Warehouse:
     """One warehouse root: staging, publishing and reading back versions of datasets.
 
+    Garbage collection (after each publish, or ``gc``) keeps the newest ``keep_versions``
+    versions, and any older one that stopped being current less than ``version_grace`` ago.
+
     ``on_step`` is called with the name of each step of ``publish`` (``publish:locked``,
     ``publish:linked``, ``publish:manifest``, ``publish:renamed``, ``publish:swapped``,
     ``publish:cleaned``): logging, metrics, and the fault injection the tests use to kill a
@@ -92,6 +99,7 @@ class Warehouse:
         root: str | Path = DEFAULT_ROOT,
         *,
         keep_versions: int = DEFAULT_KEEP_VERSIONS,
+        version_grace: timedelta = DEFAULT_VERSION_GRACE,
         lock_timeout_s: float = 600.0,
         durable: bool = True,
         on_step: Callable[[str], None] | None = None,
@@ -102,6 +110,7 @@ class Warehouse:
         self.fs: WarehouseFS
         self.fs, self.root = open_fs(str(root), durable=durable)
         self.keep_versions = keep_versions
+        self.version_grace = version_grace
         self.lock_timeout_s = lock_timeout_s
         self.on_step = on_step
         self.clock = clock
@@ -460,11 +469,25 @@ class Warehouse:
                     self.fs.remove_tree(self.fs.join(versions_dir, name))
                     removed.append(name)
             versions = [v for v in versions if v not in removed]
-        for name in versions[: max(0, len(versions) - keep)]:
-            if name != current:
-                self.fs.remove_tree(self.fs.join(versions_dir, name))
-                removed.append(name)
+        now = self.clock()
+        for i, name in enumerate(versions[: max(0, len(versions) - keep)]):
+            if name == current:
+                continue
+            # A version stays readable for `version_grace` after it stopped being current
+            # (when its successor was created): readers that resolved it just before a swap.
+            superseded = self._created_at(dataset, versions[i + 1])
+            if superseded is not None and now - superseded < self.version_grace:
+                break  # every later version was superseded even more recently
+            self.fs.remove_tree(self.fs.join(versions_dir, name))
+            removed.append(name)
         return removed
+
+    def _created_at(self, dataset: str, version: str) -> datetime | None:
+        try:
+            manifest = self.read_manifest(dataset, version)
+        except (OSError, ValueError, KeyError):
+            return None
+        return datetime.fromisoformat(manifest.created_at) if manifest else None
 
     def gc_staging(self, dataset: str, run_ids: Iterable[str]) -> None:
         for run_id in run_ids:

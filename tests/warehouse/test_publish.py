@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def test_empty_snapshot_is_published_as_an_empty_partition(wh: Warehouse) -> Non
 
 
 def test_a_reader_keeps_its_version_while_new_ones_are_published(tmp_path: Path) -> None:
-    wh = Warehouse(tmp_path / "wh", durable=False, keep_versions=2)
+    wh = Warehouse(tmp_path / "wh", durable=False, keep_versions=2, version_grace=timedelta(0))
     publish_services(wh, "run-1", "2026-11-28", n=3)
     pinned = wh.read_current("services")  # resolved to version 1
     listed = sorted(Path(wh.current_path("services")).rglob("*.parquet"))  # via `current/`
@@ -303,7 +304,7 @@ def test_replace_scope_is_a_full_refresh_of_one_country(wh: Warehouse) -> None:
 
 
 def test_garbage_collection_keeps_the_last_versions(tmp_path: Path) -> None:
-    wh = Warehouse(tmp_path / "wh", durable=False, keep_versions=3)
+    wh = Warehouse(tmp_path / "wh", durable=False, keep_versions=3, version_grace=timedelta(0))
     for i in range(7):
         publish_services(wh, f"run-{i}", f"2026-11-{10 + i}")
     versions = wh.list_versions("services")
@@ -313,6 +314,26 @@ def test_garbage_collection_keeps_the_last_versions(tmp_path: Path) -> None:
     leftover.mkdir()
     assert ".tmp-v000099-x" in wh.gc("services", keep=1)
     assert wh.list_versions("services") == [versions[-1]]
+
+
+def test_superseded_versions_survive_the_grace_period(tmp_path: Path) -> None:
+    now = [datetime(2026, 11, 28, 4, 0, tzinfo=UTC)]
+    wh = Warehouse(
+        tmp_path / "wh",
+        durable=False,
+        keep_versions=1,
+        version_grace=timedelta(hours=1),
+        clock=lambda: now[0],
+    )
+    for i in range(3):
+        publish_services(wh, f"run-{i}", "2026-11-28")
+        now[0] += timedelta(minutes=20)
+    assert len(wh.list_versions("services")) == 3  # superseded 20 and 40 minutes ago
+    now[0] += timedelta(minutes=25)  # run-0 was superseded (by run-1) 65 minutes ago
+    assert [v.split("-", 1)[1] for v in wh.gc("services")] == ["run-0"]
+    now[0] += timedelta(hours=1)
+    assert len(wh.gc("services")) == 1
+    assert wh.list_versions("services") == [wh.current_version("services")]
 
 
 def test_concurrent_publishers_do_not_lose_each_others_partitions(wh: Warehouse) -> None:
@@ -340,7 +361,7 @@ def test_concurrent_publishers_do_not_lose_each_others_partitions(wh: Warehouse)
     assert m is not None
     assert len(m.partitions) == 6
     assert m.total_rows == 21
-    assert len(wh.list_versions("services")) == 5  # keep_versions default
+    assert len(wh.list_versions("services")) == 6  # all within the grace period
 
 
 def test_merged_dataset_refuses_a_stale_base(wh: Warehouse) -> None:
