@@ -225,4 +225,10 @@ async def test_consume_async_pages(tmp_path: Path) -> None:
 
     run = BookingsRun(wh, "cl", "run-1", extracted_at=BASE)
     await run.consume(pages())
-    assert run.finish().distinct_ids == 6
+    later = BASE + timedelta(minutes=7)
+    run.add_page([booking(99)], received_at=later)  # extracted_at = when the page came
+    assert run.finish().distinct_ids == 7
+    wh.publish("bookings", "run-1")
+    rows = dict(_published(wh, "bookings", "id, extracted_at"))
+    assert rows[booking(99).id] == later
+    assert rows[booking(1).id] == BASE
