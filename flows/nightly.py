@@ -17,10 +17,15 @@ from prefect.states import Completed, Failed
 from sodtrack.contract.countries import get_country
 from sodtrack.extract.families import Family, families_for
 from sodtrack.extract.report import FamilyRun, RunReport
-from sodtrack.extract.runner import CountryExtraction, merge_client_stats, new_run_id
+from sodtrack.extract.runner import (
+    CountryExtraction,
+    clear_dead_runs,
+    merge_client_stats,
+    new_run_id,
+)
 from sodtrack.settings import Settings
 from tasks.extract import extract_family_task, report_task
-from tasks.runtime import data_dir, load_settings, open_state
+from tasks.runtime import data_dir, load_settings, open_state, open_warehouse
 
 
 @flow(name="extract-country", flow_run_name="extract-{country}")
@@ -38,6 +43,7 @@ async def extract_country(
     results: list[FamilyRun] = []
     try:
         with store.lock(f"nightly:{country}"):
+            clear_dead_runs(open_warehouse(settings), country, cx.run_id)
             for family in families:
                 results.append(
                     await extract_family_task(

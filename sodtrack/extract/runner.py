@@ -28,7 +28,8 @@ from sodtrack.extract.staging import Progress, stage_bookings, stage_catalog, st
 from sodtrack.state import StateStore, updated_since
 from sodtrack.validation import ValidationSession, reference_parameters
 from sodtrack.validation.suites import P_CATEGORY_IDS, P_SERVICE_IDS, P_VARIANT_IDS, P_ZONE_IDS
-from sodtrack.warehouse import Warehouse
+from sodtrack.warehouse import DATASETS, Warehouse, layout
+from sodtrack.warehouse.bookings import WORK
 
 log = logging.getLogger("sodtrack.extract")
 
@@ -179,6 +180,45 @@ async def extract_family(
     return fam
 
 
+def clear_dead_runs(warehouse: Warehouse, country: str, run_id: str) -> list[str]:
+    """Remove what earlier runs of ``country`` left behind when they died before publishing
+    or quarantining (SIGKILL, OOM, a lost node): their stagings and the bookings merge's
+    scratch space, which can be as large as a full extraction.
+
+    Call it holding the country's lock (``nightly:<country>``): no other run of the country
+    is alive then, so a staging of another ``<run>-<country>`` id is nobody's. Returns what
+    was removed (paths under the warehouse root); a failure to remove is logged, not raised.
+    """
+    fs = warehouse.fs
+    suffix = f"-{country}"
+    doomed: list[tuple[str, str]] = []
+    for dataset in DATASETS:
+        staging = fs.join(warehouse.dataset_path(dataset), layout.STAGING)
+        doomed += [
+            (fs.join(staging, name), f"{dataset}/{layout.STAGING}/{name}")
+            for name in fs.list_dir(staging)
+            if name.endswith(suffix) and name != run_id
+        ]
+    work = fs.join(warehouse.root, WORK)
+    mine = f"{run_id}-bookings-{country}"
+    doomed += [
+        (fs.join(work, name), f"{WORK}/{name}")
+        for name in fs.list_dir(work)
+        if name.endswith(f"-bookings{suffix}") and name != mine
+    ]
+    removed = []
+    for path, label in doomed:
+        try:
+            fs.remove_tree(path)
+        except OSError:
+            log.exception("could not remove %s, left by a run that died", label)
+        else:
+            removed.append(label)
+    if removed:
+        log.warning("%s: removed leftovers of runs that died: %s", country, removed)
+    return removed
+
+
 async def run_extraction(
     options: ExtractionOptions,
     *,
@@ -206,6 +246,7 @@ async def run_extraction(
     for country in countries:
         cx = CountryExtraction(country, f"{run_id}-{country}", now())
         with store.lock(f"nightly:{country}", timeout_s=options.lock_timeout_s):
+            clear_dead_runs(warehouse, country, cx.run_id)
             async with client_factory(country) as client:
                 for family in families:
                     report.families.append(
