@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -423,7 +422,7 @@ class Warehouse:
         while self.fs.exists(target):  # a run id quarantined before: keep both
             n += 1
             target = self.quarantine_path(dataset, f"{run_id}.{n}")
-        self.fs.make_dirs(os.path.dirname(target))
+        self.fs.make_dirs(self.fs.join(self.root, layout.QUARANTINE, get_spec(dataset).name))
         if self.fs.exists(staging):
             self.fs.rename_dir(staging, target)
         else:
