@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
-
     from sodtrack.client import SodtrackClient
     from sodtrack.extract import RunReport
     from sodtrack.settings import Settings
@@ -211,7 +209,6 @@ def validate(
     """Re-run a dataset's suite on its published (current) version."""
     _logging(False)
     import pyarrow.compute as pc
-
     from sodtrack.extract.gate import previous_rows
     from sodtrack.validation import ValidationSession, reference_parameters
     from sodtrack.warehouse import Warehouse
@@ -272,8 +269,6 @@ def demo(
 
     _logging(False)
     raise typer.Exit(run_demo(country=country, bookings=bookings, workdir=workdir, console=console))
-
-
 
 
 def main() -> None:
