@@ -21,6 +21,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
+
     from sodtrack.client import SodtrackClient
     from sodtrack.extract import RunReport
     from sodtrack.settings import Settings
@@ -209,6 +210,7 @@ def validate(
     """Re-run a dataset's suite on its published (current) version."""
     _logging(False)
     import pyarrow.compute as pc
+
     from sodtrack.extract.gate import previous_rows
     from sodtrack.validation import ValidationSession, reference_parameters
     from sodtrack.warehouse import Warehouse
