@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from sodtrack.watch import watch
+
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
 
@@ -271,6 +273,9 @@ def demo(
 
     _logging(False)
     raise typer.Exit(run_demo(country=country, bookings=bookings, workdir=workdir, console=console))
+
+
+app.command()(watch)
 
 
 def main() -> None:

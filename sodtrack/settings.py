@@ -56,6 +56,22 @@ class Settings(BaseSettings):
         default="sqlite:///data/state/state.db",
         description="SQLAlchemy URL of the watermark store and load ledger.",
     )
+    client_secret_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the client secret (flow runs).",
+    )
+    inbox: str = Field(
+        default="data/inbox",
+        description="Where operations drop spreadsheets (path or fsspec URL); <inbox>/<country>/.",
+    )
+    uploads: str = Field(
+        default="data/uploads",
+        description="Where the watcher keeps each received file, <uploads>/<upload_id>/<name>.",
+    )
+    outbox: str = Field(
+        default="data/outbox",
+        description="Where a load's results and rejects files land, <outbox>/<upload_id>/.",
+    )
     request_timeout_s: float = 30.0
     max_concurrency: int = 8
     retry_budget_s: float = 300.0

@@ -7,6 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from sodtrack.client import SodtrackClient
 from sodtrack.settings import Settings
 from sodtrack.state import StateStore
@@ -14,11 +16,31 @@ from sodtrack.warehouse import Warehouse
 
 
 def load_settings(warehouse: str | None = None) -> Settings:
-    """Settings from the environment (``SODTRACK_*``, ``.env``), with a flow's override."""
+    """Settings from the environment (``SODTRACK_*``, ``.env``), with a flow's override.
+
+    When ``SODTRACK_CLIENT_SECRET_BLOCK`` names a Prefect ``Secret`` block, the client secret
+    is that block's value (read from the Prefect API the run talks to) and
+    ``SODTRACK_CLIENT_SECRET`` is ignored: credentials live in Prefect, not in the worker's
+    environment or the deployment file.
+    """
     settings = Settings()
+    update: dict[str, object] = {}
     if warehouse:
-        settings = settings.model_copy(update={"warehouse": warehouse})
-    return settings
+        update["warehouse"] = warehouse
+    if settings.client_secret_block:
+        update["client_secret"] = SecretStr(secret_from_block(settings.client_secret_block))
+    return settings.model_copy(update=update) if update else settings
+
+
+def secret_from_block(name: str) -> str:
+    """The value of the Prefect ``Secret`` block ``name`` (sync, from flows of either kind)."""
+    from prefect.blocks.system import Secret
+
+    block: Secret[str] = Secret.load(name, _sync=True)  # type: ignore[call-arg,assignment]
+    value = block.get()
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Secret block {name!r} must hold a non-empty string")
+    return value
 
 
 @contextlib.asynccontextmanager
