@@ -8,25 +8,30 @@ the end of the previous run, so the same id can appear several times, with the s
 Output, both *staged* (validation and ``Warehouse.publish`` come after):
 
 * ``booking_changes`` (``country``, ``extraction_date`` = the UTC date of ``extracted_at``):
-  every version received, exact
-  repeats of the same ``(id, updated_at)`` within the run dropped (the last received kept), in
-  arrival order, with ``run_id``. One file per run in the partition: a log.
+  every version received, exact repeats of the same ``(id, updated_at)`` within the run
+  dropped (the last received kept), in arrival order, with ``run_id``. One file per run in the
+  partition: a log.
 * ``bookings`` (``country``, ``scheduled_month``): the latest state. Touched partitions are the
   months of the changed bookings' *new* ``scheduled_start`` plus the months where those ids
   live in the current version (a reschedule moves a booking between months). A touched
   partition becomes ``current rows − changed ids + newest version of each changed id whose new
   month it is`` (newest = greatest ``updated_at``, a tie going to the last received; a stored
   row strictly newer than everything received for its id is kept, so a replayed run cannot
-  move a booking back in time); touched
-  partitions left empty are removed; untouched ones are carried over by hard links at publish.
-  ``full_refresh`` rebuilds every partition of the country from this run alone.
+  move a booking back in time). Touched partitions left empty are removed; untouched ones are
+  carried over by hard links at publish. ``full_refresh`` rebuilds every partition of the
+  country from this run alone. Rows within a partition have no promised order (carried rows
+  first, then this run's by id).
 
 Bounded memory: pages are converted and streamed to a Parquet work file as they arrive (one
-row group buffered). The dedupe and the merge run in DuckDB with ``memory_limit`` and a
-``temp_directory`` so they spill rather than grow, reading the base version's files directly;
-each touched month is one query whose Arrow output is streamed in batches
-(``to_arrow_reader``) into the staging writer, cast to the explicit schema. Peak memory
-depends on the memory limit and the largest month, not on the number of bookings.
+row group buffered). DuckDB then runs with ``memory_limit`` and a ``temp_directory`` so it
+spills rather than grows: every decision (exact repeats, newest per id, which version wins,
+touched months) is taken on the narrow columns ``(id, updated_at, month, arrival)``; the wide
+rows are read once, by arrival number, into a table sorted by month. Each touched month is one
+query whose Arrow output is streamed in batches (``to_arrow_reader``) into the staging writer,
+cast to the explicit schema, and closed before the next month starts. The base version's files
+are hard-linked into the work directory first, so garbage collection cannot pull them away
+mid-merge. Peak memory depends on the memory limit and the largest month, not on the number of
+bookings (see ``bench/bench_warehouse.py``).
 
 Publish order recommended to the flow: ``bookings`` first, then ``booking_changes``, then the
 watermark. A run killed between them re-extracts the same window on the next attempt; the
