@@ -4,6 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
+TEST_WORKERS ?= 3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
 .PHONY: help bootstrap demo test test-fast lint fmt typecheck bench lock clean
@@ -22,7 +23,7 @@ test: bootstrap ## Lint, type-check and run the whole test suite
 	@$(UV) run --locked ruff check .
 	@$(UV) run --locked ruff format --check .
 	@$(UV) run --locked mypy
-	@$(UV) run --locked pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	@$(UV) run --locked pytest -q -n $(TEST_WORKERS) --dist load; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 test-fast: bootstrap ## Tests without lint and the slow end-to-end ones
 	@$(UV) run --locked pytest -q -m "not slow"
