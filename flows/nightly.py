@@ -25,7 +25,7 @@ from sodtrack.extract.runner import (
 )
 from sodtrack.settings import Settings
 from tasks.extract import extract_family_task, report_task
-from tasks.runtime import data_dir, load_settings, open_state, open_warehouse
+from tasks.runtime import data_dir, load_settings, open_state, open_warehouse, state_lock
 
 
 @flow(name="extract-country", flow_run_name="extract-{country}")
@@ -42,7 +42,7 @@ async def extract_country(
     docs = str(data_dir(settings, "docs"))
     results: list[FamilyRun] = []
     try:
-        with store.lock(f"nightly:{country}"):
+        async with state_lock(store, f"nightly:{country}"):
             clear_dead_runs(open_warehouse(settings), country, cx.run_id)
             for family in families:
                 results.append(

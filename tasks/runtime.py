@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from pydantic import SecretStr
 
 from sodtrack.client import SodtrackClient
 from sodtrack.settings import Settings
-from sodtrack.state import StateStore
+from sodtrack.state import NamedLock, StateStore
 from sodtrack.warehouse import Warehouse
 
 
@@ -57,6 +58,27 @@ def open_warehouse(settings: Settings) -> Warehouse:
 
 def open_state(settings: Settings) -> StateStore:
     return StateStore(settings.state_url)
+
+
+@contextlib.asynccontextmanager
+async def state_lock(
+    store: StateStore, name: str, *, timeout_s: float = 6 * 3600.0
+) -> AsyncIterator[NamedLock]:
+    """``store.lock(name)`` for async flows: waiting for the lock happens in a thread, so a
+    run blocked on one country's lock never stalls the other countries of its event loop.
+
+    The names in use: ``nightly:<country>`` (one extraction of a country at a time, across
+    processes and machines sharing ``SODTRACK_STATE_URL``) and ``load:<sha256>`` (one load of
+    a file at a time)."""
+    manager = store.lock(name, timeout_s=timeout_s)
+    held = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield held
+    except BaseException as exc:
+        if not await asyncio.to_thread(manager.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 def data_dir(settings: Settings, name: str) -> Path:

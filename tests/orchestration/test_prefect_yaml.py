@@ -1,0 +1,102 @@
+"""``prefect.yaml`` pinned: deployments, entrypoints, schedules, triggers, and that every
+parameter it passes exists on the flow it names."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sodtrack.contract.countries import COUNTRIES
+from sodtrack.inbox import EVENT_NAME, RESOURCE_PREFIX
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    return data
+
+
+def _deployment(config: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [d for d in config["deployments"] if d["name"] == name]
+    return found
+
+
+def _flow_parameters(entrypoint: str) -> set[str]:
+    path, _, name = entrypoint.partition(":")
+    if not (ROOT / path).exists():
+        pytest.skip(f"{path} is not in this checkout yet")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    fn = getattr(module, name).fn
+    return set(inspect.signature(fn).parameters)
+
+
+def test_the_deployments(config: dict[str, Any]) -> None:
+    assert [(d["name"], d["entrypoint"]) for d in config["deployments"]] == [
+        ("nightly-extract", "flows/nightly.py:nightly"),
+        ("bulk-load", "flows/bulk_load.py:bulk_load"),
+    ]
+    for d in config["deployments"]:
+        assert d["work_pool"]["name"] == "sodtrack"
+
+
+def test_the_pull_step_works_from_any_checkout(config: dict[str, Any]) -> None:
+    assert config["pull"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}
+    ]
+    assert config["build"] is None
+    assert config["push"] is None
+
+
+def test_nightly_runs_each_country_at_two_in_its_own_time_zone(config: dict[str, Any]) -> None:
+    nightly = _deployment(config, "nightly-extract")
+    schedules = {
+        (s["slug"], s["cron"], s["timezone"], tuple(s["parameters"]["countries"]), s["active"])
+        for s in nightly["schedules"]
+    }
+    assert schedules == {
+        (f"nightly-{c.code}", "0 2 * * *", c.time_zone, (c.code,), True) for c in COUNTRIES.values()
+    }, "a country was added or changed: give it its schedule in prefect.yaml"
+    assert not nightly.get("triggers")
+
+
+def test_bulk_load_runs_on_the_upload_event_only(config: dict[str, Any]) -> None:
+    load = _deployment(config, "bulk-load")
+    assert load["schedules"] == []
+    assert load["triggers"] == [
+        {
+            "type": "event",
+            "enabled": True,
+            "match": {"prefect.resource.id": RESOURCE_PREFIX + "*"},
+            "expect": [EVENT_NAME],
+            "parameters": {
+                "path": "{{ event.payload.path }}",
+                "country": "{{ event.payload.country }}",
+                "outbox": "{{ event.payload.outbox }}",
+            },
+        }
+    ]
+
+
+def test_no_credentials_in_the_deployment_file() -> None:
+    text = (ROOT / "prefect.yaml").read_text().lower()
+    for word in ("client_secret:", "password", "sim-secret", "api_key"):
+        assert word not in text
+
+
+@pytest.mark.parametrize("name", ["nightly-extract", "bulk-load"])
+def test_every_parameter_passed_exists_on_the_flow(config: dict[str, Any], name: str) -> None:
+    d = _deployment(config, name)
+    accepted = _flow_parameters(d["entrypoint"])
+    passed = set(d.get("parameters") or {})
+    for s in d.get("schedules") or []:
+        passed |= set(s.get("parameters") or {})
+    for t in d.get("triggers") or []:
+        passed |= set(t.get("parameters") or {})
+    assert passed <= accepted, f"{name}: {sorted(passed - accepted)} not parameters of the flow"
