@@ -24,8 +24,9 @@ def config() -> dict[str, Any]:
 
 
 def _deployment(config: dict[str, Any], name: str) -> dict[str, Any]:
-    [found] = [d for d in config["deployments"] if d["name"] == name]
-    return found
+    found: list[dict[str, Any]] = [d for d in config["deployments"] if d["name"] == name]
+    assert len(found) == 1, name
+    return found[0]
 
 
 def _flow_parameters(entrypoint: str) -> set[str]:
