@@ -157,7 +157,7 @@ class Received:
     path: str
     """Where the file is kept (a path, or a URL for a remote upload store): the flow's input."""
     outbox: str
-    """Where its results and rejects files go."""
+    """The outbox: its results and rejects files go to ``<outbox>/<upload_id>/``."""
     source: str
     received_at: str
 
@@ -487,7 +487,7 @@ class InboxWatcher:
             file_name=name,
             size=size,
             path=self.uploads.public(dest),
-            outbox=self.outbox.public(self.outbox.join(upload_id)),
+            outbox=self.outbox.public(self.outbox.root),
             source=self.inbox.public(path),
             received_at=_iso(datetime.now(UTC)),
         )

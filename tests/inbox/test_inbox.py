@@ -161,7 +161,7 @@ def test_a_dropped_file_is_stored_announced_and_removed(box: Box) -> None:
     stored = box.uploads / received.upload_id / "June bookings.csv"
     assert received.path == str(stored)
     assert stored.read_bytes() == data
-    assert received.outbox == str(box.outbox / received.upload_id)
+    assert received.outbox == str(box.outbox)
     assert not (box.inbox / "pe" / "June bookings.csv").exists()
     [event] = box.events.sent
     assert event["event"] == EVENT_NAME

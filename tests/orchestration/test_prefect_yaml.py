@@ -80,6 +80,7 @@ def test_bulk_load_runs_on_the_upload_event_only(config: dict[str, Any]) -> None
                 "path": "{{ event.payload.path }}",
                 "country": "{{ event.payload.country }}",
                 "outbox": "{{ event.payload.outbox }}",
+                "upload_id": "{{ event.payload.upload_id }}",
             },
         }
     ]
