@@ -6,7 +6,17 @@
    Parquet, published atomically) — the same library the Prefect flow runs;
 3. advance the simulator's clock a day and run again: an incremental run that merges only
    the changed bookings;
-4. read the data back with DuckDB and print a query an analyst can paste.
+4. read the data back with DuckDB and print a query an analyst can paste;
+5. bulk-load a sample spreadsheet (:func:`write_sample`: ~40 bookings dated from a month
+   ahead of today, 4 projects with stages and payments, built against the simulator's live
+   catalog and coverage, plus 3 rows that are wrong on purpose: an unknown SKU, a postal
+   code the service does not cover, a payment above its project's total) through the same
+   code as ``sodtrack-etl load``; show the counts, the results file and its first rows;
+6. load the same file again: nothing new is created (``already_existed``).
+
+The sample's rejected rows are the point of step 5, not a failure: the demo exits 0 when the
+pipeline works (the load answers every row, rejects exactly the 3 planted rows, and the
+re-run creates nothing).
 """
 
 from __future__ import annotations
@@ -14,7 +24,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
@@ -23,6 +38,13 @@ from sodtrack.settings import Settings
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
 from sodtrack.simulator.testing import serve_in_thread
+
+if TYPE_CHECKING:
+    from sodtrack.bulkload import LoadRun
+    from sodtrack.loader.catalog import CatalogClient
+
+SAMPLE_NAME = "sample-bookings.xlsx"
+UNKNOWN_SKU = "NO-SUCH-SKU-404"
 
 
 def run_demo(*, country: str, bookings: int, workdir: Path, console: Console) -> int:
@@ -44,6 +66,7 @@ def run_demo(*, country: str, bookings: int, workdir: Path, console: Console) ->
             base_url=url,
             warehouse=str(warehouse),
             state_url=f"sqlite:///{(workdir / 'state.db').resolve()}",
+            outbox=str(workdir / "outbox"),
         )
         console.rule("Nightly extraction (first run: everything)")
         report = asyncio.run(_run_extract(settings, [country], [], False))
@@ -56,8 +79,204 @@ def run_demo(*, country: str, bookings: int, workdir: Path, console: Console) ->
         _print_report(report)
         if not report.success:
             return 3
-    _show_query(warehouse, console)
+        _show_query(warehouse, console)
+        return bulk_load_demo(settings, workdir, console)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    path: Path
+    rows: int
+    projects: int
+    bad: dict[str, str]
+    """external_reference → what is wrong with it on purpose."""
+
+
+async def write_sample(
+    client: CatalogClient,
+    path: Path,
+    *,
+    country: str,
+    rows: int = 40,
+    projects: int = 4,
+    today: date | None = None,
+    seed: int = 11,
+) -> Sample:
+    """A realistic upload (:func:`~sodtrack.loader.synth.synthesize_upload`) with three rows
+    made wrong on purpose: an unknown SKU, a postal code out of the service's coverage, and a
+    payment above its project's total (the booking of that row is created; the payment is
+    refused)."""
+    from openpyxl import load_workbook
+
+    from sodtrack.contract.countries import get_country
+    from sodtrack.loader.synth import synthesize_upload
+
+    ctry = get_country(country)
+    summary = await synthesize_upload(
+        client,
+        path,
+        country=ctry.code,
+        rows=rows,
+        projects=projects,
+        seed=seed,
+        prefix="DEMO",
+        today=today,
+    )
+    wb = load_workbook(path)
+    ws = wb.active
+    assert ws is not None
+    header = [str(c.value) for c in ws[1]]
+    col = {name: i for i, name in enumerate(header)}
+    table = [list(r) for r in ws.iter_rows(min_row=2)]
+
+    def value(r: list[Any], name: str) -> Any:
+        return r[col[name]].value
+
+    plain = [r for r in table if not value(r, "project_reference")]
+    in_project = [r for r in table if value(r, "project_reference")]
+    if len(plain) < 2 or not in_project:
+        raise RuntimeError("the sample needs two plain rows and a project")
+    bad: dict[str, str] = {}
+
+    unknown = plain[0]
+    unknown[col["service_sku"]].value = UNKNOWN_SKU
+    unknown[col["variant_sku"]].value = None
+    bad[str(value(unknown, "external_reference"))] = f"unknown service SKU {UNKNOWN_SKU}"
+
+    services = {s.sku: s for s in await client.collect_services(active=True)}
+    zones = await client.collect_coverage_zones(active=True)
+    uncovered_row = plain[1]
+    service = services[str(value(uncovered_row, "service_sku"))]
+    covered = {
+        code for z in zones if z.active and service.id in z.service_ids for code in z.postal_codes
+    }
+    code = _uncovered_code(ctry.postal_code_example, ctry.is_valid_postal_code, covered)
+    uncovered_row[col["postal_code"]].value = code
+    bad[str(value(uncovered_row, "external_reference"))] = f"postal code {code} not covered"
+
+    project = str(value(in_project[0], "project_reference"))
+    members = [r for r in in_project if value(r, "project_reference") == project]
+    total = Decimal(0)
+    for r in members:
+        svc = services[str(value(r, "service_sku"))]
+        variant_sku = value(r, "variant_sku")
+        price = svc.base_price
+        if variant_sku:
+            variants = {v.sku: v for v in await client.collect_variants(svc.id)}
+            price = variants[str(variant_sku)].price
+        total += price
+    payer = members[-1]
+    over = total * 2
+    payer[col["payment_reference"]].value = f"{project}-YOVER"
+    payer[col["payment_amount"]].value = float(over) if ctry.minor_units else int(over)
+    payer[col["payment_method"]].value = "transfer"
+    payer[col["paid_at"]].value = datetime.combine(
+        today or datetime.now(ctry.tz).date(), datetime.min.time()
+    )
+    bad[str(value(payer, "external_reference"))] = (
+        f"payment of {ctry.format_amount(over)} {ctry.currency} on a project totalling "
+        f"{ctry.format_amount(total)}"
+    )
+    wb.save(path)
+    return Sample(path, summary.rows, summary.projects, bad)
+
+
+def _uncovered_code(example: str, valid: Callable[[str], bool], covered: set[str]) -> str:
+    """A postal code of the country's format (the example's shape, other digits) that no
+    zone covers for the service."""
+    slots = [i for i, ch in enumerate(example) if ch.isdigit()]
+    width = len(slots)
+    for n in range(10**width - 1, 0, -7919):
+        digits = f"{n:0{width}d}"
+        chars = list(example)
+        for i, d in zip(slots, digits, strict=True):
+            chars[i] = d
+        code = "".join(chars)
+        if valid(code) and code not in covered:
+            return code
+    raise RuntimeError("every postal code is covered")
+
+
+def bulk_load_demo(settings: Settings, workdir: Path, console: Console) -> int:
+    """Steps 5 and 6 of the module docstring; 0 when the pipeline behaved."""
+    from sodtrack.bulkload import EXIT_REJECTED, country_client
+    from sodtrack.cli import _print_load, _run_load
+
+    console.rule("Bulk load of a sample spreadsheet")
+    path = workdir / "inbox" / SAMPLE_NAME
+
+    async def build() -> Sample:
+        async with country_client(settings, settings.country) as client:
+            return await write_sample(client, path, country=settings.country)
+
+    sample = asyncio.run(build())
+    console.print(
+        f"Wrote {sample.path}: {sample.rows} bookings, {sample.projects} projects with stages "
+        "and payments, dated from a month ahead. Three rows are wrong on purpose, to show "
+        "what the results file says about them:"
+    )
+    for ref, why in sample.bad.items():
+        console.print(f"  {ref}: {why}")
+
+    def load() -> LoadRun:
+        return asyncio.run(_run_load(settings, path, country=settings.country, uploaded_by="demo"))
+
+    console.print(f"\n$ sodtrack-etl load {path} --country {settings.country}")
+    first = load()
+    _print_load(first)
+    _show_results(first, console)
+    rejected = {
+        first.parsed.rows[r.position].external_reference
+        for r in first.result.rows
+        if r.outcome == "rejected"
+    }
+    console.print(
+        f"[bold]Exit code {first.exit_code} is the expected answer here[/bold]: the "
+        f"{len(sample.bad)} planted rows were rejected, each with a message and a fix, and "
+        "every other row was created."
+    )
+    console.rule("The same file again: nothing new is created")
+    console.print(f"$ sodtrack-etl load {path} --country {settings.country}")
+    again = load()
+    _print_load(again)
+    created = again.result.counts.get("created", 0)
+    ok = (
+        first.exit_code == EXIT_REJECTED
+        and first.accounted_for
+        and rejected == set(sample.bad)
+        and again.upload_id == first.upload_id
+        and created == 0
+        and again.result.counts.get("already_existed", 0)
+        == len(first.parsed.rows) - len(sample.bad)
+    )
+    if not ok:
+        console.print("[red]The bulk load did not behave as expected (see above).[/red]")
+        return 1
+    console.print(
+        f"Nothing new: {again.result.counts['already_existed']} rows already existed, the "
+        f"{len(sample.bad)} planted rows are still rejected (rejected is final for an upload: "
+        "fix them in the rejects file and upload that file)."
+    )
     return 0
+
+
+def _show_results(run: LoadRun, console: Console, limit: int = 12) -> None:
+    """The first rows of the results file as written (row, outcome, booking id, message)."""
+    import csv
+
+    from rich.table import Table
+
+    console.print(f"\nResults file: {run.files.results_xlsx} (and .csv beside it)")
+    with run.files.results_csv.open(encoding="utf-8-sig", newline="") as fh:
+        records = list(csv.DictReader(fh))
+    table = Table(title=f"first {limit} of {len(records)} rows, then every row not created")
+    for column in ("row", "outcome", "booking_id", "message"):
+        table.add_column(column, overflow="fold")
+    shown = records[:limit]
+    shown += [r for r in records[limit:] if r["outcome"] != "created"]
+    for r in shown:
+        table.add_row(r["row"], r["outcome"], r["booking_id"], r["message"])
+    console.print(table)
 
 
 def _show_query(warehouse: Path, console: Console) -> None:

@@ -1,0 +1,215 @@
+"""Tasks of the bulk load: thin wrappers over :mod:`sodtrack.bulkload` (the same code the
+``sodtrack-etl load`` command runs), plus the artifacts operations read.
+
+Retries: none at task level, on purpose. The client already retries transient errors (429,
+5xx, timeouts) with backoff inside its budget, and the load ledger makes a re-run of the same
+file resume where a run stopped, creating nothing twice; a task retry would only repeat the
+client's work, or re-run a load that ended with rows to fix (which no retry fixes). Re-run the
+flow (or the command) instead: that is the retry.
+
+Tasks take and return the library's objects (a parsed upload can hold 100,000 rows), so none
+of them caches or hashes its inputs (``NO_CACHE``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any, Final
+
+from prefect import get_run_logger, task
+from prefect.artifacts import (
+    acreate_link_artifact,
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+
+from sodtrack import bulkload
+from sodtrack.bulkload import REJECTED_TABLE_LIMIT, LoadRun
+from sodtrack.loader import ParsedUpload, UploadResult
+from sodtrack.settings import Settings
+from tasks.runtime import quiet_libraries
+
+SUMMARY_KEY: Final = "bulk-load-summary"
+COUNTS_KEY: Final = "bulk-load-counts"
+REJECTED_KEY: Final = "bulk-load-rejected-rows"
+RESULTS_LINK_KEY: Final = "bulk-load-results"
+REJECTS_LINK_KEY: Final = "bulk-load-rejects"
+PROGRESS_EVERY_S: Final = 1.0
+"""How often the progress artifact is updated while rows complete (at most)."""
+VALIDATE_SHARE: Final = 5.0
+"""Percent of the progress bar the checks before any write take."""
+
+
+@task(name="read-upload", retries=0, cache_policy=NO_CACHE)
+def read_upload_task(path: str, country: str, sheet: str | None = None) -> ParsedUpload:
+    """Read the file and check every row locally (formats, required fields, across rows)."""
+    logger = get_run_logger()
+    parsed = bulkload.read(path, country, sheet=sheet)
+    summary = parsed.summary()
+    logger.info(
+        "%s (%s): %d rows, %d rejected by the local checks, %d warnings",
+        Path(path).name,
+        parsed.sheet or parsed.file_type,
+        summary["rows"],
+        summary["rejected_rows"],
+        summary["row_warnings"],
+    )
+    for issue in parsed.upload_issues:
+        log = logger.error if issue.severity == "error" else logger.warning
+        log("file: %s %s", issue.message, issue.suggested_fix)
+    return parsed
+
+
+def progress_percent(phase: str, done: int, total: int) -> float:
+    """Engine progress (``validate``, then ``load``, in units of work) as 0-100."""
+    share = done / total if total else 1.0
+    if phase == "validate":
+        return VALIDATE_SHARE * share
+    return VALIDATE_SHARE + (100.0 - VALIDATE_SHARE) * share
+
+
+@task(name="load-upload", retries=0, cache_policy=NO_CACHE)
+async def load_task(
+    settings: Settings,
+    parsed: ParsedUpload,
+    *,
+    uploaded_by: str,
+    dry_run: bool,
+    check_availability: bool | None = None,
+) -> UploadResult:
+    """Live checks, then the writes (none on a dry run); a progress artifact follows the rows.
+
+    The engine reports progress synchronously from its event loop; a small pump publishes
+    the latest figure at most once a second, so a 100,000-row file does not send 100,000
+    API calls to Prefect.
+    """
+    quiet_libraries()
+    logger = get_run_logger()
+    what = "Dry run of" if dry_run else "Loading"
+    artifact_id = await acreate_progress_artifact(
+        progress=0.0, description=f"{what} {parsed.source_path.name}: {len(parsed.rows)} rows"
+    )
+    latest = {"value": 0.0, "sent": -1.0}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        latest["value"] = progress_percent(phase, done, total)
+
+    async def pump() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            value = latest["value"]
+            if value != latest["sent"]:
+                try:
+                    await aupdate_progress_artifact(artifact_id=artifact_id, progress=value)
+                    latest["sent"] = value
+                except Exception as exc:  # progress is a courtesy: never fail a load for it
+                    logger.warning("progress artifact not updated: %s", exc)
+
+    pumping = asyncio.create_task(pump())
+    try:
+        result = await bulkload.load(
+            settings,
+            parsed,
+            uploaded_by=uploaded_by,
+            dry_run=dry_run,
+            check_availability=check_availability,
+            progress=progress,
+        )
+    finally:
+        pumping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pumping
+    await aupdate_progress_artifact(artifact_id=artifact_id, progress=100.0)
+    logger.info(
+        "upload %s run %d: %s (%d requests, %.1f s)",
+        result.upload_id,
+        result.run_no,
+        ", ".join(f"{n} {o}" for o, n in result.counts.items() if n),
+        result.requests,
+        result.elapsed_s,
+    )
+    for notice in result.notices:
+        logger.warning("%s", notice)
+    return result
+
+
+@task(name="write-results", retries=0, cache_policy=NO_CACHE)
+def write_results_task(parsed: ParsedUpload, result: UploadResult, out_dir: str) -> LoadRun:
+    """The results (CSV, XLSX), rejects (CSV, XLSX) and summary (JSON) files."""
+    run = bulkload.finish(parsed, result, out_dir=Path(out_dir))
+    get_run_logger().info("results: %s", run.files.results_xlsx)
+    return run
+
+
+def _link(path: Path) -> str:
+    return path.resolve().as_uri()
+
+
+@task(name="publish-load-artifacts", retries=0, cache_policy=NO_CACHE)
+async def artifacts_task(run: LoadRun) -> dict[str, Any]:
+    """What operations read on the flow run: a markdown summary, counts by outcome, the rows
+    not created with their message and suggested fix (at most
+    :data:`~sodtrack.bulkload.REJECTED_TABLE_LIMIT`, saying how many more), and links to the
+    results and rejects files."""
+    r = run.result
+    label = f"{r.file_name} ({r.country}), upload {r.upload_id}"
+    await acreate_markdown_artifact(
+        key=SUMMARY_KEY, markdown=run.summary_markdown(), description=f"Bulk load of {label}"
+    )
+    await acreate_table_artifact(
+        key=COUNTS_KEY, table=run.counts_table(), description=f"Rows by outcome: {label}"
+    )
+    problems, more = run.problem_rows(REJECTED_TABLE_LIMIT)
+    shown = f"{len(problems)} rows not created" + (
+        f" (the first {len(problems)}; {more} more are in the rejects/results file)" if more else ""
+    )
+    await acreate_table_artifact(
+        key=REJECTED_KEY,
+        table=problems
+        or [{"row": "", "outcome": "", "message": "every row was created or already existed"}],
+        description=f"{shown}: {label}",
+    )
+    await acreate_link_artifact(
+        key=RESULTS_LINK_KEY,
+        link=_link(run.files.results_xlsx),
+        link_text=run.files.results_xlsx.name,
+        description=f"Results file (every row, its outcome and ids; CSV beside it): {label}",
+    )
+    await acreate_link_artifact(
+        key=REJECTS_LINK_KEY,
+        link=_link(run.files.rejects_xlsx),
+        link_text=run.files.rejects_xlsx.name,
+        description=f"Rejects file ({run.files.rejects} rows to fix and upload again): {label}",
+    )
+    return outcome_data(run)
+
+
+def outcome_data(run: LoadRun) -> dict[str, Any]:
+    """What the flow's final state carries (and returns): counts, verdicts, file paths."""
+    r = run.result
+    return {
+        "upload_id": r.upload_id,
+        "file_name": r.file_name,
+        "country": r.country,
+        "dry_run": r.dry_run,
+        "run": r.run_no,
+        "status": r.status,
+        "rows": len(run.parsed.rows),
+        "counts": run.counts(),
+        "accounted_for": run.accounted_for,
+        "rejected": r.counts.get("rejected", 0),
+        "skipped_dependency": r.counts.get("skipped_dependency", 0),
+        "failed_transient": r.counts.get("failed_transient", 0),
+        "needs_a_person": run.rows_needing_a_person,
+        "retry_on_rerun": run.rows_to_rerun,
+        "exit_code": run.exit_code,
+        "upload_errors": list(r.upload_errors),
+        "notices": list(r.notices),
+        "files": run.file_paths(),
+        "out_dir": str(run.out_dir),
+    }
