@@ -48,9 +48,7 @@ def test_the_deployments(config: dict[str, Any]) -> None:
 
 
 def test_the_pull_step_works_from_any_checkout(config: dict[str, Any]) -> None:
-    assert config["pull"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}
-    ]
+    assert config["pull"] == [{"tasks.deploy.set_project_directory": {}}]
     assert config["build"] is None
     assert config["push"] is None
 

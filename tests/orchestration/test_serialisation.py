@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from loader_engine.helpers import SIM_TODAY, assert_no_duplicates, sim_client
 from starlette.applications import Starlette
 
 from sodtrack.loader import read_upload
@@ -25,7 +26,6 @@ from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
 from sodtrack.state import StateStore
 from tasks.runtime import state_lock
-from tests.loader_engine.helpers import SIM_TODAY, assert_no_duplicates, sim_client
 
 Interval = tuple[str, float, float]
 
