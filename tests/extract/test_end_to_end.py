@@ -1,5 +1,6 @@
-"""One full extraction against the simulator in-process: every family publishes, DuckDB reads
-every dataset back with the declared types, and the counts the run records add up."""
+"""One full extraction against the simulator in-process (the session's ``published`` run):
+every family publishes, DuckDB reads every dataset back with the declared types, and the
+counts the run records add up."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import pytest
 
 from sodtrack.extract import RunReport
-from sodtrack.simulator.app import create_app
 
+from .conftest import Published
 from .helpers import (
     COUNTRY,
     DATASET_NAMES,
@@ -20,16 +21,14 @@ from .helpers import (
     count,
     declared_duckdb_types,
     described_types,
-    extract_config,
     published_bookings,
-    sim_bookings,
 )
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Env, RunReport]:
-    env = Env(tmp_path_factory.mktemp("e2e"), create_app(extract_config()))
-    return env, env.run()
+def full_run(published: Published) -> tuple[Env, RunReport]:
+    """The first run's environment, read only."""
+    return Env(published.root, published.app), published.report
 
 
 def _by_dataset(report: RunReport) -> dict[str, Any]:
@@ -69,18 +68,10 @@ def test_rows_read_back_match_the_report_and_manifest(
         assert manifest.stats[key] == getattr(run, key), key
 
 
-def test_counts_per_dataset(full_run: tuple[Env, RunReport]) -> None:
-    env, report = full_run
+def test_counts_per_dataset(full_run: tuple[Env, RunReport], published: Published) -> None:
+    _, report = full_run
     runs = _by_dataset(report)
-    config = env.sim.config
-    shared = env.sim.state.shared
-    sizes = {
-        "categories": config.categories,
-        "services": config.services,
-        "variants": len(shared.variants),
-        "coverage_zones": config.zones,
-    }
-    for dataset, size in sizes.items():
+    for dataset, size in published.sizes.items():
         run = runs[dataset]
         # Page-numbered walks: what the server announced, received and written agree.
         assert (run.expected, run.received, run.deduplicated, run.written) == (size, size, 0, size)
@@ -90,7 +81,7 @@ def test_counts_per_dataset(full_run: tuple[Env, RunReport]) -> None:
     assert postal.received == postal.written > 0
     assert postal.completeness == "complete"  # as complete as the zones it is derived from
     bookings, changes = runs["bookings"], runs["booking_changes"]
-    n = len(sim_bookings(env.app))
+    n = len(published.sim_after)
     assert bookings.received == changes.received == n
     assert bookings.written == bookings.rows_total == n
     assert bookings.deduplicated == bookings.received - n == 0
@@ -113,12 +104,11 @@ def test_the_run_report_is_written(full_run: tuple[Env, RunReport]) -> None:
 
 
 def test_bookings_equal_the_simulator_and_the_watermark_is_their_newest(
-    full_run: tuple[Env, RunReport],
+    full_run: tuple[Env, RunReport], published: Published
 ) -> None:
     env, report = full_run
-    published = published_bookings(env.warehouse.root)
-    expected = sim_bookings(env.app)
-    assert_bookings_equal(published, expected)
+    expected = published.sim_after
+    assert_bookings_equal(published_bookings(env.warehouse.root), expected)
     newest = max(r["updated_at"] for r in expected.values())
     assert env.watermark() == newest
     family = report.families[-1]

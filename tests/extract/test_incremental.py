@@ -4,7 +4,7 @@
 One scenario (a module fixture) records what each run did; the tests check properties of
 that history:
 
-0. a full run of every family;
+0. a full run of every family (the session's ``published`` run, continued from a copy);
 1. +6 h (bookings progress), incremental;
 2. +2 days, two bookings rescheduled into another month and one cancelled through the API,
    incremental;
@@ -30,15 +30,14 @@ from pydantic import SecretStr
 from sodtrack.client import Credentials, SodtrackClient
 from sodtrack.contract import models as m
 from sodtrack.extract import RunReport
-from sodtrack.simulator.app import create_app
 from sodtrack.simulator.testing import SimulatorTransport
 
+from .conftest import Published
 from .helpers import (
     COUNTRY,
     Env,
     HookTransport,
     assert_bookings_equal,
-    extract_config,
     is_list,
     json_of,
     json_response,
@@ -147,9 +146,8 @@ def _mid_walk_hook(env: Env, seen: dict[str, Any]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> list[Step]:
-    app = create_app(extract_config(bookings=2000))
-    env = Env(tmp_path_factory.mktemp("sequence"), app, max_limit=200)
+def history(tmp_path_factory: pytest.TempPathFactory, published: Published) -> list[Step]:
+    env = published.copy(tmp_path_factory.mktemp("sequence") / "env", max_limit=200)
     watermarks: list[datetime | None] = []
 
     def on_step(name: str) -> None:
@@ -157,7 +155,18 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> list[Step]:
             watermarks.append(env.watermark())
 
     env.on_step = on_step
-    steps: list[Step] = []
+    steps = [
+        Step(
+            "full",
+            published.report,
+            published.sim_before,
+            published.sim_after,
+            published.bookings,
+            None,
+            published.watermark,
+            published.watermarks_while_publishing,
+        )
+    ]
 
     def run(name: str, *datasets: str, full_refresh: bool = False, **notes: Any) -> None:
         watermarks.clear()
@@ -177,7 +186,6 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> list[Step]:
             )
         )
 
-    run("full")
     env.sim.advance(6 * 3600)
     run("+6h", "bookings")
     env.sim.advance(2 * 86400)

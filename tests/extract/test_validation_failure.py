@@ -1,7 +1,8 @@
 """Critical validation failures block publishing; warnings publish and are reported.
 
-A first run publishes everything. Then each test serves the same simulator through a
-transport that corrupts what one family receives, runs the extraction, and checks: the
+The session's first run published everything (a copy of it is used here). Then each test
+serves the same simulator through a transport that corrupts what one family receives, runs
+the extraction, and checks: the
 family (every dataset of it) is quarantined under ``<root>/_quarantine/<dataset>/<run_id>/``
 with ``validation_report.json``, the previous versions stay current (DuckDB still reads them,
 unchanged), the bookings watermark does not move, and the run report says why.
@@ -18,14 +19,13 @@ import httpx
 import pytest
 
 from sodtrack.extract import FAMILIES, Family, RunReport
-from sodtrack.simulator.app import create_app
 
+from .conftest import Published
 from .helpers import (
     COUNTRY,
     Env,
     HookTransport,
     count,
-    extract_config,
     is_list,
     json_of,
     json_response,
@@ -63,11 +63,9 @@ def corrupted_run(env: Env, resource: str, edit: Edit, *datasets: str) -> RunRep
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
-    env = Env(tmp_path_factory.mktemp("gate"), create_app(extract_config(bookings=2000)))
-    report = env.run()
-    assert report.success
-    return env
+def env(tmp_path_factory: pytest.TempPathFactory, published: Published) -> Env:
+    """A copy of the session's first run: everything published once."""
+    return published.copy(tmp_path_factory.mktemp("gate") / "env")
 
 
 @pytest.fixture

@@ -1,0 +1,130 @@
+"""The Prefect shell: the ``nightly`` flow under ``prefect_test_harness`` against a loopback
+simulator configured through the environment, and the tasks' logic through ``.fn``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.logging import disable_run_logger
+
+from sodtrack.extract import Family
+from sodtrack.extract.runner import CountryExtraction
+from sodtrack.settings import Settings
+from sodtrack.simulator.app import create_app
+from sodtrack.simulator.testing import serve_in_thread
+from tasks.runtime import data_dir, load_settings
+
+from .helpers import (
+    DATASET_NAMES,
+    assert_bookings_equal,
+    extract_config,
+    published_bookings,
+    sim_bookings,
+    sim_of,
+)
+
+pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[object, Path]]:
+    app = create_app(extract_config())
+    with serve_in_thread(app) as base_url:
+        monkeypatch.setenv("SODTRACK_BASE_URL", base_url)
+        monkeypatch.setenv("SODTRACK_WAREHOUSE", str(tmp_path / "warehouse"))
+        monkeypatch.setenv("SODTRACK_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+        monkeypatch.setenv("SODTRACK_COUNTRY", "cl")
+        yield app, tmp_path
+
+
+def test_nightly_flow_publishes_and_leaves_artifacts(
+    prefect_harness: None, env: tuple[object, Path]
+) -> None:
+    from prefect.artifacts import Artifact
+
+    from flows.nightly import nightly
+
+    app, root = env
+
+    async def run() -> Any:
+        return await nightly(return_state=True)
+
+    state = asyncio.run(run())
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["success"] is True
+    run_id = result["run_id"]
+    datasets = {d["dataset"]: d for f in result["families"] for d in f["datasets"]}
+    assert sorted(datasets) == sorted(DATASET_NAMES)
+    assert all(d["status"] == "published" for d in datasets.values())
+
+    report_path = root / "reports" / f"{run_id}.json"
+    assert result["report_path"] == str(report_path)
+    assert json.loads(report_path.read_text())["success"] is True
+
+    summary: Any = Artifact.get("nightly-summary")
+    assert summary is not None
+    assert summary.type == "markdown"
+    assert run_id in str(summary.data)
+    assert "all datasets published" in str(summary.data)
+    counts: Any = Artifact.get("nightly-counts")
+    assert counts is not None
+    assert counts.type == "table"
+    rows: Any = json.loads(counts.data) if isinstance(counts.data, str) else counts.data
+    assert {r["dataset"] for r in rows} == set(DATASET_NAMES)
+
+    assert_bookings_equal(
+        published_bookings(root / "warehouse"),
+        sim_bookings(app),  # type: ignore[arg-type]
+    )
+    assert sim_of(app).counters.requests  # type: ignore[arg-type]
+
+
+def test_settings_and_folders_from_the_environment(env: tuple[object, Path]) -> None:
+    _, root = env
+    settings = load_settings()
+    assert settings.warehouse == str(root / "warehouse")
+    assert settings.base_url_for("cl").startswith("http://127.0.0.1:")
+    assert load_settings("/elsewhere/wh").warehouse == "/elsewhere/wh"
+    assert data_dir(settings, "reports") == root / "reports"
+    assert data_dir(Settings(warehouse="/x/lake"), "docs") == Path("/x/lake/docs")
+
+
+def test_extract_family_task_logic(env: tuple[object, Path]) -> None:
+    """The task body without the engine: one family (the catalog: the others check their
+    references against it), its client's counters, its Data Docs."""
+    from tasks.extract import extract_family_task
+
+    _, root = env
+    settings = load_settings()
+    cx = CountryExtraction("cl", "unit-cl", datetime.now(UTC))
+    with disable_run_logger():
+        fam = asyncio.run(
+            extract_family_task.fn(
+                settings,
+                cx,
+                Family.CATALOG,
+                full_refresh=False,
+                lookback_minutes=10,
+                docs_dir=str(root / "docs"),
+            )
+        )
+    assert fam.status == "published", (fam.error, fam.critical_failures)
+    assert [d.dataset for d in fam.datasets] == ["categories", "services", "variants"]
+    assert fam.client["requests_total"] > 0
+    assert fam.docs_path is not None
+    assert Path(fam.docs_path).exists()
