@@ -30,6 +30,7 @@ Great Expectations is imported inside functions only: importing it costs 5-12 s.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 import uuid
@@ -91,10 +92,17 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+_GX_LOUD_LOGGER: Final = "great_expectations.data_context.types.base"
+"""GX pins this logger at INFO when imported, so every context logs "Created temporary
+directory ... for ephemeral docs site" whatever the application configured."""
+
+
 def new_context() -> Any:
     """An ephemeral GX context with progress bars off (they are on by default)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger(_GX_LOUD_LOGGER).setLevel(logging.NOTSET)  # follow the app's config
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
