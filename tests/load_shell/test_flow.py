@@ -1,0 +1,151 @@
+"""The ``bulk-load`` flow under ``prefect_test_harness`` against a loopback simulator:
+final states, the state's data, artifacts, results files; task logic through ``.fn``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.logging import disable_run_logger
+
+from tasks.load import (
+    COUNTS_KEY,
+    REJECTED_KEY,
+    REJECTS_LINK_KEY,
+    RESULTS_LINK_KEY,
+    SUMMARY_KEY,
+    progress_percent,
+    read_upload_task,
+)
+
+from .conftest import Sim, clean_file, file_with_rejects
+
+
+def _run(**params: Any) -> Any:
+    from flows.bulk_load import bulk_load
+
+    return asyncio.run(bulk_load(return_state=True, **params))  # type: ignore[call-overload,arg-type]
+
+
+def _table(key: str) -> list[dict[str, Any]]:
+    from prefect.artifacts import Artifact
+    from prefect.client.schemas.objects import Artifact as ArtifactResponse
+
+    artifact = Artifact.get(key)
+    assert isinstance(artifact, ArtifactResponse), key
+    data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert isinstance(data, list)
+    return data
+
+
+def _run_artifacts(state: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            ids = ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            return list(
+                await client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ids))
+            )
+
+    return asyncio.run(read())
+
+
+def _text(key: str) -> str:
+    from prefect.artifacts import Artifact
+    from prefect.client.schemas.objects import Artifact as ArtifactResponse
+
+    artifact = Artifact.get(key)
+    assert isinstance(artifact, ArtifactResponse), key
+    return str(artifact.data)
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+def test_clean_file_completes_with_artifacts(prefect_harness: None, sim: Sim) -> None:
+    path = clean_file(sim.root / "inbox" / "bookings.xlsx", rows=12, projects=2)
+    state = _run(path=str(path), country="cl")
+    assert state.is_completed(), state.message
+    data = state.result()
+    assert data["accounted_for"] is True
+    assert data["rejected"] == 0
+    assert data["exit_code"] == 0
+    assert data["counts"]["created"] == 12
+    assert "all 12 rows accounted for" in state.message
+    assert "every row created or already existed" in state.message
+    upload_id = data["upload_id"]
+    assert Path(data["out_dir"]) == sim.outbox / upload_id
+    for file in data["files"].values():
+        assert Path(file).exists(), file
+
+    assert upload_id in _text(SUMMARY_KEY)
+    counts = {r["outcome"]: r["rows"] for r in _table(COUNTS_KEY)}
+    assert counts["created"] == 12
+    assert counts["rejected"] == 0
+    assert "every row was created" in json.dumps(_table(REJECTED_KEY))
+    link = _text(RESULTS_LINK_KEY)  # markdown: [name](file:///…/name)
+    url = link[link.index("](") + 2 : -1]
+    assert url == Path(data["files"]["results_xlsx"]).resolve().as_uri()
+
+    kinds = {a.type: a for a in _run_artifacts(state)}
+    assert {"markdown", "table", "progress"} <= set(kinds)  # a link artifact is markdown
+    assert float(kinds["progress"].data) == 100.0
+
+    again = _run(path=str(path), country="cl", upload_id=upload_id)
+    assert again.is_completed(), again.message
+    assert again.result()["counts"]["already_existed"] == 12
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+def test_rejected_rows_fail_the_run_and_say_so(prefect_harness: None, sim: Sim) -> None:
+    sample = file_with_rejects(sim.root / "inbox" / "sample.xlsx")
+    writes = sim.writes()
+    dry = _run(path=str(sample.path), dry_run=True, outbox=str(sim.root / "elsewhere"))
+    assert dry.is_failed()
+    assert sim.writes() == writes, "a dry run creates nothing"
+    dry_data = dry.result(raise_on_failure=False)
+    assert dry_data["dry_run"] is True
+    assert dry_data["rejected"] == 3
+    assert dry_data["counts"]["would_create"] == sample.rows - 3
+    assert Path(dry_data["out_dir"]).parent == sim.root / "elsewhere"
+
+    state = _run(path=str(sample.path), country="cl", uploaded_by="ops@example.com")
+    assert state.is_failed()
+    assert "3 rejected, 0 skipped, 0 failed (transient)" in state.message
+    assert f"all {sample.rows} rows accounted for" in state.message
+    data = state.result(raise_on_failure=False)
+    assert data["accounted_for"] is True
+    assert data["rejected"] == data["needs_a_person"] == 3
+    assert data["exit_code"] == 4
+    assert data["counts"]["created"] == sample.rows - 3
+
+    rejected = _table(REJECTED_KEY)
+    assert {r["external_reference"] for r in rejected} == set(sample.bad)
+    assert all(r["message"] and r["suggested_fix"] for r in rejected)
+    assert _text(REJECTS_LINK_KEY).endswith(".rejects.xlsx)")
+    summary = _text(SUMMARY_KEY)
+    assert "**rejected**: 3" in summary
+    assert "exit code** 4" in summary
+
+
+def test_progress_percent() -> None:
+    assert progress_percent("validate", 0, 10) == 0.0
+    assert progress_percent("validate", 10, 10) == 5.0
+    assert progress_percent("load", 0, 4) == 5.0
+    assert progress_percent("load", 2, 4) == 52.5
+    assert progress_percent("load", 4, 4) == 100.0
+    assert progress_percent("load", 0, 0) == 100.0
+
+
+def test_read_task_logic(tmp_path: Path) -> None:
+    path = tmp_path / "b.csv"
+    path.write_text("external_reference,service_sku\nR-1,SKU-1\n", encoding="utf-8")
+    with disable_run_logger():
+        parsed = read_upload_task.fn(str(path), "CL")
+    assert parsed.country == "cl"
+    assert parsed.has_upload_errors  # required columns missing: a file-level error
