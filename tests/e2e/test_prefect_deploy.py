@@ -1,0 +1,506 @@
+"""End to end on a real Prefect server: deploy from ``prefect.yaml``, run with a process worker.
+
+One Prefect server (a subprocess, its own ``PREFECT_HOME``) and one simulator serving Chile
+and Peru (``sodtrack-sim serve --country cl --country pe``) serve the whole module;
+``prefect --no-prompt deploy --all`` runs from the checkout, as an operator would. Each
+variant (the state store on SQLite, then on PostgreSQL) starts its own process worker and
+inbox watcher with the environment its flow runs inherit, and checks, all at once:
+
+* ``nightly-extract`` for ``["cl", "pe"]`` completes and both countries are in the warehouse;
+  the client secret comes from a Prefect ``Secret`` block (the environment holds a wrong one);
+* two more nightly runs of Chile submitted at the same moment complete, and the three runs'
+  Chile tasks never overlap in time (the ``nightly:cl`` lock in the state store);
+* a spreadsheet dropped into ``<inbox>/cl/`` (written under a temporary name, then renamed)
+  triggers ``bulk-load`` through the ``sodtrack.upload.received`` event; the run completes
+  and its results file lands in ``<outbox>/<upload_id>/``; the same bytes dropped again
+  start no second run;
+* two ``bulk-load`` runs of one file submitted at the same moment both complete, one creating
+  the rows and the other finding them (the ``load:<sha256>`` lock), and the simulator holds
+  each booking once.
+
+The PostgreSQL variant skips, saying so, when ``SODTRACK_TEST_POSTGRES_URL`` is unset
+(``.ci/run`` starts a throwaway server with ``scripts/postgres.sh`` and sets it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from orchestration.pg import PG_URL, SKIP_REASON, drop_database, fresh_postgres_database
+
+from sodtrack.contract.countries import COUNTRIES
+from sodtrack.loader.ledger import file_sha256, upload_id_for
+from sodtrack.loader.synth import synthesize_upload
+from sodtrack.simulator.testing import SIM_NOW
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(1200),
+    pytest.mark.xdist_group("prefect-e2e"),  # both variants share one server (--dist loadgroup)
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SIM_TODAY = date.fromisoformat(SIM_NOW[:10])
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+SERVER_START_S = 240.0
+RUN_TIMEOUT_S = 420.0
+SECRET_BLOCK = "sodtrack-client-secret"
+SIM_ARGS = [
+    *("--country", "cl", "--country", "pe", "--now", SIM_NOW, "--rate-limit", "0"),
+    *("--bookings", "300", "--services", "40", "--variants", "80", "--zones", "8"),
+    *("--postal-codes", "300", "--log-level", "warning"),
+]
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Proc:
+    """A subprocess in its own process group, logging to a file; stopped group-wide."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.log_path = logs / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            args,
+            cwd=env.get("PWD", str(ROOT)),
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return f"--- {self.name} (last {lines} lines)\n" + "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        """SIGINT twice (a Prefect worker wants two), then SIGTERM, then SIGKILL."""
+        for sig, wait in (
+            (signal.SIGINT, 8),
+            (signal.SIGINT, 8),
+            (signal.SIGTERM, 5),
+            (signal.SIGKILL, 5),
+        ):
+            if self.popen.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(wait)
+        with contextlib.suppress(ProcessLookupError):  # children left in the group
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self._log.close()
+
+
+def _clean_env() -> dict[str, str]:
+    """The test's environment without any SODTRACK_*/PREFECT_* of the developer's shell."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SODTRACK_", "PREFECT_", "PYTEST"))
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("COV_CORE_SOURCE", None)
+    return env
+
+
+def _wait(what: str, probe: Callable[[], T | None], timeout: float, *procs: Proc) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value is not None:
+            return value
+        for p in procs:
+            if not p.alive():
+                pytest.fail(f"{p.name} exited while waiting for {what}\n{p.tail()}")
+        time.sleep(1.0)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n" + "\n".join(
+        p.tail() for p in procs
+    ))  # fmt: skip
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    done = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"{' '.join(args)} failed ({done.returncode})\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+# ---------------------------------------------------------------- the shared stack
+
+
+@dataclass
+class Stack:
+    api_url: str
+    sim_url: str
+    prefect_env: dict[str, str]
+    logs: Path
+    deployments: dict[str, Any]
+
+    def client(self) -> Any:
+        from prefect.client.orchestration import get_client
+
+        return get_client(sync_client=True)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    base = tmp_path_factory.mktemp("prefect-e2e")
+    logs = base / "logs"
+    logs.mkdir()
+    port, sim_port = _free_port(), _free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = _clean_env() | {
+        "PREFECT_HOME": str(base / "prefect-home"),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "PWD": str(ROOT),
+    }
+    started = time.monotonic()
+    procs: list[Proc] = []
+    try:
+        server = Proc(
+            "prefect-server",
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env,
+            logs,
+        )
+        procs.append(server)
+        sim = Proc(
+            "simulator",
+            [str(BIN / "sodtrack-sim"), "serve", *SIM_ARGS, "--port", str(sim_port)],
+            _clean_env(),
+            logs,
+        )
+        procs.append(sim)
+
+        def healthy(url: str) -> bool | None:
+            try:
+                return True if httpx.get(url, timeout=2).status_code == 200 else None
+            except httpx.HTTPError:
+                return None
+
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        _wait("the simulator", lambda: healthy(f"{sim_url}/pe/_sim/health"), 120, sim)
+        _wait("the Prefect server", lambda: healthy(f"{api_url}/health"), SERVER_START_S, server)
+        print(f"prefect server healthy after {time.monotonic() - started:.0f}s")
+        _run([str(BIN / "prefect"), "work-pool", "create", "sodtrack", "--type", "process"], env)
+        _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env)
+        print(f"deployed after {time.monotonic() - started:.0f}s")
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            from prefect.blocks.system import Secret
+
+            Secret(value="sim-secret").save(SECRET_BLOCK, overwrite=True)
+            stack = Stack(api_url, sim_url, env, logs, {})
+            with stack.client() as client:
+                for name in ("nightly-extract/nightly-extract", "bulk-load/bulk-load"):
+                    stack.deployments[name] = client.read_deployment_by_name(name)
+                nightly = stack.deployments["nightly-extract/nightly-extract"]
+                # The schedules are real (pinned in tests/orchestration); pause them so a
+                # 02:00 somewhere during the test does not start an extra run.
+                for s in client.read_deployment_schedules(nightly.id):
+                    client.update_deployment_schedule(nightly.id, s.id, active=False)
+            yield stack
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+def test_deployments_as_declared(stack: Stack) -> None:
+    nightly = stack.deployments["nightly-extract/nightly-extract"]
+    load = stack.deployments["bulk-load/bulk-load"]
+    assert nightly.entrypoint == "flows/nightly.py:nightly"
+    assert load.entrypoint == "flows/bulk_load.py:bulk_load"
+    assert nightly.work_pool_name == load.work_pool_name == "sodtrack"
+    assert nightly.pull_steps == [{"tasks.deploy.set_project_directory": {}}]
+    schedules = {
+        s.schedule.timezone: (s.schedule.cron, s.parameters["countries"]) for s in nightly.schedules
+    }
+    assert schedules == {c.time_zone: ("0 2 * * *", [c.code]) for c in COUNTRIES.values()}
+    assert load.schedules == []
+
+
+# ---------------------------------------------------------------- helpers of a variant
+
+
+def _submit(stack: Stack, name: str, parameters: dict[str, Any]) -> uuid.UUID:
+    with stack.client() as client:
+        run = client.create_flow_run_from_deployment(
+            stack.deployments[name].id, parameters=parameters
+        )
+        run_id: uuid.UUID = run.id
+        return run_id
+
+
+def _final(stack: Stack, run_id: uuid.UUID, *procs: Proc) -> Any:
+    def probe() -> Any:
+        with stack.client() as client:
+            run = client.read_flow_run(run_id)
+        return run if run.state_type and run.state_type.value in FINAL else None
+
+    return _wait(f"flow run {run_id}", probe, RUN_TIMEOUT_S, *procs)
+
+
+def _assert_completed(run: Any, *procs: Proc) -> None:
+    if run.state_type.value != "COMPLETED":
+        pytest.fail(
+            f"{run.name}: {run.state_type.value} — {run.state.message}\n"
+            + "\n".join(p.tail(120) for p in procs)
+        )
+
+
+def _task_intervals(stack: Stack, parents: list[uuid.UUID], country: str) -> dict[Any, Any]:
+    """The span of each run's ``extract-family`` tasks of ``country``, by subflow run."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    with stack.client() as client:
+        subflows = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=parents)
+            )
+        )
+        mine = [f.id for f in subflows if f.name == f"extract-{country}"]
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=mine)))
+    spans: dict[Any, Any] = {}
+    for t in tasks:
+        if not t.name.endswith(f"-{country}") or t.start_time is None or t.end_time is None:
+            continue
+        lo, hi = spans.get(t.flow_run_id, (t.start_time, t.end_time))
+        spans[t.flow_run_id] = (min(lo, t.start_time), max(hi, t.end_time))
+    return spans
+
+
+def _bulk_runs(stack: Stack, upload_id: str) -> list[Any]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+
+    load = stack.deployments["bulk-load/bulk-load"]
+    with stack.client() as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[load.id]))
+        )
+    return [r for r in runs if r.parameters.get("upload_id") == upload_id]
+
+
+def _synthesize(stack: Stack, path: Path, *, seed: int, prefix: str, days: tuple[int, int]) -> Path:
+    from loader_engine.helpers import sim_client
+
+    async def go() -> None:
+        async with sim_client(base_url=f"{stack.sim_url}/cl") as client:
+            await synthesize_upload(
+                client,
+                path,
+                country="cl",
+                rows=12,
+                projects=2,
+                seed=seed,
+                prefix=prefix,
+                today=SIM_TODAY,
+                min_days_ahead=days[0],
+                max_days_ahead=days[1],
+            )
+
+    asyncio.run(go())
+    return path
+
+
+def _bookings_by_reference(stack: Stack) -> dict[str, int]:
+    response = httpx.get(f"{stack.sim_url}/cl/_sim/export/bookings", timeout=60)
+    response.raise_for_status()
+    counts: dict[str, int] = {}
+    for line in response.text.splitlines():
+        if line.strip():
+            ref = json.loads(line).get("external_reference")
+            if ref:
+                counts[ref] = counts.get(ref, 0) + 1
+    return counts
+
+
+# ---------------------------------------------------------------- the variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    seed: int
+    days: tuple[int, int, int]
+    """Three day offsets: the inbox file's slots in [0, 1), the double-load file's in [1, 2)."""
+
+
+def _variant(stack: Stack, tmp_path: Path, v: Variant, state_url: str) -> None:
+    started = time.monotonic()
+    data = tmp_path / "data"
+    inbox, uploads, outbox = data / "inbox", data / "uploads", data / "outbox"
+    env = stack.prefect_env | {
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+        "SODTRACK_BASE_URL": stack.sim_url + "/{country}",
+        "SODTRACK_WAREHOUSE": str(data / "warehouse"),
+        "SODTRACK_STATE_URL": state_url,
+        "SODTRACK_INBOX": str(inbox),
+        "SODTRACK_UPLOADS": str(uploads),
+        "SODTRACK_OUTBOX": str(outbox),
+        "SODTRACK_RATE_LIMIT_PER_S": "1000",
+        # Wrong on purpose: the flows must take the secret from the Prefect Secret block.
+        "SODTRACK_CLIENT_SECRET": "not-the-secret",
+        "SODTRACK_CLIENT_SECRET_BLOCK": SECRET_BLOCK,
+    }
+    logs = stack.logs / v.name
+    logs.mkdir()
+    worker = Proc(
+        "worker",
+        [str(BIN / "prefect"), "worker", "start", "--pool", "sodtrack", "--type", "process"],
+        env,
+        logs,
+    )
+    watcher = Proc(
+        "watcher",
+        [str(BIN / "sodtrack-etl"), "watch", "--interval", "0.5", "--settle", "0.5"],
+        env,
+        logs,
+    )
+    procs = (worker, watcher)
+    try:
+        inbox_file = _synthesize(
+            stack, tmp_path / "june.xlsx", seed=v.seed, prefix=f"E2E{v.name[:2].upper()}A",
+            days=(v.days[0], v.days[1]),
+        )  # fmt: skip
+        twice_file = _synthesize(
+            stack, tmp_path / "twice.xlsx", seed=v.seed + 1,
+            prefix=f"E2E{v.name[:2].upper()}B", days=(v.days[1], v.days[2]),
+        )  # fmt: skip
+        # Everything at once: the worker runs them side by side.
+        both = _submit(stack, "nightly-extract/nightly-extract", {"countries": ["cl", "pe"]})
+        chile = [
+            _submit(
+                stack,
+                "nightly-extract/nightly-extract",
+                {"countries": ["cl"], "datasets": ["catalog"]},
+            )
+            for _ in range(2)
+        ]
+        twice = [
+            _submit(stack, "bulk-load/bulk-load", {"path": str(twice_file), "country": "cl"})
+            for _ in range(2)
+        ]
+        _wait("the inbox folders", lambda: (inbox / "cl").is_dir() or None, 120, watcher)
+        part = inbox / "cl" / "june.xlsx.part"
+        shutil.copyfile(inbox_file, part)  # written under a temporary name…
+        part.rename(inbox / "cl" / "june.xlsx")  # …then renamed: complete
+        upload_id = upload_id_for(file_sha256(inbox_file), "cl")
+
+        # The upload: one triggered bulk-load run, its results in the outbox.
+        triggered = _wait(
+            "the triggered bulk-load run", lambda: _bulk_runs(stack, upload_id) or None, 180,
+            *procs,
+        )  # fmt: skip
+        assert len(triggered) == 1
+        assert triggered[0].parameters["path"] == str(uploads / upload_id / "june.xlsx")
+        assert triggered[0].parameters["outbox"] == str(outbox)
+        load_run = _final(stack, triggered[0].id, *procs)
+        _assert_completed(load_run, *procs)
+        assert "12 created" in load_run.state.message
+        results = sorted(p.name for p in (outbox / upload_id).glob("*.results.*"))
+        assert results, f"no results file in {outbox / upload_id}"
+        assert not (inbox / "cl" / "june.xlsx").exists()
+        # The same bytes again, under another name: received, recognised, not loaded again.
+        shutil.copyfile(inbox_file, inbox / "cl" / "june (again).xlsx")
+        _wait(
+            "the second drop to be taken",
+            lambda: None if (inbox / "cl" / "june (again).xlsx").exists() else True,
+            60,
+            watcher,
+        )
+        receipt = json.loads((outbox / upload_id / "receipt.json").read_text())
+        assert receipt["drops"] == 2
+
+        # Nightly: both countries published, with the secret from the block.
+        run = _final(stack, both, *procs)
+        _assert_completed(run, *procs)
+        from sodtrack.warehouse import Warehouse
+
+        wh = Warehouse(str(data / "warehouse"))
+        for dataset in ("services", "coverage_zones", "bookings"):
+            table = wh.read_current(dataset).to_table(columns=["country"])
+            countries = set(table["country"].to_pylist())
+            assert countries == {"cl", "pe"}, dataset
+        assert list((data / "reports").glob("nightly-*.json"))
+        assert list((data / "docs").iterdir()), "no Data Docs"
+
+        # Two more Chile runs at the same moment: they and the first took turns.
+        for run_id in chile:
+            _assert_completed(_final(stack, run_id, *procs), *procs)
+        spans = sorted(_task_intervals(stack, [both, *chile], "cl").values())
+        assert len(spans) == 3, spans
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end <= start, f"two Chile extractions overlapped: {spans}"
+
+        # Two loads of one file at the same moment: both complete, one created, once.
+        messages = []
+        for run_id in twice:
+            done = _final(stack, run_id, *procs)
+            _assert_completed(done, *procs)
+            messages.append(done.state.message)
+        assert sorted("12 created" in m for m in messages) == [False, True], messages
+        assert any("12 already_existed" in m for m in messages), messages
+        counts = _bookings_by_reference(stack)
+        assert counts
+        assert max(counts.values()) == 1, "a booking was created twice"
+        assert len(_bulk_runs(stack, upload_id)) == 1, "the second drop started a load"
+        print(f"{v.name}: {time.monotonic() - started:.0f}s")
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def test_sqlite_state_store(stack: Stack, tmp_path: Path) -> None:
+    _variant(stack, tmp_path, Variant("sqlite", 11, (30, 60, 90)), f"sqlite:///{tmp_path}/state.db")
+
+
+def test_postgres_state_store(stack: Stack, tmp_path: Path) -> None:
+    if not PG_URL:
+        pytest.skip(SKIP_REASON)
+    url, admin = fresh_postgres_database(PG_URL)
+    try:
+        _variant(stack, tmp_path, Variant("postgres", 21, (100, 135, 170)), url)
+    finally:
+        drop_database(admin, url)
