@@ -89,8 +89,9 @@ def watch(
         settle_s=settle,
     )
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         if once:
             watcher.poll()
@@ -100,5 +101,7 @@ def watch(
         else:
             watcher.run(interval_s=interval, stop=stop)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         emitter.close()
         registry.close()

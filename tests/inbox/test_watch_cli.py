@@ -1,0 +1,55 @@
+"""``sodtrack-etl watch``: needs a Prefect API; ``--once`` takes what is complete and exits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import sodtrack.inbox
+import sodtrack.watch
+from sodtrack.cli import app
+from sodtrack.inbox import EVENT_NAME
+
+
+@pytest.fixture
+def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("inbox", "uploads", "outbox"):
+        monkeypatch.setenv(f"SODTRACK_{name.upper()}", str(tmp_path / name))
+    monkeypatch.setenv("SODTRACK_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    return tmp_path
+
+
+def test_without_a_prefect_api_it_says_so(dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sodtrack.watch, "_prefect_api", lambda: (None, None, None))
+    result = CliRunner().invoke(app, ["watch", "--once"])
+    assert result.exit_code == sodtrack.watch.EXIT_NO_API
+    assert "PREFECT_API_URL" in result.output
+
+
+def test_once(dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    class FakeEmitter:
+        def __init__(self, url: str, **kwargs: Any) -> None:
+            self.url = url
+
+        def __call__(self, event: dict[str, Any]) -> None:
+            sent.append((self.url, event))
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(sodtrack.watch, "_prefect_api", lambda: ("http://p/api", None, None))
+    monkeypatch.setattr(sodtrack.inbox, "PrefectEventsEmitter", FakeEmitter)
+    (dirs / "inbox" / "pe").mkdir(parents=True)
+    (dirs / "inbox" / "pe" / "a.csv").write_bytes(b"external_reference\nX-1\n")
+    result = CliRunner().invoke(app, ["watch", "--once", "--settle", "0.2"])
+    assert result.exit_code == 0, result.output
+    [(url, event)] = sent
+    assert url == "http://p/api"
+    assert event["event"] == EVENT_NAME
+    assert event["payload"]["upload_id"] in result.output
+    assert (dirs / "uploads" / event["payload"]["upload_id"] / "a.csv").exists()
