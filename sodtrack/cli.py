@@ -288,6 +288,17 @@ and upload that file;
 0  every row was created or already existed (dry run: every row would be created)."""
 
 
+def _country_code(country: str | None) -> str:
+    """The country asked for (else ``SODTRACK_COUNTRY``); an unknown one exits 2."""
+    from sodtrack.contract.countries import get_country
+
+    try:
+        return get_country(country or _settings().country).code
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(EXIT_UNUSABLE) from None
+
+
 def _default_uploader() -> str:
     import getpass
 
@@ -444,12 +455,11 @@ def load(
     Every row gets exactly one outcome in the results file (CSV and XLSX); rows to fix are in
     the rejects file. Loading the same file again resumes it and creates nothing twice.
     """
-    from sodtrack.contract.countries import get_country
     from sodtrack.loader import LeaseHeld, MappingFileError
 
     _logging(verbose)
-    settings = _settings(country)
-    code = get_country(country or settings.country).code
+    code = _country_code(country)
+    settings = _settings(code)
     mode = "dry run of" if dry_run else "loading"
     console.print(f"[bold]{mode} {file} for {code}[/bold]")
     try:
@@ -470,8 +480,13 @@ def load(
     except LeaseHeld as exc:
         console.print(f"[yellow]{exc}[/yellow]: run the command again later; it resumes.")
         raise typer.Exit(EXIT_INCOMPLETE) from None
-    except (MappingFileError, ValueError) as exc:
+    except MappingFileError as exc:
         console.print(f"[red]nothing loaded:[/red] {exc}")
+        raise typer.Exit(EXIT_UNUSABLE) from None
+    except ValueError as exc:
+        if not str(exc).startswith("upload "):  # the ledger refusing a re-run; else a bug
+            raise
+        console.print(f"[red]nothing loaded:[/red] {exc} (or --new-upload)")
         raise typer.Exit(EXIT_UNUSABLE) from None
     _print_load(run)
     raise typer.Exit(run.exit_code)
@@ -498,7 +513,6 @@ def template(
     """Write an XLSX template for a country: the headers (with notes), text-formatted postal
     codes and phones, drop-down lists of active service and variant SKUs, an instructions
     sheet."""
-    from sodtrack.contract.countries import get_country
     from sodtrack.template import catalog_from_api, catalog_from_warehouse, write_template
 
     _logging(False)
@@ -508,8 +522,8 @@ def template(
     if source not in ("auto", "warehouse", "api"):
         console.print("[red]--source is auto, warehouse or api[/red]")
         raise typer.Exit(EXIT_UNUSABLE)
-    settings = _settings(country, warehouse)
-    code = get_country(country or settings.country).code
+    code = _country_code(country)
+    settings = _settings(code, warehouse)
     catalog = None if source == "api" else catalog_from_warehouse(settings.warehouse, code)
     if catalog is None and source == "warehouse":
         console.print(f"[red]no published catalog for {code} in {settings.warehouse}[/red]")
@@ -548,7 +562,6 @@ def cancel(
     could not be cancelled (listed; running the command again retries them).
     """
     from sodtrack.bulkload import country_client, open_ledger
-    from sodtrack.contract.countries import get_country
     from sodtrack.loader import CancelResult, LeaseHeld, cancel_upload
 
     _logging(False)
@@ -559,7 +572,7 @@ def cancel(
         if record is None:
             console.print(f"[red]no upload {upload_id} in the ledger ({settings.state_url})[/red]")
             raise typer.Exit(EXIT_UNUSABLE)
-        code = get_country(country or record.country).code
+        code = _country_code(country) if country else record.country
         if code != record.country:
             console.print(f"[red]upload {upload_id} is for {record.country}, not {code}[/red]")
             raise typer.Exit(EXIT_UNUSABLE)

@@ -130,6 +130,7 @@ def test_a_file_that_cannot_be_loaded_exits_2(sim: Sim) -> None:
     result = invoke("load", missing_column, "--mapping", bad_mapping)
     assert result.exit_code == 2, result.output
     assert invoke("load", sim.root / "nope.xlsx").exit_code == 2  # click: no such file
+    assert invoke("load", missing_column, "--country", "zz").exit_code == 2
 
 
 def test_transient_failures_exit_5(sim: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
