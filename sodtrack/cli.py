@@ -70,7 +70,7 @@ def _logging(verbose: bool) -> None:
 
 
 @contextlib.contextmanager
-def _progress() -> Iterator[RichProgress]:
+def _progress(unit: str = "records") -> Iterator[RichProgress]:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -85,7 +85,7 @@ def _progress() -> Iterator[RichProgress]:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("records"),
+        TextColumn(unit),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -327,9 +327,9 @@ async def _run_load(
     from sodtrack.loader import load_mapping_file
 
     columns = load_mapping_file(mapping) if mapping else None
-    with _progress() as bars:
+    with _progress("") as bars:
         tasks: dict[str, TaskID] = {}
-        labels = {"validate": "checking rows", "load": "loading"}
+        labels = {"validate": "checking rows", "load": "writing projects and bookings"}
 
         def progress(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
