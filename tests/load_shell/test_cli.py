@@ -3,6 +3,7 @@ the environment: exit codes, results files, dry run, cancel, the template's cont
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner, Result
 
 from sodtrack import bulkload, cli
+from sodtrack.bulkload import country_client
 from sodtrack.cli import app
 from sodtrack.loader import read_upload
 from sodtrack.loader.synth import COLUMNS
+from sodtrack.settings import Settings
 from sodtrack.template import (
     BOOKINGS_SHEET,
     CATALOG_SHEET,
@@ -94,6 +97,17 @@ def test_rejected_rows_exit_4_with_a_rejects_file(sim: Sim) -> None:
     with rejects.with_suffix(".csv").open(encoding="utf-8-sig", newline="") as fh:
         refs = {r["external_reference"] for r in csv.DictReader(fh)}
     assert refs == set(sample.bad)
+
+    # The same upload through the library the flow's artifacts use: tables are capped and
+    # say how many rows they leave out.
+    run = asyncio.run(bulkload.run_load(Settings(), sample.path, uploaded_by="t", out=sim.root))
+    assert run.upload_id == printed(result, "upload_id")
+    shown, more = run.problem_rows(limit=2)
+    assert (len(shown), more) == (2, 1)
+    assert all(p["message"] and p["suggested_fix"] for p in shown)
+    assert "… and 2 more" in run.summary_markdown(limit=1)
+    assert run.exit_code == 4
+    assert "3 rejected, 0 skipped, 0 failed (transient)" in run.headline()
 
 
 def test_dry_run_checks_everything_and_creates_nothing(sim: Sim) -> None:
@@ -217,11 +231,6 @@ def _check_template(path: Path, services: int, variants: int) -> None:
 
 
 def test_template_from_the_live_api_then_filled_and_loaded(sim: Sim) -> None:
-    import asyncio
-
-    from sodtrack.bulkload import country_client
-    from sodtrack.settings import Settings
-
     path = sim.root / "template.xlsx"
     result = invoke("template", "--country", "cl", path)
     assert result.exit_code == 0, result.output
