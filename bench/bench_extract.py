@@ -1,0 +1,350 @@
+"""Benchmark: the nightly extraction against a simulator in a separate process.
+
+For each size, a simulator is started as its own process (``sodtrack-sim serve --rate-limit 0
+--bookings N``, the default seed and catalog), and the extraction runs ``run_extraction``
+against it over loopback, each measurement in a fresh child process of this script so that
+its peak RSS is its own:
+
+1. ``catalog+coverage`` (categories, services, every service's variants, coverage zones and
+   their postal codes), full — once: the catalog does not depend on the number of bookings
+   (same seed, same ids), and the bookings runs of every size validate against it;
+2. ``bookings``, ``--full-refresh`` (every booking: walk, changes log, merge, validation of
+   both datasets, publish).
+
+Printed per measurement: records received from the API, wall time, records/s end to end,
+the staging part (walk + convert + merge) and what follows (validation + publish), requests,
+peak RSS (``ru_maxrss`` at the end, and the maximum of a 20 ms ``psutil`` sampling), and the
+machine's load average. Great Expectations is imported and a context created before the
+clock starts (a worker process pays that once, ~10 s here, whatever the data size).
+
+    uv run python bench/bench_extract.py                          # 200k and 1M bookings
+    uv run python bench/bench_extract.py --bookings 50000         # a quick look
+    uv run python bench/bench_extract.py --base-url http://127.0.0.1:8765 --bookings 200000
+    uv run --group bench python bench/bench_extract.py --dlt     # and dlt beside, as a ratio
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+VENV_BIN = Path(sys.executable).parent
+
+
+# ---------------------------------------------------------------- measuring
+
+
+class RssSampler:
+    """Peak RSS of this process (and, separately, with its children) sampled every 20 ms."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s = interval_s
+        self.peak = 0
+        self.peak_with_children = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                own = me.memory_info().rss
+                kids = sum(c.memory_info().rss for c in me.children(recursive=True))
+            except psutil.Error:
+                continue
+            self.peak = max(self.peak, own)
+            self.peak_with_children = max(self.peak_with_children, own + kids)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def maxrss_mib() -> float:
+    """``ru_maxrss`` of this process (KiB on Linux) in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# ---------------------------------------------------------------- the simulator process
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def simulator(bookings: int, port: int = 0) -> Iterator[str]:
+    """``sodtrack-sim serve --rate-limit 0 --bookings N`` in its own process; yields its URL
+    once ``/_sim/health`` answers."""
+    port = port or free_port()
+    command = [
+        str(VENV_BIN / "sodtrack-sim"),
+        "serve",
+        "--rate-limit",
+        "0",
+        "--bookings",
+        str(bookings),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    started = time.perf_counter()
+    proc = subprocess.Popen(command)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the simulator exited with {proc.returncode}")
+            try:
+                if httpx.get(f"{url}/_sim/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        print(
+            f"# simulator: {bookings:,} bookings, ready in {time.perf_counter() - started:.1f} s "
+            f"(pid {proc.pid}, {url})",
+            flush=True,
+        )
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def simulator_rss_mib(url: str) -> float | None:
+    port = int(url.rsplit(":", 1)[1])
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+            if conn.pid is None:
+                return None
+            return float(psutil.Process(conn.pid).memory_info().rss) / 2**20
+    return None
+
+
+# ---------------------------------------------------------------- one measurement (child)
+
+
+FAMILY_SETS = {"bookings": ("bookings",), "catalog+coverage": ("catalog", "coverage")}
+PRIMARY = {
+    "bookings": ("bookings",),
+    "catalog+coverage": ("categories", "services", "variants", "coverage_zones"),
+}
+
+
+def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
+    """Our extraction of ``which`` (a key of ``FAMILY_SETS``), full, into ``root``."""
+    from sodtrack.client import SodtrackClient
+    from sodtrack.extract import ExtractionOptions, run_extraction
+    from sodtrack.settings import Settings
+    from sodtrack.state import StateStore
+    from sodtrack.validation import new_context
+    from sodtrack.warehouse import Warehouse
+
+    warm = time.perf_counter()
+    new_context()  # imports Great Expectations: a worker pays this once
+    warm_s = time.perf_counter() - warm
+    settings = Settings(
+        base_url=base_url,
+        country="cl",
+        warehouse=str(Path(root, "warehouse")),
+        state_url=f"sqlite:///{Path(root, 'state.db')}",
+    )
+
+    @contextlib.asynccontextmanager
+    async def factory(country: str) -> AsyncIterator[SodtrackClient]:
+        async with SodtrackClient.from_settings(
+            settings.model_copy(update={"country": country})
+        ) as client:
+            yield client
+
+    options = ExtractionOptions(
+        countries=("cl",),
+        datasets=FAMILY_SETS[which],
+        full_refresh=True,
+        docs_dir=None,
+        reports_dir=None,
+    )
+    store = StateStore(settings.state_url)
+    warehouse = Warehouse(settings.warehouse)
+    load_before = load()
+    with RssSampler() as rss:
+        started = time.perf_counter()
+        report = asyncio.run(
+            run_extraction(options, warehouse=warehouse, store=store, client_factory=factory)
+        )
+        wall = time.perf_counter() - started
+    store.dispose()
+    runs = {d.dataset: d for d in report.datasets()}
+    if not report.success:
+        problems = [(f.family, f.status, f.error, f.critical_failures) for f in report.families]
+        raise SystemExit(f"extraction did not publish: {problems}")
+    received = sum(runs[d].received for d in PRIMARY[which])
+    # Staging (walk + convert + merge): the bookings datasets share one timing (one walk);
+    # coverage_postal_codes is derived from the zones' walk.
+    stage_s = (
+        runs["bookings"].seconds
+        if which == "bookings"
+        else sum(d.seconds for d in report.datasets() if d.dataset != "coverage_postal_codes")
+    )
+    return {
+        "tool": "ours",
+        "which": which,
+        "records": received,
+        "rows_written": {d: r.written for d, r in runs.items()},
+        "wall_s": round(wall, 2),
+        "records_per_s": round(received / wall),
+        "stage_s": round(stage_s, 2),
+        "validate_publish_s": round(wall - stage_s, 2),
+        "requests": report.client["requests"],
+        "retries": report.client["retries"],
+        "maxrss_mib": round(maxrss_mib()),
+        "sampled_peak_rss_mib": round(rss.peak / 2**20),
+        "gx_import_s": round(warm_s, 1),
+        "load_before": load_before,
+        "load_after": load(),
+    }
+
+
+def run_child(args: list[str]) -> dict[str, Any]:
+    """Run this script (or another bench script) in a fresh process; parse its JSON line."""
+    out = subprocess.run(
+        [sys.executable, *args], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def print_result(r: dict[str, Any]) -> None:
+    print(
+        f"{r['tool']:>5} {r['which']:<17} {r['records']:>9,} records  {r['wall_s']:>7.1f} s  "
+        f"{r['records_per_s']:>7,} rec/s   peak RSS {r['maxrss_mib']:>5,} MiB (ru_maxrss), "
+        f"{r['sampled_peak_rss_mib']:>5,} MiB (sampled)   load {r['load_before']} → "
+        f"{r['load_after']}",
+        flush=True,
+    )
+    detail = {
+        k: v
+        for k, v in r.items()
+        if k
+        not in (
+            "tool",
+            "which",
+            "records",
+            "wall_s",
+            "records_per_s",
+            "maxrss_mib",
+            "sampled_peak_rss_mib",
+            "load_before",
+            "load_after",
+        )
+    }
+    print(f"      {json.dumps(detail)}", flush=True)
+
+
+def measure(url: str, root: str, which: str, bookings: int) -> dict[str, Any]:
+    result = run_child([__file__, "--child", which, "--base-url", url, "--root", root])
+    result["bookings"] = bookings
+    print_result(result)
+    return result
+
+
+@dataclass
+class Size:
+    bookings: int
+    results: list[dict[str, Any]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bookings", type=int, nargs="+", default=[200_000, 1_000_000])
+    parser.add_argument("--base-url", help="Use this running simulator (one size only).")
+    parser.add_argument(
+        "--dlt",
+        action="store_true",
+        help="Also extract the bookings with dlt's rest_api source (bench_dlt.py), per size, "
+        "against the same simulator process, and print the ratio.",
+    )
+    parser.add_argument("--child", choices=sorted(FAMILY_SETS), help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(measure_ours(args.base_url, args.root, args.child)), flush=True)
+        return
+
+    print(f"# {os.cpu_count()} CPUs, load average {load()}", flush=True)
+    sizes: list[Size] = []
+    root = tempfile.mkdtemp(prefix="bench-extract-")
+    try:
+        for i, n in enumerate(args.bookings):
+            size = Size(n, [])
+            for dataset in ("bookings", "booking_changes"):  # each size starts from nothing
+                shutil.rmtree(Path(root, "warehouse", dataset), ignore_errors=True)
+            with contextlib.ExitStack() as stack:
+                url = args.base_url or stack.enter_context(simulator(n))
+                if i == 0:
+                    size.results.append(measure(url, root, "catalog+coverage", n))
+                if args.dlt:
+                    from bench_dlt import compare
+
+                    with tempfile.TemporaryDirectory(prefix="bench-dlt-") as dlt_root:
+                        size.results.append(compare(url, root, dlt_root, n)["ours"])
+                else:
+                    size.results.append(measure(url, root, "bookings", n))
+                sim_rss = simulator_rss_mib(url)
+                if sim_rss is not None:
+                    print(f"# simulator process RSS {sim_rss:,.0f} MiB", flush=True)
+            sizes.append(size)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if len(sizes) > 1:
+        print("\n# bookings extraction: peak RSS against size", flush=True)
+        base = next(r for r in sizes[0].results if r["which"] == "bookings")
+        for size in sizes:
+            r = next(x for x in size.results if x["which"] == "bookings")
+            print(
+                f"  {size.bookings:>9,} bookings: {r['records_per_s']:>7,} rec/s, "
+                f"peak RSS {r['maxrss_mib']:,} MiB "
+                f"(x{r['maxrss_mib'] / base['maxrss_mib']:.2f} for "
+                f"x{size.bookings / sizes[0].bookings:.0f} the bookings)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
