@@ -66,6 +66,7 @@ def _text(key: str) -> str:
 
 @pytest.mark.prefect
 @pytest.mark.slow
+@pytest.mark.xdist_group("load-shell-prefect")  # one worker, one harness (--dist loadgroup)
 def test_clean_file_completes_with_artifacts(prefect_harness: None, sim: Sim) -> None:
     path = clean_file(sim.root / "inbox" / "bookings.xlsx", rows=12, projects=2)
     state = _run(path=str(path), country="cl")
@@ -102,6 +103,7 @@ def test_clean_file_completes_with_artifacts(prefect_harness: None, sim: Sim) ->
 
 @pytest.mark.prefect
 @pytest.mark.slow
+@pytest.mark.xdist_group("load-shell-prefect")  # one worker, one harness (--dist loadgroup)
 def test_rejected_rows_fail_the_run_and_say_so(prefect_harness: None, sim: Sim) -> None:
     sample = file_with_rejects(sim.root / "inbox" / "sample.xlsx")
     writes = sim.writes()
