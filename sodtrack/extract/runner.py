@@ -74,6 +74,13 @@ class CountryExtraction:
             table = warehouse.staged_table(dataset, self.run_id, {"country": self.country})
             self.references.update(reference_parameters(**{name: table}))
 
+    def forget_references(self, datasets: tuple[str, ...]) -> None:
+        """Drop the references a family's staging gave: it was not published (quarantined,
+        failed), so later families check against the published version instead."""
+        for dataset in datasets:
+            if dataset in _REFERENCES:
+                self.references.pop(_REFERENCES[dataset][1], None)
+
     def fill_published_references(self, warehouse: Warehouse) -> None:
         """Missing references from the published versions (an incremental bookings run
         checks its bookings against the catalog and coverage analysts can see)."""
@@ -155,6 +162,8 @@ async def extract_family(
             full_refresh=full_refresh,
         )
         gate.publish_or_quarantine(fam, warehouse, cx.run_id, outcomes, extra_stats=extra)
+        if fam.status != "published":
+            cx.forget_references(FAMILIES[family])
         if family is Family.BOOKINGS and fam.status == "published":
             after = merge.watermark_after
             if after is not None:
@@ -167,6 +176,7 @@ async def extract_family(
                 fam.watermark_after = fam.watermark_before
     except Exception as exc:  # one family's failure must not hide the others' outcome
         log.exception("%s/%s failed", cx.country, family.value)
+        cx.forget_references(FAMILIES[family])
         fam.status = "failed"
         fam.error = f"{type(exc).__name__}: {exc}"
         for dataset in FAMILIES[family]:

@@ -163,11 +163,8 @@ def test_a_foreign_currency_quarantines_the_catalog(served: Env) -> None:
     assert {r["currency"] for r in services} == {"CLP"}
 
 
-def test_a_row_count_drop_beyond_the_bound_quarantines_the_catalog(served: Env) -> None:
-    """The API suddenly serves a fifth of the services (consistently: its totals agree)."""
-    env = served
-    before = _current(env)
-    keep = before["services"][1] // 5
+def only_the_first(keep: int) -> Edit:
+    """Pages of a list that has ``keep`` items, consistently (its totals agree)."""
 
     def fewer(page: dict[str, Any]) -> dict[str, Any]:
         meta = page["meta"]
@@ -177,11 +174,39 @@ def test_a_row_count_drop_beyond_the_bound_quarantines_the_catalog(served: Env) 
         meta["total_pages"] = max(1, -(-keep // meta["page_size"]))
         return page
 
-    report = corrupted_run(env, "catalog/services", fewer, "catalog")
+    return fewer
+
+
+def test_a_row_count_drop_beyond_the_bound_quarantines_the_catalog(served: Env) -> None:
+    """The API suddenly serves a fifth of the services."""
+    env = served
+    before = _current(env)
+    keep = before["services"][1] // 5
+    report = corrupted_run(env, "catalog/services", only_the_first(keep), "catalog")
     data = _assert_quarantined(env, report, Family.CATALOG, before, "row_count")
     services = {d.dataset: d for d in report.datasets()}["services"]
     assert services.received == services.expected == keep  # complete, yet far too few
     assert data["validation"]["services"]["success"] is False
+
+
+def test_later_families_are_checked_against_the_published_catalog(served: Env) -> None:
+    """A quarantined catalog vouches for nothing: coverage and bookings are validated
+    against the catalog analysts can see (the published one), not the rejected staging, so
+    one bad catalog neither drags them into quarantine nor lets them publish references to
+    services that are not published."""
+    env = served
+    before = _current(env)
+    keep = before["services"][1] // 5
+    report = corrupted_run(env, "catalog/services", only_the_first(keep))
+    families = {f.family: f for f in report.families}
+    assert families["catalog"].status == "quarantined"
+    for family in ("coverage", "bookings"):
+        fam = families[family]
+        assert fam.status == "published", (family, fam.error, fam.critical_failures)
+    assert _current(env)["services"] == before["services"]
+    published = {r["id"] for r in published_rows(env.warehouse.root, "services")}
+    offered = {r["service_id"] for r in published_rows(env.warehouse.root, "coverage_postal_codes")}
+    assert offered <= published
 
 
 def test_an_incomplete_page_numbered_walk_quarantines_the_family(served: Env) -> None:
