@@ -17,7 +17,7 @@ from sodtrack.warehouse import Warehouse
 
 from .helpers import DATASET_NAMES, count, extract_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("extract-cli")]
 
 
 @pytest.fixture(scope="module")

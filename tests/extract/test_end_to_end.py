@@ -24,6 +24,9 @@ from .helpers import (
     published_bookings,
 )
 
+# The modules continuing from the shared first run: one worker, one run (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("extract-published")
+
 
 @pytest.fixture(scope="module")
 def full_run(published: Published) -> tuple[Env, RunReport]:

@@ -49,6 +49,9 @@ from .helpers import (
 
 MID_WALK_NOTES = "changed while the nightly walk was running"
 
+# The modules continuing from the shared first run: one worker, one run (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("extract-published")
+
 
 @dataclass
 class Step:

@@ -45,7 +45,7 @@ from .helpers import (
     sim_of,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("extract-interrupt")]
 
 LEASE_S = 301.0
 """A killed run's lock row outlives it by its lease (``StateStore.lock``, ``ttl_s=300``):

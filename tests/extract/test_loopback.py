@@ -27,7 +27,7 @@ from .helpers import (
     published_bookings,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("extract-loopback")]
 
 
 def _export(base_url: str) -> dict[str, dict[str, Any]]:

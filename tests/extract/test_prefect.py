@@ -29,7 +29,7 @@ from .helpers import (
     sim_of,
 )
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+pytestmark = [pytest.mark.xdist_group("extract-prefect"), pytest.mark.prefect, pytest.mark.slow]
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,9 @@ from .helpers import (
 
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
 
+# The modules continuing from the shared first run: one worker, one run (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("extract-published")
+
 
 class Corrupt:
     """A transport hook that rewrites every page of ``GET /api/v1/<resource>``."""
