@@ -38,6 +38,7 @@ from sodtrack.bulkload import EXIT_CODES
 from sodtrack.contract.countries import Country, get_country
 from sodtrack.contract.limits import MAX_HORIZON_DAYS, SLOT_FIRST_HOUR, SLOT_LAST_HOUR
 from sodtrack.contract.models import Service, Variant
+from sodtrack.loader.headers import CANONICAL_COLUMNS
 from sodtrack.loader.values import PAYMENT_METHODS
 
 BOOKINGS_SHEET: Final = "bookings"
@@ -46,32 +47,8 @@ CATALOG_SHEET: Final = "catalog"
 LAST_ROW: Final = 1_048_576
 """Excel's last row: formats and lists cover every row a person may fill."""
 
-TEMPLATE_COLUMNS: Final[tuple[str, ...]] = (
-    "external_reference",
-    "service_sku",
-    "variant_sku",
-    "scheduled_date",
-    "scheduled_time",
-    "customer_first_name",
-    "customer_last_name",
-    "customer_email",
-    "customer_phone",
-    "customer_document_id",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "notes",
-    "project_reference",
-    "project_name",
-    "stage_sequence",
-    "stage_name",
-    "payment_reference",
-    "payment_amount",
-    "payment_currency",
-    "payment_method",
-    "paid_at",
+TEMPLATE_COLUMNS: Final[tuple[str, ...]] = tuple(
+    c for c in CANONICAL_COLUMNS if c != "scheduled_start"
 )
 """The canonical columns, the date and the time apart (``scheduled_start`` also works)."""
 

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sodtrack.contract.countries import Country
-from sodtrack.loader.headers import PAYMENT_COLUMNS
+from sodtrack.loader.headers import CANONICAL_COLUMNS, PAYMENT_COLUMNS
 from sodtrack.loader.issues import InvalidValue, IssueCode, Note, RowIssue, Severity
 from sodtrack.loader.reader import CellProblem
 from sodtrack.loader.values import (
@@ -140,32 +140,11 @@ class BookingRow:
         return {name: getattr(self, name) for name in INTERPRETED_FIELDS}
 
 
-INTERPRETED_FIELDS: tuple[str, ...] = (
-    "external_reference",
-    "service_sku",
-    "variant_sku",
-    "scheduled_start",
-    "customer_first_name",
-    "customer_last_name",
-    "customer_email",
-    "customer_phone",
-    "customer_document_id",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "notes",
-    "project_reference",
-    "project_name",
-    "stage_sequence",
-    "stage_name",
-    "payment_reference",
-    "payment_amount",
-    "payment_currency",
-    "payment_method",
-    "paid_at",
+INTERPRETED_FIELDS: tuple[str, ...] = tuple(
+    c for c in CANONICAL_COLUMNS if c not in ("scheduled_date", "scheduled_time")
 )
+"""The row's interpreted fields, in the canonical order: a separate date and time end up in
+``scheduled_start``."""
 
 
 @dataclass(frozen=True, slots=True)
