@@ -59,6 +59,8 @@ class RssSampler:
         self.interval_s = interval_s
         self.peak = 0
         self.peak_with_children = 0
+        self.phase_peak = 0
+        self.phases: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
 
@@ -71,8 +73,15 @@ class RssSampler:
             except psutil.Error:
                 continue
             self.peak = max(self.peak, own)
+            self.phase_peak = max(self.phase_peak, own)
             self.peak_with_children = max(self.peak_with_children, own + kids)
             self._stop.wait(self.interval_s)
+
+    def mark(self, phase: str) -> None:
+        """End a phase: remember its peak RSS (MiB) and start the next one."""
+        own = psutil.Process().memory_info().rss
+        self.phases[phase] = round(max(self.phase_peak, own) / 2**20)
+        self.phase_peak = own
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -200,14 +209,22 @@ def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
         reports_dir=None,
     )
     store = StateStore(settings.state_url)
-    warehouse = Warehouse(settings.warehouse)
+    rss = RssSampler()
+
+    def on_step(step: str) -> None:
+        if step == "merge:bookings_staged":  # walk, changes log and merge done
+            rss.mark("walk+merge")
+
+    warehouse = Warehouse(settings.warehouse, on_step=on_step)
+    baseline = psutil.Process().memory_info().rss / 2**20
     load_before = load()
-    with RssSampler() as rss:
+    with rss:
         started = time.perf_counter()
         report = asyncio.run(
             run_extraction(options, warehouse=warehouse, store=store, client_factory=factory)
         )
         wall = time.perf_counter() - started
+        rss.mark("validate+publish" if rss.phases else "run")
     store.dispose()
     runs = {d.dataset: d for d in report.datasets()}
     if not report.success:
@@ -234,6 +251,8 @@ def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
         "retries": report.client["retries"],
         "maxrss_mib": round(maxrss_mib()),
         "sampled_peak_rss_mib": round(rss.peak / 2**20),
+        "rss_before_run_mib": round(baseline),
+        "peak_rss_by_phase_mib": rss.phases,
         "gx_import_s": round(warm_s, 1),
         "load_before": load_before,
         "load_after": load(),
