@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
 .PHONY: help bootstrap demo test test-fast lint fmt typecheck bench lock clean
