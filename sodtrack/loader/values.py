@@ -60,6 +60,7 @@ from zoneinfo import ZoneInfo
 from sodtrack.contract.countries import Country
 from sodtrack.loader.headers import header_key
 from sodtrack.loader.issues import InvalidValue, IssueCode, Note
+from sodtrack.loader.neutralise import needs_neutralising
 
 PaymentMethod = Literal["card", "transfer", "cash", "financing"]
 PAYMENT_METHODS: tuple[PaymentMethod, ...] = ("card", "transfer", "cash", "financing")
@@ -79,10 +80,15 @@ def cell_text(raw: object) -> str:
     """A cell's value as text, as an operator would read it in the sheet.
 
     Whole numbers lose the ``.0`` a spreadsheet engine gives them; dates print as ISO.
-    Non-breaking spaces become plain spaces and the ends are stripped.
+    Non-breaking spaces become plain spaces and the ends are stripped. A ``'`` in front of a
+    formula trigger (``'+56912345678``, as our results and rejects files write such text so
+    that no spreadsheet runs it) is dropped: a rejects file re-uploads as it is.
     """
     if isinstance(raw, str):
-        return (raw if raw.isascii() else _SPACES.sub(" ", raw)).strip()
+        text = (raw if raw.isascii() else _SPACES.sub(" ", raw)).strip()
+        if len(text) > 1 and text[0] == "'" and needs_neutralising(text[1:]):
+            return text[1:]
+        return text
     if isinstance(raw, bool):
         return "TRUE" if raw else "FALSE"
     if isinstance(raw, float):

@@ -606,3 +606,11 @@ def test_neutralised_text_never_starts_a_formula(text: str) -> None:
     safe = neutralise_formula(text)
     assert not needs_neutralising(safe)
     assert safe in (text, "'" + text)
+
+
+def test_a_neutralised_cell_reads_back_as_what_was_neutralised() -> None:
+    from sodtrack.loader.neutralise import neutralise_formula
+
+    for text in ("+56912345678", "-5", "=1+1", "@x"):
+        assert cell_text(neutralise_formula(text)) == text
+    assert cell_text("'plain") == "'plain"  # an apostrophe before ordinary text is data
