@@ -1,7 +1,7 @@
 """The publishing gate: a family is validated whole, then published whole or quarantined whole.
 
-* Every staged dataset of the family runs through its Great Expectations suite (chunked by
-  partition, so memory is bounded by the largest partition).
+* Every staged dataset of the family runs through its Great Expectations suite (streamed in
+  chunks of at most ``CHUNK_ROWS`` rows, so memory is bounded whatever the data size).
 * A page-numbered walk whose records received differ from the server's ``total_items`` is a
   critical failure too: completeness is checked, never assumed.
 * No critical failure → each dataset is published atomically (warnings are published and
@@ -34,26 +34,38 @@ def _partition_values(key: str) -> dict[str, str]:
 
 CHUNK_ROWS = 250_000
 """Rows validated per Great Expectations run. Each run has a fixed cost (~1-3 s for the
-bookings suite), so partitions are coalesced up to this size; memory stays bounded by it."""
+bookings suite), so batches are coalesced up to this size; memory stays bounded by it."""
+
+_SCAN_BATCH_ROWS = 64 * 1024
 
 
 def staged_chunks(
     warehouse: Warehouse, dataset: str, run_id: str, chunk_rows: int = CHUNK_ROWS
 ) -> Iterator[pa.Table]:
-    """The staged rows, partitions coalesced into chunks of at most ``chunk_rows`` rows
-    (a larger partition is its own chunk), with the partition columns."""
-    info = warehouse.stage_info(dataset, run_id)
-    pending: list[pa.Table] = []
+    """The staged rows in chunks of at most ``chunk_rows`` rows, with the partition columns.
+
+    Streamed from the staged files (one batch read ahead), whatever the partitions' sizes:
+    ``booking_changes`` stages a single partition per run (its extraction date), which for
+    a full run holds every booking. Uniqueness across chunks is the validation's business
+    (it tracks keys between chunks).
+    """
+    data = warehouse.staged_dataset(dataset, run_id)
+    pending: list[pa.RecordBatch] = []
     rows = 0
-    for key in sorted({f.partition for f in info.files}):
-        table = warehouse.staged_table(dataset, run_id, _partition_values(key))
-        if pending and rows + table.num_rows > chunk_rows:
-            yield pa.concat_tables(pending)
+    for batch in data.to_batches(
+        batch_size=min(chunk_rows, _SCAN_BATCH_ROWS),
+        batch_readahead=1,
+        fragment_readahead=1,
+    ):
+        if not batch.num_rows:
+            continue
+        if pending and rows + batch.num_rows > chunk_rows:
+            yield pa.Table.from_batches(pending)
             pending, rows = [], 0
-        pending.append(table)
-        rows += table.num_rows
+        pending.append(batch)
+        rows += batch.num_rows
     if pending:
-        yield pa.concat_tables(pending)
+        yield pa.Table.from_batches(pending)
 
 
 def previous_rows(warehouse: Warehouse, dataset: str, country: str) -> int | None:

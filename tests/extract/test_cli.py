@@ -3,12 +3,13 @@ a user configures them: ``SODTRACK_*`` environment variables."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from sodtrack.cli import EXIT_NOT_PUBLISHED, app
 from sodtrack.simulator.app import create_app
@@ -30,11 +31,6 @@ def servers() -> Iterator[tuple[str, str]]:
         yield url, shrunk_url
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cli")
-
-
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     """``sodtrack-etl`` configures logging once per process (``basicConfig``) on the stream
@@ -44,39 +40,52 @@ def _logging_restored() -> Iterator[None]:
     logging.root.handlers[:] = handlers
 
 
+def _environment(mp: pytest.MonkeyPatch, workdir: Path, base_url: str) -> None:
+    mp.setenv("SODTRACK_BASE_URL", base_url)
+    mp.setenv("SODTRACK_WAREHOUSE", str(workdir / "warehouse"))
+    mp.setenv("SODTRACK_STATE_URL", f"sqlite:///{workdir / 'state.db'}")
+    mp.setenv("SODTRACK_COUNTRY", "cl")
+    mp.delenv("SODTRACK_CLIENT_SECRET", raising=False)
+
+
+@pytest.fixture(scope="module")
+def first_extract(
+    servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Result]:
+    """``sodtrack-etl extract`` once into a fresh warehouse (every test starts from it)."""
+    workdir = tmp_path_factory.mktemp("cli")
+    handlers = list(logging.root.handlers)
+    with pytest.MonkeyPatch.context() as mp:
+        _environment(mp, workdir, servers[0])
+        result = CliRunner().invoke(app, ["extract"])
+    logging.root.handlers[:] = handlers
+    return workdir, result
+
+
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Path:
-    monkeypatch.setenv("SODTRACK_WAREHOUSE", str(workdir / "warehouse"))
-    monkeypatch.setenv("SODTRACK_STATE_URL", f"sqlite:///{workdir / 'state.db'}")
-    monkeypatch.setenv("SODTRACK_COUNTRY", "cl")
-    monkeypatch.delenv("SODTRACK_CLIENT_SECRET", raising=False)
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, servers: tuple[str, str], first_extract: tuple[Path, Result]
+) -> Path:
+    workdir = first_extract[0]
+    _environment(monkeypatch, workdir, servers[0])
     return workdir
 
 
-def test_extract_publishes_and_prints_the_counts(
-    servers: tuple[str, str], cli_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SODTRACK_BASE_URL", servers[0])
-    result = CliRunner().invoke(app, ["extract"])
+def test_extract_publishes_and_prints_the_counts(first_extract: tuple[Path, Result]) -> None:
+    workdir, result = first_extract
     assert result.exit_code == 0, result.output
     assert "all datasets published" in result.output
     assert "records per dataset" in result.output
     for dataset in DATASET_NAMES:
         assert dataset in result.output
-    root = cli_env / "warehouse"
+    root = workdir / "warehouse"
     for dataset in DATASET_NAMES:
         assert count(root, dataset) > 0
-    reports = list((cli_env / "reports").glob("*.json"))
-    assert len(reports) == 1
+    reports = [json.loads(p.read_text()) for p in (workdir / "reports").glob("*.json")]
+    assert any(r["success"] and r["countries"] == ["cl"] for r in reports)
 
 
-def test_validate_the_published_bookings(
-    servers: tuple[str, str], cli_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if Warehouse(cli_env / "warehouse").current_version("bookings") is None:  # any test order
-        monkeypatch.setenv("SODTRACK_BASE_URL", servers[0])
-        first = CliRunner().invoke(app, ["extract"])
-        assert first.exit_code == 0, first.output
+def test_validate_the_published_bookings(cli_env: Path) -> None:
     result = CliRunner().invoke(app, ["validate", "bookings"])
     assert result.exit_code == 0, result.output
     assert "bookings/cl: ok (0 critical" in result.output
@@ -87,13 +96,7 @@ def test_extract_exits_3_when_a_family_is_quarantined(
     servers: tuple[str, str], cli_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wh = Warehouse(cli_env / "warehouse")
-    if wh.current_version("services") is None:
-        # Self-contained whatever the order xdist runs this module's tests in: a full
-        # catalog is published first, so the shrunk one is a drop beyond the bound.
-        monkeypatch.setenv("SODTRACK_BASE_URL", servers[0])
-        first = CliRunner().invoke(app, ["extract", "--dataset", "catalog"])
-        assert first.exit_code == 0, first.output
-    before = wh.current_version("services")
+    before = wh.current_version("services")  # published by the first extract
     assert before is not None
     monkeypatch.setenv("SODTRACK_BASE_URL", servers[1])
     result = CliRunner().invoke(app, ["extract", "--dataset", "services"])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
-from sodtrack.extract import families_for
+from sodtrack.extract import families_for, gate
 from sodtrack.extract.families import Family
 from sodtrack.extract.runner import clear_dead_runs
-from sodtrack.warehouse import Warehouse
+from sodtrack.warehouse import DATASETS, Warehouse
 
 
 def test_clear_dead_runs_removes_only_this_countrys_other_runs(tmp_path: Path) -> None:
@@ -70,3 +72,35 @@ def test_great_expectations_contexts_follow_the_applications_logging() -> None:
         assert not loud.isEnabledFor(logging.INFO)
     finally:
         parent.setLevel(saved)
+
+
+def _categories(n: int, start: int = 0) -> pa.RecordBatch:
+    now = datetime(2026, 6, 10, tzinfo=UTC)
+    ids = [f"cat_{i:06d}" for i in range(start, start + n)]
+    return pa.record_batch(
+        [ids, ids, [None] * n, [None] * n, [True] * n, [now] * n, [now] * n],
+        schema=DATASETS["categories"].schema,
+    )
+
+
+def test_staged_chunks_are_bounded_even_within_one_partition(tmp_path: Path) -> None:
+    """``booking_changes`` stages one partition per run (its extraction date): a full run of
+    a million bookings is one partition, which must not be validated as one table."""
+    wh = Warehouse(tmp_path / "wh", durable=False)
+    big = {"country": "cl", "snapshot_date": "2026-06-10"}
+    small = {"country": "cl", "snapshot_date": "2026-06-09"}
+    with wh.stage("categories", "run-cl", row_group_rows=64) as out:
+        for start in range(0, 1000, 250):
+            out.write(_categories(250, start), big)
+        out.write(_categories(30, 5000), small)
+        out.finish(finished_at=datetime(2026, 6, 10, tzinfo=UTC))
+
+    chunks = list(gate.staged_chunks(wh, "categories", "run-cl", chunk_rows=100))
+
+    assert all(0 < c.num_rows <= 100 for c in chunks), [c.num_rows for c in chunks]
+    assert sum(c.num_rows for c in chunks) == 1030
+    ids = [i for c in chunks for i in c.column("id").to_pylist()]
+    assert len(set(ids)) == 1030
+    days = {d for c in chunks for d in c.column("snapshot_date").to_pylist()}
+    assert days == {"2026-06-09", "2026-06-10"}
+    assert all(c.column("country").to_pylist() == ["cl"] * c.num_rows for c in chunks)
