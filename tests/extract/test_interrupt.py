@@ -80,9 +80,7 @@ def ctx() -> Iterator[Any]:
     context = mp.get_context("forkserver")
     # Modules importable from the venv alone (Python 3.11's forkserver ignores the parent's
     # sys.path while preloading); the test modules are imported by each child.
-    context.set_forkserver_preload(
-        ["sodtrack.extract", "sodtrack.simulator.app", "great_expectations", "duckdb"]
-    )
+    context.set_forkserver_preload(["sodtrack.extract", "great_expectations", "duckdb"])
     # Children re-run the parent's __main__ (pytest's entry script) unless it has no
     # __file__: hide it while children start.
     main = sys.modules["__main__"]
