@@ -222,9 +222,10 @@ def validate(
     _logging(False)
     import pyarrow.compute as pc
 
-    from sodtrack.extract.gate import previous_rows
+    from sodtrack.extract.gate import CHUNK_ROWS, previous_rows
     from sodtrack.validation import ValidationSession, reference_parameters
     from sodtrack.warehouse import Warehouse
+    from sodtrack.warehouse.chunks import published_chunks
 
     settings = _settings(country, warehouse)
     wh = Warehouse(settings.warehouse)
@@ -235,7 +236,8 @@ def validate(
         raise typer.Exit(2)
 
     def mine(name: str) -> object:
-        table = wh.read_current(name).to_table()
+        """A reference dataset's ids for this country (its latest snapshot)."""
+        table = wh.read_current(name).to_table(columns=["id", "country", "snapshot_date"])
         table = table.filter(pc.equal(table["country"], code))
         if "snapshot_date" in table.column_names and table.num_rows:
             latest = pc.max(table["snapshot_date"])
@@ -252,10 +254,11 @@ def validate(
         if wh.current_version(name) is not None:
             refs.update(reference_parameters(**{key: mine(name)}))  # type: ignore[arg-type]
     session = ValidationSession(f"validate-{dataset}-{version}", docs_dir=docs)
-    snapshot = "snapshot_date" in wh.read_current(dataset).schema.names
+    data = wh.read_current(dataset)
+    snapshot = "snapshot_date" in data.schema.names
     outcome = session.validate(
         dataset,
-        mine(dataset),
+        published_chunks(data, code, CHUNK_ROWS),
         country=code,
         parameters=refs,
         previous_row_count=None if snapshot else previous_rows(wh, dataset, code),

@@ -1,7 +1,8 @@
 """The publishing gate: a family is validated whole, then published whole or quarantined whole.
 
-* Every staged dataset of the family runs through its Great Expectations suite (streamed in
-  chunks of at most ``CHUNK_ROWS`` rows, so memory is bounded whatever the data size).
+* Every staged dataset of the family runs through its Great Expectations suite (streamed
+  file by file in chunks of at most ``CHUNK_ROWS`` rows, so memory is bounded whatever the
+  data size).
 * A page-numbered walk whose records received differ from the server's ``total_items`` is a
   critical failure too: completeness is checked, never assumed.
 * No critical failure → each dataset is published atomically (warnings are published and
@@ -19,6 +20,7 @@ import pyarrow as pa
 from sodtrack.extract.report import DatasetRun, FamilyRun
 from sodtrack.validation import RowCountPolicy, ValidationOutcome, ValidationSession
 from sodtrack.warehouse import Warehouse
+from sodtrack.warehouse.chunks import iter_chunks
 
 NO_ROW_BOUNDS = RowCountPolicy(
     max_drop=None, max_growth=None, warn_drop=None, warn_growth=None, min_without_previous=None
@@ -32,11 +34,11 @@ def _partition_values(key: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in key.split("/") if "=" in part)
 
 
-CHUNK_ROWS = 250_000
-"""Rows validated per Great Expectations run. Each run has a fixed cost (~1-3 s for the
-bookings suite), so batches are coalesced up to this size; memory stays bounded by it."""
-
-_SCAN_BATCH_ROWS = 64 * 1024
+CHUNK_ROWS = 100_000
+"""Rows read per chunk: small files are coalesced up to it, so a Great Expectations run (a
+fixed cost of ~1 s for the bookings suite, then the validation's own batches of
+``DEFAULT_BATCH_ROWS``) is paid per 100,000 rows, not per partition; memory stays bounded by
+it."""
 
 
 def staged_chunks(
@@ -44,28 +46,12 @@ def staged_chunks(
 ) -> Iterator[pa.Table]:
     """The staged rows in chunks of at most ``chunk_rows`` rows, with the partition columns.
 
-    Streamed from the staged files (one batch read ahead), whatever the partitions' sizes:
+    Streamed file by file (``sodtrack.warehouse.chunks``), whatever the partitions' sizes:
     ``booking_changes`` stages a single partition per run (its extraction date), which for
     a full run holds every booking. Uniqueness across chunks is the validation's business
     (it tracks keys between chunks).
     """
-    data = warehouse.staged_dataset(dataset, run_id)
-    pending: list[pa.RecordBatch] = []
-    rows = 0
-    for batch in data.to_batches(
-        batch_size=min(chunk_rows, _SCAN_BATCH_ROWS),
-        batch_readahead=1,
-        fragment_readahead=1,
-    ):
-        if not batch.num_rows:
-            continue
-        if pending and rows + batch.num_rows > chunk_rows:
-            yield pa.Table.from_batches(pending)
-            pending, rows = [], 0
-        pending.append(batch)
-        rows += batch.num_rows
-    if pending:
-        yield pa.Table.from_batches(pending)
+    return iter_chunks(warehouse.staged_dataset(dataset, run_id), chunk_rows)
 
 
 def previous_rows(warehouse: Warehouse, dataset: str, country: str) -> int | None:

@@ -13,6 +13,7 @@ from sodtrack.extract import families_for, gate
 from sodtrack.extract.families import Family
 from sodtrack.extract.runner import clear_dead_runs
 from sodtrack.warehouse import DATASETS, Warehouse
+from sodtrack.warehouse.chunks import published_chunks
 
 
 def test_clear_dead_runs_removes_only_this_countrys_other_runs(tmp_path: Path) -> None:
@@ -104,3 +105,53 @@ def test_staged_chunks_are_bounded_even_within_one_partition(tmp_path: Path) -> 
     days = {d for c in chunks for d in c.column("snapshot_date").to_pylist()}
     assert days == {"2026-06-09", "2026-06-10"}
     assert all(c.column("country").to_pylist() == ["cl"] * c.num_rows for c in chunks)
+
+
+def test_published_chunks_read_one_countrys_latest_snapshot(tmp_path: Path) -> None:
+    """``sodtrack-etl validate`` streams the published version: the country's latest
+    snapshot only, in bounded chunks, partition columns included."""
+    wh = Warehouse(tmp_path / "wh", durable=False)
+    parts = {
+        ("cl", "2026-06-09"): (0, 40),
+        ("cl", "2026-06-10"): (100, 230),
+        ("pe", "2026-06-11"): (900, 7),
+    }
+    with wh.stage("categories", "run-1", row_group_rows=64) as out:
+        for (country, day), (start, n) in parts.items():
+            out.write(_categories(n, start), {"country": country, "snapshot_date": day})
+        out.finish(finished_at=datetime(2026, 6, 11, tzinfo=UTC))
+    wh.publish("categories", "run-1")
+
+    chunks = list(published_chunks(wh.read_current("categories"), "cl", chunk_rows=100))
+
+    assert [c.num_rows for c in chunks] == [100, 100, 30]
+    assert {d for c in chunks for d in c.column("snapshot_date").to_pylist()} == {"2026-06-10"}
+    assert {d for c in chunks for d in c.column("country").to_pylist()} == {"cl"}
+    ids = [i for c in chunks for i in c.column("id").to_pylist()]
+    assert ids == [f"cat_{n:06d}" for n in range(100, 330)]
+    assert list(published_chunks(wh.read_current("categories"), "ar", chunk_rows=100)) == []
+
+
+def test_iter_chunks_keeps_a_files_missing_column_missing(tmp_path: Path) -> None:
+    """The scanner would fill a declared column the file lacks with nulls; validation must
+    see it missing instead (its column-set expectation then fails)."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from sodtrack.warehouse.chunks import iter_chunks
+
+    folder = tmp_path / "country=cl"
+    folder.mkdir()
+    full = _categories(5, 0)
+    pq.write_table(pa.Table.from_batches([full]).drop_columns(["parent_id"]), folder / "a.parquet")
+    data = ds.dataset(
+        tmp_path,
+        schema=pa.unify_schemas([full.schema, pa.schema([("country", pa.string())])]),
+        format="parquet",
+        partitioning=ds.partitioning(pa.schema([("country", pa.string())]), flavor="hive"),
+    )
+
+    (chunk,) = iter_chunks(data, 100)
+
+    assert "parent_id" not in chunk.column_names
+    assert chunk.column("country").to_pylist() == ["cl"] * 5
