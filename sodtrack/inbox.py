@@ -54,6 +54,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from sodtrack.contract.countries import COUNTRIES, get_country
+from sodtrack.dbschema import create_tables
 from sodtrack.loader.ledger import upload_id_for
 from sodtrack.state import normalise_url
 
@@ -257,7 +258,7 @@ class Registry:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine = sa.create_engine(url, **kwargs)
-        _metadata.create_all(self.engine)
+        create_tables(_metadata, self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

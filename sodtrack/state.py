@@ -57,6 +57,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
+from sodtrack.dbschema import create_tables
+
 log = logging.getLogger(__name__)
 
 DEFAULT_LOOKBACK = timedelta(minutes=10)
@@ -190,7 +192,7 @@ class StateStore:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         self.clock = clock
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     @classmethod
     def from_settings(cls, settings: Any) -> StateStore:

@@ -69,6 +69,8 @@ from typing import Any, Final, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from sodtrack.dbschema import create_tables
+
 DEFAULT_LEDGER_URL: Final = "sqlite:///data/state/ledger.db"
 
 StepKind = Literal["project", "booking", "stage", "payment", "cancel"]
@@ -297,7 +299,7 @@ class Ledger:
         else:
             self.engine = _make_engine(url)
         self.lease_s = lease_s
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     @property
     def dialect(self) -> str:
