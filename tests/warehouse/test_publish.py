@@ -117,6 +117,7 @@ def test_every_dataset_reads_back_typed_with_duckdb_pandas_and_pyarrow(wh: Wareh
 
 def test_polars_reads_the_current_directory(wh: Warehouse) -> None:
     import polars as pl
+
     _publish_every_dataset(wh)
     frame = pl.read_parquet(f"{wh.current_path('bookings')}/**/*.parquet", hive_partitioning=True)
     assert frame.height == 9
