@@ -27,6 +27,7 @@ class IssueCode(StrEnum):
 
     # -- the file ---------------------------------------------------------------------------
     FILE_UNREADABLE = "file_unreadable"
+    FILE_TRUNCATED = "file_truncated"
     UNSUPPORTED_FILE_TYPE = "unsupported_file_type"
     EMPTY_FILE = "empty_file"
     SHEET_NOT_FOUND = "sheet_not_found"
@@ -69,6 +70,8 @@ class IssueCode(StrEnum):
     FORMULA_NOT_CALCULATED = "formula_not_calculated"
     FORMULA_ERROR = "formula_error"
     EXTRA_VALUES = "extra_values"
+    MISSING_VALUES = "missing_values"
+    NO_FINAL_LINE_BREAK = "no_final_line_break"
     MERGED_ROWS = "merged_rows"
     # -- one row ------------------------------------------------------------------------------
     INCOMPLETE_PAYMENT = "incomplete_payment"

@@ -32,10 +32,10 @@ import csv
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Final, Literal
 from xml.etree import ElementTree as ET
 
 import python_calamine
@@ -90,6 +90,12 @@ class RawTable:
     merged_rows: set[int] = field(default_factory=set)
     """CSV records that look like several lines fused by stray quotes (filled as ``rows`` is
     consumed, before the record is yielded)."""
+    field_counts: dict[int, RecordShape] = field(default_factory=dict)
+    """CSV records (by row number) with more or fewer fields than the header, and the lines
+    they span (filled as ``rows`` is consumed, before the record is yielded)."""
+    unterminated_rows: set[int] = field(default_factory=set)
+    """The CSV's last row when no line break follows it (the file may be cut inside its last
+    value); filled when ``rows`` is exhausted."""
 
 
 def sniff_file_type(path: Path) -> FileType:
@@ -128,38 +134,154 @@ def file_sha256(path: Path) -> str:
 
 _MOJIBAKE = re.compile("Ã[\u0080-\u00bf]|Â[\u00a0-\u00bf]")
 
+# A byte-order mark declares the encoding; the codec named reads the mark and drops it. The
+# UTF-32 LE mark starts with the UTF-16 LE one, so it is tried first.
+_BOMS: Final[tuple[tuple[bytes, str], ...]] = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_WIDE: Final = frozenset({"utf-16", "utf-32"})
 
-def detect_encoding(path: Path) -> tuple[str, str, list[UploadIssue]]:
-    """Hash the file and find its encoding: ``utf-8``, ``utf-8-sig``, ``cp1252`` or ``latin-1``.
+# Without a mark, UTF-16 and UTF-32 show in where the NUL bytes fall among the first bytes:
+# a Latin letter has zero high bytes (one in UTF-16, three in UTF-32). For each encoding,
+# which of every four bytes is NUL.
+_NUL_PATTERNS: Final[tuple[tuple[str, tuple[bool, bool, bool, bool]], ...]] = (
+    ("utf-32-le", (False, True, True, True)),
+    ("utf-32-be", (True, True, True, False)),
+    ("utf-16-le", (False, True, False, True)),
+    ("utf-16-be", (True, False, True, False)),
+)
+_NUL_SAMPLE: Final = 256
+_MOSTLY_NUL: Final = 0.6
+_RARELY_NUL: Final = 0.2
 
-    Returns ``(encoding, sha256, issues)``; ``issues`` warns about a fallback and about text
-    that looks UTF-8-encoded twice ("Ã©" for "é").
+# How a file can end mid-way, as (message, suggested fix); ``{row}`` and ``{line}`` are the
+# row and the physical line of the record that is cut.
+_TRUNCATED_FIX: Final = "The file was probably still being copied: upload the complete file."
+TRUNCATED_MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
+    "mid_character": (
+        "The file ends in the middle of a character: it is cut short, so its last rows are "
+        "missing.",
+        _TRUNCATED_FIX,
+    ),
+    "open_quote": (
+        "The file ends inside a quoted value that starts in row {row} (line {line}): either "
+        'the file is cut short, or that row has a quote character (") that is never closed.',
+        _TRUNCATED_FIX + ' If the file is complete, check row {row} for a stray quote (").',
+    ),
+    "short_last_record": (
+        "The file ends in the middle of row {row} (line {line}): the row has {fields} of the "
+        "header's {expected} values and no line break after it, so the file is cut short.",
+        _TRUNCATED_FIX,
+    ),
+}
+
+
+def _truncated(kind: str, **context: int) -> UnreadableFile:
+    message, fix = TRUNCATED_MESSAGES[kind]
+    return UnreadableFile(
+        UploadIssue(IssueCode.FILE_TRUNCATED, message.format(**context), fix.format(**context))
+    )
+
+
+def _nul_pattern(head: bytes) -> str | None:
+    """UTF-16/32 (LE/BE) told by where NUL bytes fall in ``head``; None for other text."""
+    size = min(len(head), _NUL_SAMPLE) // 4 * 4
+    if size == 0:
+        return None
+    ratios = [head[k:size:4].count(0) / (size // 4) for k in range(4)]
+    for encoding, pattern in _NUL_PATTERNS:
+        if all(
+            (ratio >= _MOSTLY_NUL) if nul else (ratio <= _RARELY_NUL)
+            for ratio, nul in zip(ratios, pattern, strict=True)
+        ):
+            return encoding
+    return None
+
+
+DecodeState = Literal["ok", "invalid", "cut"]
+
+
+def _strict_decode(
+    path: Path,
+    encoding: str,
+    *,
+    feed: Callable[[bytes], object] | None = None,
+    inspect: Callable[[str], None] | None = None,
+) -> DecodeState:
+    """Decode the whole file, streaming: ``ok``, ``invalid`` (a byte sequence that is not
+    ``encoding``) or ``cut`` (every byte fits, but the last character is incomplete).
+
+    ``feed`` is given every byte (even past an invalid one); ``inspect`` sees the text.
     """
-    digest = hashlib.sha256()
-    utf8 = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
-    utf8_ok = True
-    has_bom = False
-    mojibake = False
-    first = True
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    state: DecodeState = "ok"
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-            if first:
-                has_bom = chunk.startswith(codecs.BOM_UTF8)
-                first = False
-            if utf8_ok:
-                try:
-                    text = utf8.decode(chunk)
-                    mojibake = mojibake or bool(_MOJIBAKE.search(text))
-                except UnicodeDecodeError:
-                    utf8_ok = False
-    issues: list[UploadIssue] = []
-    if utf8_ok:
+            if feed is not None:
+                feed(chunk)
+            if state != "ok":
+                continue
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError:
+                state = "invalid"
+                if feed is None:
+                    break
+                continue
+            if inspect is not None:
+                inspect(text)
+    if state == "ok":
         try:
-            utf8.decode(b"", final=True)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            utf8_ok = False
-    if utf8_ok:
+            state = "cut"
+    return state
+
+
+def detect_encoding(path: Path) -> tuple[str, str, list[UploadIssue]]:
+    """Hash the file and find the codec that reads it (see the module docstring).
+
+    Returns ``(encoding, sha256, issues)``: ``utf-8``, ``utf-8-sig``, ``utf-16``, ``utf-32``
+    (those three with a BOM, which the codec drops), ``utf-16-le``, ``utf-16-be``,
+    ``utf-32-le``, ``utf-32-be``, ``cp1252`` or ``latin-1``; ``issues`` warns about a
+    fallback to CP-1252 / Latin-1 and about text that looks UTF-8-encoded twice ("Ã©" for
+    "é"). Raises :class:`UnreadableFile`: ``file_truncated`` when the bytes end inside a
+    character, ``file_unreadable`` when a file marked (or patterned) as UTF-16/32 is not.
+    """
+    with path.open("rb") as f:
+        head = f.read(_NUL_SAMPLE)
+    declared = next((encoding for bom, encoding in _BOMS if head.startswith(bom)), None)
+    wide = declared if declared in _WIDE else None if declared else _nul_pattern(head)
+    digest = hashlib.sha256()
+    if wide is not None:
+        state = _strict_decode(path, wide, feed=digest.update)
+        if state == "cut":
+            raise _truncated("mid_character")
+        if state == "invalid":
+            raise UnreadableFile(
+                UploadIssue(
+                    IssueCode.FILE_UNREADABLE,
+                    f"The file looks like {wide.upper()} text but holds bytes that are not.",
+                    "Open it in Excel or LibreOffice and save it again as 'CSV UTF-8'.",
+                )
+            )
+        return wide, digest.hexdigest(), []
+
+    mojibake = False
+
+    def look_for_mojibake(text: str) -> None:
+        nonlocal mojibake
+        mojibake = mojibake or bool(_MOJIBAKE.search(text))
+
+    state = _strict_decode(path, "utf-8-sig", feed=digest.update, inspect=look_for_mojibake)
+    if state == "cut":
+        raise _truncated("mid_character")
+    issues: list[UploadIssue] = []
+    if state == "ok":
         if mojibake:
             issues.append(
                 UploadIssue(
@@ -170,9 +292,9 @@ def detect_encoding(path: Path) -> tuple[str, str, list[UploadIssue]]:
                     "warning",
                 )
             )
-        return ("utf-8-sig" if has_bom else "utf-8"), digest.hexdigest(), issues
+        return ("utf-8-sig" if declared else "utf-8"), digest.hexdigest(), issues
     # Not UTF-8 (rare, so a second pass is fine): CP-1252 leaves 5 bytes undefined.
-    cp1252_ok = _decodes(path, "cp1252")
+    cp1252_ok = _strict_decode(path, "cp1252") == "ok"
     encoding = "cp1252" if cp1252_ok else "latin-1"
     label = "Windows-1252" if cp1252_ok else "Latin-1"
     issues.append(
@@ -185,18 +307,6 @@ def detect_encoding(path: Path) -> tuple[str, str, list[UploadIssue]]:
         )
     )
     return encoding, digest.hexdigest(), issues
-
-
-def _decodes(path: Path, encoding: str) -> bool:
-    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    try:
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                decoder.decode(chunk)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _logical_lines(sample: str, limit: int) -> list[str]:
@@ -252,6 +362,25 @@ def detect_delimiter(sample: str) -> str:
     return max(tied, key=agreement)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordShape:
+    """A CSV record whose number of fields is not the header's, and where it is in the file."""
+
+    fields: int
+    expected: int
+    first_line: int
+    """1-based physical line (as a text editor numbers them) where the record starts."""
+    last_line: int
+    """Where it ends: a quoted value may hold line breaks."""
+
+    @property
+    def lines(self) -> str:
+        """``line 7`` or ``lines 7-9``."""
+        if self.first_line == self.last_line:
+            return f"line {self.first_line}"
+        return f"lines {self.first_line}-{self.last_line}"
+
+
 def read_csv(path: Path) -> RawTable:
     """Read a CSV file: detect encoding and delimiter, then stream its records."""
     encoding, digest, issues = detect_encoding(path)
@@ -267,18 +396,20 @@ def read_csv(path: Path) -> RawTable:
         )
     delimiter = detect_delimiter(sample)
     stream = path.open("r", encoding=encoding, newline="")
-    merged: set[int] = set()
-    records = _csv_records(stream, delimiter, issues, merged)
+    records = _CsvRecords(stream, delimiter, issues)
+    rows = iter(records)
     header_row = 0
     header: list[object] = []
-    for row_number, cells in records:
+    for row_number, cells in rows:
         if any(c.strip() for c in cells):
             header_row, header = row_number, list(cells)
             break
     if not header:
         stream.close()
+        broken = next((i for i in issues if i.severity == "error"), None)
         raise UnreadableFile(
-            UploadIssue(
+            broken
+            or UploadIssue(
                 IssueCode.EMPTY_FILE,
                 "The file has no header row.",
                 "Put the column names in the first row.",
@@ -294,43 +425,111 @@ def read_csv(path: Path) -> RawTable:
         header_row_number=header_row,
         header=header,
         first_column=0,
-        rows=records,
+        rows=rows,
         issues=issues,
-        merged_rows=merged,
+        merged_rows=records.merged,
+        field_counts=records.shapes,
+        unterminated_rows=records.unterminated,
     )
 
 
-def _csv_records(
-    stream: IO[str], delimiter: str, issues: list[UploadIssue], merged: set[int]
-) -> Iterator[tuple[int, list[str]]]:
-    """Number the CSV's records from 1; a parse error becomes an upload-level issue.
+class _CsvRecords:
+    """The CSV's records, numbered from 1, with what is learnt while reading them.
 
+    The first record with a value is the header; every later record whose number of fields
+    differs goes to ``shapes`` (before it is yielded). Records are yielded one behind the
+    parser, so the last one can be judged at the end of the file: without a line break after
+    it and short of fields, it is cut mid-way and the file is refused as truncated (an
+    upload-level issue, the record not yielded); without a line break but complete, it is
+    yielded and noted in ``unterminated`` (a copy cut inside its last value looks the same).
     ``strict`` parsing refuses a quote that is never closed instead of swallowing the rest of
-    the file into one value. Two stray quotes can still fuse several lines into one value;
-    a record spanning several lines whose value holds many delimiters is put in ``merged``.
+    the file into one value: at the end of the file that is a truncation too, elsewhere an
+    unreadable file. Two stray quotes can still fuse several lines into one value; a record
+    spanning several lines whose value holds many delimiters is put in ``merged``.
     """
-    number = 0
-    try:
-        reader = csv.reader(stream, delimiter=delimiter, strict=True)
-        last_line = 0
+
+    def __init__(self, stream: IO[str], delimiter: str, issues: list[UploadIssue]) -> None:
+        self.stream = stream
+        self.delimiter = delimiter
+        self.issues = issues
+        self.merged: set[int] = set()
+        self.shapes: dict[int, RecordShape] = {}
+        self.unterminated: set[int] = set()
+        self._last_line = ""
+        self._at_end = False
+
+    def _lines(self) -> Iterator[str]:
+        for line in self.stream:
+            self._last_line = line
+            yield line
+        self._at_end = True
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        try:
+            yield from self._records()
+        finally:
+            self.stream.close()
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        reader = csv.reader(self._lines(), delimiter=self.delimiter, strict=True)
+        width: int | None = None
+        header = 0
+        number = 0
+        end_line = 0
+        held: tuple[int, list[str], int] | None = None  # (number, cells, first line)
         try:
             for number, cells in enumerate(reader, start=1):
-                if reader.line_num - last_line > 1 and _looks_merged(cells, delimiter):
-                    merged.add(number)
-                last_line = reader.line_num
-                yield number, cells
+                first_line, end_line = end_line + 1, reader.line_num
+                if end_line - first_line > 0 and _looks_merged(cells, self.delimiter):
+                    self.merged.add(number)
+                if held is not None:
+                    yield held[0], held[1]
+                if width is None:
+                    if any(c.strip() for c in cells):
+                        width, header = len(cells), number
+                elif len(cells) != width:
+                    self.shapes[number] = RecordShape(len(cells), width, first_line, end_line)
+                held = (number, cells, first_line)
         except csv.Error as exc:
-            issues.append(
-                UploadIssue(
-                    IssueCode.FILE_UNREADABLE,
-                    f"Row {number + 1} of the CSV cannot be read ({exc}), so the rest of the "
-                    "file cannot be trusted.",
-                    'Check that row for a quote character (") that is opened but not closed, '
-                    "or a quote in the middle of a value; then export the file again.",
+            if held is not None:
+                yield held[0], held[1]
+            if self._at_end:
+                self.issues.append(
+                    _truncated("open_quote", row=number + 1, line=end_line + 1).issue
                 )
+            else:
+                self.issues.append(
+                    UploadIssue(
+                        IssueCode.FILE_UNREADABLE,
+                        f"Row {number + 1} (line {end_line + 1}) of the CSV cannot be read "
+                        f"({exc}), so the rest of the file cannot be trusted.",
+                        'Check that row for a quote character (") that is opened but not '
+                        "closed, or a quote in the middle of a value; then export the file "
+                        "again.",
+                    )
+                )
+            return
+        if held is None:
+            return
+        last, cells, first_line = held
+        if self._last_line.endswith(("\n", "\r")):
+            yield last, cells
+            return
+        if width is not None and len(cells) < width:
+            self.shapes.pop(last, None)
+            self.issues.append(
+                _truncated(
+                    "short_last_record",
+                    row=last,
+                    line=first_line,
+                    fields=len(cells),
+                    expected=width,
+                ).issue
             )
-    finally:
-        stream.close()
+            return
+        if last != header:
+            self.unterminated.add(last)
+        yield last, cells
 
 
 def _looks_merged(cells: list[str], delimiter: str) -> bool:
@@ -578,8 +777,10 @@ def _collect_problems(stream: IO[bytes], problems: dict[tuple[int, int], CellPro
 
 __all__ = [
     "DELIMITERS",
+    "TRUNCATED_MESSAGES",
     "CellProblem",
     "RawTable",
+    "RecordShape",
     "UnreadableFile",
     "detect_delimiter",
     "detect_encoding",

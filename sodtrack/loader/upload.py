@@ -25,7 +25,13 @@ from sodtrack.contract.countries import Country, get_country
 from sodtrack.loader.crossrow import ProjectPlan, check_across_rows, plan_projects
 from sodtrack.loader.headers import column_label, match_headers
 from sodtrack.loader.issues import IssueCode, RowIssue, UploadIssue
-from sodtrack.loader.reader import FileType, UnreadableFile, file_sha256, read_table
+from sodtrack.loader.reader import (
+    FileType,
+    RecordShape,
+    UnreadableFile,
+    file_sha256,
+    read_table,
+)
 from sodtrack.loader.rows import BookingRow, RowContext, build_row
 from sodtrack.loader.values import is_blank
 
@@ -193,6 +199,7 @@ def _read_upload(
         decimal_separator=decimal_separator,
     )
     width = len(match.headers)
+    csv_file = table.file_type == "csv"
     unnamed = match.unnamed_positions
     unnamed_first_row: dict[int, int] = {}
     rows: list[BookingRow] = []
@@ -221,7 +228,24 @@ def _read_upload(
                     "export the file again.",
                 )
             )
-        if len(cells) > width and any(not is_blank(c) for c in cells[width:]):
+        if csv_file:
+            shape = table.field_counts.get(row_number)
+            if shape is not None:
+                row.issues.append(_field_count_issue(row_number, shape))
+            if row_number in table.unterminated_rows:
+                row.issues.append(
+                    RowIssue(
+                        row_number,
+                        None,
+                        IssueCode.NO_FINAL_LINE_BREAK,
+                        "This is the file's last row and no line break follows it: if the "
+                        "file was still being copied, its last value may be cut short.",
+                        "Check the row's last value; to avoid the question, save the file "
+                        "with a line break at the end (Excel and LibreOffice do).",
+                        "warning",
+                    )
+                )
+        elif len(cells) > width and any(not is_blank(c) for c in cells[width:]):
             row.issues.append(
                 RowIssue(
                     row_number,
@@ -260,3 +284,28 @@ def _read_upload(
     canonical_to_header = {canonical: header for header, canonical in match.columns.items()}
     check_across_rows(rows, canonical_to_header)
     return result(rows, skipped)
+
+
+def _field_count_issue(row_number: int, shape: RecordShape) -> RowIssue:
+    """A CSV record with more or fewer values than the header: its columns cannot be trusted
+    to line up, so it is rejected whole (never padded nor cut to the header's width)."""
+    where = f"This row ({shape.lines} of the file as a text editor shows it)"
+    if shape.fields > shape.expected:
+        return RowIssue(
+            row_number,
+            None,
+            IssueCode.EXTRA_VALUES,
+            f"{where} has {shape.fields} values but the header has only {shape.expected} "
+            "columns, so the row's columns cannot be trusted to line up.",
+            "Check the row for a stray delimiter (a comma or semicolon inside a value needs "
+            "quotes), or add the missing header.",
+        )
+    return RowIssue(
+        row_number,
+        None,
+        IssueCode.MISSING_VALUES,
+        f"{where} has {shape.fields} values but the header has {shape.expected} columns, so "
+        "the row's columns cannot be trusted to line up.",
+        "Check the row for a missing delimiter or a line break inside a value without "
+        "quotes, then export the file again.",
+    )

@@ -3,6 +3,7 @@ real XLSX workbooks written by openpyxl (typed cells, formulas, several sheets).
 
 from __future__ import annotations
 
+import codecs
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,7 +47,7 @@ def table(rows: Sequence[Mapping[str, object]]) -> tuple[list[str], list[list[ob
     return header, [[row.get(h, "") for h in header] for row in rows]
 
 
-def _csv_cell(value: object, delimiter: str) -> str:
+def csv_cell(value: object, delimiter: str) -> str:
     text = "" if value is None else str(value)
     if any(ch in text for ch in (delimiter, '"', "\n", "\r")):
         return '"' + text.replace('"', '""') + '"'
@@ -61,16 +62,66 @@ def write_csv(
     delimiter: str = ",",
     encoding: str = "utf-8",
     newline: str = "\r\n",
+    bom: bool = False,
 ) -> Path:
-    lines = [delimiter.join(_csv_cell(v, delimiter) for v in header)]
-    lines.extend(delimiter.join(_csv_cell(v, delimiter) for v in row) for row in rows)
-    path.write_bytes((newline.join(lines) + newline).encode(encoding))
+    """``encoding`` is a codec name; ``bom`` puts the encoding's byte-order mark first (for
+    ``utf-8``, ``utf-16-le``/``-be``, ``utf-32-le``/``-be``)."""
+    path.write_bytes(
+        csv_bytes(header, rows, delimiter=delimiter, encoding=encoding, newline=newline, bom=bom)
+    )
     return path
 
 
-def csv_of(path: Path, rows: Sequence[Mapping[str, object]], **kwargs: str) -> Path:
+BOMS: dict[str, bytes] = {
+    "utf-8": codecs.BOM_UTF8,
+    "utf-16-le": codecs.BOM_UTF16_LE,
+    "utf-16-be": codecs.BOM_UTF16_BE,
+    "utf-32-le": codecs.BOM_UTF32_LE,
+    "utf-32-be": codecs.BOM_UTF32_BE,
+}
+
+
+def csv_text(
+    header: Sequence[object],
+    rows: Sequence[Sequence[object]],
+    *,
+    delimiter: str = ",",
+    newline: str = "\r\n",
+    final_newline: bool = True,
+) -> str:
+    """The CSV text of a header and rows, quoted the way Excel quotes."""
+    lines = [delimiter.join(csv_cell(v, delimiter) for v in header)]
+    lines.extend(delimiter.join(csv_cell(v, delimiter) for v in row) for row in rows)
+    return newline.join(lines) + (newline if final_newline else "")
+
+
+def csv_bytes(
+    header: Sequence[object],
+    rows: Sequence[Sequence[object]],
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    newline: str = "\r\n",
+    bom: bool = False,
+    final_newline: bool = True,
+) -> bytes:
+    text = csv_text(header, rows, delimiter=delimiter, newline=newline, final_newline=final_newline)
+    return (BOMS[encoding] if bom else b"") + text.encode(encoding)
+
+
+def csv_of(
+    path: Path,
+    rows: Sequence[Mapping[str, object]],
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    newline: str = "\r\n",
+    bom: bool = False,
+) -> Path:
     header, body = table(rows)
-    return write_csv(path, header, body, **kwargs)
+    return write_csv(
+        path, header, body, delimiter=delimiter, encoding=encoding, newline=newline, bom=bom
+    )
 
 
 def write_xlsx(path: Path, sheets: Mapping[str, Sequence[Sequence[object]]]) -> Path:

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sodtrack.loader import IssueCode, read_upload
-from sodtrack.loader.reader import detect_delimiter
+from sodtrack.loader.reader import detect_delimiter, read_table
 
-from .sheets import booking, csv_of, write_csv
+from .sheets import (
+    BASE,
+    BOMS,
+    booking,
+    csv_bytes,
+    csv_cell,
+    csv_of,
+    csv_text,
+    table,
+    write_csv,
+)
 
 SPANISH_HEADER = [
     "Referencia externa",
@@ -245,9 +260,26 @@ def test_an_unclosed_quote_stops_the_upload_instead_of_losing_rows(tmp_path: Pat
     path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
     upload = read_upload(path, "cl")
     (issue,) = upload.upload_issues
-    assert issue.code == IssueCode.FILE_UNREADABLE
-    assert "Row 3" in issue.message
+    # The quote swallows the file to its end: from the bytes alone that is a copy cut inside
+    # a quoted value or a quote never closed; the message says both, naming the row.
+    assert issue.code == IssueCode.FILE_TRUNCATED
+    assert "row 3 (line 3)" in issue.message
+    assert "never closed" in issue.message
+    assert "still being copied" in issue.suggested_fix
+    assert "check row 3" in issue.suggested_fix
     assert upload.has_upload_errors
+    assert upload.valid_rows == []
+
+
+def test_a_quote_inside_a_value_mid_file_is_unreadable_not_truncated(tmp_path: Path) -> None:
+    path = csv_of(tmp_path / "b.csv", [booking(1), booking(2), booking(3)])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("Av. Providencia 1234", '"Av. Providencia" 1234', 1)
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    upload = read_upload(path, "cl")
+    (issue,) = upload.upload_issues
+    assert issue.code == IssueCode.FILE_UNREADABLE
+    assert "Row 3 (line 3)" in issue.message
     assert upload.valid_rows == []
 
 
@@ -271,3 +303,317 @@ def test_a_nul_byte_is_reported_on_its_row(tmp_path: Path) -> None:
     assert [(i.code, i.field) for i in row.errors] == [
         (IssueCode.INVALID_TEXT, "customer_last_name")
     ]
+
+
+# -- UTF-16/32, TAB, field counts, truncation (issue #10) -------------------------------------
+
+# (codec, BOM?) -> what the reader reports: with a BOM the codec that reads and drops it.
+WIDE_ENCODINGS = [
+    (codec, bom)
+    for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+    for bom in (True, False)
+]
+
+
+def reported(codec: str, bom: bool) -> str:
+    if codec == "utf-8":
+        return "utf-8-sig" if bom else "utf-8"
+    return codec[:6] if bom else codec
+
+
+@pytest.mark.parametrize(("codec", "bom"), WIDE_ENCODINGS)
+def test_unicode_text_as_excel_saves_it(tmp_path: Path, codec: str, bom: bool) -> None:
+    # Excel's "Unicode text": UTF-16 LE with a BOM, TAB-separated; and its relatives.
+    rows = [spanish_row("OPS-1"), spanish_row("OPS-2", last_name="Muñoz")]
+    path = write_csv(
+        tmp_path / "b.txt", SPANISH_HEADER, rows, delimiter="\t", encoding=codec, bom=bom
+    )
+    upload = read_upload(path, "cl")
+    assert upload.encoding == reported(codec, bom)
+    assert upload.delimiter == "\t"
+    assert upload.upload_issues == []
+    assert upload.columns["Referencia externa"] == "external_reference"  # no BOM in the name
+    assert [r.customer_last_name for r in upload.valid_rows] == ["Peña", "Muñoz"]
+    assert upload.rows[0].city == "Ñuñoa"
+    assert upload.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# Text a person types (accents, quotes, line breaks, every delimiter) and a few characters
+# beyond Latin-1 (outside the BMP too: a surrogate pair in UTF-16). Without a BOM, UTF-16/32
+# is recognised from the NUL bytes of Latin text, so those files get the Latin alphabet.
+LATIN = "abcXYZ019 -_.:\"'" + "áéíóúñÑüçÁ"
+WIDE_CHARS = "€–😀中"
+SEPARATORS = ",;\t|\n\r"
+CP1252_SAFE = "abcXYZ019 -_.:\"'" + "áéíóúñÑüçÁ"  # no byte 0x80-0xBF: never valid UTF-8
+
+
+def corpus_encodings() -> list[tuple[str, bool]]:
+    return [("utf-8", False), ("utf-8", True), ("cp1252", False), *WIDE_ENCODINGS]
+
+
+@st.composite
+def csv_tables(draw: st.DrawFn) -> tuple[str, bool, str, str, bool, list[str], list[list[str]]]:
+    codec, bom = draw(st.sampled_from(corpus_encodings()))
+    delimiter = draw(st.sampled_from([",", ";", "\t"]))
+    newline = draw(st.sampled_from(["\r\n", "\n"]))
+    final_newline = draw(st.booleans())
+    width = draw(st.integers(2, 6))
+    if codec == "cp1252":
+        alphabet = CP1252_SAFE + SEPARATORS
+    elif codec.startswith("utf-8") or bom:
+        alphabet = LATIN + WIDE_CHARS + SEPARATORS
+    else:
+        alphabet = LATIN + SEPARATORS
+    # Headers hold no delimiter character: the delimiter is judged on the header record.
+    name = st.text(
+        st.sampled_from([c for c in alphabet if c not in SEPARATORS]), min_size=1, max_size=10
+    ).filter(lambda t: bool(t.strip()))
+    header = draw(st.lists(name, min_size=width, max_size=width))
+    cell = st.text(st.sampled_from(alphabet), max_size=12)
+    rows = draw(st.lists(st.lists(cell, min_size=width, max_size=width), max_size=6))
+    return codec, bom, delimiter, newline, final_newline, header, rows
+
+
+@settings(derandomize=True, max_examples=400, deadline=None)
+@given(table=csv_tables())
+def test_generated_csv_files_read_back_cell_for_cell(
+    table: tuple[str, bool, str, str, bool, list[str], list[list[str]]],
+) -> None:
+    codec, bom, delimiter, newline, final_newline, header, rows = table
+    data = csv_bytes(
+        header,
+        rows,
+        delimiter=delimiter,
+        encoding=codec,
+        newline=newline,
+        bom=bom,
+        final_newline=final_newline,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "b.csv"
+        path.write_bytes(data)
+        raw = read_table(path)
+        read_rows = list(raw.rows)
+    if codec == "cp1252":
+        text = "".join([*header, *(c for r in rows for c in r)])
+        assert raw.encoding == ("utf-8" if text.isascii() else "cp1252")
+    else:
+        assert raw.encoding == reported(codec, bom)
+    assert raw.delimiter == delimiter
+    assert not [i for i in raw.issues if i.severity == "error"]
+    assert raw.header == header
+    assert [cells for _, cells in read_rows] == rows
+    assert raw.field_counts == {}
+    last = len(rows) + 1
+    assert raw.unterminated_rows == (set() if final_newline or not rows else {last})
+
+
+def records_with_notes(rng: random.Random, n: int) -> list[dict[str, object]]:
+    """Valid bookings, some with notes spanning lines, quotes, delimiters and accents."""
+    notes = ["", "", "llamar antes", 'dice "urgente", piso 3; depto B', "línea 1\nlínea 2"]
+    notes += ["a\r\nb\r\nc", "Peña – €"]
+    return [booking(i, notes=rng.choice(notes)) for i in range(1, n + 1)]
+
+
+def physical_lines(text: str) -> int:
+    """Lines a text editor shows for a record's text (CRLF, LF or CR end a line)."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n") + 1
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_records_with_missing_or_extra_fields_are_rejected_with_their_line(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    delimiter = rng.choice([",", ";", "\t"])
+    codec, bom = rng.choice([("utf-8", False), ("utf-8", True), ("utf-16-le", True)])
+    header, body = table(records_with_notes(rng, rng.randint(3, 12)))
+    expected: dict[int, IssueCode] = {}
+    for index, row in enumerate(body):
+        change = rng.choice(["same", "same", "fewer", "more"])
+        if change == "fewer":
+            for _ in range(rng.randint(1, 3)):
+                del row[rng.randrange(1, len(row))]  # the reference stays: not a blank row
+            expected[index + 2] = IssueCode.MISSING_VALUES
+        elif change == "more":
+            # An empty extra value is no safer than a full one: "Av. X, depto 5" unquoted
+            # with empty notes shifts every column and ends in an empty extra field.
+            extra = rng.choice(["", "stray", "1.234,5"])
+            row.insert(rng.randrange(1, len(row) + 1), extra)
+            expected[index + 2] = IssueCode.EXTRA_VALUES
+    text = csv_text(header, body, delimiter=delimiter)
+    path = tmp_path / "b.csv"
+    path.write_bytes((BOMS[codec] if bom else b"") + text.encode(codec))
+    # The physical line each record starts on, counted on the records' own text.
+    starts: dict[int, tuple[int, int]] = {}
+    line = 1 + physical_lines(csv_text(header, [], delimiter=delimiter, final_newline=False))
+    for number, row in enumerate(body, start=2):
+        span = physical_lines(csv_text(row, [], delimiter=delimiter, final_newline=False))
+        starts[number] = (line, line + span - 1)
+        line += span
+
+    upload = read_upload(path, "cl")
+    assert not upload.has_upload_errors, upload.upload_issues
+    assert [r.row_number for r in upload.rows] == list(range(2, len(body) + 2))
+    for parsed in upload.rows:
+        codes = [i.code for i in parsed.errors]
+        if parsed.row_number not in expected:
+            assert parsed.is_valid, parsed.issues
+            continue
+        assert expected[parsed.row_number] in codes, (parsed.row_number, parsed.issues)
+        (issue,) = [i for i in parsed.errors if i.code == expected[parsed.row_number]]
+        first, last = starts[parsed.row_number]
+        where = f"line {first} " if first == last else f"lines {first}-{last} "
+        assert where in issue.message, (issue.message, first, last)
+        # Never padded nor cut to the header's width: the cells are the record's own.
+        original = parsed.original_values
+        assert len(original) == len(body[parsed.row_number - 2])
+        assert list(original) == body[parsed.row_number - 2]
+
+
+def test_blank_trailing_lines_are_fine(tmp_path: Path) -> None:
+    path = csv_of(tmp_path / "b.csv", [booking(1), booking(2)])
+    path.write_bytes(path.read_bytes() + b"\r\n\r\n,,\r\n")
+    upload = read_upload(path, "cl")
+    assert upload.upload_issues == []
+    assert [r.row_number for r in upload.valid_rows] == [2, 3]
+    assert upload.skipped_empty_rows == 3
+
+
+# The cut corpus: notes (quoted, several lines, accents, beyond Latin-1) in the middle of the
+# record and the postal code last, so every kind of cut falls somewhere in each record.
+CUT_ENCODINGS = [
+    ("utf-8", False),
+    ("utf-8", True),
+    ("cp1252", False),
+    ("utf-16-le", True),
+    ("utf-16-be", False),
+    ("utf-32-le", False),
+    ("utf-32-be", True),
+]
+CUT_NOTES = ['dice "urgente", piso 3; depto B', "línea 1\r\nlínea 2\r\n€ 30", "", "Peña"]
+CUT_COLUMNS = [c for c in BASE if c not in ("notes", "postal_code")]
+CUT_COLUMNS[4:4] = ["notes"]
+CUT_COLUMNS.append("postal_code")
+
+
+@dataclass(frozen=True)
+class CutFile:
+    """A valid CSV file's text and bytes, and where its records and fields lie in them."""
+
+    codec: str
+    text: str
+    data: bytes
+    body: list[list[str]]
+    fields: list[list[tuple[int, int, bool]]]
+    """Per data record, each field's (start, end, quoted), in characters."""
+    boundaries: dict[int, int]
+    """Byte offset -> characters before it, for every offset between two characters."""
+
+    def expect(self, cut: int) -> tuple[str, int, str]:
+        """What a copy cut after ``cut`` bytes must read as: ``("header", 0, "")`` (nothing to
+        load), ``("truncated", 0, "")``, ``("complete", k, "")`` (the first ``k`` records) or
+        ``("last_cut", k, prefix)`` (record ``k`` cut inside its last value)."""
+        first_record = next(b for b, c in self.boundaries.items() if c == self.fields[0][0][0])
+        if cut <= first_record:
+            return ("header", 0, "")  # in the BOM or the header: no record to read
+        chars = self.boundaries.get(cut)
+        if chars is None:
+            return ("truncated", 0, "")  # in the middle of a character
+        for k, fields in enumerate(self.fields):
+            start, end = fields[0][0], fields[-1][1]
+            if chars in (end + 1, end + 2):  # after its CR, or its CR LF
+                return ("complete", k + 1, "")
+            if start < chars <= end:
+                present = [f for f in fields if f[0] <= chars]
+                f_start, f_end, quoted = present[-1]
+                if len(present) < len(fields) or (quoted and chars < f_end):
+                    return ("truncated", 0, "")
+                return ("last_cut", k + 1, self.text[f_start:chars])
+        raise AssertionError(cut)
+
+
+def cut_file(codec: str, bom: bool, delimiter: str, records: int) -> CutFile:
+    notes = CUT_NOTES if codec == "cp1252" else [*CUT_NOTES, "emoji 😀 fin"]
+    body = []
+    for i in range(1, records + 1):
+        row = booking(i, customer_last_name="Peña", city="Ñuñoa", notes=notes[i % len(notes)])
+        row["postal_code"] = f"{7500000 + i}"
+        body.append([str(row[c]) for c in CUT_COLUMNS])
+    text = csv_text(CUT_COLUMNS, [], delimiter=delimiter)
+    fields: list[list[tuple[int, int, bool]]] = []
+    for record in body:
+        spans, position = [], len(text)
+        for value in record:
+            piece = csv_cell(value, delimiter)
+            spans.append((position, position + len(piece), piece.startswith('"')))
+            position += len(piece) + 1  # and its delimiter
+        fields.append(spans)
+        text += csv_text(record, [], delimiter=delimiter)
+    prefix = BOMS[codec] if bom else b""
+    boundaries, offset = {}, len(prefix)
+    for index, ch in enumerate(text):
+        boundaries[offset] = index
+        offset += len(ch.encode(codec))
+    boundaries[offset] = len(text)
+    return CutFile(codec, text, prefix + text.encode(codec), body, fields, boundaries)
+
+
+def test_the_cut_corpus_knows_its_own_file() -> None:
+    # The expectations are computed from the file's layout: check that layout first.
+    cut = cut_file("utf-16-le", True, ";", 3)
+    assert cut.expect(len(cut.data)) == ("complete", 3, "")
+    assert cut.expect(1) == ("header", 0, "")
+    first = next(b for b, c in cut.boundaries.items() if c == cut.fields[0][0][0])
+    assert cut.expect(first) == ("header", 0, "")  # the header and its line break
+    assert cut.expect(first + 1) == ("truncated", 0, "")  # half a UTF-16 character
+    assert cut.expect(first + 2) == ("truncated", 0, "")  # one character of a record
+    last = cut.fields[-1][-1]
+    offset = next(b for b, c in cut.boundaries.items() if c == last[0] + 3)
+    assert cut.expect(offset) == ("last_cut", 3, cut.body[-1][-1][:3])
+    for k, fields in enumerate(cut.fields):
+        assert [cut.text[a:b] for a, b, _ in fields] == [csv_cell(v, ";") for v in cut.body[k]]
+        end = fields[-1][1]
+        assert cut.text[end : end + 2] == "\r\n"
+
+
+@pytest.mark.parametrize(("codec", "bom"), CUT_ENCODINGS)
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_a_file_cut_anywhere_is_refused_or_read_as_the_records_it_holds(
+    tmp_path: Path, codec: str, bom: bool, delimiter: str
+) -> None:
+    cut = cut_file(codec, bom, delimiter, records=5)
+    rng = random.Random(f"{codec}{bom}{delimiter}")
+    byte_of = {chars: offset for offset, chars in cut.boundaries.items()}
+    ends = [byte_of[fields[-1][1]] for fields in cut.fields]
+    offsets = {o + d for o in ends for d in range(-5, 10) if 0 <= o + d <= len(cut.data)}
+    offsets |= set(rng.sample(range(len(cut.data) + 1), 60))
+    seen: set[str] = set()
+    path = tmp_path / "b.csv"
+    for offset in sorted(offsets):
+        path.write_bytes(cut.data[:offset])
+        upload = read_upload(path, "cl")
+        kind, k, last_value = cut.expect(offset)
+        seen.add(kind)
+        codes = [i.code for i in upload.upload_issues]
+        read = [list(r.original_values) for r in upload.rows]
+        context = (offset, kind, codes, cut.data[max(0, offset - 12) : offset])
+        if kind == "header":
+            assert upload.has_upload_errors, context
+        elif kind == "truncated":
+            assert IssueCode.FILE_TRUNCATED in codes, context
+            # Nothing padded: whatever was read before the cut is whole records.
+            assert read == cut.body[: len(read)], context
+        else:
+            assert not upload.has_upload_errors, context
+            if kind == "complete":
+                assert read == cut.body[:k], context
+                assert all(
+                    i.code != IssueCode.NO_FINAL_LINE_BREAK for r in upload.rows for i in r.issues
+                )
+            else:
+                assert read[:-1] == cut.body[: k - 1], context
+                assert read[-1] == [*cut.body[k - 1][:-1], last_value], context
+                assert IssueCode.NO_FINAL_LINE_BREAK in [i.code for i in upload.rows[-1].warnings]
+        assert upload.valid_rows == [] or kind in ("complete", "last_cut"), context
+    assert seen == {"header", "truncated", "complete", "last_cut"}
