@@ -294,3 +294,35 @@ def test_template_from_the_warehouse_catalog(sim: Sim) -> None:
 def test_template_from_an_empty_warehouse_is_refused_when_asked(sim: Sim) -> None:
     result = invoke("template", sim.root / "t.xlsx", "--source", "warehouse")
     assert result.exit_code == 2, result.output
+
+
+def test_a_csv_cut_while_being_copied_exits_2_and_creates_nothing(sim: Sim) -> None:
+    # The case: the copy stops inside a project's row, before its project columns;
+    # read as it was, that row became a standalone booking and the rest was lost.
+    complete = clean_file(sim.root / "bookings.csv", rows=8, projects=2)
+    data = complete.read_bytes()
+    with complete.open(encoding="utf-8", newline="") as fh:
+        header, *records = list(csv.reader(fh))
+    project = header.index("project_reference")
+    first = next(i for i, r in enumerate(records) if r[project])
+    lines = [",".join(header), *(",".join(r) for r in records[:first])]
+    partial = "\r\n".join(lines) + "\r\n" + ",".join(records[first][:project])
+    cut = sim.root / "copy-in-progress.csv"
+    cut.write_bytes(partial.encode("utf-8"))
+    assert data.startswith(cut.read_bytes())  # a true prefix of the complete file
+
+    for args in (("--dry-run",), ()):
+        result = invoke("load", cut, *args)
+        assert result.exit_code == 2, result.output
+        assert "cut short" in " ".join(result.output.split())
+        assert not any(sim.writes().values())
+    assert not set(sim.bookings()) & {r[0] for r in records}
+
+    # The complete file, dropped afterwards, loads whole: the project row in its project.
+    result = invoke("load", complete)
+    assert result.exit_code == 0, result.output
+    rows = results_of(result)
+    assert len(rows) == len(records)
+    assert {r["outcome"] for r in rows} == {"created"}
+    row = next(r for r in rows if r["input: external_reference"] == records[first][0])
+    assert row["project_id"]
