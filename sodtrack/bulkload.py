@@ -13,8 +13,9 @@ flow's tasks (``tasks/load.py``) call these functions too.
 Exit codes (the worst class wins, in this order)
 ------------------------------------------------
 ``2``  nothing was loaded: the file (or the command) cannot be used as it is: unreadable,
-       a required column missing, a column mapped twice, a bad mapping file, or a re-run
-       that reads the file into other rows than the first run did.
+       cut short (``file_truncated``), a required column missing, a column mapped twice, a
+       bad mapping file, or a re-run that reads the file into other rows than the first run
+       did.
 ``5``  the upload is incomplete: some rows failed transiently (Sodtrack did not answer in
        time even after the client's retries), or were skipped behind such a row. Re-run the
        same command: it resumes, creates nothing twice, and then ends ``0`` or ``4``. Also

@@ -71,11 +71,11 @@ class IssueCode(StrEnum):
     FORMULA_ERROR = "formula_error"
     EXTRA_VALUES = "extra_values"
     MISSING_VALUES = "missing_values"
-    NO_FINAL_LINE_BREAK = "no_final_line_break"
     MERGED_ROWS = "merged_rows"
     # -- one row ------------------------------------------------------------------------------
     INCOMPLETE_PAYMENT = "incomplete_payment"
     PROJECT_REQUIRED = "project_required"
+    NO_FINAL_LINE_BREAK = "no_final_line_break"
     # -- across rows --------------------------------------------------------------------------
     DUPLICATE_EXTERNAL_REFERENCE = "duplicate_external_reference"
     DUPLICATE_PAYMENT_REFERENCE = "duplicate_payment_reference"

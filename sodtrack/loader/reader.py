@@ -6,14 +6,25 @@ empty cell is ``""``), with the row number a person sees in the spreadsheet. Int
 is someone else's job (:mod:`sodtrack.loader.rows`).
 
 CSV
-    Read twice, streaming, never whole in memory: a first pass hashes the bytes and checks
-    that they decode as strict UTF-8 (a BOM is noted and dropped); if not, strict CP-1252
-    (Excel's "CSV" on Windows), and if even that fails, Latin-1. A second pass parses. The
-    delimiter (``,`` ``;`` tab ``|``) is the one that occurs most often *outside quotes* in
-    the header record, ties going to the one that splits the next records into as many
-    fields (``csv.Sniffer`` guesses from character frequencies and is easily fooled by
-    decimal commas). Row numbers count records, as a spreadsheet shows them (a quoted field
-    may span lines; it is still one row).
+    Read twice, streaming, never whole in memory: a first pass hashes the bytes and finds
+    their encoding. A byte-order mark declares it (UTF-8, or UTF-16/32 in either byte order;
+    the mark is dropped). Without one, UTF-16/32 LE/BE show in where the NUL bytes fall in
+    the first 256 bytes (a Latin letter has zero high bytes); Excel's "Unicode text" is
+    UTF-16 LE with a mark, TAB-separated. Otherwise strict UTF-8, else strict CP-1252
+    (Excel's "CSV" on Windows), else Latin-1. A second pass parses. The delimiter (``,``
+    ``;`` tab ``|``) is the one that occurs most often *outside quotes* in the header record,
+    ties going to the one that splits the next records into as many fields (``csv.Sniffer``
+    guesses from character frequencies and is easily fooled by decimal commas). Row numbers
+    count records, as a spreadsheet shows them (a quoted field may span lines; it is still
+    one row); messages also name the physical line(s), as a text editor numbers them.
+
+    Every record after the header has the header's number of fields: one with more or fewer
+    cannot be trusted to line up and is rejected (never padded nor cut to width). A file
+    that ends mid-record is refused whole (``file_truncated``, nothing loaded): bytes that
+    end inside a character, a quoted value still open at the end, or a last record short of
+    fields with no line break after it: what a copy taken while still being written looks
+    like. A complete last record without a line break is read, with a warning: a cut inside
+    its last value looks the same.
 
 XLSX
     Read with python-calamine: typed cells straight from the workbook, never through CSV,
@@ -160,8 +171,9 @@ _RARELY_NUL: Final = 0.2
 
 # How a file can end mid-way, as (message, suggested fix); ``{row}`` and ``{line}`` are the
 # row and the physical line of the record that is cut.
+Truncation = Literal["mid_character", "open_quote", "short_last_record", "changed"]
 _TRUNCATED_FIX: Final = "The file was probably still being copied: upload the complete file."
-TRUNCATED_MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
+TRUNCATED_MESSAGES: Final[Mapping[Truncation, tuple[str, str]]] = {
     "mid_character": (
         "The file ends in the middle of a character: it is cut short, so its last rows are "
         "missing.",
@@ -177,10 +189,15 @@ TRUNCATED_MESSAGES: Final[Mapping[str, tuple[str, str]]] = {
         "header's {expected} values and no line break after it, so the file is cut short.",
         _TRUNCATED_FIX,
     ),
+    "changed": (
+        "The file changed while it was being read (its bytes no longer decode as they did a "
+        "moment before).",
+        _TRUNCATED_FIX,
+    ),
 }
 
 
-def _truncated(kind: str, **context: int) -> UnreadableFile:
+def _truncated(kind: Truncation, **context: int) -> UnreadableFile:
     message, fix = TRUNCATED_MESSAGES[kind]
     return UnreadableFile(
         UploadIssue(IssueCode.FILE_TRUNCATED, message.format(**context), fix.format(**context))
@@ -384,8 +401,11 @@ class RecordShape:
 def read_csv(path: Path) -> RawTable:
     """Read a CSV file: detect encoding and delimiter, then stream its records."""
     encoding, digest, issues = detect_encoding(path)
-    with path.open("r", encoding=encoding, newline="") as f:
-        sample = f.read(64 * 1024)
+    try:
+        with path.open("r", encoding=encoding, newline="") as f:
+            sample = f.read(64 * 1024)
+    except UnicodeDecodeError:
+        raise _truncated("changed") from None
     if not sample.strip():
         raise UnreadableFile(
             UploadIssue(
@@ -490,6 +510,9 @@ class _CsvRecords:
                 elif len(cells) != width:
                     self.shapes[number] = RecordShape(len(cells), width, first_line, end_line)
                 held = (number, cells, first_line)
+        except UnicodeDecodeError:  # the first pass decoded every byte: they changed since
+            self.issues.append(_truncated("changed").issue)
+            return
         except csv.Error as exc:
             if held is not None:
                 yield held[0], held[1]

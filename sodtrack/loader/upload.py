@@ -49,7 +49,8 @@ class ParsedUpload:
     """The sheet read (XLSX), None for CSV."""
     sheet_names: tuple[str, ...]
     encoding: str | None
-    """``utf-8``, ``utf-8-sig`` (with BOM), ``cp1252`` or ``latin-1`` for CSV; None for XLSX."""
+    """The codec that read a CSV: ``utf-8``, ``utf-8-sig``/``utf-16``/``utf-32`` (with a BOM),
+    ``utf-16-le``/``-be``, ``utf-32-le``/``-be``, ``cp1252`` or ``latin-1``; None for XLSX."""
     delimiter: str | None
     header_row_number: int | None
     columns: dict[str, str]

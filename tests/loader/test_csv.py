@@ -617,3 +617,51 @@ def test_a_file_cut_anywhere_is_refused_or_read_as_the_records_it_holds(
                 assert IssueCode.NO_FINAL_LINE_BREAK in [i.code for i in upload.rows[-1].warnings]
         assert upload.valid_rows == [] or kind in ("complete", "last_cut"), context
     assert seen == {"header", "truncated", "complete", "last_cut"}
+
+
+def test_a_cut_inside_a_quoted_last_value(tmp_path: Path) -> None:
+    rows = [booking(1), booking(2, notes='dice "hola"\r\nfin')]
+    path = csv_of(tmp_path / "b.csv", rows)
+    data = path.read_bytes()
+    closing = data.rindex(b'"')
+    path.write_bytes(data[:closing])  # still inside the quotes: cut short
+    upload = read_upload(path, "cl")
+    (issue,) = upload.upload_issues
+    assert issue.code == IssueCode.FILE_TRUNCATED
+    assert "row 3 (line 3)" in issue.message
+    assert upload.valid_rows == []
+    path.write_bytes(data[: closing + 1])  # just after the closing quote: the row is whole
+    upload = read_upload(path, "cl")
+    assert not upload.has_upload_errors
+    assert upload.rows[-1].notes == 'dice "hola"\r\nfin'
+    assert [i.code for i in upload.rows[-1].warnings] == [IssueCode.NO_FINAL_LINE_BREAK]
+
+
+def test_utf16_with_a_broken_character_mid_file_is_unreadable(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "b.txt", SPANISH_HEADER, [spanish_row("OPS-1")], encoding="utf-16-le", bom=True
+    )
+    data = bytearray(path.read_bytes())
+    at = data.index("Peña".encode("utf-16-le"))
+    data[at : at + 2] = "\udc00".encode("utf-16-le", "surrogatepass")  # a lone low surrogate
+    path.write_bytes(bytes(data))
+    upload = read_upload(path, "cl")
+    (issue,) = upload.upload_issues
+    assert issue.code == IssueCode.FILE_UNREADABLE
+    assert "UTF-16" in issue.message
+
+
+def test_a_file_rewritten_while_it_is_read_is_refused(tmp_path: Path) -> None:
+    # The first pass decoded every byte; the second finds bytes that do not decode: the file
+    # changed in between (still being written). An answer, not a UnicodeDecodeError.
+    rows = [booking(i, notes="ñ" * 40) for i in range(1, 400)]
+    path = csv_of(tmp_path / "b.csv", rows)
+    data = path.read_bytes()
+    raw = read_table(path)
+    first = next(raw.rows)
+    assert first[0] == 2
+    at = len(data) * 3 // 4
+    path.write_bytes(data[:at] + b"\xff" + data[at + 1 :])  # in place: the reader sees it
+    list(raw.rows)
+    assert [i.code for i in raw.issues] == [IssueCode.FILE_TRUNCATED]
+    assert "changed while it was being read" in raw.issues[0].message
