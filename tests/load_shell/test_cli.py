@@ -4,6 +4,7 @@ the environment: exit codes, results files, dry run, cancel, the template's cont
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 from pathlib import Path
 
@@ -326,3 +327,20 @@ def test_a_csv_cut_while_being_copied_exits_2_and_creates_nothing(sim: Sim) -> N
     assert {r["outcome"] for r in rows} == {"created"}
     row = next(r for r in rows if r["input: external_reference"] == records[first][0])
     assert row["project_id"]
+
+
+def test_excel_unicode_text_loads(sim: Sim) -> None:
+    # Excel's "Unicode text": UTF-16 LE with a BOM, TAB-separated. It used to be read as
+    # CP-1252 with a NUL in every cell, and crashed the results writer.
+    source = clean_file(sim.root / "bookings.csv", rows=6, projects=1)
+    with source.open(encoding="utf-8", newline="") as fh:
+        records = list(csv.reader(fh))
+    text = "".join("\t".join(r) + "\r\n" for r in records)
+    unicode_text = sim.root / "bookings.txt"
+    unicode_text.write_bytes(codecs.BOM_UTF16_LE + text.encode("utf-16-le"))
+    result = invoke("load", unicode_text, "--dry-run")
+    assert result.exit_code == 0, result.output
+    rows = results_of(result)
+    assert [r["input: external_reference"] for r in rows] == [r[0] for r in records[1:]]
+    assert {r["outcome"] for r in rows} == {"would_create"}
+    assert load_workbook(printed(result, "results"), read_only=True).active is not None
