@@ -231,8 +231,8 @@ def _read_upload(
             )
         if csv_file:
             shape = table.field_counts.get(row_number)
-            if shape is not None:
-                row.issues.append(_field_count_issue(row_number, shape))
+            if shape is not None:  # the cause of any field error: first, its code the row's
+                row.issues.insert(0, _field_count_issue(row_number, shape))
             if row_number in table.unterminated_rows:
                 row.issues.append(
                     RowIssue(
