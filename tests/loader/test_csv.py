@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sodtrack.loader import IssueCode, read_upload
-from sodtrack.loader.reader import detect_delimiter, read_table
+from sodtrack.loader.reader import TRUNCATED_MESSAGES, detect_delimiter, read_table
 
 from .sheets import (
     BASE,
@@ -513,14 +514,15 @@ class CutFile:
 
     def expect(self, cut: int) -> tuple[str, int, str]:
         """What a copy cut after ``cut`` bytes must read as: ``("header", 0, "")`` (nothing to
-        load), ``("truncated", 0, "")``, ``("complete", k, "")`` (the first ``k`` records) or
-        ``("last_cut", k, prefix)`` (record ``k`` cut inside its last value)."""
+        load), ``("truncated", 0, reason)`` (a key of ``TRUNCATED_MESSAGES``),
+        ``("complete", k, "")`` (the first ``k`` records) or ``("last_cut", k, prefix)``
+        (record ``k`` cut inside its last value)."""
         first_record = next(b for b, c in self.boundaries.items() if c == self.fields[0][0][0])
         if cut <= first_record:
             return ("header", 0, "")  # in the BOM or the header: no record to read
         chars = self.boundaries.get(cut)
         if chars is None:
-            return ("truncated", 0, "")  # in the middle of a character
+            return ("truncated", 0, "mid_character")
         for k, fields in enumerate(self.fields):
             start, end = fields[0][0], fields[-1][1]
             if chars in (end + 1, end + 2):  # after its CR, or its CR LF
@@ -528,10 +530,34 @@ class CutFile:
             if start < chars <= end:
                 present = [f for f in fields if f[0] <= chars]
                 f_start, f_end, quoted = present[-1]
-                if len(present) < len(fields) or (quoted and chars < f_end):
-                    return ("truncated", 0, "")
+                if quoted and f_start < chars < f_end:
+                    # Inside the quotes, unless the text ends on an unpaired quote (the
+                    # first of a doubled one): that closes the value, and the record is short.
+                    inner = self.text[f_start + 1 : chars]
+                    if (len(inner) - len(inner.rstrip('"'))) % 2 == 0:
+                        return ("truncated", 0, "open_quote")
+                if len(present) < len(fields):
+                    return ("truncated", 0, "short_last_record")
                 return ("last_cut", k + 1, self.text[f_start:chars])
         raise AssertionError(cut)
+
+    def probes(self, rng: random.Random) -> set[int]:
+        """Byte offsets inside every quoted value, and inside characters: some of those
+        longer than the encoding's unit (accents in UTF-8, the emoji's surrogate pair in
+        UTF-16) and some others (half a UTF-16 unit)."""
+        byte_of = {chars: offset for offset, chars in self.boundaries.items()}
+        offsets = set()
+        for fields in self.fields:
+            for start, end, quoted in fields:
+                if quoted:
+                    offsets |= {byte_of[start + 1], byte_of[(start + end) // 2], byte_of[end - 1]}
+        ordered = sorted(self.boundaries)
+        sizes = [(a, b - a) for a, b in pairwise(ordered)]
+        unit = min(size for _, size in sizes)
+        long = sorted(a + size - 1 for a, size in sizes if size > unit)
+        short = sorted(a + 1 for a, size in sizes if size > 1)
+        offsets |= set(rng.sample(long, min(10, len(long))))
+        return offsets | set(rng.sample(short, min(5, len(short))))
 
 
 def cut_file(codec: str, bom: bool, delimiter: str, records: int) -> CutFile:
@@ -567,8 +593,8 @@ def test_the_cut_corpus_knows_its_own_file() -> None:
     assert cut.expect(1) == ("header", 0, "")
     first = next(b for b, c in cut.boundaries.items() if c == cut.fields[0][0][0])
     assert cut.expect(first) == ("header", 0, "")  # the header and its line break
-    assert cut.expect(first + 1) == ("truncated", 0, "")  # half a UTF-16 character
-    assert cut.expect(first + 2) == ("truncated", 0, "")  # one character of a record
+    assert cut.expect(first + 1) == ("truncated", 0, "mid_character")  # half a character
+    assert cut.expect(first + 2) == ("truncated", 0, "short_last_record")  # one character
     last = cut.fields[-1][-1]
     offset = next(b for b, c in cut.boundaries.items() if c == last[0] + 3)
     assert cut.expect(offset) == ("last_cut", 3, cut.body[-1][-1][:3])
@@ -588,21 +614,28 @@ def test_a_file_cut_anywhere_is_refused_or_read_as_the_records_it_holds(
     byte_of = {chars: offset for offset, chars in cut.boundaries.items()}
     ends = [byte_of[fields[-1][1]] for fields in cut.fields]
     offsets = {o + d for o in ends for d in range(-5, 10) if 0 <= o + d <= len(cut.data)}
-    offsets |= set(rng.sample(range(len(cut.data) + 1), 60))
+    offsets |= set(rng.sample(range(len(cut.data) + 1), 60)) | cut.probes(rng)
     seen: set[str] = set()
     path = tmp_path / "b.csv"
     for offset in sorted(offsets):
         path.write_bytes(cut.data[:offset])
         upload = read_upload(path, "cl")
-        kind, k, last_value = cut.expect(offset)
-        seen.add(kind)
+        kind, k, detail = cut.expect(offset)
+        seen.add(detail if kind == "truncated" else kind)
         codes = [i.code for i in upload.upload_issues]
         read = [list(r.original_values) for r in upload.rows]
-        context = (offset, kind, codes, cut.data[max(0, offset - 12) : offset])
+        context = (offset, kind, detail, codes, cut.data[max(0, offset - 12) : offset])
         if kind == "header":
             assert upload.has_upload_errors, context
         elif kind == "truncated":
-            assert IssueCode.FILE_TRUNCATED in codes, context
+            (issue,) = [i for i in upload.upload_issues if i.code == IssueCode.FILE_TRUNCATED]
+            reasons = {detail}
+            if codec == "cp1252" and cut.data[offset - 1] >= 0x80:
+                # A CP-1252 file whose bytes so far are UTF-8 but for an accented letter at
+                # the very end reads as UTF-8 cut inside a character: refused all the same.
+                reasons.add("mid_character")
+            openings = [TRUNCATED_MESSAGES[r][0].split("{")[0] for r in reasons]  # type: ignore[index]
+            assert any(issue.message.startswith(o) for o in openings), (issue.message, context)
             # Nothing padded: whatever was read before the cut is whole records.
             assert read == cut.body[: len(read)], context
         else:
@@ -614,10 +647,13 @@ def test_a_file_cut_anywhere_is_refused_or_read_as_the_records_it_holds(
                 )
             else:
                 assert read[:-1] == cut.body[: k - 1], context
-                assert read[-1] == [*cut.body[k - 1][:-1], last_value], context
+                assert read[-1] == [*cut.body[k - 1][:-1], detail], context
                 assert IssueCode.NO_FINAL_LINE_BREAK in [i.code for i in upload.rows[-1].warnings]
         assert upload.valid_rows == [] or kind in ("complete", "last_cut"), context
-    assert seen == {"header", "truncated", "complete", "last_cut"}
+    expected = {"header", "complete", "last_cut", "open_quote", "short_last_record"}
+    if codec != "cp1252":
+        expected.add("mid_character")
+    assert seen == expected
 
 
 def test_a_cut_inside_a_quoted_last_value(tmp_path: Path) -> None:
