@@ -32,6 +32,7 @@ from sodtrack.contract.countries import get_country
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
 from sodtrack.loader.checks import check_payments, check_rows, reader_rejection
+from sodtrack.loader.existing import Found, find_existing
 from sodtrack.loader.ledger import Ledger, StepRecord, upload_id_for
 from sodtrack.loader.load import Loader, LoaderClient, Progress, explain_exception
 from sodtrack.loader.messages import Explanation
@@ -211,25 +212,51 @@ async def _validate_and_load(
         for i, r in enumerate(rows)
         if i not in reader_rejected
     }
-    # Only bookings never sent are checked against Sodtrack (module docstring of .checks);
-    # bookings an earlier run sent but did not finish only need their SKUs for the body.
-    never_sent = [
+    open_rows = [
         i
         for i, rec in booking_state.items()
-        if rec is None or (rec.attempts == 0 and rec.state != "rejected")
+        if rec is None or rec.state not in ("done", "rejected")
     ]
-    late = [
-        i
-        for i, rec in booking_state.items()
-        if rec is not None and rec.attempts > 0 and rec.state not in ("done", "rejected")
-    ]
-    wanted = {(rows[i].service_sku, rows[i].variant_sku) for i in (*never_sent, *late)}
     prior_rejected = {
         i for i, rec in booking_state.items() if rec is not None and rec.state == "rejected"
     }
     warnings = {i: tuple(w.message for w in r.warnings) for i, r in enumerate(rows)}
+    found = Found()
+    existing: set[int] = set()
     try:
-        catalog = await Catalog.load(client, wanted) if wanted else None
+        # Rows whose reference Sodtrack already holds (the ledger knows it from another
+        # upload; a dry run also asks by reference) are compared with Sodtrack's record
+        # (:mod:`.compare`), not checked as creates.
+        found = await find_existing(
+            rows,
+            open_rows,
+            country=country.code,
+            ledger=ledger,
+            client=client,
+            by_reference=dry_run,
+        )
+        existing = {i for i in open_rows if rows[i].external_reference in found.bookings}
+        # Only bookings never sent are checked against Sodtrack (module docstring of .checks);
+        # bookings an earlier run sent but did not finish only need their SKUs for the body.
+        never_sent = [
+            i
+            for i, rec in booking_state.items()
+            if i not in existing
+            and (rec is None or (rec.attempts == 0 and rec.state not in ("done", "rejected")))
+        ]
+        late = [
+            i
+            for i, rec in booking_state.items()
+            if i not in existing
+            and rec is not None
+            and rec.attempts > 0
+            and rec.state not in ("done", "rejected")
+        ]
+        wanted = {
+            (rows[i].service_sku, rows[i].variant_sku) for i in (*never_sent, *late, *existing)
+        }
+        variants_of = {b.service_id for b in found.bookings.values() if b.variant_id}
+        catalog = await Catalog.load(client, wanted, variants_of) if wanted else None
         checked = await check_rows(
             rows,
             never_sent,
@@ -257,6 +284,8 @@ async def _validate_and_load(
     excluded = set(reader_rejected) | set(checked.rejected) | prior_rejected
 
     price_of: dict[int, Decimal] = {i: r.price for i, r in checked.resolved.items()}
+    for i in existing:
+        price_of[i] = found.bookings[rows[i].external_reference].price
     for i, rec in booking_state.items():
         if i not in price_of and rec is not None and "price" in rec.data:
             price_of[i] = Decimal(str(rec.data["price"]))
@@ -328,6 +357,7 @@ async def _validate_and_load(
         states=states,
         concurrency=concurrency,
         progress=progress,
+        found=found,
     )
     await load.run()
 

@@ -1,0 +1,210 @@
+"""Corrections (issue #10, item 4): a re-uploaded row whose reference Sodtrack already has is
+compared field by field with Sodtrack's current record. What the API can change is changed
+(``updated``), what it cannot is ``rejected`` naming the fields, and ``already_existed`` means
+identical. Against the in-process simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from starlette.applications import Starlette
+
+from sodtrack.loader import read_upload
+from sodtrack.loader.engine import run_upload
+from sodtrack.loader.ledger import Ledger
+from sodtrack.loader.outcomes import UploadResult
+from sodtrack.loader.synth import synthesize_upload
+from sodtrack.simulator.app import create_app
+from sodtrack.simulator.config import SimConfig
+
+from .helpers import (
+    SIM_TODAY,
+    assert_every_row_once,
+    assert_no_duplicates,
+    ledger_for,
+    read_rows,
+    sim_client,
+    store,
+    write_rows,
+)
+
+TZ = ZoneInfo("America/Santiago")
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with ledger_for("sqlite", tmp_path) as led:
+        yield led
+
+
+@pytest.fixture
+def app(sim_config: SimConfig) -> Starlette:
+    return create_app(sim_config)
+
+
+async def _load(app: Starlette, ledger: Ledger, path: Path, **kw: Any) -> UploadResult:
+    parsed = read_upload(path, "cl")
+    assert all(r.is_valid for r in parsed.rows), [r.errors for r in parsed.rows]
+    async with sim_client(app) as client:
+        result = await run_upload(parsed, client, ledger, uploaded_by="ops", **kw)
+    assert_every_row_once(result, len(parsed.rows))
+    return result
+
+
+async def _first_load(
+    app: Starlette, ledger: Ledger, tmp_path: Path, rows: int = 12, projects: int = 2
+) -> list[dict[str, str]]:
+    path = tmp_path / "first.csv"
+    async with sim_client(app) as client:
+        await synthesize_upload(
+            client, path, country="cl", rows=rows, projects=projects, today=SIM_TODAY
+        )
+    result = await _load(app, ledger, path)
+    assert result.counts["created"] == rows, result.counts
+    return read_rows(path)
+
+
+def _writes(app: Starlette) -> dict[str, int]:
+    """Records committed by the simulator, by type (tokens are not records)."""
+    writes = app.state.sim.counters_snapshot()["writes"]
+    return {k: v for k, v in writes.items() if k != "token"}
+
+
+def _booking(app: Starlette, ref: str) -> dict[str, Any]:
+    st = store(app)
+    return st.bookings[st.booking_refs[ref]].to_dict()
+
+
+def _project(app: Starlette, ref: str) -> Any:
+    return next(p for p in store(app).projects.values() if p.external_reference == ref)
+
+
+def _local(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=TZ)
+
+
+def _instant(wire: str) -> datetime:
+    return datetime.fromisoformat(wire.replace("Z", "+00:00"))
+
+
+async def _free_start(app: Starlette, row: dict[str, str], taken: set[str]) -> str:
+    """Another slot start with capacity for the row's service and postal code (asked live)."""
+    async with sim_client(app) as client:
+        services = {s.sku: s for s in await client.collect_services()}
+        service = services[row["service_sku"]]
+        variant_id = None
+        if row["variant_sku"]:
+            variants = await client.collect_variants(service.id)
+            variant_id = next(v.id for v in variants if v.sku == row["variant_sku"])
+        day = _local(row["scheduled_start"]).date() + timedelta(days=1)
+        slots = await client.get_availability(
+            service.id, row["postal_code"], day, day + timedelta(days=6), variant_id
+        )
+    for slot in slots.data:
+        if slot.capacity < 1:
+            continue
+        text = slot.start.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+        if text != row["scheduled_start"] and text not in taken:
+            taken.add(text)
+            return text
+    raise AssertionError("no free slot in a week")
+
+
+def _outcomes(result: UploadResult, path: Path) -> dict[str, str]:
+    parsed = read_upload(path, "cl")
+    return {parsed.rows[r.position].external_reference: r.outcome for r in result.rows}
+
+
+async def test_identical_reupload_is_already_existed(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """(a) Another file (other bytes: rows reordered) with the same values: nothing changes."""
+    rows = await _first_load(app, ledger, tmp_path)
+    path = write_rows(tmp_path / "again.csv", list(reversed(rows)))
+    writes = _writes(app)
+    result = await _load(app, ledger, path)
+    assert result.counts["already_existed"] == len(rows), result.counts
+    assert result.counts["updated"] == 0
+    assert _writes(app) == writes
+
+
+async def test_patchable_changes_are_applied_then_rerun_is_already_existed(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """(b) Changed start, notes and project name → ``updated``, Sodtrack holds the new values;
+    the same corrected upload again → ``already_existed``."""
+    rows = await _first_load(app, ledger, tmp_path)
+    plain = [r for r in rows if not r["project_reference"]]
+    in_project = [r for r in rows if r["project_reference"]]
+    new_start = await _free_start(app, plain[0], set())
+    plain[0]["scheduled_start"] = new_start
+    plain[1]["notes"] = "Llamar antes de llegar"
+    pref = in_project[0]["project_reference"]
+    for r in in_project:
+        if r["project_reference"] == pref:
+            r["project_name"] = "Remodelación corregida"
+    path = write_rows(tmp_path / "corrected.csv", rows)
+
+    result = await _load(app, ledger, path)
+    out = _outcomes(result, path)
+    assert out[plain[0]["external_reference"]] == "updated"
+    assert out[plain[1]["external_reference"]] == "updated"
+    for r in in_project:
+        want = "updated" if r["project_reference"] == pref else "already_existed"
+        assert out[r["external_reference"]] == want, r["external_reference"]
+    for r in plain[2:]:
+        assert out[r["external_reference"]] == "already_existed"
+    assert result.status == "completed"
+
+    moved = _booking(app, plain[0]["external_reference"])
+    assert _instant(moved["scheduled_start"]) == _local(new_start)
+    assert _booking(app, plain[1]["external_reference"])["notes"] == "Llamar antes de llegar"
+    assert _project(app, pref).name == "Remodelación corregida"
+    assert_no_duplicates(app, [r["external_reference"] for r in rows], [])
+
+    writes = _writes(app)
+    again = await _load(app, ledger, path)
+    assert again.counts["already_existed"] == len(rows), again.counts
+    assert again.requests == 0, again.client_stats  # the ledger knows: nothing to ask
+    assert _writes(app) == writes
+
+
+async def test_unpatchable_changes_are_rejected_naming_the_fields(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """(c) Changed customer name, city, SKU → ``rejected`` naming each field with both values;
+    Sodtrack keeps its record as it was."""
+    rows = await _first_load(app, ledger, tmp_path)
+    plain = [r for r in rows if not r["project_reference"]]
+    before = {r["external_reference"]: _booking(app, r["external_reference"]) for r in plain}
+    old_name = plain[0]["customer_first_name"]
+    plain[0]["customer_first_name"] = old_name + "x"
+    plain[0]["city"] = "Otra Ciudad"
+    plain[0]["notes"] = "patchable, but not applied: the row is refused whole"
+    other_sku = next(r["service_sku"] for r in rows if r["service_sku"] != plain[1]["service_sku"])
+    plain[1]["service_sku"] = other_sku
+    plain[1]["variant_sku"] = ""
+    path = write_rows(tmp_path / "corrected.csv", rows)
+
+    result = await _load(app, ledger, path)
+    parsed = read_upload(path, "cl")
+    by_ref = {parsed.rows[r.position].external_reference: r for r in result.rows}
+    first = by_ref[plain[0]["external_reference"]]
+    assert first.outcome == "rejected"
+    assert first.failed_step == "booking"
+    assert first.error_code == "correction_not_allowed"
+    msg = first.message or ""
+    assert f"customer_first_name ('{old_name}' there, '{old_name}x' here)" in msg
+    assert "city" in msg
+    assert first.booking_id == before[plain[0]["external_reference"]]["id"]
+    second = by_ref[plain[1]["external_reference"]]
+    assert second.outcome == "rejected"
+    assert "service_sku" in (second.message or "")
+    for r in plain[:2]:
+        assert _booking(app, r["external_reference"]) == before[r["external_reference"]]
+    assert result.status == "completed_with_errors"
