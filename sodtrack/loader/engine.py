@@ -32,7 +32,7 @@ from sodtrack.contract.countries import get_country
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
 from sodtrack.loader.checks import check_payments, check_rows, reader_rejection
-from sodtrack.loader.existing import Found, find_existing
+from sodtrack.loader.existing import Found, compare_found, find_existing
 from sodtrack.loader.ledger import Ledger, StepRecord, upload_id_for
 from sodtrack.loader.load import Loader, LoaderClient, Progress, explain_exception
 from sodtrack.loader.messages import Explanation
@@ -311,7 +311,16 @@ async def _validate_and_load(
             else " (slot availability was not)"
         )
         results = dry_answers(
-            rows, plan, reader_rejected, checked, states, payment_refused, warnings
+            rows,
+            plan,
+            reader_rejected,
+            checked,
+            states,
+            payment_refused,
+            warnings,
+            found=compare_found(rows, plan, found, checked.catalog),
+            known_payments=found.payments,
+            tz=country.tz,
         )
         return results, [DRY_RUN_NOTICE.format(avail=avail)]
 

@@ -28,13 +28,16 @@ from typing import Protocol
 from sodtrack.client.errors import NotFoundError
 from sodtrack.contract import models as m
 from sodtrack.loader.catalog import Catalog
+from sodtrack.loader.compare import Comparison, compare
 from sodtrack.loader.ledger import StepKind
+from sodtrack.loader.plan import LoadPlan, StepRef
 from sodtrack.loader.rows import BookingRow
 
 
 class ExistingClient(Protocol):
     async def get_booking(self, booking_id: str) -> m.Booking: ...
     async def get_project(self, project_id: str) -> m.ProjectDetail: ...
+    async def collect_payments(self, project_id: str) -> list[m.Payment]: ...
     async def collect_bookings(
         self,
         updated_since: datetime | None = None,
@@ -59,7 +62,9 @@ class Found:
     bookings: dict[str, m.Booking] = field(default_factory=dict)
     projects: dict[str, m.ProjectDetail] = field(default_factory=dict)
     payments: frozenset[str] = frozenset()
-    """Payment references the ledger knows exist (compared at the write, not before)."""
+    """Payment references the ledger knows exist (a real run compares them at the write)."""
+    payment_records: dict[str, m.Payment] = field(default_factory=dict)
+    """A dry run: the payments of the found projects, by reference."""
 
 
 async def find_existing(
@@ -110,6 +115,9 @@ async def find_existing(
                 return
             if got.external_reference in project_refs:
                 found.projects[got.external_reference] = got
+                if by_reference and payment_refs:
+                    for pay in await client.collect_payments(got.id):
+                        found.payment_records[pay.external_reference] = pay
 
     await asyncio.gather(*(project(pid) for pid in sorted(wanted_projects)))
     return found
@@ -215,3 +223,43 @@ def payment_have(payment: m.Payment) -> dict[str, object]:
         "paid_at": payment.paid_at,
         "stage_sequence": payment.stage_id,
     }
+
+
+def compare_found(
+    rows: list[BookingRow], plan: LoadPlan, found: Found, catalog: Catalog | None
+) -> dict[StepRef, tuple[str, Comparison]]:
+    """What a dry run can tell before writing: each planned step whose record was found,
+    with its Sodtrack id and its comparison with the row (bookings, projects, and the stages
+    of found projects; payments are compared at the write)."""
+    out: dict[StepRef, tuple[str, Comparison]] = {}
+    project_refs: dict[str, str] = {}
+    for p in plan.projects:
+        project = found.projects.get(p.reference)
+        if project is None:
+            continue
+        project_refs[project.id] = p.reference
+        want = project_want(rows[p.source_position], p.name)
+        out[p.step.ref] = (project.id, compare("project", want, project_have(project)))
+        by_sequence = {s.sequence: s for s in project.stages}
+        for s in p.stages:
+            stage = by_sequence.get(s.sequence)
+            if stage is not None:
+                c = compare("stage", {"stage_name": s.name}, {"stage_name": stage.name})
+                out[s.step.ref] = (stage.id, c)
+        for y in p.payments:
+            pay = found.payment_records.get(y.payment_reference)
+            if pay is None:
+                continue
+            seq = by_sequence.get(y.stage_sequence) if y.stage_sequence is not None else None
+            want_pay = payment_want(
+                y.amount, y.currency or pay.currency, y.method, y.paid_at, seq.id if seq else None
+            )
+            out[y.step.ref] = (pay.id, compare("payment", want_pay, payment_have(pay)))
+    for pos, steps in plan.by_position.items():
+        row = rows[pos]
+        booking = found.bookings.get(row.external_reference)
+        if booking is None:
+            continue
+        have = booking_have(booking, catalog, project_refs)
+        out[steps.booking] = (booking.id, compare("booking", booking_want(row), have))
+    return out

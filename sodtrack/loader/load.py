@@ -50,7 +50,7 @@ from sodtrack.client.errors import (
 from sodtrack.client.results import WriteResult
 from sodtrack.contract import models as m
 from sodtrack.contract.countries import Country
-from sodtrack.loader.catalog import Catalog, CatalogClient
+from sodtrack.loader.catalog import CatalogClient
 from sodtrack.loader.checks import Checked, row_context
 from sodtrack.loader.compare import Comparison, compare, describe
 from sodtrack.loader.existing import (

@@ -208,3 +208,108 @@ async def test_unpatchable_changes_are_rejected_naming_the_fields(
     for r in plain[:2]:
         assert _booking(app, r["external_reference"]) == before[r["external_reference"]]
     assert result.status == "completed_with_errors"
+
+
+async def _correct_mixed(
+    app: Starlette, rows: list[dict[str, str]]
+) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """(d) One row per kind of change; returns the rows and the outcome each should get."""
+    plain = [r for r in rows if not r["project_reference"]]
+    expect = {r["external_reference"]: "already_existed" for r in rows}
+    plain[0]["notes"] = "Portón verde"
+    expect[plain[0]["external_reference"]] = "updated"
+    plain[1]["scheduled_start"] = await _free_start(app, plain[1], set())
+    expect[plain[1]["external_reference"]] = "updated"
+    plain[2]["customer_last_name"] = "Otro"
+    expect[plain[2]["external_reference"]] = "rejected"
+    plain[3]["postal_code"] = plain[3]["postal_code"][:-1] + (
+        "1" if plain[3]["postal_code"][-1] != "1" else "2"
+    )
+    plain[3]["notes"] = "and a note"
+    expect[plain[3]["external_reference"]] = "rejected"
+    return rows, expect
+
+
+async def test_mixed_corrections_each_row_its_own_answer(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """(d) Identical, patchable and refused rows in one file: each its own outcome, and the
+    store holds exactly the applied changes."""
+    rows = await _first_load(app, ledger, tmp_path, rows=14, projects=2)
+    before = {r["external_reference"]: _booking(app, r["external_reference"]) for r in rows}
+    rows, expect = await _correct_mixed(app, rows)
+    path = write_rows(tmp_path / "corrected.csv", rows)
+    result = await _load(app, ledger, path)
+    assert _outcomes(result, path) == expect
+    assert result.counts["updated"] == 2
+    assert result.counts["rejected"] == 2
+    for ref, outcome in expect.items():
+        after = _booking(app, ref)
+        if outcome != "updated":
+            assert after == before[ref], ref
+        else:
+            assert after["updated_at"] > before[ref]["updated_at"]
+
+
+async def test_corrections_learnt_from_the_409_without_the_ledger(
+    app: Starlette, tmp_path: Path
+) -> None:
+    """A ledger that never saw the first upload (another state database): the create answers
+    409, the client reads the record back, and the comparison decides all the same."""
+    with ledger_for("sqlite", tmp_path / "first") as first:
+        rows = await _first_load(app, first, tmp_path)
+    before = {r["external_reference"]: _booking(app, r["external_reference"]) for r in rows}
+    rows, expect = await _correct_mixed(app, rows)
+    path = write_rows(tmp_path / "corrected.csv", rows)
+    with ledger_for("sqlite", tmp_path / "second") as second:
+        result = await _load(app, second, path)
+        assert _outcomes(result, path) == expect
+        by_ref = {r["external_reference"]: r for r in rows}
+        for ref, outcome in expect.items():
+            if outcome == "rejected":
+                assert _booking(app, ref) == before[ref]
+        notes = by_ref[next(k for k, v in expect.items() if v == "updated")]["notes"]
+        assert notes in {b["notes"] for b in (_booking(app, k) for k in expect)}
+        again = await _load(app, second, path)
+        assert again.counts["already_existed"] == len(rows) - 2, again.counts
+        assert again.counts["rejected"] == 2
+    assert_no_duplicates(app, list(expect), [])
+
+
+async def test_dry_run_reports_would_update_and_refusals_and_writes_nothing(
+    app: Starlette, tmp_path: Path
+) -> None:
+    """The dry run finds existing records by reference (a fresh ledger knows nothing), says
+    ``would_update`` / ``rejected``, and writes nothing; the real run then agrees."""
+    with ledger_for("sqlite", tmp_path / "first") as first:
+        rows = await _first_load(app, first, tmp_path)
+    rows, expect = await _correct_mixed(app, rows)
+    path = write_rows(tmp_path / "corrected.csv", rows)
+    writes = _writes(app)
+    with ledger_for("sqlite", tmp_path / "second") as second:
+        dry = await _load(app, second, path, dry_run=True)
+        assert _writes(app) == writes
+        want_dry = {k: ("would_update" if v == "updated" else v) for k, v in expect.items()}
+        assert _outcomes(dry, path) == want_dry
+        refused = next(r for r in dry.rows if r.outcome == "rejected")
+        assert refused.error_code == "correction_not_allowed"
+        real = await _load(app, second, path)
+        assert _outcomes(real, path) == expect
+
+
+async def test_a_cancelled_booking_is_never_the_same(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """A reference whose booking was cancelled in Sodtrack cannot be loaded again under it."""
+    rows = await _first_load(app, ledger, tmp_path)
+    plain = next(r for r in rows if not r["project_reference"])
+    ref = plain["external_reference"]
+    async with sim_client(app) as client:
+        await client.cancel_booking(_booking(app, ref)["id"], "customer moved")
+    path = write_rows(tmp_path / "again.csv", list(reversed(rows)))
+    result = await _load(app, ledger, path)
+    out = _outcomes(result, path)
+    assert out[ref] == "rejected"
+    row = next(r for r in result.rows if r.outcome == "rejected")
+    assert "cancelled" in (row.message or "")
+    assert _booking(app, ref)["status"] == "cancelled"
