@@ -5,7 +5,8 @@ identical. Against the in-process simulator."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,131 @@ async def test_a_cancelled_booking_is_never_the_same(
     row = next(r for r in result.rows if r.outcome == "rejected")
     assert "cancelled" in (row.message or "")
     assert _booking(app, ref)["status"] == "cancelled"
+
+
+# ---------------------------------------------------------------- generated corpus
+
+_UNPATCHABLE = (
+    "customer_first_name",
+    "customer_last_name",
+    "customer_email",
+    "address_line1",
+    "city",
+    "region",
+    "postal_code",
+    "service_sku",
+)
+_PLAIN_MENU = ("notes", "scheduled_start", *_UNPATCHABLE)
+_PROJECT_ROW_MENU = ("notes", "scheduled_start", "service_sku")
+_BOOKING_FIELDS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "notes": lambda b: b["notes"],
+    "scheduled_start": lambda b: _instant(b["scheduled_start"]),
+    "customer_first_name": lambda b: b["customer"]["first_name"],
+    "customer_last_name": lambda b: b["customer"]["last_name"],
+    "customer_email": lambda b: b["customer"]["email"],
+    "address_line1": lambda b: b["address"]["line1"],
+    "city": lambda b: b["address"]["city"],
+    "region": lambda b: b["address"]["region"],
+    "postal_code": lambda b: b["address"]["postal_code"],
+}
+
+
+def _sodtrack_view(app: Starlette, ref: str) -> dict[str, object]:
+    b = _booking(app, ref)
+    return {f: get(b) for f, get in _BOOKING_FIELDS.items()}
+
+
+def _row_view(row: dict[str, str]) -> dict[str, object]:
+    return {
+        f: (_local(row[f]) if f == "scheduled_start" else (row[f] or None)) for f in _BOOKING_FIELDS
+    }
+
+
+async def _changed(
+    app: Starlette,
+    rng: random.Random,
+    row: dict[str, str],
+    base: dict[str, str],
+    field: str,
+    skus: list[str],
+    taken: set[str],
+    n: int,
+) -> str:
+    old = row[field]
+    if field == "notes":
+        return f"nota {n}" if old != f"nota {n}" else ""
+    if field == "scheduled_start":
+        # Asked with Sodtrack's service and postal code (other fields may change too).
+        return await _free_start(app, {**base, "scheduled_start": old}, taken)
+    if field == "customer_email":
+        return f"changed{n}@example.com"
+    if field == "postal_code":
+        return f"{(int(old) + rng.randint(1, 999)) % 10_000_000:07d}"
+    if field == "service_sku":
+        return rng.choice([s for s in skus if s != old])
+    return old + rng.choice("xyz")
+
+
+@pytest.mark.parametrize("seed", [7, 2026])
+async def test_generated_corrections_over_a_loaded_upload(
+    app: Starlette, ledger: Ledger, tmp_path: Path, seed: int
+) -> None:
+    """Seeded rounds of random field changes over a loaded upload (plain rows: any field;
+    project rows: start, notes, SKU, and the project's name). Each round is a new file; each
+    row's outcome follows from its set of changed fields (any field the API cannot change →
+    ``rejected``; only start/notes/project name → ``updated``; none → ``already_existed``),
+    and afterwards Sodtrack holds exactly the accepted values (refused rows untouched). The
+    same file again → nothing changes."""
+    rng = random.Random(seed)
+    rows = await _first_load(app, ledger, tmp_path, rows=16, projects=2)
+    skus = sorted({r["service_sku"] for r in rows})
+    taken: set[str] = set()
+    accepted = {r["external_reference"]: dict(r) for r in rows}
+    names = {r["project_reference"]: r["project_name"] for r in rows if r["project_reference"]}
+    n = 0
+    seen: set[str] = set()
+    for round_no in range(3):
+        current = [dict(accepted[r["external_reference"]]) for r in rows]
+        expect: dict[str, str] = {}
+        renamed: set[str] = set()
+        for pref in sorted(names):
+            # The project's name is the project's: renamed whatever becomes of its rows.
+            if rng.random() < 0.5:
+                renamed.add(pref)
+                names[pref] = f"Proyecto renombrado {round_no}"
+        for r in current:
+            if r["project_reference"]:
+                r["project_name"] = names[r["project_reference"]]
+        for r in current:
+            menu = _PROJECT_ROW_MENU if r["project_reference"] else _PLAIN_MENU
+            fields = rng.sample(menu, k=rng.choice([0, 0, 1, 1, 2, 3]))
+            for f in fields:
+                n += 1
+                r[f] = await _changed(
+                    app, rng, r, accepted[r["external_reference"]], f, skus, taken, n
+                )
+                if f == "service_sku":
+                    r["variant_sku"] = ""
+            refused = any(f in _UNPATCHABLE for f in fields)
+            patched = bool(fields) or r["project_reference"] in renamed
+            expect[r["external_reference"]] = (
+                "rejected" if refused else "updated" if patched else "already_existed"
+            )
+        path = write_rows(tmp_path / f"round{round_no}.csv", rng.sample(current, len(current)))
+        result = await _load(app, ledger, path)
+        assert _outcomes(result, path) == expect, f"seed {seed} round {round_no}"
+        seen |= set(expect.values())
+        for r in current:
+            ref = r["external_reference"]
+            if expect[ref] != "rejected":
+                accepted[ref] = r
+            assert _sodtrack_view(app, ref) == _row_view(accepted[ref]), ref
+            if r["project_reference"]:
+                assert _project(app, r["project_reference"]).name == names[r["project_reference"]]
+        writes = _writes(app)
+        again = await _load(app, ledger, path)
+        assert again.counts["updated"] == 0
+        assert again.counts["rejected"] == sum(v == "rejected" for v in expect.values())
+        assert _writes(app) == writes
+    assert seen == {"already_existed", "updated", "rejected"}, "the corpus missed a class"
+    assert_no_duplicates(app, list(accepted), [])
