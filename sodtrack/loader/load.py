@@ -326,7 +326,14 @@ class Loader:
         comparison = correct.compare(record)
         verdict = comparison.verdict
         if verdict == "identical":
-            self.done(ref, sodtrack_id, created, data(record))
+            pending = self._rec(ref).data.get("update")
+            if pending:
+                # An earlier run sent this update and lost the answer: it was applied, and
+                # the run that completes the step reports it (as with a create).
+                update = {"updated_run": self.run_no, "updated": pending}
+                self.done(ref, sodtrack_id, False, {**data(record), **update})
+            else:
+                self.done(ref, sodtrack_id, created, data(record))
             return sodtrack_id
         differing = describe(comparison.differences, self.country.tz)
         if verdict == "refuse":

@@ -13,9 +13,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from sodtrack.client import Credentials, RetryExhausted, SodtrackClient
+from sodtrack.contract import models as m
 from sodtrack.loader import read_upload
+from sodtrack.loader.cancel import cancel_upload
 from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.outcomes import UploadResult
@@ -442,3 +446,86 @@ async def test_generated_corrections_over_a_loaded_upload(
         assert _writes(app) == writes
     assert seen == {"already_existed", "updated", "rejected"}, "the corpus missed a class"
     assert_no_duplicates(app, list(accepted), [])
+
+
+class _AnswerLost(SodtrackClient):
+    """The real client, whose booking PATCH commits and then loses its answer (as a dropped
+    connection after the server committed would, once the client's retries ran out)."""
+
+    async def update_booking(self, booking_id: str, body: m.BookingUpdate) -> m.Booking:
+        await super().update_booking(booking_id, body)
+        raise RetryExhausted(
+            operation="update_booking",
+            attempts=4,
+            seen=["ReadTimeout"],
+            waited_s=0.0,
+            elapsed_s=0.0,
+            reason="answer lost",
+        )
+
+
+async def test_an_update_whose_answer_was_lost_is_settled_by_the_rerun(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """The update step is under the in-flight protocol: a lost answer leaves the row
+    ``failed_transient`` (re-run), the ledger keeps the record's id and that it is not ours;
+    the re-run reads the record, finds the change applied and answers ``updated``; and
+    ``cancel`` leaves the booking alone (this upload did not create it)."""
+    rows = await _first_load(app, ledger, tmp_path)
+    plain = next(r for r in rows if not r["project_reference"])
+    plain["notes"] = "Timbre no funciona"
+    path = write_rows(tmp_path / "corrected.csv", rows)
+    parsed = read_upload(path, "cl")
+    base = sim_client(app)
+    lossy = _AnswerLost(
+        base._http,  # the same in-process transport
+        base_url="http://sim",
+        country="cl",
+        credentials=Credentials("sim-client", SecretStr("sim-secret")),
+        owns_http=True,
+    )
+    async with lossy as client:
+        first = await run_upload(parsed, client, ledger, uploaded_by="ops")
+    row = next(r for r in first.rows if r.outcome != "already_existed")
+    assert (row.outcome, row.failed_step, row.retry_on_rerun) == (
+        "failed_transient",
+        "booking",
+        True,
+    )
+    ref = plain["external_reference"]
+    step = ledger.get_step(first.upload_id, "booking", ref)
+    assert step is not None
+    assert step.sodtrack_id == _booking(app, ref)["id"]
+    assert step.data.get("existing") is True
+    assert _booking(app, ref)["notes"] == "Timbre no funciona"  # it was committed
+
+    again = await _load(app, ledger, path)
+    assert _outcomes(again, path)[ref] == "updated"
+    assert again.counts["updated"] == 1
+    done = ledger.get_step(again.upload_id, "booking", ref)
+    assert done is not None
+    assert done.state == "done"
+    assert not done.created
+    async with sim_client(app) as client:
+        await cancel_upload(again.upload_id, client, ledger)
+    assert _booking(app, ref)["status"] != "cancelled"
+
+
+async def test_a_new_start_without_capacity_refuses_the_correction(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """A changed start passes the slot checks again: Sodtrack's ``slot_unavailable`` is the
+    answer for the row (a person decides), with the message; the booking keeps its start."""
+    rows = await _first_load(app, ledger, tmp_path)
+    a, b = [r for r in rows if not r["project_reference"]][:2]
+    b["scheduled_start"] = "2026-07-05 10:00"  # a Sunday: never a slot
+    path = write_rows(tmp_path / "corrected.csv", rows)
+    before = _booking(app, b["external_reference"])
+    result = await _load(app, ledger, path)
+    row = next(r for r in result.rows if r.outcome == "rejected")
+    assert row.error_code == "slot_unavailable"
+    assert row.needs_a_person
+    assert "scheduled_start" in (row.message or "")
+    assert row.booking_id == before["id"]
+    assert _booking(app, b["external_reference"]) == before
+    assert _outcomes(result, path)[a["external_reference"]] == "already_existed"
