@@ -2,10 +2,14 @@
 
 :func:`run_upload` runs in three phases:
 
-1. **Validate before any write** (:mod:`.checks`): the reader's errors, then SKUs, coverage,
-   slot shape and (optionally) capacity against Sodtrack, then payments against each
-   project's total. A dry run stops here, writes nothing, and answers ``would_create`` for
-   rows that passed, with the notice that availability can change before the real run.
+1. **Validate before any write** (:mod:`.checks`): the reader's errors; then the records
+   Sodtrack already holds under the rows' references (:mod:`.existing`: the ledger's memory
+   of other uploads, and in a dry run a lookup by reference), which are *compared* with their
+   rows (:mod:`.compare`) instead of being checked as creates; then for the others SKUs,
+   coverage, slot shape and (optionally) capacity against Sodtrack; then payments against
+   each project's total. A dry run stops here, writes nothing, and answers
+   ``would_create`` / ``would_update`` / ``rejected`` (a correction the API cannot apply),
+   with the notice that availability can change before the real run.
 2. **Load** the plan (:mod:`.plan`): per project, in order, project → its bookings
    (concurrently) → its stages (holding the bookings created) → its payments (file order);
    projects concurrently with each other and with the plain bookings. Concurrency is

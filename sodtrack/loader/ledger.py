@@ -33,7 +33,9 @@ Tables
     ``created`` (this upload created it, as opposed to finding it existing: only those are
     cancelled), ``done_run`` (the run that completed it: a row is ``created`` in that run,
     ``already_existed`` in later ones), error fields, ``attempts``, ``data_json`` (e.g. the
-    booking ids a stage holds, a booking's price), ``updated_at``.
+    booking ids a stage holds, a booking's price; ``existing``/``update``/``updated_run`` for
+    a correction applied to a record the upload found), ``updated_at``. Steps with a
+    ``sodtrack_id`` are also the ledger's memory across uploads (:meth:`Ledger.known_ids`).
 
 Step protocol
 -------------

@@ -25,6 +25,17 @@ Errors, from the client's classification:
   (they would all fail the same way); fix the credentials and re-run;
 * anything else is a bug: it propagates, and the ledger still knows what was sent.
 
+Corrections: a record that already exists (known before the run, or answered by a ``409`` /
+found by reference) is compared with its row (:mod:`.compare`, :meth:`Loader.settle`):
+identical → ``done``; only fields the API can change differ (a booking's start and notes, a
+project's or stage's name) → ``PATCH`` with absolute values under the same in-flight protocol
+(the step is marked ``in_flight`` with the record's id and ``{"existing": true, "update":
+[...]}`` first, so a lost answer is settled by the next run reading the record, and the record
+is never taken for one this upload created), then ``done`` with ``updated_run``: the row is
+``updated``; a refused PATCH (``slot_unavailable`` for a new start) rejects the row with the
+API's reason; any other difference → ``rejected`` (``correction_not_allowed``) naming every
+differing field with both values, nothing applied.
+
 A write not attempted because a parent failed is ``skipped`` in the ledger, naming the parent
 and its cause; it is re-evaluated on the next run (and then succeeds if the cause was
 transient).
