@@ -270,6 +270,23 @@ async def _validate_and_load(
             coverage_mode=coverage_mode,
             catalog=catalog,
         )
+        if not dry_run and checked.rejected:
+            # A row the create checks refuse may be a correction of a record Sodtrack has
+            # (a new SKU, or its own booking filling its slot): look those few up by
+            # reference, and compare the ones found instead.
+            more = await find_existing(
+                rows,
+                sorted(checked.rejected),
+                country=country.code,
+                ledger=ledger,
+                client=client,
+                by_reference=True,
+            )
+            found.merge(more)
+            for i in list(checked.rejected):
+                if rows[i].external_reference in more.bookings:
+                    del checked.rejected[i]
+                    existing.add(i)
     except SodtrackError as exc:
         # The checks could not complete: nothing is written; every row still gets its answer
         # (what the ledger already knows, else "failed_transient, re-run").

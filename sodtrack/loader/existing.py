@@ -7,7 +7,10 @@ Where an existing record is learnt, cheapest first:
    Sodtrack id there; the engine ``GET``\\s the record by id (its *current* state, whatever
    was changed in Sodtrack since) before any check or write;
 2. **a dry run** also asks ``GET /bookings?external_reference=`` for every other row it would
-   create (it may read, it never writes), and reads each found booking's project;
+   create (it may read, it never writes), and reads each found booking's project; a real
+   run asks the same only for the rows its create checks refused (a correction to another
+   SKU, or a booking whose own place fills its slot, must be compared, not refused as a
+   create);
 3. **a real run** learns the rest at the write: the ``409 duplicate_external_reference``
    names the record, which the client reads back (or the reconciliation after an ambiguous
    failure finds it by reference).
@@ -65,6 +68,12 @@ class Found:
     """Payment references the ledger knows exist (a real run compares them at the write)."""
     payment_records: dict[str, m.Payment] = field(default_factory=dict)
     """A dry run: the payments of the found projects, by reference."""
+
+    def merge(self, other: Found) -> None:
+        self.bookings.update(other.bookings)
+        self.projects.update(other.projects)
+        self.payments |= other.payments
+        self.payment_records.update(other.payment_records)
 
 
 async def find_existing(

@@ -529,3 +529,63 @@ async def test_a_new_start_without_capacity_refuses_the_correction(
     assert row.booking_id == before["id"]
     assert _booking(app, b["external_reference"]) == before
     assert _outcomes(result, path)[a["external_reference"]] == "already_existed"
+
+
+async def test_a_correction_the_create_checks_would_refuse_is_compared_not_refused_as_new(
+    app: Starlette, tmp_path: Path
+) -> None:
+    """Without the ledger's memory, a row whose new SKU the create checks refuse is looked up
+    by reference: the answer names the correction (both SKUs), not an unknown SKU."""
+    with ledger_for("sqlite", tmp_path / "first") as first:
+        rows = await _first_load(app, first, tmp_path)
+    plain = next(r for r in rows if not r["project_reference"])
+    old_sku = plain["service_sku"]
+    plain["service_sku"] = "NO-SUCH-SKU"
+    plain["variant_sku"] = ""
+    path = write_rows(tmp_path / "corrected.csv", rows)
+    with ledger_for("sqlite", tmp_path / "second") as second:
+        result = await _load(app, second, path)
+    row = next(r for r in result.rows if r.outcome == "rejected")
+    assert row.error_code == "correction_not_allowed"
+    assert f"service_sku ('{old_sku}' there, 'NO-SUCH-SKU' here)" in (row.message or "")
+    assert result.counts["already_existed"] == len(rows) - 1
+
+
+async def test_stage_names_are_updated_and_payment_changes_refused(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """A stage's new name is PATCHed (``updated``); a payment whose amount or method differs
+    from Sodtrack's is refused naming those fields (the booking stays as it was)."""
+    rows = await _first_load(app, ledger, tmp_path, rows=14, projects=3)
+    staged = next(r for r in rows if r["stage_sequence"])
+    key = (staged["project_reference"], staged["stage_sequence"])
+    stage_rows = [r for r in rows if (r["project_reference"], r["stage_sequence"]) == key]
+    for r in stage_rows:
+        r["stage_name"] = "Etapa renombrada"
+    paid = next(r for r in rows if r["payment_reference"] and r not in stage_rows)
+    old_amount = paid["payment_amount"]
+    paid["payment_amount"] = str(int(old_amount) - 1)
+    paid["payment_method"] = "cash" if paid["payment_method"] != "cash" else "card"
+    path = write_rows(tmp_path / "corrected.csv", rows)
+    result = await _load(app, ledger, path)
+    out = _outcomes(result, path)
+    for r in stage_rows:
+        assert out[r["external_reference"]] == "updated"
+    stage = next(
+        s
+        for s in store(app).stages.values()
+        if s.sequence == int(staged["stage_sequence"])
+        and s.project_id == _project(app, staged["project_reference"]).id
+    )
+    assert stage.name == "Etapa renombrada"
+    refused = next(r for r in result.rows if r.outcome == "rejected")
+    assert out[paid["external_reference"]] == "rejected"
+    assert refused.failed_step == "payment"
+    assert refused.error_code == "correction_not_allowed"
+    msg = refused.message or ""
+    assert f"payment_amount ('{old_amount}' there, '{int(old_amount) - 1}' here)" in msg
+    assert "payment_method" in msg
+    pay = next(
+        p for p in store(app).payments.values() if p.external_reference == paid["payment_reference"]
+    )
+    assert pay.wire["amount"] == old_amount
