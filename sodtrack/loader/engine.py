@@ -343,7 +343,14 @@ async def _validate_and_load(
             known_payments=found.payments,
             tz=country.tz,
         )
-        return results, [DRY_RUN_NOTICE.format(avail=avail)]
+        notices = [DRY_RUN_NOTICE.format(avail=avail)]
+        if found.unread:
+            notices.append(
+                f"{len(found.unread)} reference(s) could not be looked up in Sodtrack (it did "
+                "not answer in time): those rows may exist already; the real run compares "
+                "them with Sodtrack's records before changing anything."
+            )
+        return results, notices
 
     # Persist the pre-write rejections: rejected is final for this upload, never retried.
     for i, why in checked.rejected.items():

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sodtrack.client.errors import NotFoundError
+from sodtrack.client.errors import ContractViolation, NotFoundError, RetryableError
 from sodtrack.contract import models as m
 from sodtrack.loader.catalog import Catalog
 from sodtrack.loader.compare import Comparison, compare
@@ -68,6 +68,9 @@ class Found:
     """Payment references the ledger knows exist (a real run compares them at the write)."""
     payment_records: dict[str, m.Payment] = field(default_factory=dict)
     """A dry run: the payments of the found projects, by reference."""
+    unread: set[str] = field(default_factory=set)
+    """References whose lookup did not get an answer (transient): a real run learns them at
+    the write (the ``409``), a dry run says it could not tell."""
 
     def merge(self, other: Found) -> None:
         self.bookings.update(other.bookings)
@@ -100,14 +103,18 @@ async def find_existing(
     async def booking(ref: str) -> None:
         async with gate:
             got: m.Booking | None = None
-            if ref in booking_ids:
-                try:
+            try:
+                if ref in booking_ids:
                     got = await client.get_booking(booking_ids[ref])
-                except NotFoundError:
-                    got = None  # another credential's, or not there: learnt at the write
-            elif by_reference:
-                listed = await client.collect_bookings(external_reference=ref)
-                got = next((b for b in listed if b.external_reference == ref), None)
+                elif by_reference:
+                    listed = await client.collect_bookings(external_reference=ref)
+                    got = next((b for b in listed if b.external_reference == ref), None)
+            except NotFoundError:
+                got = None  # another credential's, or not there: learnt at the write
+            except (RetryableError, ContractViolation):
+                # Only this row's lookup failed: it falls back to the write's 409.
+                found.unread.add(ref)
+                return
             if got is not None and got.external_reference == ref:
                 found.bookings[ref] = got
 
@@ -120,13 +127,20 @@ async def find_existing(
         async with gate:
             try:
                 got = await client.get_project(pid)
+                pays = (
+                    await client.collect_payments(got.id)
+                    if by_reference and payment_refs and got.external_reference in project_refs
+                    else []
+                )
             except NotFoundError:
+                return
+            except (RetryableError, ContractViolation):
+                found.unread.add(pid)
                 return
             if got.external_reference in project_refs:
                 found.projects[got.external_reference] = got
-                if by_reference and payment_refs:
-                    for pay in await client.collect_payments(got.id):
-                        found.payment_records[pay.external_reference] = pay
+                for pay in pays:
+                    found.payment_records[pay.external_reference] = pay
 
     await asyncio.gather(*(project(pid) for pid in sorted(wanted_projects)))
     return found

@@ -476,15 +476,7 @@ async def test_an_update_whose_answer_was_lost_is_settled_by_the_rerun(
     plain["notes"] = "Timbre no funciona"
     path = write_rows(tmp_path / "corrected.csv", rows)
     parsed = read_upload(path, "cl")
-    base = sim_client(app)
-    lossy = _AnswerLost(
-        base._http,  # the same in-process transport
-        base_url="http://sim",
-        country="cl",
-        credentials=Credentials("sim-client", SecretStr("sim-secret")),
-        owns_http=True,
-    )
-    async with lossy as client:
+    async with _client_of(_AnswerLost, app) as client:
         first = await run_upload(parsed, client, ledger, uploaded_by="ops")
     row = next(r for r in first.rows if r.outcome != "already_existed")
     assert (row.outcome, row.failed_step, row.retry_on_rerun) == (
@@ -589,3 +581,50 @@ async def test_stage_names_are_updated_and_payment_changes_refused(
         p for p in store(app).payments.values() if p.external_reference == paid["payment_reference"]
     )
     assert pay.wire["amount"] == old_amount
+
+
+def _client_of(cls: type[SodtrackClient], app: Starlette) -> SodtrackClient:
+    base = sim_client(app)
+    return cls(
+        base._http,  # the same in-process transport
+        base_url="http://sim",
+        country="cl",
+        credentials=Credentials("sim-client", SecretStr("sim-secret")),
+        owns_http=True,
+    )
+
+
+class _FirstReadsTimeOut(SodtrackClient):
+    """The real client, whose first two booking reads by id time out (every retry spent)."""
+
+    failures = 2
+
+    async def get_booking(self, booking_id: str) -> m.Booking:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RetryExhausted(
+                operation="get_booking",
+                attempts=4,
+                seen=["503"],
+                waited_s=0.0,
+                elapsed_s=0.0,
+                reason="unavailable",
+            )
+        return await super().get_booking(booking_id)
+
+
+async def test_a_lookup_that_fails_concerns_only_its_row(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Reading an existing record can fail (transiently) for one row: that row falls back to
+    the write (the 409 names the record, then the same comparison); the others are not
+    affected, and every correction still gets its answer."""
+    rows = await _first_load(app, ledger, tmp_path)
+    rows, expect = await _correct_mixed(app, rows)
+    path = write_rows(tmp_path / "corrected.csv", rows)
+    parsed = read_upload(path, "cl")
+    async with _client_of(_FirstReadsTimeOut, app) as client:
+        result = await run_upload(parsed, client, ledger, uploaded_by="ops")
+        assert isinstance(client, _FirstReadsTimeOut)
+        assert client.failures == 0
+    assert _outcomes(result, path) == expect
