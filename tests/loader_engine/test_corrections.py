@@ -5,6 +5,7 @@ identical. Against the in-process simulator."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from sodtrack.bulkload import EXIT_OK, EXIT_REJECTED, exit_code_for
 from sodtrack.client import Credentials, RetryExhausted, SodtrackClient
 from sodtrack.contract import models as m
 from sodtrack.loader import read_upload
@@ -23,6 +25,7 @@ from sodtrack.loader.cancel import cancel_upload
 from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.outcomes import UploadResult
+from sodtrack.loader.results import write_results
 from sodtrack.loader.synth import synthesize_upload
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
@@ -165,6 +168,15 @@ async def test_patchable_changes_are_applied_then_rerun_is_already_existed(
     for r in plain[2:]:
         assert out[r["external_reference"]] == "already_existed"
     assert result.status == "completed"
+    assert exit_code_for(result) == EXIT_OK  # updated counts like created
+    parsed = read_upload(path, "cl")
+    files = write_results(result, parsed.rows, parsed.columns, tmp_path / "out")
+    assert files.rejects == 0
+    written = {r["input: external_reference"]: r for r in read_rows(files.results_csv)}
+    moved_row = written[plain[0]["external_reference"]]
+    assert (moved_row["outcome"], moved_row["booking_step"]) == ("updated", "updated")
+    summary = json.loads(files.summary_json.read_text(encoding="utf-8"))
+    assert "updated" in json.dumps(summary)
 
     moved = _booking(app, plain[0]["external_reference"])
     assert _instant(moved["scheduled_start"]) == _local(new_start)
@@ -213,6 +225,14 @@ async def test_unpatchable_changes_are_rejected_naming_the_fields(
     for r in plain[:2]:
         assert _booking(app, r["external_reference"]) == before[r["external_reference"]]
     assert result.status == "completed_with_errors"
+    assert exit_code_for(result) == EXIT_REJECTED
+    files = write_results(result, parsed.rows, parsed.columns, tmp_path / "out")
+    assert files.rejects == 2
+    rejects = read_rows(files.rejects_csv)
+    assert {r["external_reference"] for r in rejects} == {
+        plain[0]["external_reference"],
+        plain[1]["external_reference"],
+    }
 
 
 async def _correct_mixed(
