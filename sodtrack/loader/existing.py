@@ -118,7 +118,8 @@ async def find_existing(
             if got is not None and got.external_reference == ref:
                 found.bookings[ref] = got
 
-    await asyncio.gather(*(booking(r) for r in refs))
+    to_read = refs if by_reference else [r for r in refs if r in booking_ids]
+    await asyncio.gather(*(booking(r) for r in to_read))
     wanted_projects = set(project_ids.values())
     if by_reference:  # a dry run: the projects of the bookings it found
         wanted_projects |= {b.project_id for b in found.bookings.values() if b.project_id}
