@@ -35,8 +35,15 @@ from sodtrack.client.errors import SodtrackError
 from sodtrack.contract.countries import get_country
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
-from sodtrack.loader.checks import check_payments, check_rows, reader_rejection
-from sodtrack.loader.existing import Found, compare_found, find_existing
+from sodtrack.loader.checks import check_moves, check_payments, check_rows, reader_rejection
+from sodtrack.loader.compare import compare
+from sodtrack.loader.existing import (
+    Found,
+    booking_have,
+    booking_want,
+    compare_found,
+    find_existing,
+)
 from sodtrack.loader.ledger import Ledger, StepRecord, upload_id_for
 from sodtrack.loader.load import Loader, LoaderClient, Progress, explain_exception
 from sodtrack.loader.messages import Explanation
@@ -270,20 +277,33 @@ async def _validate_and_load(
             coverage_mode=coverage_mode,
             catalog=catalog,
         )
-        if not dry_run and checked.rejected:
+        # Corrections that move a booking: the new start is checked like a new one's.
+        project_refs = {p.id: ref for ref, p in found.projects.items()}
+        moves = {}
+        for i in existing:
+            booking = found.bookings[rows[i].external_reference]
+            have = booking_have(booking, checked.catalog, project_refs)
+            c = compare("booking", booking_want(rows[i]), have)
+            if c.verdict == "update" and "scheduled_start" in c.changed_fields:
+                moves[i] = booking
+        checked.rejected.update(
+            await check_moves(rows, moves, country, client, availability=check_availability)
+        )
+        refused_as_new = sorted(set(checked.rejected) - existing)
+        if not dry_run and refused_as_new:
             # A row the create checks refuse may be a correction of a record Sodtrack has
             # (a new SKU, or its own booking filling its slot): look those few up by
             # reference, and compare the ones found instead.
             more = await find_existing(
                 rows,
-                sorted(checked.rejected),
+                refused_as_new,
                 country=country.code,
                 ledger=ledger,
                 client=client,
                 by_reference=True,
             )
             found.merge(more)
-            for i in list(checked.rejected):
+            for i in refused_as_new:
                 if rows[i].external_reference in more.bookings:
                     del checked.rejected[i]
                     existing.add(i)

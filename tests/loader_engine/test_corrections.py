@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from sodtrack.bulkload import EXIT_OK, EXIT_REJECTED, exit_code_for
 from sodtrack.client import Credentials, RetryExhausted, SodtrackClient
+from sodtrack.client.errors import RejectedError
 from sodtrack.contract import models as m
 from sodtrack.loader import read_upload
 from sodtrack.loader.cancel import cancel_upload
@@ -523,16 +524,54 @@ async def test_an_update_whose_answer_was_lost_is_settled_by_the_rerun(
     assert _booking(app, ref)["status"] != "cancelled"
 
 
+async def _fill(app: Starlette, row: dict[str, str], start: str) -> None:
+    """Someone else books every contractor of the row's zone at ``start``."""
+    async with sim_client(app) as client:
+        services = {s.sku: s for s in await client.collect_services()}
+        for i in range(50):
+            try:
+                await client.create_booking(
+                    m.BookingCreate(
+                        external_reference=f"OTHER-{row['external_reference']}-{i}",
+                        service_id=services[row["service_sku"]].id,
+                        scheduled_start=_local(start),
+                        customer=m.CustomerIn(first_name="X", last_name="Y", email="x@y.cl"),
+                        address=m.AddressIn(
+                            line1="a",
+                            city="c",
+                            region="r",
+                            postal_code=row["postal_code"],
+                            country="cl",
+                        ),
+                    )
+                )
+            except RejectedError as exc:
+                if exc.code != "slot_unavailable":
+                    raise
+                return
+    raise AssertionError("the slot never filled")
+
+
 async def test_a_new_start_without_capacity_refuses_the_correction(
     app: Starlette, ledger: Ledger, tmp_path: Path
 ) -> None:
-    """A changed start passes the slot checks again: Sodtrack's ``slot_unavailable`` is the
-    answer for the row (a person decides), with the message; the booking keeps its start."""
+    """A changed start passes the slot checks again: with availability checked (the dry
+    run's default) a full slot is refused before writing; without, Sodtrack's
+    ``slot_unavailable`` to the PATCH is the answer (a person decides), with the message; the
+    booking keeps its start either way."""
     rows = await _first_load(app, ledger, tmp_path)
     a, b = [r for r in rows if not r["project_reference"]][:2]
-    b["scheduled_start"] = "2026-07-05 10:00"  # a Sunday: never a slot
+    full = await _free_start(app, b, set())
+    await _fill(app, b, full)
+    b["scheduled_start"] = full
     path = write_rows(tmp_path / "corrected.csv", rows)
     before = _booking(app, b["external_reference"])
+
+    dry = await _load(app, ledger, path, dry_run=True, check_availability=True)
+    refused = next(r for r in dry.rows if r.outcome == "rejected")
+    assert refused.error_code == "no_capacity"
+    assert "changing its scheduled_start was refused" in (refused.message or "")
+
     result = await _load(app, ledger, path)
     row = next(r for r in result.rows if r.outcome == "rejected")
     assert row.error_code == "slot_unavailable"
@@ -541,6 +580,24 @@ async def test_a_new_start_without_capacity_refuses_the_correction(
     assert row.booking_id == before["id"]
     assert _booking(app, b["external_reference"]) == before
     assert _outcomes(result, path)[a["external_reference"]] == "already_existed"
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+async def test_a_new_start_that_is_never_a_slot_is_refused_before_writing(
+    app: Starlette, ledger: Ledger, tmp_path: Path, dry_run: bool
+) -> None:
+    """A Sunday (or a half hour) is refused by the loader itself, in the dry run and in the
+    real run alike, naming the correction; no PATCH is sent."""
+    rows = await _first_load(app, ledger, tmp_path)
+    b = next(r for r in rows if not r["project_reference"])
+    b["scheduled_start"] = "2026-07-05 10:00"  # a Sunday
+    path = write_rows(tmp_path / "corrected.csv", rows)
+    writes = _writes(app)
+    result = await _load(app, ledger, path, dry_run=dry_run)
+    row = next(r for r in result.rows if r.outcome == "rejected")
+    assert row.error_code == "not_a_slot_start"
+    assert (row.message or "").startswith(f"Sodtrack has booking {b['external_reference']}")
+    assert _writes(app) == writes
 
 
 async def test_a_correction_the_create_checks_would_refuse_is_compared_not_refused_as_new(
