@@ -16,7 +16,10 @@ Order, and why:
 
 Rows rejected in steps 1-4 get no write at all. Only rows whose booking has never been sent
 are checked against Sodtrack (a booking sent by an earlier, interrupted run may exist, and its
-own place would make its slot look full).
+own place would make its slot look full). Rows whose booking Sodtrack already holds are not
+checked as creates but compared with it (:mod:`.compare`); of those, a correction that moves
+the booking has its new start checked (:func:`check_moves`: slot shape, and capacity in the
+booking's zone when availability is checked) before any ``PATCH``.
 """
 
 from __future__ import annotations
