@@ -6,8 +6,8 @@ created with their message and fix, links to the files).
 
 Final state:
 
-* ``Completed`` when every row was created or already existed (a dry run: every row would
-  be created);
+* ``Completed`` when every row was created, updated or already existed (a dry run: every
+  row would be created or updated);
 * ``Failed`` otherwise, including when rows were only rejected: rejected rows are work for a
   person, and a failed run is what alerts them. The message says both things the issue asks
   for: whether every row was accounted for, and how many rows were rejected, skipped or

@@ -24,7 +24,8 @@ Exit codes (the worst class wins, in this order)
        that is taken), or ``skipped_dependency`` behind a rejected row. Nothing waits for a
        re-run. They are in the rejects file with a message and a suggested fix; fix them
        there and upload that file.
-``0``  every row was created or already existed (a dry run: every row would be created).
+``0``  every row was created, updated or already existed (a dry run: every row would be
+       created or updated).
 
 ``skipped_dependency`` has no code of its own: a skipped row is always behind another row's
 failure, and what to do about it is that failure's (re-run for a transient one, fix the
@@ -65,7 +66,8 @@ EXIT_REJECTED: Final = 4
 EXIT_INCOMPLETE: Final = 5
 
 EXIT_CODES: Final[Mapping[int, str]] = {
-    EXIT_OK: "every row was created or already existed (dry run: every row would be created)",
+    EXIT_OK: "every row was created, updated or already existed (dry run: every row would be "
+    "created or updated)",
     EXIT_UNUSABLE: "nothing was loaded: the file or the command cannot be used as it is",
     EXIT_REJECTED: "some rows were rejected (or skipped behind a rejected row): fix them in "
     "the rejects file and upload it",
@@ -209,7 +211,7 @@ class LoadRun:
                 f"{r.upload_id}: the file cannot be loaded ({len(r.upload_errors)} file-level "
                 f"error(s): {r.upload_errors[0]}); nothing was written"
             )
-        done = "would be created" if r.dry_run else "created or already existed"
+        done = "would be created or updated" if r.dry_run else "created, updated or already existed"
         parts = ", ".join(f"{n} {o}" for o, n in r.counts.items() if n)
         accounted = (
             f"all {total} rows accounted for"

@@ -288,7 +288,8 @@ the same upload right now;
 4  some rows were rejected (or skipped behind a rejected row): fix them in the rejects file
 and upload that file;
 
-0  every row was created or already existed (dry run: every row would be created)."""
+0  every row was created, updated or already existed (dry run: every row would be created
+or updated)."""
 
 
 def _country_code(country: str | None) -> str:

@@ -302,8 +302,10 @@ def instructions(country: Country, catalog: CatalogLists) -> list[str]:
         "",
         "# What a load answers",
         "Every row gets exactly one outcome in the results file (CSV and XLSX, same order as "
-        "this sheet): created, already_existed, rejected, skipped_dependency, "
-        "failed_transient (or would_create in a dry run), with a message and a suggested fix.",
+        "this sheet): created, updated, already_existed, rejected, skipped_dependency, "
+        "failed_transient (or would_create / would_update in a dry run), with a message and "
+        "a suggested fix. A row already in Sodtrack with another start, notes or project or "
+        "stage name is updated; other differences are rejected, naming the fields.",
         "Rows to fix are also in a rejects file with your columns as you wrote them: fix "
         "them there and upload that file. Loading the same file again creates nothing twice.",
         "",

@@ -171,7 +171,13 @@ async def artifacts_task(run: LoadRun) -> dict[str, Any]:
     await acreate_table_artifact(
         key=REJECTED_KEY,
         table=problems
-        or [{"row": "", "outcome": "", "message": "every row was created or already existed"}],
+        or [
+            {
+                "row": "",
+                "outcome": "",
+                "message": "every row was created, updated or already existed",
+            }
+        ],
         description=f"{shown}: {label}",
     )
     await acreate_link_artifact(

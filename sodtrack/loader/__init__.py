@@ -21,7 +21,8 @@ The load engine, on top of it (pure library too; it talks to Sodtrack through th
 Engine modules: :mod:`.ledger` (durable state), :mod:`.plan` (what to write, in which order),
 :mod:`.catalog` / :mod:`.checks` (validation against Sodtrack), :mod:`.load` (the writes),
 :mod:`.verdicts` / :mod:`.answers` / :mod:`.outcomes` (one answer per row), :mod:`.engine`
-(``run_upload``), :mod:`.results` (files), :mod:`.messages` (plain-language errors),
+(``run_upload``), :mod:`.existing` / :mod:`.compare` (rows Sodtrack already has: corrections),
+:mod:`.results` (files), :mod:`.messages` (plain-language errors),
 :mod:`.cancel`, :mod:`.synth` (synthetic uploads for demos and benchmarks).
 """
 

@@ -4,13 +4,19 @@ as the ledger keeps them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, tzinfo
 from decimal import Decimal
 
 from sodtrack.loader.checks import Checked
+from sodtrack.loader.compare import Comparison, describe
 from sodtrack.loader.ledger import RowRecord, StepRecord
-from sodtrack.loader.messages import Explanation
-from sodtrack.loader.outcomes import RowResult
-from sodtrack.loader.plan import LoadPlan, StepRef
+from sodtrack.loader.messages import (
+    Explanation,
+    explain_correction_refused,
+    explain_dependency,
+)
+from sodtrack.loader.outcomes import Outcome, RowResult, StepStatus
+from sodtrack.loader.plan import LoadPlan, RowSteps, StepRef
 from sodtrack.loader.rows import BookingRow
 from sodtrack.loader.verdicts import explanation_of, row_verdict
 
@@ -67,6 +73,35 @@ def _rejected(
     )
 
 
+def _refusal(
+    steps: RowSteps, found: Mapping[StepRef, tuple[str, Comparison]], tz: tzinfo
+) -> tuple[str, str, Explanation] | None:
+    """A dry run's correction refusal for the row: (failed step, Sodtrack id, why)."""
+    for label, ref in steps.ordered():
+        hit = found.get(ref)
+        if hit is None or hit[1].verdict != "refuse":
+            continue
+        sodtrack_id, c = hit
+        why = explain_correction_refused(
+            resource=c.resource,
+            reference=ref[1],
+            sodtrack_id=sodtrack_id,
+            differences=describe(c.differences, tz),
+            cancelled=c.cancelled,
+        )
+        if label == "project" and not steps.project_is_own:
+            dep = explain_dependency(
+                parent_step="project", parent_key=ref[1], parent=why, own_step="booking"
+            )
+            return (
+                label,
+                sodtrack_id,
+                Explanation(dep.code, "dependency", dep.message, dep.suggested_fix),
+            )
+        return label, sodtrack_id, why
+    return None
+
+
 def dry_answers(
     rows: list[BookingRow],
     plan: LoadPlan,
@@ -75,7 +110,15 @@ def dry_answers(
     states: Mapping[StepRef, StepRecord],
     payment_refused: Mapping[int, Explanation],
     warnings: Mapping[int, tuple[str, ...]],
+    found: Mapping[StepRef, tuple[str, Comparison]] | None = None,
+    known_payments: frozenset[str] = frozenset(),
+    tz: tzinfo = UTC,
 ) -> list[RowResult]:
+    """A dry run's answers. ``found``: records Sodtrack already holds for planned steps,
+    compared with the rows (:func:`sodtrack.loader.existing.compare_found`): refused →
+    ``rejected``, changes → ``would_update``, identical → counted as existing.
+    ``known_payments``: payment references the ledger knows exist."""
+    found = found or {}
     out: list[RowResult] = []
     for i, row in enumerate(rows):
         if i in reader_rejected:
@@ -87,6 +130,28 @@ def dry_answers(
         rec = states.get(("booking", row.external_reference))
         if rec is not None and rec.state == "rejected":
             out.append(_rejected(i, row, explanation_of(rec), "booking", warnings[i]))
+            continue
+        steps = plan.by_position[i]
+        refusal = _refusal(steps, found, tz)
+        if refusal is not None:
+            label, sodtrack_id, why = refusal
+            out.append(
+                RowResult(
+                    i,
+                    row.sheet,
+                    row.row_number,
+                    "skipped_dependency" if why.kind == "dependency" else "rejected",
+                    failed_step=label,
+                    error_code=why.code,
+                    error_kind=why.kind,
+                    message=why.message,
+                    suggested_fix=why.suggested_fix,
+                    booking_id=sodtrack_id if label == "booking" else None,
+                    project_id=sodtrack_id if label == "project" else None,
+                    steps={label: "rejected"},
+                    warnings=warnings[i],
+                )
+            )
             continue
         if i in payment_refused:
             why = payment_refused[i]
@@ -106,26 +171,46 @@ def dry_answers(
                 )
             )
             continue
-        steps = plan.by_position[i]
-        statuses = {
-            label: (
-                "existing" if (s := states.get(ref)) is not None and s.state == "done" else "ok"
-            )
-            for label, ref in steps.ordered()
+        statuses: dict[str, StepStatus] = {
+            label: _dry_status(ref, states, found, known_payments) for label, ref in steps.ordered()
         }
-        exists = all(v == "existing" for v in statuses.values())
+        outcome: Outcome = "already_existed"
+        if any(v == "ok" for v in statuses.values()):
+            outcome = "would_create"
+        elif any(v == "would_update" for v in statuses.values()):
+            outcome = "would_update"
+        booking_id = rec.sodtrack_id if rec is not None and rec.state == "done" else None
+        if booking_id is None and steps.booking in found:
+            booking_id = found[steps.booking][0]
         out.append(
             RowResult(
                 i,
                 row.sheet,
                 row.row_number,
-                "already_existed" if exists else "would_create",
-                booking_id=rec.sodtrack_id if rec is not None and rec.state == "done" else None,
-                steps=statuses,  # type: ignore[arg-type]
+                outcome,
+                booking_id=booking_id,
+                steps=statuses,
                 warnings=warnings[i],
             )
         )
     return out
+
+
+def _dry_status(
+    ref: StepRef,
+    states: Mapping[StepRef, StepRecord],
+    found: Mapping[StepRef, tuple[str, Comparison]],
+    known_payments: frozenset[str],
+) -> StepStatus:
+    rec = states.get(ref)
+    if rec is not None and rec.state == "done":
+        return "existing"
+    hit = found.get(ref)
+    if hit is not None:
+        return "would_update" if hit[1].verdict == "update" else "existing"
+    if ref[0] == "payment" and ref[1] in known_payments:
+        return "existing"
+    return "ok"
 
 
 def row_record(i: int, row: BookingRow) -> RowRecord:

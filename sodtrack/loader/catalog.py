@@ -87,18 +87,41 @@ SkuProblem = Literal[
 class Catalog:
     services_by_sku: dict[str, Service] = field(default_factory=dict)
     variants_by_service: dict[str, dict[str, Variant]] = field(default_factory=dict)
+    _sku_by_id: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    async def load(cls, client: CatalogClient, wanted: Iterable[tuple[str, str | None]]) -> Catalog:
-        """Read what the ``(service_sku, variant_sku)`` pairs need, and nothing more."""
+    async def load(
+        cls,
+        client: CatalogClient,
+        wanted: Iterable[tuple[str, str | None]],
+        variants_of: Iterable[str] = (),
+    ) -> Catalog:
+        """Read what the ``(service_sku, variant_sku)`` pairs need, and nothing more; and the
+        variants of the services ``variants_of`` names by id (existing bookings' services,
+        so that a correction's message names their variant by SKU)."""
         services = await client.collect_services()
         by_sku = {s.sku: s for s in services}
-        need_variants = sorted({by_sku[s].id for s, v in wanted if v is not None and s in by_sku})
+        known = {s.id for s in services}
+        need_variants = sorted(
+            {by_sku[s].id for s, v in wanted if v is not None and s in by_sku}
+            | {sid for sid in variants_of if sid in known}
+        )
         lists = await asyncio.gather(*(client.collect_variants(sid) for sid in need_variants))
         variants = {
             sid: {v.sku: v for v in vs} for sid, vs in zip(need_variants, lists, strict=True)
         }
         return cls(by_sku, variants)
+
+    def service_sku(self, service_id: str) -> str | None:
+        """The SKU of a service id (None if the catalog has no such service)."""
+        if len(self._sku_by_id) != len(self.services_by_sku):
+            self._sku_by_id = {s.id: sku for sku, s in self.services_by_sku.items()}
+        return self._sku_by_id.get(service_id)
+
+    def variant_sku(self, service_id: str, variant_id: str) -> str | None:
+        """The SKU of a variant id among the variants read for its service."""
+        variants = self.variants_by_service.get(service_id, {})
+        return next((v.sku for v in variants.values() if v.id == variant_id), None)
 
     def resolve(self, service_sku: str, variant_sku: str | None) -> Resolved | SkuProblem:
         service = self.services_by_sku.get(service_sku)

@@ -16,7 +16,10 @@ Order, and why:
 
 Rows rejected in steps 1-4 get no write at all. Only rows whose booking has never been sent
 are checked against Sodtrack (a booking sent by an earlier, interrupted run may exist, and its
-own place would make its slot look full).
+own place would make its slot look full). Rows whose booking Sodtrack already holds are not
+checked as creates but compared with it (:mod:`.compare`); of those, a correction that moves
+the booking has its new start checked (:func:`check_moves`: slot shape, and capacity in the
+booking's zone when availability is checked) before any ``PATCH``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from sodtrack.contract.countries import Country
+from sodtrack.contract.models import Booking
 from sodtrack.loader.catalog import (
     Catalog,
     CatalogClient,
@@ -38,7 +42,7 @@ from sodtrack.loader.catalog import (
     local_text,
     slot_shape_problem,
 )
-from sodtrack.loader.messages import Explanation, explain_check
+from sodtrack.loader.messages import Explanation, explain_check, explain_correction_failed
 from sodtrack.loader.rows import BookingRow
 
 
@@ -202,4 +206,57 @@ def check_payments(
                 )
                 continue
             paid += row.payment_amount
+    return refused
+
+
+async def check_moves(
+    rows: Sequence[BookingRow],
+    moves: Mapping[int, Booking],
+    country: Country,
+    client: CatalogClient,
+    *,
+    availability: bool,
+) -> dict[int, Explanation]:
+    """Corrections that move an existing booking to a new start (``moves``: position → the
+    booking Sodtrack has): the new start must be a slot start, and (``availability``) a
+    slot of the booking's zone with capacity. Refused ones are answered before any PATCH,
+    naming the correction; the others go to ``PATCH``, where Sodtrack checks the slot again."""
+    refused: dict[int, Explanation] = {}
+
+    def refuse(pos: int, code: str, **extra: Any) -> None:
+        row = rows[pos]
+        why = explain_check(code, {**row_context(row, country), **extra})
+        refused[pos] = explain_correction_failed(
+            resource="booking",
+            reference=row.external_reference,
+            fields="scheduled_start",
+            why=why,
+        )
+
+    demands = []
+    for pos, booking in sorted(moves.items()):
+        start = rows[pos].scheduled_start
+        if start is None or slot_shape_problem(start, country):
+            refuse(pos, "not_a_slot_start")
+            continue
+        demands.append(
+            SlotDemand(
+                pos,
+                booking.zone_id,
+                booking.service_id,
+                booking.variant_id,
+                booking.address.postal_code,
+                start,
+            )
+        )
+    if availability and demands:
+        for verdict in await check_availability(client, demands, country):
+            zone = next(d.zone_id for d in demands if d.position == verdict.position)
+            refuse(
+                verdict.position,
+                verdict.problem,
+                zone=zone,
+                capacity=verdict.capacity,
+                demand=verdict.demand,
+            )
     return refused

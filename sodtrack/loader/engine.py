@@ -2,10 +2,14 @@
 
 :func:`run_upload` runs in three phases:
 
-1. **Validate before any write** (:mod:`.checks`): the reader's errors, then SKUs, coverage,
-   slot shape and (optionally) capacity against Sodtrack, then payments against each
-   project's total. A dry run stops here, writes nothing, and answers ``would_create`` for
-   rows that passed, with the notice that availability can change before the real run.
+1. **Validate before any write** (:mod:`.checks`): the reader's errors; then the records
+   Sodtrack already holds under the rows' references (:mod:`.existing`: the ledger's memory
+   of other uploads, and in a dry run a lookup by reference), which are *compared* with their
+   rows (:mod:`.compare`) instead of being checked as creates; then for the others SKUs,
+   coverage, slot shape and (optionally) capacity against Sodtrack; then payments against
+   each project's total. A dry run stops here, writes nothing, and answers
+   ``would_create`` / ``would_update`` / ``rejected`` (a correction the API cannot apply),
+   with the notice that availability can change before the real run.
 2. **Load** the plan (:mod:`.plan`): per project, in order, project → its bookings
    (concurrently) → its stages (holding the bookings created) → its payments (file order);
    projects concurrently with each other and with the plain bookings. Concurrency is
@@ -31,7 +35,15 @@ from sodtrack.client.errors import SodtrackError
 from sodtrack.contract.countries import get_country
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
-from sodtrack.loader.checks import check_payments, check_rows, reader_rejection
+from sodtrack.loader.checks import check_moves, check_payments, check_rows, reader_rejection
+from sodtrack.loader.compare import compare
+from sodtrack.loader.existing import (
+    Found,
+    booking_have,
+    booking_want,
+    compare_found,
+    find_existing,
+)
 from sodtrack.loader.ledger import Ledger, StepRecord, upload_id_for
 from sodtrack.loader.load import Loader, LoaderClient, Progress, explain_exception
 from sodtrack.loader.messages import Explanation
@@ -211,25 +223,51 @@ async def _validate_and_load(
         for i, r in enumerate(rows)
         if i not in reader_rejected
     }
-    # Only bookings never sent are checked against Sodtrack (module docstring of .checks);
-    # bookings an earlier run sent but did not finish only need their SKUs for the body.
-    never_sent = [
+    open_rows = [
         i
         for i, rec in booking_state.items()
-        if rec is None or (rec.attempts == 0 and rec.state != "rejected")
+        if rec is None or rec.state not in ("done", "rejected")
     ]
-    late = [
-        i
-        for i, rec in booking_state.items()
-        if rec is not None and rec.attempts > 0 and rec.state not in ("done", "rejected")
-    ]
-    wanted = {(rows[i].service_sku, rows[i].variant_sku) for i in (*never_sent, *late)}
     prior_rejected = {
         i for i, rec in booking_state.items() if rec is not None and rec.state == "rejected"
     }
     warnings = {i: tuple(w.message for w in r.warnings) for i, r in enumerate(rows)}
+    found = Found()
+    existing: set[int] = set()
     try:
-        catalog = await Catalog.load(client, wanted) if wanted else None
+        # Rows whose reference Sodtrack already holds (the ledger knows it from another
+        # upload; a dry run also asks by reference) are compared with Sodtrack's record
+        # (:mod:`.compare`), not checked as creates.
+        found = await find_existing(
+            rows,
+            open_rows,
+            country=country.code,
+            ledger=ledger,
+            client=client,
+            by_reference=dry_run,
+        )
+        existing = {i for i in open_rows if rows[i].external_reference in found.bookings}
+        # Only bookings never sent are checked against Sodtrack (module docstring of .checks);
+        # bookings an earlier run sent but did not finish only need their SKUs for the body.
+        never_sent = [
+            i
+            for i, rec in booking_state.items()
+            if i not in existing
+            and (rec is None or (rec.attempts == 0 and rec.state not in ("done", "rejected")))
+        ]
+        late = [
+            i
+            for i, rec in booking_state.items()
+            if i not in existing
+            and rec is not None
+            and rec.attempts > 0
+            and rec.state not in ("done", "rejected")
+        ]
+        wanted = {
+            (rows[i].service_sku, rows[i].variant_sku) for i in (*never_sent, *late, *existing)
+        }
+        variants_of = {b.service_id for b in found.bookings.values() if b.variant_id}
+        catalog = await Catalog.load(client, wanted, variants_of) if wanted else None
         checked = await check_rows(
             rows,
             never_sent,
@@ -239,6 +277,36 @@ async def _validate_and_load(
             coverage_mode=coverage_mode,
             catalog=catalog,
         )
+        # Corrections that move a booking: the new start is checked like a new one's.
+        project_refs = {p.id: ref for ref, p in found.projects.items()}
+        moves = {}
+        for i in existing:
+            booking = found.bookings[rows[i].external_reference]
+            have = booking_have(booking, checked.catalog, project_refs)
+            c = compare("booking", booking_want(rows[i]), have)
+            if c.verdict == "update" and "scheduled_start" in c.changed_fields:
+                moves[i] = booking
+        checked.rejected.update(
+            await check_moves(rows, moves, country, client, availability=check_availability)
+        )
+        refused_as_new = sorted(set(checked.rejected) - existing)
+        if not dry_run and refused_as_new:
+            # A row the create checks refuse may be a correction of a record Sodtrack has
+            # (a new SKU, or its own booking filling its slot): look those few up by
+            # reference, and compare the ones found instead.
+            more = await find_existing(
+                rows,
+                refused_as_new,
+                country=country.code,
+                ledger=ledger,
+                client=client,
+                by_reference=True,
+            )
+            found.merge(more)
+            for i in refused_as_new:
+                if rows[i].external_reference in more.bookings:
+                    del checked.rejected[i]
+                    existing.add(i)
     except SodtrackError as exc:
         # The checks could not complete: nothing is written; every row still gets its answer
         # (what the ledger already knows, else "failed_transient, re-run").
@@ -257,6 +325,8 @@ async def _validate_and_load(
     excluded = set(reader_rejected) | set(checked.rejected) | prior_rejected
 
     price_of: dict[int, Decimal] = {i: r.price for i, r in checked.resolved.items()}
+    for i in existing:
+        price_of[i] = found.bookings[rows[i].external_reference].price
     for i, rec in booking_state.items():
         if i not in price_of and rec is not None and "price" in rec.data:
             price_of[i] = Decimal(str(rec.data["price"]))
@@ -282,9 +352,25 @@ async def _validate_and_load(
             else " (slot availability was not)"
         )
         results = dry_answers(
-            rows, plan, reader_rejected, checked, states, payment_refused, warnings
+            rows,
+            plan,
+            reader_rejected,
+            checked,
+            states,
+            payment_refused,
+            warnings,
+            found=compare_found(rows, plan, found, checked.catalog),
+            known_payments=found.payments,
+            tz=country.tz,
         )
-        return results, [DRY_RUN_NOTICE.format(avail=avail)]
+        notices = [DRY_RUN_NOTICE.format(avail=avail)]
+        if found.unread:
+            notices.append(
+                f"{len(found.unread)} reference(s) could not be looked up in Sodtrack (it did "
+                "not answer in time): those rows may exist already; the real run compares "
+                "them with Sodtrack's records before changing anything."
+            )
+        return results, notices
 
     # Persist the pre-write rejections: rejected is final for this upload, never retried.
     for i, why in checked.rejected.items():
@@ -328,6 +414,7 @@ async def _validate_and_load(
         states=states,
         concurrency=concurrency,
         progress=progress,
+        found=found,
     )
     await load.run()
 

@@ -33,7 +33,9 @@ Tables
     ``created`` (this upload created it, as opposed to finding it existing: only those are
     cancelled), ``done_run`` (the run that completed it: a row is ``created`` in that run,
     ``already_existed`` in later ones), error fields, ``attempts``, ``data_json`` (e.g. the
-    booking ids a stage holds, a booking's price), ``updated_at``.
+    booking ids a stage holds, a booking's price; ``existing``/``update``/``updated_run`` for
+    a correction applied to a record the upload found), ``updated_at``. Steps with a
+    ``sodtrack_id`` are also the ledger's memory across uploads (:meth:`Ledger.known_ids`).
 
 Step protocol
 -------------
@@ -575,8 +577,25 @@ class Ledger:
                     )
                 )
 
-    def mark_in_flight(self, upload_id: str, kind: StepKind, key: str) -> None:
-        """Committed before the request: a crash from here on leaves a step to reconcile."""
+    def mark_in_flight(
+        self,
+        upload_id: str,
+        kind: StepKind,
+        key: str,
+        *,
+        sodtrack_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Committed before the request: a crash from here on leaves a step to reconcile.
+
+        ``sodtrack_id`` and ``data`` are given for an *update* of an existing record (a
+        correction): the record's id, and ``{"existing": True, ...}`` so that the next run
+        knows the record is not this upload's creation."""
+        extra: dict[str, Any] = {}
+        if sodtrack_id is not None:
+            extra["sodtrack_id"] = sodtrack_id
+        if data is not None:
+            extra["data_json"] = json.dumps(dict(data), sort_keys=True)
         with self._tx() as conn:
             result = conn.execute(
                 sa.update(steps_table)
@@ -585,7 +604,12 @@ class Ledger:
                     steps_table.c.kind == kind,
                     steps_table.c.key == key,
                 )
-                .values(state="in_flight", attempts=steps_table.c.attempts + 1, updated_at=_now())
+                .values(
+                    state="in_flight",
+                    attempts=steps_table.c.attempts + 1,
+                    updated_at=_now(),
+                    **extra,
+                )
             )
             if result.rowcount == 0:
                 conn.execute(
@@ -597,8 +621,36 @@ class Ledger:
                         created=False,
                         attempts=1,
                         updated_at=_now(),
+                        **extra,
                     )
                 )
+
+    def known_ids(self, country: str, kind: StepKind, keys: Iterable[str]) -> dict[str, str]:
+        """Reference → Sodtrack id of the records of ``kind`` any (real) upload of
+        ``country`` created or found: the ledger's memory across uploads, used to compare a
+        re-uploaded row with Sodtrack's current record before writing."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, str] = {}
+        if not wanted:
+            return found
+        with self._tx() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                stmt = (
+                    sa.select(steps_table.c.key, steps_table.c.sodtrack_id)
+                    .join(uploads_table, uploads_table.c.upload_id == steps_table.c.upload_id)
+                    .where(
+                        uploads_table.c.country == country,
+                        uploads_table.c.dry_run.is_(False),
+                        steps_table.c.kind == kind,
+                        steps_table.c.key.in_(chunk),
+                        steps_table.c.sodtrack_id.is_not(None),
+                    )
+                    .order_by(steps_table.c.updated_at)
+                )
+                for key, sodtrack_id in conn.execute(stmt):
+                    found[str(key)] = str(sodtrack_id)
+        return found
 
     def mark_done(
         self,

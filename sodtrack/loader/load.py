@@ -25,6 +25,17 @@ Errors, from the client's classification:
   (they would all fail the same way); fix the credentials and re-run;
 * anything else is a bug: it propagates, and the ledger still knows what was sent.
 
+Corrections: a record that already exists (known before the run, or answered by a ``409`` /
+found by reference) is compared with its row (:mod:`.compare`, :meth:`Loader.settle`):
+identical → ``done``; only fields the API can change differ (a booking's start and notes, a
+project's or stage's name) → ``PATCH`` with absolute values under the same in-flight protocol
+(the step is marked ``in_flight`` with the record's id and ``{"existing": true, "update":
+[...]}`` first, so a lost answer is settled by the next run reading the record, and the record
+is never taken for one this upload created), then ``done`` with ``updated_run``: the row is
+``updated``; a refused PATCH (``slot_unavailable`` for a new start) rejects the row with the
+API's reason; any other difference → ``rejected`` (``correction_not_allowed``) naming every
+differing field with both values, nothing applied.
+
 A write not attempted because a parent failed is ``skipped`` in the ledger, naming the parent
 and its cause; it is re-evaluated on the next run (and then succeeds if the cause was
 transient).
@@ -52,11 +63,24 @@ from sodtrack.contract import models as m
 from sodtrack.contract.countries import Country
 from sodtrack.loader.catalog import CatalogClient
 from sodtrack.loader.checks import Checked, row_context
+from sodtrack.loader.compare import Comparison, compare, describe
+from sodtrack.loader.existing import (
+    ExistingClient,
+    Found,
+    booking_have,
+    booking_want,
+    payment_have,
+    payment_want,
+    project_have,
+    project_want,
+)
 from sodtrack.loader.ledger import ErrorKind, Ledger, StepRecord
 from sodtrack.loader.messages import (
     Explanation,
     explain_api_error,
     explain_check,
+    explain_correction_failed,
+    explain_correction_refused,
     explain_dependency,
     explain_transient,
 )
@@ -75,9 +99,11 @@ Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``; phases ``validate`` and ``load``."""
 
 
-class LoaderClient(CatalogClient, Protocol):
+class LoaderClient(CatalogClient, ExistingClient, Protocol):
     """What the engine needs of :class:`~sodtrack.client.SodtrackClient`."""
 
+    async def update_booking(self, booking_id: str, body: m.BookingUpdate) -> m.Booking: ...
+    async def update_project(self, project_id: str, body: m.ProjectUpdate) -> m.Project: ...
     async def create_project(self, body: m.ProjectCreate) -> WriteResult[m.Project]: ...
     async def create_booking(self, body: m.BookingCreate) -> WriteResult[m.Booking]: ...
     async def create_stage(self, project_id: str, body: m.StageCreate) -> WriteResult[m.Stage]: ...
@@ -121,6 +147,14 @@ class _Halt:
     why: Explanation
 
 
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """How a step compares an existing record with its row, and applies a difference."""
+
+    compare: Callable[[Any], Comparison]
+    patch: Callable[[str, Comparison], Awaitable[Any]] | None = None
+
+
 class Loader:
     """One run's writes. Keeps an in-memory mirror of the ledger's steps for decisions; the
     ledger itself is written through at every transition."""
@@ -139,7 +173,9 @@ class Loader:
         states: dict[StepRef, StepRecord],
         concurrency: int,
         progress: Progress | None,
+        found: Found | None = None,
     ) -> None:
+        self.found = found or Found()
         self.rows = rows
         self.country = country
         self.client = client
@@ -249,8 +285,12 @@ class Loader:
         call: Callable[[], Awaitable[WriteResult[Any]]],
         ctx: Mapping[str, Any],
         data: Callable[[Any], dict[str, Any]] = lambda _r: {},
+        correct: Correction | None = None,
     ) -> str | None:
-        """Run one create under the in-flight protocol; the Sodtrack id, or None if failed."""
+        """Run one create under the in-flight protocol; the Sodtrack id, or None if failed.
+
+        A record found existing (``409``, or found by reference) is compared with the row
+        through ``correct`` (:meth:`settle`): identical, updated, or refused."""
         rec = self._rec(ref)
         if rec.state == "done":
             return rec.sodtrack_id
@@ -259,7 +299,8 @@ class Loader:
         if self.halted is not None:
             self.fail(ref, "failed_transient", self.halted.why)
             return None
-        sent_before = rec.attempts > 0
+        # An update of an existing record left in flight is not a create of ours.
+        sent_before = rec.attempts > 0 and not rec.data.get("existing")
         self.ledger.mark_in_flight(self.upload_id, ref[0], ref[1])
         self._set(ref, state="in_flight", attempts=rec.attempts + 1)
         try:
@@ -275,8 +316,80 @@ class Loader:
         # Ours: seen created, or reconciled after our own ambiguous attempt, or found existing
         # after an earlier run of this upload had sent it (see the module docstring).
         created = result.created or result.reconciled or sent_before
+        if not result.created and correct is not None and result.resource is not None:
+            return await self.settle(ref, result.id, result.resource, correct, ctx, data, created)
         self.done(ref, result.id, created, data(result.resource))
         return result.id
+
+    async def settle(
+        self,
+        ref: StepRef,
+        sodtrack_id: str,
+        record: Any,
+        correct: Correction,
+        ctx: Mapping[str, Any],
+        data: Callable[[Any], dict[str, Any]],
+        created: bool = False,
+    ) -> str | None:
+        """An existing record against the row: identical → done; patchable differences →
+        ``PATCH`` under the in-flight protocol (absolute values: repeating it is harmless),
+        done and marked updated by this run; anything else → rejected naming the fields."""
+        comparison = correct.compare(record)
+        verdict = comparison.verdict
+        if verdict == "identical":
+            pending = self._rec(ref).data.get("update")
+            if pending:
+                # An earlier run sent this update and lost the answer: it was applied, and
+                # the run that completes the step reports it (as with a create).
+                update = {"updated_run": self.run_no, "updated": pending}
+                self.done(ref, sodtrack_id, False, {**data(record), **update})
+            else:
+                self.done(ref, sodtrack_id, created, data(record))
+            return sodtrack_id
+        differing = describe(comparison.differences, self.country.tz)
+        if verdict == "refuse":
+            why = explain_correction_refused(
+                resource=comparison.resource,
+                reference=ref[1] if ref[0] != "stage" else str(ctx.get("stage")),
+                sodtrack_id=sodtrack_id,
+                differences=differing,
+                cancelled=comparison.cancelled,
+            )
+            self.fail(ref, "rejected", why, sodtrack_id=sodtrack_id, data={"existing": True})
+            return None
+        if self.halted is not None:
+            self.fail(ref, "failed_transient", self.halted.why, sodtrack_id=sodtrack_id)
+            return None
+        fields = list(comparison.changed_fields)
+        note = {"existing": True, "update": fields}
+        self.ledger.mark_in_flight(
+            self.upload_id, ref[0], ref[1], sodtrack_id=sodtrack_id, data=note
+        )
+        self._set(ref, state="in_flight", sodtrack_id=sodtrack_id, data=note)
+        assert correct.patch is not None, "a patchable difference without a PATCH"
+        try:
+            updated = await correct.patch(sodtrack_id, comparison)
+        except SodtrackError as exc:
+            why = explain_exception(exc, ref[0], ctx)
+            if isinstance(exc, NeedsAPerson):
+                why = Explanation(why.code, "conflict", why.message, why.suggested_fix)
+            why = explain_correction_failed(
+                resource=comparison.resource,
+                reference=ref[1],
+                fields=" and ".join(fields),
+                why=why,
+            )
+            self.fail(ref, state_for(exc), why, sodtrack_id=sodtrack_id, data=note)
+            if isinstance(exc, AuthError):
+                self.halted = _Halt(why)
+            return None
+        self.done(
+            ref,
+            sodtrack_id,
+            False,
+            {**data(updated), "updated_run": self.run_no, "updated": fields},
+        )
+        return sodtrack_id
 
     # ----------------------------------------------------------- units of work
 
@@ -305,7 +418,19 @@ class Loader:
             customer=self._customer(src),
             address=self._address(src),
         )
-        project_id = await self.attempt(p.step.ref, lambda: self.client.create_project(body), ctx)
+        want = project_want(src, p.name)
+        correct = Correction(
+            lambda project: compare("project", want, project_have(project)),
+            lambda pid, c: self.client.update_project(pid, m.ProjectUpdate(**c.patch_body())),
+        )
+        known = self.found.projects.get(p.reference)
+        project_id: str | None
+        if known is not None and self._rec(p.step.ref).state not in ("done", "rejected"):
+            project_id = await self.settle(p.step.ref, known.id, known, correct, ctx, lambda _r: {})
+        else:
+            project_id = await self.attempt(
+                p.step.ref, lambda: self.client.create_project(body), ctx, correct=correct
+            )
         if project_id is None:
             for b in p.bookings:
                 self._skip_if_open(b.step.ref, p.step.ref)
@@ -330,6 +455,21 @@ class Loader:
         rec = self._rec(b.step.ref)
         if rec.state in ("done", "rejected"):
             return
+        ctx = row_context(row, self.country)
+        want = booking_want(row)
+        projects = {project_id: row.project_reference or ""} if project_id else {}
+        correct = Correction(
+            lambda bk: compare("booking", want, booking_have(bk, self.checked.catalog, projects)),
+            lambda bid, c: self.client.update_booking(bid, m.BookingUpdate(**c.patch_body())),
+        )
+
+        def price(bk: m.Booking) -> dict[str, Any]:
+            return {"price": f"{bk.price:f}", "currency": bk.currency}
+
+        known = self.found.bookings.get(row.external_reference)
+        if known is not None:
+            await self.settle(b.step.ref, known.id, known, correct, ctx, price)
+            return
         if resolved is None:
             # Sent by an earlier run, and its SKU no longer resolves: the booking may exist,
             # so this is not final; a person should look (the message says what changed).
@@ -347,10 +487,7 @@ class Loader:
             project_id=project_id,
         )
         await self.attempt(
-            b.step.ref,
-            lambda: self.client.create_booking(body),
-            row_context(row, self.country),
-            lambda bk: {"price": f"{bk.price:f}", "currency": bk.currency},
+            b.step.ref, lambda: self.client.create_booking(body), ctx, price, correct
         )
 
     async def _stage(self, s: StageLoad, project_id: str) -> None:
@@ -384,8 +521,14 @@ class Loader:
             stage_holder["have"] = list(stage.booking_ids)
             return {"booking_ids": sorted(stage.booking_ids)}
 
+        correct = Correction(
+            lambda st: compare("stage", {"stage_name": s.name}, {"stage_name": st.name}),
+            lambda sid, c: self.client.update_stage(
+                project_id, sid, m.StageUpdate(**c.patch_body())
+            ),
+        )
         stage_id = await self.attempt(
-            ref, lambda: self.client.create_stage(project_id, body), ctx, note
+            ref, lambda: self.client.create_stage(project_id, body), ctx, note, correct
         )
         if stage_id is None:
             return
@@ -446,10 +589,12 @@ class Loader:
             paid_at=y.paid_at,
             stage_id=stage_id,
         )
+        want = payment_want(y.amount, body.currency, y.method, y.paid_at, stage_id)
         await self.attempt(
             ref,
             lambda: self.client.create_payment(project_id, body),
             row_context(self.rows[y.position], self.country),
+            correct=Correction(lambda pay: compare("payment", want, payment_have(pay))),
         )
 
     # ----------------------------------------------------------- bodies

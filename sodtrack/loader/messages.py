@@ -339,3 +339,56 @@ def explain_dependency(
         f"The {own} was not attempted because {label} {parent_key} failed: {parent.message}",
         fix,
     )
+
+
+_RESOURCE_LABELS: Final[Mapping[str, str]] = {
+    "booking": "booking",
+    "project": "project",
+    "stage": "stage",
+    "payment": "payment",
+}
+CHANGEABLE: Final = (
+    "the API can change only a booking's start and notes, a project's name and a stage's name"
+)
+
+
+def explain_correction_refused(
+    *, resource: str, reference: str, sodtrack_id: str, differences: str, cancelled: bool = False
+) -> Explanation:
+    """A re-uploaded row that differs from Sodtrack's record in what the API cannot change.
+
+    ``differences`` is :func:`sodtrack.loader.compare.describe` of *every* differing field.
+    """
+    label = _RESOURCE_LABELS.get(resource, resource)
+    if cancelled:
+        return Explanation(
+            "correction_not_allowed",
+            "invalid",
+            f"Sodtrack already has {label} {reference} ({sodtrack_id}), cancelled; a reference "
+            "is never used again, not even after a cancellation"
+            + (f" (it also differs in {differences})" if differences else "")
+            + ".",
+            f"Give the row a new reference if the {label} is still wanted, or remove the row.",
+        )
+    return Explanation(
+        "correction_not_allowed",
+        "invalid",
+        f"Sodtrack already has {label} {reference} ({sodtrack_id}) with a different "
+        f"{differences}; {CHANGEABLE}, so nothing was changed.",
+        f"If Sodtrack is right, copy its values into the row and upload it again; if the row "
+        f"is right, cancel {reference} in Sodtrack and upload the row under a new reference "
+        "(references are never reused).",
+    )
+
+
+def explain_correction_failed(
+    *, resource: str, reference: str, fields: str, why: Explanation
+) -> Explanation:
+    """Sodtrack refused (or did not answer) the PATCH that applies a correction."""
+    label = _RESOURCE_LABELS.get(resource, resource)
+    return Explanation(
+        why.code,
+        why.kind,
+        f"Sodtrack has {label} {reference}; changing its {fields} was refused: {why.message}",
+        why.suggested_fix,
+    )

@@ -4,8 +4,12 @@ Outcomes
 --------
 ``created``             this run created the row's writes (its booking, or a step it was
                         still missing: stage, payment)
-``already_existed``     everything the row needs exists already (an earlier run of the same
-                        upload created it, or Sodtrack had it under the same references)
+``updated``             Sodtrack had the row under the same references with different values
+                        the API can change (a booking's start or notes, a project's or a
+                        stage's name): this run changed them (counts like ``created``)
+``already_existed``     everything the row needs exists already, identical (an earlier run of
+                        the same upload created it, or Sodtrack had it under the same
+                        references with the same values)
 ``rejected``            permanent for this input (``error_kind`` ``invalid``) or a conflict a
                         person must decide (``conflict``, e.g. the slot is taken); never
                         retried automatically; ``failed_step`` names the step
@@ -14,6 +18,7 @@ Outcomes
 ``failed_transient``    Sodtrack did not answer in time even after the client's retries;
                         re-running the same file retries it
 ``would_create``        dry run only: every check passed, a real run would create it
+``would_update``        dry run only: Sodtrack has the row with values a real run would change
 
 Every input row ends in exactly one of these (the engine asserts it).
 """
@@ -27,26 +32,42 @@ from typing import Any, Final, Literal
 
 Outcome = Literal[
     "created",
+    "updated",
     "already_existed",
     "rejected",
     "skipped_dependency",
     "failed_transient",
     "would_create",
+    "would_update",
 ]
 OUTCOMES: Final[tuple[Outcome, ...]] = (
     "created",
+    "updated",
     "already_existed",
     "rejected",
     "skipped_dependency",
     "failed_transient",
     "would_create",
+    "would_update",
 )
-SUCCESS: Final = frozenset({"created", "already_existed", "would_create"})
+DRY_ONLY: Final = frozenset({"would_create", "would_update"})
+SUCCESS: Final = frozenset(
+    {"created", "updated", "already_existed", "would_create", "would_update"}
+)
 
 StepStatus = Literal[
-    "created", "existing", "rejected", "failed_transient", "skipped", "not_attempted", "ok"
+    "created",
+    "updated",
+    "existing",
+    "rejected",
+    "failed_transient",
+    "skipped",
+    "not_attempted",
+    "ok",
+    "would_update",
 ]
-"""Per-step status in the results file; ``ok`` is a dry run's "would be created"."""
+"""Per-step status in the results file; ``ok`` is a dry run's "would be created",
+``would_update`` its "would be changed"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +125,7 @@ class UploadResult:
     def counts(self) -> dict[str, int]:
         """Rows by outcome (every outcome listed, zeros included)."""
         c = Counter(r.outcome for r in self.rows)
-        return {o: c.get(o, 0) for o in OUTCOMES if o != "would_create" or self.dry_run}
+        return {o: c.get(o, 0) for o in OUTCOMES if o not in DRY_ONLY or self.dry_run}
 
     @property
     def complete(self) -> bool:

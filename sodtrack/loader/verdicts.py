@@ -3,7 +3,8 @@
 A row's steps, in dependency order, are: its project (shared by the project's rows), its
 booking, its stage (shared by the rows of one ``stage_sequence``) and its payment. The rule:
 
-* all done → ``created`` if any of them was created by *this* run, else ``already_existed``;
+* all done → ``created`` if any of them was created by *this* run, else ``updated`` if this
+  run changed any of them (a correction, :mod:`.compare`), else ``already_existed``;
 * otherwise the *first* step in that order that is not done decides, and is named in
   ``failed_step``:
 
@@ -61,7 +62,11 @@ def retries(rec: StepRecord) -> bool:
 
 def step_status(rec: StepRecord, run_no: int) -> StepStatus:
     if rec.state == "done":
-        return "created" if rec.created and rec.done_run == run_no else "existing"
+        if rec.done_run == run_no and rec.created:
+            return "created"
+        if rec.data.get("updated_run") == run_no:
+            return "updated"
+        return "existing"
     return _STATUS[rec.state]
 
 
@@ -89,12 +94,16 @@ def row_verdict(
             statuses[label] = step_status(rec, run_no)
             if first is None:
                 first = (label, rec)
-    created = any(s == "created" for s in statuses.values())
+    done_as: Outcome = "already_existed"
+    if any(s == "created" for s in statuses.values()):
+        done_as = "created"
+    elif any(s == "updated" for s in statuses.values()):
+        done_as = "updated"
     base = RowResult(
         position=position,
         sheet=sheet,
         row_number=row_number,
-        outcome="created" if created else "already_existed",
+        outcome=done_as,
         project_id=ids.get("project"),
         booking_id=ids.get("booking"),
         stage_id=ids.get("stage"),

@@ -77,7 +77,7 @@ def test_clean_file_completes_with_artifacts(prefect_harness: None, sim: Sim) ->
     assert data["exit_code"] == 0
     assert data["counts"]["created"] == 12
     assert "all 12 rows accounted for" in state.message
-    assert "every row created or already existed" in state.message
+    assert "every row created, updated or already existed" in state.message
     upload_id = data["upload_id"]
     assert Path(data["out_dir"]) == sim.outbox / upload_id
     for file in data["files"].values():

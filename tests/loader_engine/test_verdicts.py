@@ -73,3 +73,46 @@ def test_slot_taken_is_a_conflict_and_never_attempted_steps_are_transient() -> N
         "not_attempted",
         True,
     )
+
+
+def updated(ref: StepRef, run: int = 2) -> StepRecord:
+    return rec(
+        ref,
+        "done",
+        sodtrack_id=f"id_{ref[0]}",
+        created=False,
+        done_run=run,
+        data={"existing": True, "update": ["notes"], "updated_run": run},
+    )
+
+
+def test_a_step_this_run_updated_makes_the_row_updated() -> None:
+    r = verdict({P: done(P, 1), B: updated(B), S: done(S, 1), Y: done(Y, 1)})
+    assert r.outcome == "updated"
+    assert r.steps["booking"] == "updated"
+    assert r.booking_id == "id_booking"
+
+
+def test_created_wins_over_updated_and_a_later_run_says_already_existed() -> None:
+    assert verdict({P: updated(P), B: done(B), S: done(S), Y: done(Y)}).outcome == "created"
+    later = verdict({P: updated(P, 1), B: done(B, 1), S: done(S, 1), Y: done(Y, 1)}, run=2)
+    assert later.outcome == "already_existed"
+    assert later.steps["project"] == "existing"
+
+
+def test_a_refused_correction_after_an_update_elsewhere_is_rejected() -> None:
+    b = rec(
+        B,
+        "rejected",
+        sodtrack_id="bkg_1",
+        error_code="correction_not_allowed",
+        error_kind="invalid",
+        message="different city",
+    )
+    r = verdict({P: updated(P), B: b})
+    assert (r.outcome, r.failed_step, r.error_code) == (
+        "rejected",
+        "booking",
+        "correction_not_allowed",
+    )
+    assert r.booking_id == "bkg_1"
