@@ -339,14 +339,14 @@ def write_xlsx(
     sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[str]]]],
 ) -> None:
     """An XLSX workbook of text cells; atomic, ``0600``."""
-    wb = Workbook(write_only=True)
-    for title, header, body in sheets:
-        ws = wb.create_sheet(title=title)
-        ws.freeze_panes = "A2"
-        ws.append(_xlsx_row(ws, header, bold=True))
-        for cells in body:
-            ws.append(_xlsx_row(ws, cells))
-    with atomic_binary(path) as fh:
+    with atomic_binary(path) as fh:  # first: a path that cannot be written leaves no workbook
+        wb = Workbook(write_only=True)
+        for title, header, body in sheets:
+            ws = wb.create_sheet(title=title)
+            ws.freeze_panes = "A2"
+            ws.append(_xlsx_row(ws, header, bold=True))
+            for cells in body:
+                ws.append(_xlsx_row(ws, cells))
         wb.save(fh)
 
 
