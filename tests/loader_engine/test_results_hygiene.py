@@ -20,7 +20,6 @@ from pathlib import Path
 
 import openpyxl
 import pandas as pd
-import pytest
 import python_calamine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -78,8 +77,7 @@ def _csv_table(path: Path) -> list[list[str]]:
 
 def _calamine(path: Path, sheet: str) -> list[list[object]]:
     wb = python_calamine.CalamineWorkbook.from_path(str(path))
-    table: list[list[object]] = wb.get_sheet_by_name(sheet).to_python()
-    return table
+    return [list(row) for row in wb.get_sheet_by_name(sheet).to_python()]
 
 
 def _assert_readable(files: ResultFiles, n_rows: int, n_rejects: int) -> None:
@@ -111,7 +109,9 @@ def test_a_vertical_tab_esc_and_nul_are_written_escaped_with_a_warning(tmp_path:
     )
     files = write_results(_result(), rows, parsed.columns, tmp_path / "out")
     _assert_readable(files, 3, 1)
-    table = {r["row"]: r for r in csv.DictReader(io.StringIO(files.results_csv.read_text("utf-8-sig")))}
+    table = {
+        r["row"]: r for r in csv.DictReader(io.StringIO(files.results_csv.read_text("utf-8-sig")))
+    }
     assert table["4"]["input: notes"] == "a<U+000B>b"
     assert table["4"]["input: Extra"] == "<U+001B>[31mred<U+0000>"
     assert "input: notes" in table["4"]["warnings"]
@@ -236,7 +236,8 @@ def test_files_and_folders_are_created_owner_only(tmp_path: Path) -> None:
     assert _mode(out.parent) == 0o700
     for path in [*files.paths().values(), *files.latest.values()]:
         assert _mode(path) == 0o600, path
-    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+    assert not list(out.glob("*.tmp"))
+    assert not list(out.glob(".*"))
 
 
 def test_each_run_keeps_its_files_beside_a_latest_copy(tmp_path: Path) -> None:
@@ -249,7 +250,8 @@ def test_each_run_keeps_its_files_beside_a_latest_copy(tmp_path: Path) -> None:
     second = write_results(second_result, parsed.rows, parsed.columns, out)
     assert first.results_csv.name == "bookings.upl_cl_test.run-1.results.csv"
     assert second.results_csv.name == "bookings.upl_cl_test.run-2.results.csv"
-    assert first.results_csv.exists() and second.results_csv.exists()
+    assert first.results_csv.exists()
+    assert second.results_csv.exists()
     assert {r[2] for r in _csv_table(first.results_csv)[1:]} == {
         "created",
         "failed_transient",
