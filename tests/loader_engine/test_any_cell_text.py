@@ -38,7 +38,7 @@ from .helpers import SIM_TODAY, assert_every_row_once, read_rows, sim_client
 ROWS = 8
 CELL_TEXT = st.one_of(
     st.text(
-        st.characters(blacklist_categories=("Cs",)),  # a UTF-8 file cannot hold a surrogate
+        st.characters(blacklist_categories=["Cs"]),  # a UTF-8 file cannot hold a surrogate
         max_size=24,
     ),
     st.sampled_from(
