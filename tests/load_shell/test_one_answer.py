@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from sodtrack import bulkload
 from sodtrack.cli import app
+from sodtrack.loader.ledger import file_sha256, upload_id_for
 from sodtrack.settings import Settings
 from tasks.load import outcome_data
 
@@ -94,3 +95,33 @@ def test_escape_sequences_in_a_header_and_a_cell_never_reach_the_terminal(sim: S
     assert "<U+001B>" in result.output  # the text was printed, escaped
     assert "\nforged: line" not in result.output
     assert result.exit_code in (0, 4), result.output
+
+
+def test_a_results_file_that_cannot_be_written_is_named_and_the_others_are_written(
+    sim: Sim, tmp_path: Path
+) -> None:
+    path = clean_file(sim.root / "inbox" / "bookings.csv", rows=4, projects=1)
+    upload_id = upload_id_for(file_sha256(path), "cl")
+    out = tmp_path / "out"
+    # a folder where this run's rejects XLSX goes: that write fails for a real reason
+    (out / f"bookings.{upload_id}.run-1.rejects.xlsx").mkdir(parents=True)
+    result = invoke("load", path, "--country", "cl", "--out", out)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    assert result.exit_code == 5, result.output  # the answer is incomplete: re-run writes it
+    assert "not written:" in result.output
+    assert "rejects_xlsx" in result.output
+    assert printed(result, "upload_id") == upload_id
+    for key in ("results", "results_csv", "rejects_csv", "summary"):
+        assert Path(printed(result, key)).is_file(), key
+    with Path(printed(result, "results_csv")).open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["outcome"] for r in rows} == {"created"}  # the bookings were created all the same
+    bookings = sim.bookings()
+    assert all(bookings[r["input: external_reference"]].id == r["booking_id"] for r in rows)
+    again = invoke("load", path, "--country", "cl", "--out", out)  # run 2 writes every file
+    assert again.exit_code == 0, again.output
+    assert Path(printed(again, "rejects_csv")).is_file()
+    assert printed(again, "rejects").endswith(".run-2.rejects.xlsx (0 rows)")
+    assert len(list(out.glob("*.run-2.rejects.xlsx"))) == 1
+    assert (out / f"bookings.{upload_id}.rejects.xlsx").is_file()  # the latest copy

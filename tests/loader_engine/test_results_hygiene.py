@@ -33,6 +33,11 @@ from sodtrack.textsafe import cell_safe
 
 from .test_results import _csv, _result
 
+CELL_TEXT = st.one_of(
+    st.text(max_size=30),
+    st.text(st.characters(categories=["Cs", "Cc", "Cf", "Zl", "Zp", "Sm"]), max_size=12),
+    st.sampled_from(["\ud800", "a\udfffb", "\x0b", "\x1b[31m", "_x0041_", "x;=1", "\x00"]),
+)
 HYPOTHESIS = settings(
     derandomize=True,
     max_examples=25,
@@ -131,7 +136,7 @@ def test_a_vertical_tab_esc_and_nul_are_written_escaped_with_a_warning(tmp_path:
 
 
 @HYPOTHESIS
-@given(st.lists(st.text(max_size=30), min_size=1, max_size=20), st.text(max_size=40))
+@given(st.lists(CELL_TEXT, min_size=1, max_size=20), CELL_TEXT)
 def test_any_text_in_any_cell_writes_every_file(texts: list[str], message: str) -> None:
     """Arbitrary text (controls, surrogates, formulas, ``_xHHHH_``) in every cell and in the
     messages: every file is written, reads back, and every cell reads back as the escaped,
