@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -187,7 +186,7 @@ def test_csv_fields_never_start_a_formula_for_a_comma_or_semicolon_reader(
     for delimiter in ",;":
         for cell in _cells_as_spreadsheets_read(raw, delimiter):
             assert not _formula(cell), (delimiter, cell)
-        for segment in re.split(f"[{delimiter}\r\n]", raw):  # a reader ignoring quotes
+        for segment in raw.split(delimiter):  # a reader ignoring quotes
             assert not _formula(segment), (delimiter, segment)
 
 
