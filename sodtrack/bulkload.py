@@ -243,6 +243,8 @@ class LoadRun:
             if self.exit_code == EXIT_INCOMPLETE
             else f"fix {self.rows_needing_a_person} row(s) in the rejects file"
         )
+        if self.unwritten:
+            then += f"; results file(s) not written: {', '.join(self.unwritten)}"
         return f"{r.upload_id}: {accounted}; {what} ({parts}); {then}"
 
     def counts_table(self) -> list[dict[str, Any]]:
