@@ -109,6 +109,8 @@ REJECT_COLUMNS: Final = (
 _SOURCES: Final[Mapping[str, tuple[str, ...]]] = {
     "scheduled_start": ("scheduled_start", "scheduled_date", "scheduled_time"),
 }
+STEM_BYTES: Final = 120
+"""The most of the upload's file name a results file name keeps (the rest are ids, suffixes)."""
 _OOXML_ESCAPE: Final = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 FILE_KINDS: Final = ("results_csv", "results_xlsx", "rejects_csv", "rejects_xlsx", "summary_json")
 _SUFFIXES: Final[Mapping[str, str]] = {
@@ -134,7 +136,8 @@ class ResultFiles:
     latest: Mapping[str, Path] = field(default_factory=dict)
     """The stable copies of the latest run, by kind (``results_xlsx`` …)."""
     failed: Mapping[str, str] = field(default_factory=dict)
-    """Kind (``results_xlsx`` …, or ``latest copies``) → why it could not be written."""
+    """What could not be written → why: a kind (``results_xlsx`` …), ``latest <kind>`` (the
+    latest-run copy), or ``folder`` (``out_dir`` itself)."""
 
     def paths(self) -> dict[str, Path]:
         return {kind: getattr(self, kind) for kind in FILE_KINDS}
@@ -147,7 +150,10 @@ class ResultFiles:
 def result_file_names(
     stem: str, upload_id: str, run_no: int
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """The names of a run's files and of the latest copies, by kind."""
+    """The names of a run's files and of the latest copies, by kind (a long ``stem`` is cut
+    so that every name stays within a filesystem's 255 bytes)."""
+    while len(stem.encode("utf-8", "surrogateescape")) > STEM_BYTES:
+        stem = stem[:-1]
     base = f"{stem}.{upload_id}"
     run = {k: f"{base}.run-{run_no}.{sfx}" for k, sfx in _SUFFIXES.items()}
     latest = {k: f"{base}.{sfx}" for k, sfx in _SUFFIXES.items()}

@@ -316,3 +316,11 @@ def test_counts_have_one_definition(tmp_path: Path) -> None:
     assert summary["retry_on_rerun"] == rerun == result.tally.retry_on_rerun == 2
     assert summary["conflicts"] == 1
     assert summary["outcomes"] == result.counts
+
+
+def test_a_long_file_name_still_gives_writable_result_names(tmp_path: Path) -> None:
+    parsed = read_upload(_csv(tmp_path), "cl")
+    result = replace(_result(), file_name="é" * 200 + ".csv")  # 400 bytes of name
+    files = write_results(result, parsed.rows, parsed.columns, tmp_path / "out")
+    assert files.complete, files.failed
+    assert all(len(p.name.encode()) <= 255 for p in files.paths().values())
