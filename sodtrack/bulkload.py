@@ -27,6 +27,15 @@ Exit codes (the worst class wins, in this order)
 ``0``  every row was created, updated or already existed (a dry run: every row would be
        created or updated).
 
+A results file that could not be written (a full disk, a permission) turns ``0`` and ``4``
+into ``5``: the answer is incomplete, and the re-run (which creates nothing twice) writes it.
+The files that were written are still written, and the run names the one that failed
+(:attr:`LoadRun.unwritten`).
+
+Counts: every count a run reports (needs a person, to re-run, by outcome) is
+:attr:`UploadResult.tally <sodtrack.loader.outcomes.UploadResult.tally>`, the one
+definition ``summary.json``, the results file, the CLI and the flow's artifacts share.
+
 ``skipped_dependency`` has no code of its own: a skipped row is always behind another row's
 failure, and what to do about it is that failure's (re-run for a transient one, fix the
 data for a rejection), so it takes that class's code.
@@ -56,9 +65,9 @@ from sodtrack.loader import (
 )
 from sodtrack.loader.load import Progress
 from sodtrack.loader.outcomes import SUCCESS
-from sodtrack.loader.results import is_reject
 from sodtrack.settings import Settings
 from sodtrack.state import normalise_url
+from sodtrack.textsafe import printable
 
 EXIT_OK: Final = 0
 EXIT_UNUSABLE: Final = 2
@@ -177,7 +186,15 @@ class LoadRun:
 
     @property
     def exit_code(self) -> int:
-        return exit_code_for(self.result)
+        code = exit_code_for(self.result)
+        if self.unwritten and code in (EXIT_OK, EXIT_REJECTED):
+            return EXIT_INCOMPLETE
+        return code
+
+    @property
+    def unwritten(self) -> dict[str, str]:
+        """Result files that could not be written → why (empty when all were)."""
+        return dict(self.files.failed)
 
     @property
     def accounted_for(self) -> bool:
@@ -189,11 +206,11 @@ class LoadRun:
 
     @property
     def rows_needing_a_person(self) -> int:
-        return sum(1 for r in self.result.rows if is_reject(r))
+        return self.result.tally.needs_a_person
 
     @property
     def rows_to_rerun(self) -> int:
-        return sum(1 for r in self.result.rows if r.retry_on_rerun)
+        return self.result.tally.retry_on_rerun
 
     @property
     def success(self) -> bool:
@@ -209,7 +226,7 @@ class LoadRun:
         if r.upload_errors:
             return (
                 f"{r.upload_id}: the file cannot be loaded ({len(r.upload_errors)} file-level "
-                f"error(s): {r.upload_errors[0]}); nothing was written"
+                f"error(s): {printable(r.upload_errors[0])}); nothing was written"
             )
         done = "would be created or updated" if r.dry_run else "created, updated or already existed"
         parts = ", ".join(f"{n} {o}" for o, n in r.counts.items() if n)
@@ -229,6 +246,8 @@ class LoadRun:
             if self.exit_code == EXIT_INCOMPLETE
             else f"fix {self.rows_needing_a_person} row(s) in the rejects file"
         )
+        if self.unwritten:
+            then += f"; results file(s) not written: {', '.join(self.unwritten)}"
         return f"{r.upload_id}: {accounted}; {what} ({parts}); {then}"
 
     def counts_table(self) -> list[dict[str, Any]]:
@@ -249,25 +268,27 @@ class LoadRun:
     def _problem(self, r: RowResult) -> dict[str, Any]:
         row = self.parsed.rows[r.position] if r.position < len(self.parsed.rows) else None
         return {
-            "row": f"{r.sheet}!{r.row_number}" if r.sheet else str(r.row_number),
-            "external_reference": getattr(row, "external_reference", "") or "",
+            "row": printable(f"{r.sheet}!{r.row_number}" if r.sheet else str(r.row_number)),
+            "external_reference": printable(getattr(row, "external_reference", "") or ""),
             "outcome": r.outcome,
             "failed_step": r.failed_step or "",
             "error_code": r.error_code or "",
-            "message": r.message or "",
-            "suggested_fix": r.suggested_fix or "",
+            "message": printable(r.message or ""),
+            "suggested_fix": printable(r.suggested_fix or ""),
             "re-run fixes it": "yes" if r.retry_on_rerun else "no",
         }
 
     def file_paths(self) -> dict[str, str]:
+        """This run's files (``run-N`` names) that were written."""
         f = self.files
-        return {
-            "results_xlsx": str(f.results_xlsx),
-            "results_csv": str(f.results_csv),
-            "rejects_xlsx": str(f.rejects_xlsx),
-            "rejects_csv": str(f.rejects_csv),
-            "summary_json": str(f.summary_json),
+        paths = {
+            "results_xlsx": f.results_xlsx,
+            "results_csv": f.results_csv,
+            "rejects_xlsx": f.rejects_xlsx,
+            "rejects_csv": f.rejects_csv,
+            "summary_json": f.summary_json,
         }
+        return {k: str(p) for k, p in paths.items() if k not in f.failed}
 
     def summary_markdown(self, limit: int = 20) -> str:
         """The run in plain words: counts, what to do next, notices, files, the first
@@ -276,7 +297,7 @@ class LoadRun:
         total = len(self.parsed.rows)
         mode = "dry run (nothing created)" if r.dry_run else "load"
         lines = [
-            f"# Bulk load of `{r.file_name}` ({r.country}): {mode}",
+            f"# Bulk load of `{_md(r.file_name)}` ({r.country}): {mode}",
             "",
             f"* **upload id** `{r.upload_id}`, run {r.run_no}, {total} rows, "
             f"{r.requests} requests, {r.elapsed_s:.1f} s",
@@ -292,12 +313,16 @@ class LoadRun:
         ]
         if r.upload_errors:
             lines += ["", "## The file cannot be loaded", ""]
-            lines += [f"* {e}" for e in r.upload_errors]
+            lines += [f"* {_md(e)}" for e in r.upload_errors]
         if r.notices:
             lines += ["", "## Notices", ""]
-            lines += [f"* {n}" for n in r.notices]
+            lines += [f"* {_md(n)}" for n in r.notices]
         lines += ["", "## Files", ""]
-        lines += [f"* {name}: `{p}`" for name, p in self.file_paths().items()]
+        lines += [f"* {name}: `{_md(printable(p))}`" for name, p in self.file_paths().items()]
+        lines += [
+            f"* **not written** {name}: {_md(why)} (re-run the same file to write it)"
+            for name, why in self.unwritten.items()
+        ]
         problems, more = self.problem_rows(limit)
         if problems:
             lines += [
@@ -318,7 +343,7 @@ class LoadRun:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return printable(text).replace("|", "\\|")
 
 
 def finish(

@@ -60,6 +60,25 @@ def _settings(country: str | None = None, warehouse: str | None = None) -> Setti
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
+def _safe(text: object) -> str:
+    """User-supplied text (file names, headers, cell values in messages) for ``console.print``:
+    control characters escaped (:func:`sodtrack.textsafe.printable`), rich markup inert."""
+    from rich.markup import escape
+
+    from sodtrack.textsafe import printable
+
+    return escape(printable(text))
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: say nothing of it
+        return "the configured state database"
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -360,22 +379,28 @@ def _print_load(run: LoadRun, rows: int = 10) -> None:
     from rich.table import Table
 
     from sodtrack.bulkload import EXIT_CODES
+    from sodtrack.textsafe import printable
 
     r = run.result
-    console.print(f"upload [bold]{r.upload_id}[/bold] (run {r.run_no}) of {r.file_name}")
-    table = Table(title=f"{len(run.parsed.rows)} rows by outcome")
+    console.print(f"upload [bold]{r.upload_id}[/bold] (run {r.run_no}) of {_safe(r.file_name)}")
+    counts = r.tally  # the one definition summary.json and the flow's artifacts use
+    table = Table(title=f"{counts.rows} rows by outcome")
     table.add_column("outcome")
     table.add_column("rows", justify="right")
     for item in run.counts_table():
         table.add_row(item["outcome"], str(item["rows"]))
     console.print(table)
+    console.print(
+        f"rows needing a person: {counts.needs_a_person}; "
+        f"rows a re-run will retry: {counts.retry_on_rerun}"
+    )
     for error in r.upload_errors:
-        console.print(f"[red]file:[/red] {error}")
+        console.print(f"[red]file:[/red] {_safe(error)}")
     for issue in run.parsed.upload_issues:
         if issue.severity != "error":
-            console.print(f"[yellow]file:[/yellow] {issue.message}")
+            console.print(f"[yellow]file:[/yellow] {_safe(issue.message)}")
     for notice in r.notices:
-        console.print(f"[yellow]notice:[/yellow] {notice}")
+        console.print(f"[yellow]notice:[/yellow] {_safe(notice)}")
     problems, more = run.problem_rows(rows)
     if problems:
         bad = Table(title="rows not created" + (f" (first {rows}; {more} more)" if more else ""))
@@ -383,18 +408,36 @@ def _print_load(run: LoadRun, rows: int = 10) -> None:
             bad.add_column(column, overflow="fold")
         for p in problems:
             bad.add_row(
-                p["row"], p["external_reference"], p["outcome"], p["message"], p["suggested_fix"]
+                *(
+                    _safe(p[k])
+                    for k in ("row", "external_reference", "outcome", "message", "suggested_fix")
+                )
             )
         console.print(bad)
     console.print(
         f"{r.requests} requests in {r.elapsed_s:.1f} s; every row accounted for: "
         f"{'yes' if run.accounted_for else '[red]NO[/red]'}"
     )
+    for kind, why in run.unwritten.items():
+        console.print(
+            f"[red]not written:[/red] {kind}: {_safe(why)} (re-run the same command to write it)"
+        )
     console.print(f"exit code {run.exit_code}: {EXIT_CODES[run.exit_code]}")
+    written = run.file_paths()
     typer.echo(f"upload_id: {r.upload_id}")
-    typer.echo(f"results: {run.files.results_xlsx}")
-    typer.echo(f"results_csv: {run.files.results_csv}")
-    typer.echo(f"rejects: {run.files.rejects_xlsx} ({run.files.rejects} rows)")
+    typer.echo(f"run: {r.run_no}")
+    typer.echo(f"needs_a_person: {counts.needs_a_person}")
+    for key, kind in (("results", "results_xlsx"), ("results_csv", "results_csv")):
+        if kind in written:
+            typer.echo(f"{key}: {printable(written[kind])}")
+    if "rejects_xlsx" in written:
+        typer.echo(f"rejects: {printable(written['rejects_xlsx'])} ({run.files.rejects} rows)")
+    if "rejects_csv" in written:
+        typer.echo(f"rejects_csv: {printable(written['rejects_csv'])}")
+    if "summary_json" in written:
+        typer.echo(f"summary: {printable(written['summary_json'])}")
+    for kind, path in run.files.latest.items():
+        typer.echo(f"latest_{kind}: {printable(path)}")
 
 
 @app.command(epilog=LOAD_EXIT_HELP)
@@ -465,7 +508,7 @@ def load(
     code = _country_code(country)
     settings = _settings(code)
     mode = "dry run of" if dry_run else "loading"
-    console.print(f"[bold]{mode} {file} for {code}[/bold]")
+    console.print(f"[bold]{mode} {_safe(file)} for {code}[/bold]")
     try:
         run = asyncio.run(
             _run_load(
@@ -482,15 +525,15 @@ def load(
             )
         )
     except LeaseHeld as exc:
-        console.print(f"[yellow]{exc}[/yellow]: run the command again later; it resumes.")
+        console.print(f"[yellow]{_safe(exc)}[/yellow]: run the command again later; it resumes.")
         raise typer.Exit(EXIT_INCOMPLETE) from None
     except MappingFileError as exc:
-        console.print(f"[red]nothing loaded:[/red] {exc}")
+        console.print(f"[red]nothing loaded:[/red] {_safe(exc)}")
         raise typer.Exit(EXIT_UNUSABLE) from None
     except ValueError as exc:
         if not str(exc).startswith("upload "):  # the ledger refusing a re-run; else a bug
             raise
-        console.print(f"[red]nothing loaded:[/red] {exc} (or --new-upload)")
+        console.print(f"[red]nothing loaded:[/red] {_safe(exc)} (or --new-upload)")
         raise typer.Exit(EXIT_UNUSABLE) from None
     _print_load(run)
     raise typer.Exit(run.exit_code)
@@ -574,11 +617,17 @@ def cancel(
     try:
         record = ledger.get_upload(upload_id)
         if record is None:
-            console.print(f"[red]no upload {upload_id} in the ledger ({settings.state_url})[/red]")
+            console.print(
+                f"[red]no upload {_safe(upload_id)} in the ledger "
+                f"({_safe(_without_password(settings.state_url))})"
+                "[/red]"
+            )
             raise typer.Exit(EXIT_UNUSABLE)
         code = _country_code(country) if country else record.country
         if code != record.country:
-            console.print(f"[red]upload {upload_id} is for {record.country}, not {code}[/red]")
+            console.print(
+                f"[red]upload {_safe(upload_id)} is for {record.country}, not {code}[/red]"
+            )
             raise typer.Exit(EXIT_UNUSABLE)
 
         async def run() -> CancelResult:
@@ -588,18 +637,18 @@ def cancel(
         try:
             result = asyncio.run(run())
         except LeaseHeld as exc:
-            console.print(f"[yellow]{exc}[/yellow]: run the command again later.")
+            console.print(f"[yellow]{_safe(exc)}[/yellow]: run the command again later.")
             raise typer.Exit(EXIT_INCOMPLETE) from None
     finally:
         ledger.close()
     console.print(
-        f"upload {upload_id} ({record.file_name}, {record.country}): cancelled "
+        f"upload {_safe(upload_id)} ({_safe(record.file_name)}, {record.country}): cancelled "
         f"{result.cancelled} booking(s) now, {result.already_cancelled} already cancelled "
         "by an earlier cancel"
     )
     for reference, message in result.failed:
-        console.print(f"[red]not cancelled[/red] {reference}: {message}")
-    console.print(result.note)
+        console.print(f"[red]not cancelled[/red] {_safe(reference)}: {_safe(message)}")
+    console.print(_safe(result.note))
     typer.echo(f"cancelled: {result.cancelled}")
     raise typer.Exit(EXIT_OK if result.complete else EXIT_INCOMPLETE)
 

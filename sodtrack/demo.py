@@ -267,6 +267,10 @@ def _show_results(run: LoadRun, console: Console, limit: int = 12) -> None:
     from rich.table import Table
 
     console.print(f"\nResults file: {run.files.results_xlsx} (and .csv beside it)")
+    for kind, why in run.unwritten.items():
+        console.print(f"[red]not written:[/red] {kind}: {why}")
+    if "results_csv" in run.unwritten:
+        return
     with run.files.results_csv.open(encoding="utf-8-sig", newline="") as fh:
         records = list(csv.DictReader(fh))
     table = Table(title=f"first {limit} of {len(records)} rows, then every row not created")

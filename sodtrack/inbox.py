@@ -28,6 +28,11 @@ is a UUID5 of the upload id, so an event re-sent after a crash between "sent" an
 is de-duplicated by the Prefect server, and even a second run would resume the same upload in
 the load ledger and create nothing twice.
 
+Owner-only: stored uploads, their folders and ``receipt.json`` hold customers' personal
+data and are created ``0600``/``0700`` on a local filesystem (:mod:`sodtrack.private`); file
+names are logged through :func:`sodtrack.textsafe.printable` (a newline in a file name cannot
+forge a log line).
+
 Crash safety: every step is redone by the next poll until the file has left the inbox; an
 upload registered but not announced is announced again by the next poll (``pending``).
 
@@ -56,7 +61,9 @@ from sqlalchemy.exc import IntegrityError
 from sodtrack.contract.countries import COUNTRIES, get_country
 from sodtrack.dbschema import create_tables
 from sodtrack.loader.ledger import upload_id_for
+from sodtrack.private import private_dir, private_sqlite, touch_private
 from sodtrack.state import normalise_url
+from sodtrack.textsafe import printable
 
 log = logging.getLogger("sodtrack.inbox")
 
@@ -250,10 +257,7 @@ class Registry:
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
-            if database and database != ":memory:" and not database.startswith("file:"):
-                from pathlib import Path
-
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(database)  # 0600 file (and so -wal/-shm), 0700 folders
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True
@@ -378,6 +382,20 @@ class _Location:
     def relative(self, path: str) -> str:
         return posixpath.relpath(path, self.root)
 
+    def makedirs(self, path: str) -> None:
+        """A folder (and its parents); local ones owner-only (``0700``)."""
+        if self.local:
+            private_dir(path)
+        else:
+            self.fs.makedirs(path, exist_ok=True)
+
+    def open_new(self, path: str, mode: str) -> Any:
+        """Open ``path`` for writing; a local file is created ``0600`` first (never chmod-ed
+        afterwards: see :mod:`sodtrack.private`)."""
+        if self.local:
+            touch_private(path)
+        return self.fs.open(path, mode)
+
 
 class InboxWatcher:
     """Polls an inbox and turns each complete new file into an announced upload."""
@@ -428,13 +446,13 @@ class InboxWatcher:
     def run(self, *, interval_s: float = 2.0, stop: threading.Event | None = None) -> None:
         """Poll until ``stop`` is set (or forever). A failing poll is logged and retried."""
         stop = stop or threading.Event()
-        log.info("watching %s (uploads %s, outbox %s)", self.inbox.url, self.uploads.url,
-                 self.outbox.url)  # fmt: skip
+        log.info("watching %s (uploads %s, outbox %s)", printable(self.inbox.url),
+                 printable(self.uploads.url), printable(self.outbox.url))  # fmt: skip
         while not stop.is_set():
             try:
                 for r in self.poll():
-                    log.info("upload %s: %s (%s, %d bytes)", r.upload_id, r.file_name,
-                             r.country, r.size)  # fmt: skip
+                    log.info("upload %s: %s (%s, %d bytes)", r.upload_id,
+                             printable(r.file_name), r.country, r.size)  # fmt: skip
             except Exception:
                 log.exception("inbox poll failed; retrying")
             stop.wait(interval_s)
@@ -462,21 +480,22 @@ class InboxWatcher:
             if (path, fp) not in self._ignored:
                 self._ignored.add((path, fp))
                 log.warning("%s: not in a country folder (<inbox>/<country>/%s): left there",
-                            relative, name)  # fmt: skip
+                            printable(relative), printable(name))  # fmt: skip
             return None
         staging = self.uploads.join(".incoming", f"{uuid.uuid4().hex}-{name}")
-        self.uploads.fs.makedirs(posixpath.dirname(staging), exist_ok=True)
+        self.uploads.makedirs(posixpath.dirname(staging))
         try:
             sha256, size = self._copy(path, staging)
             if size != fp.size or self._fingerprint(path) != fp:
-                log.info("%s changed while being read: waiting for it to settle", relative)
+                log.info("%s changed while being read: waiting for it to settle",
+                         printable(relative))  # fmt: skip
                 self.stability.forget(path)
                 return None
             upload_id = upload_id_for(sha256, country)
             known = self.registry.get(upload_id)
             dest = self.uploads.join(upload_id, name)
             if known is None:
-                self.uploads.fs.makedirs(posixpath.dirname(dest), exist_ok=True)
+                self.uploads.makedirs(posixpath.dirname(dest))
                 self.uploads.fs.mv(staging, dest)
         finally:
             if self.uploads.fs.exists(staging):
@@ -499,7 +518,7 @@ class InboxWatcher:
         self.stability.forget(path)
         if not first:
             log.warning("%s: the same file was already received as upload %s; not loaded again",
-                        relative, upload_id)  # fmt: skip
+                        printable(relative), upload_id)  # fmt: skip
             return None
         self._announce(received)
         return received
@@ -514,7 +533,7 @@ class InboxWatcher:
     def _copy(self, source: str, target: str) -> tuple[str, int]:
         digest = hashlib.sha256()
         size = 0
-        with self.inbox.fs.open(source, "rb") as src, self.uploads.fs.open(target, "wb") as dst:
+        with self.inbox.fs.open(source, "rb") as src, self.uploads.open_new(target, "wb") as dst:
             while chunk := src.read(READ_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
@@ -524,7 +543,7 @@ class InboxWatcher:
     def _receipt(self, received: Received) -> None:
         """``<outbox>/<upload_id>/receipt.json``: operations see the upload id at once."""
         folder = self.outbox.join(received.upload_id)
-        self.outbox.fs.makedirs(folder, exist_ok=True)
+        self.outbox.makedirs(folder)
         row = self.registry.get(received.upload_id) or {}
         body = {
             "upload_id": received.upload_id,
@@ -542,7 +561,7 @@ class InboxWatcher:
                 else "the same file was dropped again: it is loaded once (see the first run)"
             ),
         }
-        with self.outbox.fs.open(posixpath.join(folder, "receipt.json"), "w") as fh:
+        with self.outbox.open_new(posixpath.join(folder, "receipt.json"), "w") as fh:
             fh.write(json.dumps(body, indent=2))
 
     def _announce(self, received: Received) -> None:

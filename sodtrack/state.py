@@ -1,7 +1,9 @@
 """Run state: watermarks per (country, dataset), run records, and named locks.
 
 SQLAlchemy Core on whatever ``Settings.state_url`` names: SQLite under ``data/state/`` by
-default, PostgreSQL by URL (``postgresql://`` is read as ``postgresql+psycopg://``). The same
+default (created owner-only: the file ``0600``, its folders ``0700``, see
+:mod:`sodtrack.private`), PostgreSQL by URL (``postgresql://`` is read as
+``postgresql+psycopg://``). The same
 statements run on both: no dialect-specific SQL except the PostgreSQL advisory lock, which is
 the right tool there.
 
@@ -34,7 +36,6 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -58,6 +59,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
 from sodtrack.dbschema import create_tables
+from sodtrack.private import private_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +186,7 @@ class StateStore:
         }
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
-            if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(database)  # 0600 file (and so -wal/-shm), 0700 folders
             # Wait for a competing writer instead of failing at once with "database is locked".
             kwargs["connect_args"] = {"timeout": 30}
         else:

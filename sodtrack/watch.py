@@ -58,6 +58,7 @@ def watch(
     ``sodtrack.upload.received`` event starts the ``bulk-load`` deployment on Prefect."""
     from sodtrack.inbox import InboxWatcher, PrefectEventsEmitter, Registry
     from sodtrack.settings import Settings
+    from sodtrack.textsafe import printable
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -97,7 +98,8 @@ def watch(
             watcher.poll()
             stop.wait(settle)
             for received in watcher.poll():
-                typer.echo(f"{received.upload_id}\t{received.country}\t{received.file_name}")
+                name = printable(received.file_name)  # a newline in a name forges no line
+                typer.echo(f"{received.upload_id}\t{received.country}\t{name}")
         else:
             watcher.run(interval_s=interval, stop=stop)
     finally:

@@ -32,6 +32,7 @@ from sodtrack import bulkload
 from sodtrack.bulkload import REJECTED_TABLE_LIMIT, LoadRun
 from sodtrack.loader import ParsedUpload, UploadResult
 from sodtrack.settings import Settings
+from sodtrack.textsafe import printable
 from tasks.runtime import quiet_libraries
 
 SUMMARY_KEY: Final = "bulk-load-summary"
@@ -53,15 +54,15 @@ def read_upload_task(path: str, country: str, sheet: str | None = None) -> Parse
     summary = parsed.summary()
     logger.info(
         "%s (%s): %d rows, %d rejected by the local checks, %d warnings",
-        Path(path).name,
-        parsed.sheet or parsed.file_type,
+        printable(Path(path).name),
+        printable(parsed.sheet or parsed.file_type),
         summary["rows"],
         summary["rejected_rows"],
         summary["row_warnings"],
     )
     for issue in parsed.upload_issues:
         log = logger.error if issue.severity == "error" else logger.warning
-        log("file: %s %s", issue.message, issue.suggested_fix)
+        log("file: %s %s", printable(issue.message), printable(issue.suggested_fix))
     return parsed
 
 
@@ -134,7 +135,7 @@ async def load_task(
         result.elapsed_s,
     )
     for notice in result.notices:
-        logger.warning("%s", notice)
+        logger.warning("%s", printable(notice))
     return result
 
 
@@ -142,7 +143,11 @@ async def load_task(
 def write_results_task(parsed: ParsedUpload, result: UploadResult, out_dir: str) -> LoadRun:
     """The results (CSV, XLSX), rejects (CSV, XLSX) and summary (JSON) files."""
     run = bulkload.finish(parsed, result, out_dir=Path(out_dir))
-    get_run_logger().info("results: %s", run.files.results_xlsx)
+    logger = get_run_logger()
+    for kind, path in run.file_paths().items():
+        logger.info("%s: %s", kind, printable(path))
+    for kind, why in run.unwritten.items():
+        logger.error("%s not written: %s (re-run the same file to write it)", kind, why)
     return run
 
 
@@ -157,7 +162,7 @@ async def artifacts_task(run: LoadRun) -> dict[str, Any]:
     :data:`~sodtrack.bulkload.REJECTED_TABLE_LIMIT`, saying how many more), and links to the
     results and rejects files."""
     r = run.result
-    label = f"{r.file_name} ({r.country}), upload {r.upload_id}"
+    label = f"{printable(r.file_name)} ({r.country}), upload {r.upload_id}"
     await acreate_markdown_artifact(
         key=SUMMARY_KEY, markdown=run.summary_markdown(), description=f"Bulk load of {label}"
     )
@@ -180,18 +185,23 @@ async def artifacts_task(run: LoadRun) -> dict[str, Any]:
         ],
         description=f"{shown}: {label}",
     )
-    await acreate_link_artifact(
-        key=RESULTS_LINK_KEY,
-        link=_link(run.files.results_xlsx),
-        link_text=run.files.results_xlsx.name,
-        description=f"Results file (every row, its outcome and ids; CSV beside it): {label}",
-    )
-    await acreate_link_artifact(
-        key=REJECTS_LINK_KEY,
-        link=_link(run.files.rejects_xlsx),
-        link_text=run.files.rejects_xlsx.name,
-        description=f"Rejects file ({run.files.rejects} rows to fix and upload again): {label}",
-    )
+    written = run.file_paths()
+    if "results_xlsx" in written:
+        await acreate_link_artifact(
+            key=RESULTS_LINK_KEY,
+            link=_link(run.files.results_xlsx),
+            link_text=printable(run.files.results_xlsx.name),
+            description=f"Results file of run {r.run_no} (every row, its outcome and ids; "
+            f"CSV beside it): {label}",
+        )
+    if "rejects_xlsx" in written:
+        await acreate_link_artifact(
+            key=REJECTS_LINK_KEY,
+            link=_link(run.files.rejects_xlsx),
+            link_text=printable(run.files.rejects_xlsx.name),
+            description=f"Rejects file of run {r.run_no} ({run.files.rejects} rows to fix and "
+            f"upload again): {label}",
+        )
     return outcome_data(run)
 
 
@@ -211,11 +221,12 @@ def outcome_data(run: LoadRun) -> dict[str, Any]:
         "rejected": r.counts.get("rejected", 0),
         "skipped_dependency": r.counts.get("skipped_dependency", 0),
         "failed_transient": r.counts.get("failed_transient", 0),
-        "needs_a_person": run.rows_needing_a_person,
+        "needs_a_person": run.rows_needing_a_person,  # one definition: UploadResult.tally
         "retry_on_rerun": run.rows_to_rerun,
         "exit_code": run.exit_code,
         "upload_errors": list(r.upload_errors),
         "notices": list(r.notices),
         "files": run.file_paths(),
+        "unwritten": run.unwritten,
         "out_dir": str(run.out_dir),
     }

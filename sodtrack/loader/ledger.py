@@ -5,10 +5,11 @@ committed. The ledger is what lets a killed run (``kill -9`` at any instruction)
 resume at the right step, create nothing twice, and still give an exact answer for every row.
 
 Storage is SQLAlchemy Core on any URL: SQLite by default (``sqlite:///data/state/ledger.db``,
-directories created, WAL journal so readers never block the writer and a killed process loses
-nothing it committed), PostgreSQL (``postgresql+psycopg://…``) for several workers, with the
-same code. Tables are prefixed ``load_`` so the ledger can share a database with the
-extraction's watermark store.
+directories created ``0700`` and the file ``0600`` before SQLite opens it, so its ``-wal``
+and ``-shm`` are owner-only too: :mod:`sodtrack.private`; WAL journal so readers never block
+the writer and a killed process loses nothing it committed), PostgreSQL
+(``postgresql+psycopg://…``) for several workers, with the same code. Tables are prefixed
+``load_`` so the ledger can share a database with the extraction's watermark store.
 
 Tables
 ------
@@ -65,13 +66,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sodtrack.dbschema import create_tables
+from sodtrack.private import private_sqlite
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///data/state/ledger.db"
 
@@ -763,8 +764,7 @@ def _make_engine(url: str) -> Engine:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(database)  # 0600 file (and so -wal/-shm), 0700 folders
         engine = sa.create_engine(url, connect_args={"timeout": 30})
 
         @sa.event.listens_for(engine, "connect")

@@ -7,13 +7,29 @@ prefixes such text with a single quote, which those programs show as plain text.
 full-width forms of the same characters (``＝`` ``＋`` ``－`` ``＠``), which some programs
 also honour, are treated alike.
 
+CSV has one more way in: the reader's delimiter. ``x;=1+1`` written unquoted is one cell for
+a ``,`` reader but two (``x`` and a live ``=1+1``) for Excel set to ``;`` (the usual separator
+in Chile and most of Latin America and Europe). So a CSV field is neutralised for *both*
+readers (:func:`neutralise_csv_field`): its start, and every segment after a ``,`` or a ``;``
+(and any ``"`` right after it, which a reader may take for an opening quote) that would start
+a formula, get the ``'`` (``x;=1+1`` is written ``"x;'=1+1"``); and the CSV writers quote
+every field
+(``csv.QUOTE_ALL``), so a reader that honours quotes sees one cell whatever its delimiter
+(line breaks inside a quoted cell stay inside it: they are not neutralised). The reader strips
+a whole-cell ``'`` on re-upload; an inner one (``x;'=1+1``) is read as written.
+
 Apply it to *text* written to a cell, not to numbers written as numbers: ``-45`` written as a
 numeric cell is a number, ``"-45"`` written as text becomes ``'-45``.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 FORMULA_TRIGGERS: frozenset[str] = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+CSV_DELIMITERS: Final = frozenset(",;")
+_SEGMENT_FORMULA: Final = re.compile('([,;]"*)(?=[=+\\-@\t\r\uff1d\uff0b\uff0d\uff20])')
 
 
 def needs_neutralising(text: str) -> bool:
@@ -24,3 +40,9 @@ def needs_neutralising(text: str) -> bool:
 def neutralise_formula(text: str) -> str:
     """``text`` made safe to write into a spreadsheet cell (prefixed with ``'`` if needed)."""
     return "'" + text if needs_neutralising(text) else text
+
+
+def neutralise_csv_field(text: str) -> str:
+    """``text`` made safe as a CSV field for a ``,`` reader and a ``;`` reader alike: its
+    start and every segment after a delimiter that would start a formula get a ``'``."""
+    return _SEGMENT_FORMULA.sub(r"\1'", neutralise_formula(text))

@@ -21,6 +21,21 @@ Outcomes
 ``would_update``        dry run only: Sodtrack has the row with values a real run would change
 
 Every input row ends in exactly one of these (the engine asserts it).
+
+Counts
+------
+Every figure reported about a run has ONE definition here, a pure function of the row
+results (:func:`tally`), and every report uses it: ``summary.json``, the results file's
+``needs_a_person``/``retry_on_rerun`` columns (the per-row predicates the counts sum), the
+CLI's printed counts, the flow's artifacts and final state.
+
+``needs_a_person``  a person must fix or decide the row: ``rejected`` (invalid data or a
+                    conflict), or ``skipped_dependency`` behind a permanent failure. Exactly
+                    the rows of the rejects file; exit code 4.
+``retry_on_rerun``  re-running the same file retries the row (a transient cause: the row
+                    ``failed_transient`` or was skipped behind one); exit code 5.
+``conflicts``       the subset of ``needs_a_person`` rejected for a conflict (the world
+                    changed, e.g. a slot was taken), not for the data.
 """
 
 from __future__ import annotations
@@ -99,7 +114,50 @@ class RowResult:
 
     @property
     def needs_a_person(self) -> bool:
-        return self.error_kind == "conflict"
+        """A person must fix or decide this row (see the module's *Counts*)."""
+        return needs_a_person(self)
+
+
+def needs_a_person(row: RowResult) -> bool:
+    """``rejected``, or ``skipped_dependency`` behind a permanent failure: the rows of the
+    rejects file, the rows behind exit code 4."""
+    return row.outcome == "rejected" or (
+        row.outcome == "skipped_dependency" and not row.retry_on_rerun
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The counts of one run, every one defined once (see the module's *Counts*)."""
+
+    rows: int
+    outcomes: Mapping[str, int]
+    """Rows by outcome, every outcome listed (zeros included; ``would_create`` on a dry run
+    only)."""
+    needs_a_person: int
+    retry_on_rerun: int
+    conflicts: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "outcomes": dict(self.outcomes),
+            "needs_a_person": self.needs_a_person,
+            "retry_on_rerun": self.retry_on_rerun,
+            "conflicts": self.conflicts,
+        }
+
+
+def tally(rows: Sequence[RowResult], *, dry_run: bool) -> Tally:
+    """The counts of a run from its row results (a pure function)."""
+    c = Counter(r.outcome for r in rows)
+    return Tally(
+        rows=len(rows),
+        outcomes={o: c.get(o, 0) for o in OUTCOMES if o not in DRY_ONLY or dry_run},
+        needs_a_person=sum(1 for r in rows if needs_a_person(r)),
+        retry_on_rerun=sum(1 for r in rows if r.retry_on_rerun),
+        conflicts=sum(1 for r in rows if r.outcome == "rejected" and r.error_kind == "conflict"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +182,12 @@ class UploadResult:
     @property
     def counts(self) -> dict[str, int]:
         """Rows by outcome (every outcome listed, zeros included)."""
-        c = Counter(r.outcome for r in self.rows)
-        return {o: c.get(o, 0) for o in OUTCOMES if o not in DRY_ONLY or self.dry_run}
+        return dict(self.tally.outcomes)
+
+    @property
+    def tally(self) -> Tally:
+        """Every count of the run (one definition: :func:`tally`)."""
+        return tally(self.rows, dry_run=self.dry_run)
 
     @property
     def complete(self) -> bool:

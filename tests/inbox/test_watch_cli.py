@@ -53,3 +53,28 @@ def test_once(dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert event["event"] == EVENT_NAME
     assert event["payload"]["upload_id"] in result.output
     assert (dirs / "uploads" / event["payload"]["upload_id"] / "a.csv").exists()
+
+
+def test_once_prints_a_hostile_file_name_on_one_escaped_line(
+    dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NoPrefect:
+        def __init__(self, url: str, **kwargs: Any) -> None:
+            pass
+
+        def __call__(self, event: dict[str, Any]) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(sodtrack.watch, "_prefect_api", lambda: ("http://p/api", None, None))
+    monkeypatch.setattr(sodtrack.inbox, "PrefectEventsEmitter", NoPrefect)
+    (dirs / "inbox" / "cl").mkdir(parents=True)
+    name = "b\nupl_cl_forged\tcl\tx\x1b[31m.csv"
+    (dirs / "inbox" / "cl" / name).write_bytes(b"external_reference\nX-1\n")
+    result = CliRunner().invoke(app, ["watch", "--once", "--settle", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout
+    [line] = [ln for ln in result.stdout.splitlines() if ln.startswith("upl_")]
+    assert line.endswith("\tb<U+000A>upl_cl_forged<U+0009>cl<U+0009>x<U+001B>[31m.csv")
