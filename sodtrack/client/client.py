@@ -103,6 +103,7 @@ class SodtrackClient:
             max_concurrency=max_concurrency,
             token_margin_s=token_margin_s,
             stats=self.stats,
+            country=self.country.code,
         )
         self.client_id = credentials.client_id
 
@@ -155,6 +156,11 @@ class SodtrackClient:
         """Close the HTTP client if this client created it (an injected one stays open)."""
         if self._owns_http:
             await self._http.aclose()
+
+    async def authenticate(self) -> None:
+        """Fetch a token now (one attempt): raises what a bad base URL, bad credentials or
+        another country's server cause (see :meth:`Engine.authenticate`)."""
+        await self._engine.authenticate()
 
     @property
     def rate_limiter(self) -> RateLimiter:
