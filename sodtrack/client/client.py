@@ -114,7 +114,13 @@ class SodtrackClient:
         """A client for ``settings`` (base URL, credentials, timeout, budget, limits).
 
         Without ``http`` the client creates (and on close, closes) its own ``AsyncClient``.
+        The base URL is checked first (:func:`sodtrack.preflight.check_base_url`): a URL
+        without scheme or host, or plain ``http`` to a host outside loopback without
+        ``SODTRACK_ALLOW_INSECURE_HTTP``, raises a ``ConfigurationError`` and nothing is sent.
         """
+        from sodtrack.preflight import check_base_url
+
+        check_base_url(settings)
         owns = http is None
         if http is None:
             http = httpx.AsyncClient(
