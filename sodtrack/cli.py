@@ -86,12 +86,15 @@ def _configure(
     countries: list[str] | None = None,
     overrides: dict[str, object] | None = None,
     api: bool = True,
+    url: bool | None = None,
     state: bool = True,
     outputs: list[tuple[str | Path, str]] | None = None,
     outputs_of: Callable[[Settings], list[tuple[str | Path, str]]] | None = None,
+    notice: bool = True,
 ) -> tuple[Settings, Origin]:
     """Settings resolved and checked for one command (see the module docstring); prints the
-    notice, or the configuration error and exits 2."""
+    notice (unless ``notice=False``: :func:`_check_api` prints it later), or the
+    configuration error and exits 2."""
     from sodtrack.config_errors import ConfigurationError
     from sodtrack.preflight import run_preflight
     from sodtrack.settings import resolve_settings
@@ -100,17 +103,25 @@ def _configure(
         settings, origin = resolve_settings(overrides)
         folders = list(outputs or []) + (outputs_of(settings) if outputs_of else [])
         report = run_preflight(
-            settings, origin, countries=countries or [], api=api, state=state, outputs=folders
+            settings,
+            origin,
+            countries=countries or [],
+            api=api,
+            url=url,
+            state=state,
+            outputs=folders,
         )
     except ConfigurationError as exc:
         raise _configuration_error(exc) from None
-    for line in report.notice():
-        typer.echo(line, err=True)
+    if notice:
+        for line in report.notice():
+            typer.echo(line, err=True)
     return settings, origin
 
 
 def _check_api(settings: Settings, origin: Origin, country: str) -> None:
-    """The API check for a country known only later (``cancel``: the upload's country)."""
+    """The API check for a country known only later (``cancel``: the upload's country;
+    ``template``: when the warehouse has no catalog), then the notice."""
     from sodtrack.config_errors import ConfigurationError
     from sodtrack.preflight import run_preflight
 
@@ -118,9 +129,8 @@ def _check_api(settings: Settings, origin: Origin, country: str) -> None:
         report = run_preflight(settings, origin, countries=[country], state=False)
     except ConfigurationError as exc:
         raise _configuration_error(exc) from None
-    for line in report.notice()[:-1]:  # the credentials line was printed already
-        if line.startswith(("target:", "warning:")):
-            typer.echo(line, err=True)
+    for line in report.notice():
+        typer.echo(line, err=True)
 
 
 def _logging(verbose: bool) -> None:
@@ -607,11 +617,18 @@ def template(
     settings, origin = _configure(
         overrides={"country": country, "warehouse": warehouse},
         api=False,
+        url=source != "warehouse",
         state=False,
         outputs=[(file.parent, "FILE (its folder)")],
+        notice=source == "warehouse",
     )
     code = settings.country
     catalog = None if source == "api" else catalog_from_warehouse(settings.warehouse, code)
+    if catalog is not None and source == "auto":
+        from sodtrack.preflight import run_preflight
+
+        for line in run_preflight(settings, origin, api=False, state=False).notice():
+            typer.echo(line, err=True)
     if catalog is None and source == "warehouse":
         console.print(f"[red]no published catalog for {code} in {settings.warehouse}[/red]")
         raise typer.Exit(EXIT_UNUSABLE)
@@ -654,7 +671,7 @@ def cancel(
     from sodtrack.loader import CancelResult, LeaseHeld, cancel_upload
 
     _logging(False)
-    settings, origin = _configure(overrides={"country": country}, api=False)
+    settings, origin = _configure(overrides={"country": country}, api=False, url=True, notice=False)
     ledger = open_ledger(settings)
     try:
         record = ledger.get_upload(upload_id)

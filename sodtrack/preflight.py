@@ -26,7 +26,8 @@ created or files written:
    decide;
 3. **the state database** (:func:`check_state`): its URL parses and a connection answers
    ``SELECT 1`` (:class:`StateStoreUnavailable`); a SQLite file that does not exist yet is
-   not created here: its folder must be creatable and writable;
+   not created here, nor its folder: the nearest existing ancestor must be a folder that
+   takes a (removed) probe file;
 4. **the output folders** (:func:`check_output`): created (owner-only) and written with a
    probe file that is removed (:class:`OutputNotWritable`).
 
@@ -268,7 +269,7 @@ def check_state(url: str) -> None:
         if database and database != ":memory:" and not database.startswith("file:"):
             path = Path(database)
             if not path.exists():
-                _writable_folder(path.parent, setting, f"the folder of {shown}")
+                _creatable_folder(path.parent, setting, f"the folder of {shown}")
                 return
     try:
         args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
@@ -312,6 +313,26 @@ def _writable_folder(folder: Path, setting: str, what: str) -> None:
         raise OutputNotWritable(f"{setting}: cannot write into {what} ({reason})", setting=setting)
 
 
+def _creatable_folder(folder: Path, setting: str, what: str) -> None:
+    """``folder`` could be created and written, checked without creating it: its nearest
+    existing ancestor is a folder that takes a probe file (removed at once)."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    reason = "" if existing.is_dir() else f"{existing} is not a folder"
+    if not reason:
+        probe = existing / f"{PROBE_NAME}-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+    if reason:
+        raise StateStoreUnavailable(
+            f"{setting}: cannot write into {what} ({reason})", setting=setting
+        )
+
+
 def check_output(folder: str | Path, setting: str) -> Path | None:
     """The folder exists (created if not, owner-only) and takes a file; URLs (``s3://``) are
     left to their filesystem. Returns the local folder checked."""
@@ -346,6 +367,7 @@ async def preflight(
     *,
     countries: Iterable[str] = (),
     api: bool = True,
+    url: bool | None = None,
     state: bool = True,
     outputs: Sequence[tuple[str | Path, str]] = (),
     http: httpx.AsyncClient | None = None,
@@ -354,7 +376,8 @@ async def preflight(
     """Every check a command needs, in the order of the module docstring.
 
     ``countries``: the countries it talks to (default ``settings.country``); ``api=False``
-    for a command that does not (the base URL is then still checked, and shown);
+    for a command that does not (or not yet: ``cancel`` learns the country from the ledger),
+    ``url`` (default: ``api``) whether the base URL is still checked without a request;
     ``outputs``: ``(folder, setting or option that names it)`` pairs.
     """
     codes: list[str] = []
@@ -364,14 +387,15 @@ async def preflight(
         except ValueError as exc:
             raise InvalidSetting(f"--country: {exc}", setting="--country") from None
     codes = list(dict.fromkeys(codes)) or [settings.country]
-    if api:
+    if api or url:
         targets = [check_base_url(settings, code) for code in codes]
+    if api:
         credentials_from = _credentials_from(origin)
         targets = [
             await check_api(settings, t, credentials_from=credentials_from, http=http, sleep=sleep)
             for t in targets
         ]
-    else:  # not talking to the API: shown, not checked
+    elif not url:  # not talking to the API: shown, not checked
         targets = [_shown_target(settings, code) for code in codes]
     if state:
         await asyncio.to_thread(check_state, settings.state_url)
