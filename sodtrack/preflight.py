@@ -97,11 +97,14 @@ class Preflight:
         if o.env_file is not None:
             supplied = ", ".join(o.env_file_variables) or "no SODTRACK_* variable"
             lines.append(f"settings: read .env file at {o.env_file} ({supplied})")
-        how = "SODTRACK_BASE_URL" if s.base_url else f"SODTRACK_ENV={s.env.value}"
+        if s.base_url:
+            how = f"SODTRACK_BASE_URL from {o.source('base_url')}"
+        else:
+            how = f"built from SODTRACK_ENV ({o.source('env')}) and the country"
         for t in self.targets:
             lines.append(
                 f"target: environment {s.env.value}, country {t.country}, host {t.host} "
-                f"({t.base_url}, from {how}: {o.source('base_url' if s.base_url else 'env')})"
+                f"({t.base_url}; {how})"
             )
             if t.warning:
                 lines.append(f"warning: {t.warning}")

@@ -207,6 +207,17 @@ def test_a_url_without_scheme_or_host_is_unusable(url: str) -> None:
     assert "\n" not in caught.value.line
 
 
+def test_the_notice_says_where_the_url_came_from() -> None:
+    resolved, origin = resolve_settings({"country": "pe"})
+    notice = Preflight(resolved, origin, (check_base_url(resolved),)).notice()
+    assert notice[0] == (
+        "target: environment dev, country pe, host dev.integration.pe.sodtrack-shared."
+        "sodtrack.com (https://dev.integration.pe.sodtrack-shared.sodtrack.com; built from "
+        "SODTRACK_ENV (default) and the country)"
+    )
+    assert notice[1] == "credentials: client id 'sim-client' from default; secret from default"
+
+
 def test_the_built_urls_are_https() -> None:
     for env in ("dev", "uat", "prod"):
         target = check_base_url(Settings(env=env, country="pe"))  # type: ignore[arg-type]

@@ -277,7 +277,7 @@ def test_every_command_says_what_it_talks_to(sim: Sim, cwd: Path) -> None:
     assert result.exit_code == 0, result.output
     err = result.stderr
     assert f"target: environment dev, country cl, host {host}" in err
-    assert "from SODTRACK_BASE_URL: environment variable SODTRACK_BASE_URL" in err
+    assert f"({sim.url}; SODTRACK_BASE_URL from environment variable SODTRACK_BASE_URL)" in err
     assert (
         "credentials: client id 'sim-client' from environment variable SODTRACK_CLIENT_ID; "
         "secret from environment variable SODTRACK_CLIENT_SECRET"
