@@ -58,6 +58,7 @@ from sodtrack.config_errors import (
     UnusableBaseUrl,
 )
 from sodtrack.contract.countries import get_country
+from sodtrack.contract.limits import API_PREFIX
 from sodtrack.settings import Origin, Settings, mask_url
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -236,9 +237,12 @@ async def check_api(
             except SodtrackError as exc:  # a transport no retry cures (a bad URL)
                 problem = f"with {exc.message.removeprefix('issue_token: ')}"
             answered = problem if problem.startswith("with") else f"answered {problem}"
+            hint = ""
+            if target.base_url.rstrip("/").endswith(API_PREFIX):
+                hint = f"; leave {API_PREFIX} out, the client adds it"
             raise UnusableBaseUrl(
                 f"{setting} {target.base_url} does not serve the Sodtrack API (token "
-                f"endpoint {answered})",
+                f"endpoint {answered}{hint})",
                 setting=setting,
             )
     raise UnusableBaseUrl(

@@ -216,9 +216,10 @@ def test_a_base_path_that_is_not_the_api_names_the_token_endpoint_s_404(
     line = assert_one_line(
         result,
         f"SODTRACK_BASE_URL {sim.url}{path} does not serve the Sodtrack API",
-        "(token endpoint answered 404)",
+        "(token endpoint answered 404",
     )
     assert "check the references" not in line
+    assert ("leave /api/v1 out, the client adds it" in line) == (path == "/api/v1")
     assert tree(sim.root) == before
     assert sim.writes() == {}
 
