@@ -371,7 +371,8 @@ def validate(
 LOAD_EXIT_HELP = """Exit codes (when several apply, the first in this order wins):
 
 2  nothing was loaded: the file or the command cannot be used (unreadable file, a required
-column missing, a bad mapping file, bad options);
+column missing, a bad mapping file, bad options), or a setting is wrong (one line naming it:
+settings, base URL, credentials, the token's country, state database, results folder);
 
 5  incomplete: some rows failed transiently (or were skipped behind them); run the same
 command again, it resumes and creates nothing twice; also when another process is loading
