@@ -17,6 +17,9 @@ Final state:
   ``files``.
 
 No retries (see ``tasks/load.py``): re-running the flow on the same file resumes the upload.
+The first task checks the configuration (settings, base URL, credentials and the token's
+country, state database, the results folder): a ``ConfigurationError`` ends the run
+``Failed`` with its one line as the message, before the file is read or anything written.
 Runs of the same file take turns (lock ``load:<sha256>`` in the state store).
 """
 
@@ -29,6 +32,7 @@ from prefect import State, flow, get_run_logger
 from prefect.states import Completed, Failed
 
 from sodtrack.bulkload import results_dir
+from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import get_country
 from tasks.load import (
     artifacts_task,
@@ -36,7 +40,7 @@ from tasks.load import (
     read_upload_task,
     write_results_task,
 )
-from tasks.runtime import load_settings, open_state, state_lock
+from tasks.runtime import check_configuration_task, open_state, state_lock
 
 
 def _run_name() -> str:
@@ -74,7 +78,13 @@ async def bulk_load(
             logged and the results go to the engine's own id folder.
     """
     logger = get_run_logger()
-    settings = load_settings()
+    try:
+        settings = await check_configuration_task(
+            [country] if country else None, outbox_for=path, outbox=outbox
+        )
+    except ConfigurationError as exc:  # nothing loaded; no retry fixes a setting
+        logger.error("configuration error: %s", exc.line)
+        return Failed(message=f"configuration error: {exc.line}")
     code = get_country(country or settings.country).code
     parsed = read_upload_task(path, code, sheet)
     # Two runs of one file (a trigger fired twice, a manual re-run) take turns rather than

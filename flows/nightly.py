@@ -3,6 +3,11 @@
 Countries run concurrently (one subflow each, serialised per country by a lock in the state
 store so two runs for the same country never interleave); within a country the families run
 in order, because coverage and bookings are validated against the catalog just staged.
+
+The first task checks the configuration (``check-configuration``: settings, each country's
+base URL, credentials and token country, the state database, the warehouse folders): a
+``ConfigurationError`` ends the run ``Failed`` with its one line as the message, before
+anything is extracted, and without retries.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 from prefect import State, flow, get_run_logger
 from prefect.states import Completed, Failed
 
+from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import get_country
 from sodtrack.extract.families import Family, families_for
 from sodtrack.extract.report import FamilyRun, RunReport
@@ -25,7 +31,13 @@ from sodtrack.extract.runner import (
 )
 from sodtrack.settings import Settings
 from tasks.extract import extract_family_task, report_task
-from tasks.runtime import data_dir, load_settings, open_state, open_warehouse, state_lock
+from tasks.runtime import (
+    check_configuration_task,
+    data_dir,
+    open_state,
+    open_warehouse,
+    state_lock,
+)
 
 
 @flow(name="extract-country", flow_run_name="extract-{country}")
@@ -78,7 +90,13 @@ async def nightly(
         lookback_minutes: overlap re-read behind the bookings watermark.
     """
     logger = get_run_logger()
-    settings = load_settings(warehouse)
+    try:
+        settings = await check_configuration_task(
+            countries, warehouse=warehouse, warehouse_outputs=True
+        )
+    except ConfigurationError as exc:  # nothing extracted; no retry fixes a setting
+        logger.error("configuration error: %s", exc.line)
+        return Failed(message=f"configuration error: {exc.line}")
     codes = [get_country(c).code for c in (countries or [settings.country])]
     families = families_for(datasets)
     started = datetime.now(UTC)

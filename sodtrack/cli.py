@@ -4,6 +4,14 @@ The same library work the Prefect flows sequence, from a terminal, with progress
 ``extract`` (nightly extraction), ``validate`` (re-run the suites on a published version),
 ``demo`` (the main job end to end against the embedded simulator). Heavy imports (pandas,
 pyarrow, Great Expectations) happen inside the commands so ``--help`` stays instant.
+
+Every command starts the same way (:func:`_configure`): resolve the settings (environment,
+``.env`` file, options), run :func:`sodtrack.preflight.preflight` for what the command
+needs (base URL, credentials and the token's country, state database, output folders), and
+print on stderr what it talks to and where the credentials came from. A
+:class:`~sodtrack.config_errors.ConfigurationError`, there or later, is one line on stderr
+(``configuration error: SODTRACK_ENV: 'staging' is not one of dev, uat, prod``) and exit
+``2``, before anything is written.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,7 +36,7 @@ if TYPE_CHECKING:
     from sodtrack.bulkload import LoadRun
     from sodtrack.client import SodtrackClient
     from sodtrack.extract import RunReport
-    from sodtrack.settings import Settings
+    from sodtrack.settings import Origin, Settings
     from sodtrack.template import CatalogLists
 
 app = typer.Typer(
@@ -49,15 +57,80 @@ EXIT_INCOMPLETE = 5
 """``load``: some rows wait for a re-run (transient failures); ``cancel``: not all cancelled."""
 
 
-def _settings(country: str | None = None, warehouse: str | None = None) -> Settings:
-    from sodtrack.settings import Settings
+EXIT_CONFIGURATION = 2
+"""Every command: a setting is wrong (``ConfigurationError``); nothing was done."""
 
-    overrides: dict[str, str] = {}
-    if country:
-        overrides["country"] = country
-    if warehouse:
-        overrides["warehouse"] = warehouse
-    return Settings(**overrides)  # type: ignore[arg-type]
+
+def _configuration_error(exc: Exception) -> typer.Exit:
+    """Print a ``ConfigurationError`` as its one line; the exit to raise."""
+    from sodtrack.config_errors import ConfigurationError
+
+    line = exc.line if isinstance(exc, ConfigurationError) else str(exc)
+    typer.echo(f"configuration error: {line}", err=True)
+    return typer.Exit(EXIT_CONFIGURATION)
+
+
+@contextlib.contextmanager
+def _configuration_errors() -> Iterator[None]:
+    """A ``ConfigurationError`` raised by the work (not only by the preflight) → exit 2."""
+    from sodtrack.config_errors import ConfigurationError
+
+    try:
+        yield
+    except ConfigurationError as exc:
+        raise _configuration_error(exc) from None
+
+
+def _configure(
+    *,
+    countries: list[str] | None = None,
+    overrides: dict[str, object] | None = None,
+    api: bool = True,
+    url: bool | None = None,
+    state: bool = True,
+    outputs: list[tuple[str | Path, str]] | None = None,
+    outputs_of: Callable[[Settings], list[tuple[str | Path, str]]] | None = None,
+    notice: bool = True,
+) -> tuple[Settings, Origin]:
+    """Settings resolved and checked for one command (see the module docstring); prints the
+    notice (unless ``notice=False``: :func:`_check_api` prints it later), or the
+    configuration error and exits 2."""
+    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.preflight import run_preflight
+    from sodtrack.settings import resolve_settings
+
+    try:
+        settings, origin = resolve_settings(overrides)
+        folders = list(outputs or []) + (outputs_of(settings) if outputs_of else [])
+        report = run_preflight(
+            settings,
+            origin,
+            countries=countries or [],
+            api=api,
+            url=url,
+            state=state,
+            outputs=folders,
+        )
+    except ConfigurationError as exc:
+        raise _configuration_error(exc) from None
+    if notice:
+        for line in report.notice():
+            typer.echo(line, err=True)
+    return settings, origin
+
+
+def _check_api(settings: Settings, origin: Origin, country: str) -> None:
+    """The API check for a country known only later (``cancel``: the upload's country;
+    ``template``: when the warehouse has no catalog), then the notice."""
+    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.preflight import run_preflight
+
+    try:
+        report = run_preflight(settings, origin, countries=[country], state=False)
+    except ConfigurationError as exc:
+        raise _configuration_error(exc) from None
+    for line in report.notice():
+        typer.echo(line, err=True)
 
 
 def _safe(text: object) -> str:
@@ -221,11 +294,24 @@ def extract(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Extract catalog, coverage and bookings to validated Parquet, publish atomically."""
+    """Extract catalog, coverage and bookings to validated Parquet, publish atomically.
+
+    Exit codes: 0 every dataset published; 3 a family was quarantined or failed; 2 a setting
+    is wrong (nothing extracted)."""
     _logging(verbose)
-    settings = _settings(warehouse=warehouse)
+
+    def folders(settings: Settings) -> list[tuple[str | Path, str]]:
+        root = Path(settings.warehouse)
+        base = root.parent if root.name == "warehouse" else root
+        label = "--warehouse" if warehouse else "SODTRACK_WAREHOUSE"
+        return [(root, label), (base / "reports", label), (base / "docs", label)]
+
+    settings, _ = _configure(
+        countries=country, overrides={"warehouse": warehouse}, outputs_of=folders
+    )
     countries = country or [settings.country]
-    report = asyncio.run(_run_extract(settings, countries, dataset or [], full_refresh))
+    with _configuration_errors():
+        report = asyncio.run(_run_extract(settings, countries, dataset or [], full_refresh))
     _print_report(report)
     raise typer.Exit(EXIT_OK if report.success else EXIT_NOT_PUBLISHED)
 
@@ -246,7 +332,13 @@ def validate(
     from sodtrack.warehouse import Warehouse
     from sodtrack.warehouse.chunks import published_chunks
 
-    settings = _settings(country, warehouse)
+    settings, _ = _configure(
+        countries=[country] if country else None,
+        overrides={"country": country, "warehouse": warehouse},
+        api=False,
+        state=False,
+        outputs=[(docs, "--docs")] if docs else None,
+    )
     wh = Warehouse(settings.warehouse)
     code = settings.country
     version = wh.current_version(dataset)
@@ -298,7 +390,8 @@ def validate(
 LOAD_EXIT_HELP = """Exit codes (when several apply, the first in this order wins):
 
 2  nothing was loaded: the file or the command cannot be used (unreadable file, a required
-column missing, a bad mapping file, bad options);
+column missing, a bad mapping file, bad options), or a setting is wrong (one line naming it:
+settings, base URL, credentials, the token's country, state database, results folder);
 
 5  incomplete: some rows failed transiently (or were skipped behind them); run the same
 command again, it resumes and creates nothing twice; also when another process is loading
@@ -309,17 +402,6 @@ and upload that file;
 
 0  every row was created, updated or already existed (dry run: every row would be created
 or updated)."""
-
-
-def _country_code(country: str | None) -> str:
-    """The country asked for (else ``SODTRACK_COUNTRY``); an unknown one exits 2."""
-    from sodtrack.contract.countries import get_country
-
-    try:
-        return get_country(country or _settings().country).code
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(EXIT_UNUSABLE) from None
 
 
 def _default_uploader() -> str:
@@ -502,28 +584,36 @@ def load(
     Every row gets exactly one outcome in the results file (CSV and XLSX); rows to fix are in
     the rejects file. Loading the same file again resumes it and creates nothing twice.
     """
+    from sodtrack.bulkload import outbox_root
     from sodtrack.loader import LeaseHeld, MappingFileError
 
     _logging(verbose)
-    code = _country_code(country)
-    settings = _settings(code)
+
+    def folders(settings: Settings) -> list[tuple[str | Path, str]]:
+        if out is not None:
+            return [(out, "--out")]
+        return [(outbox_root(settings, file), "SODTRACK_OUTBOX")]
+
+    settings, _ = _configure(overrides={"country": country}, outputs_of=folders)
+    code = settings.country
     mode = "dry run of" if dry_run else "loading"
     console.print(f"[bold]{mode} {_safe(file)} for {code}[/bold]")
     try:
-        run = asyncio.run(
-            _run_load(
-                settings,
-                file,
-                country=code,
-                uploaded_by=uploaded_by or _default_uploader(),
-                dry_run=dry_run,
-                sheet=sheet,
-                mapping=mapping,
-                check_availability=check_availability,
-                out=out,
-                new_upload=new_upload,
+        with _configuration_errors():
+            run = asyncio.run(
+                _run_load(
+                    settings,
+                    file,
+                    country=code,
+                    uploaded_by=uploaded_by or _default_uploader(),
+                    dry_run=dry_run,
+                    sheet=sheet,
+                    mapping=mapping,
+                    check_availability=check_availability,
+                    out=out,
+                    new_upload=new_upload,
+                )
             )
-        )
     except LeaseHeld as exc:
         console.print(f"[yellow]{_safe(exc)}[/yellow]: run the command again later; it resumes.")
         raise typer.Exit(EXIT_INCOMPLETE) from None
@@ -569,20 +659,34 @@ def template(
     if source not in ("auto", "warehouse", "api"):
         console.print("[red]--source is auto, warehouse or api[/red]")
         raise typer.Exit(EXIT_UNUSABLE)
-    code = _country_code(country)
-    settings = _settings(code, warehouse)
+    settings, origin = _configure(
+        overrides={"country": country, "warehouse": warehouse},
+        api=False,
+        url=source != "warehouse",
+        state=False,
+        outputs=[(file.parent, "FILE (its folder)")],
+        notice=source == "warehouse",
+    )
+    code = settings.country
     catalog = None if source == "api" else catalog_from_warehouse(settings.warehouse, code)
+    if catalog is not None and source == "auto":
+        from sodtrack.preflight import run_preflight
+
+        for line in run_preflight(settings, origin, api=False, state=False).notice():
+            typer.echo(line, err=True)
     if catalog is None and source == "warehouse":
         console.print(f"[red]no published catalog for {code} in {settings.warehouse}[/red]")
         raise typer.Exit(EXIT_UNUSABLE)
     if catalog is None:
         from sodtrack.bulkload import country_client
 
+        _check_api(settings, origin, code)
+
         async def live() -> CatalogLists:
             async with country_client(settings, code) as client:
                 return await catalog_from_api(client, code)
 
-        with console.status("reading the catalog from the live API…"):
+        with console.status("reading the catalog from the live API…"), _configuration_errors():
             catalog = asyncio.run(live())
     write_template(file, code, catalog)
     console.print(
@@ -612,7 +716,7 @@ def cancel(
     from sodtrack.loader import CancelResult, LeaseHeld, cancel_upload
 
     _logging(False)
-    settings = _settings()
+    settings, origin = _configure(overrides={"country": country}, api=False, url=True, notice=False)
     ledger = open_ledger(settings)
     try:
         record = ledger.get_upload(upload_id)
@@ -623,19 +727,21 @@ def cancel(
                 "[/red]"
             )
             raise typer.Exit(EXIT_UNUSABLE)
-        code = _country_code(country) if country else record.country
+        code = settings.country if country else record.country
         if code != record.country:
             console.print(
                 f"[red]upload {_safe(upload_id)} is for {record.country}, not {code}[/red]"
             )
             raise typer.Exit(EXIT_UNUSABLE)
+        _check_api(settings, origin, code)
 
         async def run() -> CancelResult:
             async with country_client(settings, code) as client:
                 return await cancel_upload(upload_id, client, ledger, reason=reason)
 
         try:
-            result = asyncio.run(run())
+            with _configuration_errors():
+                result = asyncio.run(run())
         except LeaseHeld as exc:
             console.print(f"[yellow]{_safe(exc)}[/yellow]: run the command again later.")
             raise typer.Exit(EXIT_INCOMPLETE) from None

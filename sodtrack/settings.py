@@ -1,16 +1,34 @@
 """One settings object, resolved once at the edge (CLI, flow entry) and passed down.
 
-Every variable is listed in ``.env.example``. Library modules never read ``os.environ``.
+Every variable is listed in ``.env.example``. Library modules never read ``os.environ``: the
+edges call :func:`resolve_settings`, the one place that does, and get the settings together
+with their :class:`Origin` (which variable came from where, for the notice every command
+prints) or one :class:`~sodtrack.config_errors.InvalidSetting` naming the variable.
+
+The ``.env`` file
+-----------------
+``Settings()`` reads the environment only. :func:`resolve_settings` also reads one dotenv
+file: ``SODTRACK_ENV_FILE`` when set (a path; empty or ``none`` reads no file), else a
+``.env`` in the working directory if there is one. The environment wins over the file.
+Whichever file was read is named, with the variables it supplied, by every command
+(``settings: read .env file at /abs/path (SODTRACK_CLIENT_ID, ...)``): a stray ``.env``
+can no longer send the credentials to another host without a word.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Final
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sodtrack.config_errors import InvalidSetting
 from sodtrack.contract.countries import get_country
 
 
@@ -38,7 +56,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="SODTRACK_",
-        env_file=".env",
+        env_file=None,  # resolve_settings() picks the file and says which
         env_file_encoding="utf-8",
         env_ignore_empty=True,
         extra="ignore",
@@ -72,17 +90,24 @@ class Settings(BaseSettings):
         default="data/outbox",
         description="Where a load's results and rejects files land, <outbox>/<upload_id>/.",
     )
-    request_timeout_s: float = 30.0
-    max_concurrency: int = 8
-    retry_budget_s: float = 300.0
+    request_timeout_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    max_concurrency: int = Field(default=8, ge=1)
+    retry_budget_s: float = Field(default=300.0, ge=0, allow_inf_nan=False)
     rate_limit_per_s: float | None = Field(
-        default=None, description="Client-side limit; learned from X-RateLimit-* when unset."
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Client-side limit; learned from X-RateLimit-* when unset.",
+    )
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="Allow sending credentials over plain http to a host outside loopback.",
     )
 
-    @model_validator(mode="after")
-    def _check_country(self) -> Settings:
-        self.country = get_country(self.country).code
-        return self
+    @field_validator("country")
+    @classmethod
+    def _check_country(cls, value: str) -> str:
+        return get_country(value).code
 
     def base_url_for(self, country: str | None = None) -> str:
         """The API root (without ``/api/v1``) for a country, honouring the override.
@@ -98,3 +123,171 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return Path("data")
+
+
+# ---------------------------------------------------------------- resolving at the edge
+
+ENV_FILE_VARIABLE: Final = "SODTRACK_ENV_FILE"
+"""Names the dotenv file to read (empty or ``none``: none); default ``./.env`` if present."""
+
+SECRET_FIELDS: Final = frozenset({"client_secret"})
+"""Fields whose value is never shown, not even in an error about it."""
+
+OPTION_NAMES: Final[Mapping[str, str]] = {
+    "country": "--country",
+    "warehouse": "--warehouse",
+    "inbox": "--inbox",
+    "uploads": "--uploads",
+    "outbox": "--outbox",
+}
+"""How a command-line override of a field is named in messages."""
+
+
+def variable(name: str) -> str:
+    """The environment variable of a field: ``client_id`` → ``SODTRACK_CLIENT_ID``."""
+    return f"SODTRACK_{name.upper()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where each setting came from: ``sources[field]`` is ``"environment variable
+    SODTRACK_X"``, ``".env file at /abs/.env"``, ``"command line (--country)"``,
+    ``"Prefect Secret block 'name'"`` or ``"default"``."""
+
+    env_file: Path | None = None
+    env_file_variables: tuple[str, ...] = ()
+    """The ``SODTRACK_*`` variables the file supplied (the environment did not override)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    def label(self, name: str) -> str:
+        """How a message names the setting: the option if the command line set it."""
+        where = self.sources.get(name, "")
+        return (
+            OPTION_NAMES.get(name, variable(name))
+            if where.startswith("command")
+            else (variable(name))
+        )
+
+    def with_source(self, name: str, source: str) -> Origin:
+        return Origin(self.env_file, self.env_file_variables, {**self.sources, name: source})
+
+
+def _env_file(environ: Mapping[str, str], cwd: Path) -> Path | None:
+    configured = environ.get(ENV_FILE_VARIABLE)
+    if configured is not None:
+        if configured.strip().lower() in ("", "none"):
+            return None
+        path = (cwd / configured).resolve()
+        if not path.is_file():
+            raise InvalidSetting(
+                f"{ENV_FILE_VARIABLE}: no such file {str(path)!r}", setting=ENV_FILE_VARIABLE
+            )
+        return path
+    default = cwd / ".env"
+    return default.resolve() if default.is_file() else None
+
+
+def _dotenv_variables(path: Path) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    values = dotenv_values(path, encoding="utf-8")
+    return {k.upper(): v for k, v in values.items() if v not in (None, "")}
+
+
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
+
+
+def mask_url(url: str) -> str:
+    """A URL with any password replaced by ``***`` (database URLs, base URLs)."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def _shown(name: str, value: object) -> str:
+    if name in SECRET_FIELDS:
+        return "the value given"
+    text = mask_url(value) if isinstance(value, str) else value
+    return repr(text)
+
+
+def _problem(name: str, error: Mapping[str, Any]) -> str:
+    """One pydantic error as plain words (the value shown unless it is a secret)."""
+    kind = str(error.get("type", ""))
+    value = _shown(name, error.get("input"))
+    ctx = error.get("ctx") or {}
+    if kind == "enum":
+        choices = ", ".join(e.value for e in Environment)
+        return f"{value} is not one of {choices}"
+    if kind in ("float_parsing", "float_type", "finite_number"):
+        return f"{value} is not a number"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{value} is not a whole number"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{value} is not true or false"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        words = {
+            "greater_than": "greater than",
+            "greater_than_equal": "at least",
+            "less_than": "less than",
+            "less_than_equal": "at most",
+        }[kind]
+        bound = next(iter(ctx.values()), "?")
+        return f"{value} must be {words} {bound}"
+    message = str(error.get("msg", "invalid"))
+    if kind == "value_error":  # our validators' messages name the value themselves
+        return message.removeprefix("Value error, ")
+    return f"{value}: {message}" if name not in SECRET_FIELDS else message
+
+
+def settings_error(exc: ValidationError, origin: Origin) -> InvalidSetting:
+    """The first problem of a settings validation as one line naming the variable."""
+    errors = exc.errors(include_url=False)
+    first = errors[0] if errors else {"loc": (), "msg": str(exc), "type": ""}
+    loc = first.get("loc") or ()
+    name = str(loc[0]) if loc else "settings"
+    label = origin.label(name) if loc else "settings"
+    where = origin.source(name)
+    line = f"{label}: {_problem(name, first)}"
+    if where.startswith(".env"):
+        line += f" (set in the {where})"
+    more = len(errors) - 1
+    if more > 0:
+        line += f"; and {more} more problem(s)"
+    return InvalidSetting(line, setting=label)
+
+
+def resolve_settings(
+    overrides: Mapping[str, object] | None = None, *, cwd: Path | None = None
+) -> tuple[Settings, Origin]:
+    """The settings of this run and where each came from, or one :class:`InvalidSetting`.
+
+    Order: ``overrides`` (the command line), the environment, the dotenv file (see the
+    module docstring), the defaults. ``cwd`` (where ``.env`` is looked for) is injectable.
+    """
+    environ = os.environ
+    cwd = Path.cwd() if cwd is None else cwd
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    env_file = _env_file(environ, cwd)
+    from_file = _dotenv_variables(env_file) if env_file is not None else {}
+    upper_env = {k.upper(): v for k, v in environ.items() if v != ""}
+    sources: dict[str, str] = {}
+    supplied: list[str] = []
+    for name in Settings.model_fields:
+        var = variable(name)
+        if name in given:
+            sources[name] = f"command line ({OPTION_NAMES.get(name, name)})"
+        elif var in upper_env:
+            sources[name] = f"environment variable {var}"
+        elif var in from_file:
+            sources[name] = f".env file at {env_file}"
+            supplied.append(var)
+        else:
+            sources[name] = "default"
+    origin = Origin(env_file, tuple(supplied), sources)
+    try:
+        settings = Settings(_env_file=env_file, **given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise settings_error(exc, origin) from None
+    return settings, origin

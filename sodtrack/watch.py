@@ -56,8 +56,8 @@ def watch(
 ) -> None:
     """Watch the upload inbox: each new spreadsheet is stored under an upload id and a
     ``sodtrack.upload.received`` event starts the ``bulk-load`` deployment on Prefect."""
+    from sodtrack.cli import _configure
     from sodtrack.inbox import InboxWatcher, PrefectEventsEmitter, Registry
-    from sodtrack.settings import Settings
     from sodtrack.textsafe import printable
 
     logging.basicConfig(
@@ -69,7 +69,17 @@ def watch(
     overrides: dict[str, Any] = {
         k: v for k, v in (("inbox", inbox), ("uploads", uploads), ("outbox", outbox)) if v
     }
-    settings = Settings(**overrides)
+    # Settings, state database and the three folders checked up front (exit 2, one line);
+    # the watcher never talks to the Sodtrack API itself, the flows it starts do.
+    settings, _ = _configure(
+        overrides=overrides,
+        api=False,
+        outputs_of=lambda s: [
+            (s.inbox, "--inbox" if inbox else "SODTRACK_INBOX"),
+            (s.uploads, "--uploads" if uploads else "SODTRACK_UPLOADS"),
+            (s.outbox, "--outbox" if outbox else "SODTRACK_OUTBOX"),
+        ],
+    )
     api_url, api_key, auth_string = _prefect_api()
     if not api_url:
         typer.echo(

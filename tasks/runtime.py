@@ -8,29 +8,82 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from sodtrack.client import SodtrackClient
-from sodtrack.settings import Settings
+from sodtrack.config_errors import InvalidSetting
+from sodtrack.preflight import preflight
+from sodtrack.settings import Origin, Settings, resolve_settings
 from sodtrack.state import NamedLock, StateStore
 from sodtrack.warehouse import Warehouse
 
 
-def load_settings(warehouse: str | None = None) -> Settings:
-    """Settings from the environment (``SODTRACK_*``, ``.env``), with a flow's override.
+def resolve(warehouse: str | None = None) -> tuple[Settings, Origin]:
+    """Settings from the environment (``SODTRACK_*``, the ``.env`` file of
+    :func:`~sodtrack.settings.resolve_settings`), with a flow's override, and their origin.
 
     When ``SODTRACK_CLIENT_SECRET_BLOCK`` names a Prefect ``Secret`` block, the client secret
     is that block's value (read from the Prefect API the run talks to) and
     ``SODTRACK_CLIENT_SECRET`` is ignored: credentials live in Prefect, not in the worker's
-    environment or the deployment file.
+    environment or the deployment file. A value that does not validate, or a block that
+    cannot be read, is an :class:`~sodtrack.config_errors.InvalidSetting`.
     """
-    settings = Settings()
-    update: dict[str, object] = {}
-    if warehouse:
-        update["warehouse"] = warehouse
+    settings, origin = resolve_settings({"warehouse": warehouse})
     if settings.client_secret_block:
-        update["client_secret"] = SecretStr(secret_from_block(settings.client_secret_block))
-    return settings.model_copy(update=update) if update else settings
+        name = settings.client_secret_block
+        try:
+            secret = secret_from_block(name)
+        except ValueError as exc:
+            raise InvalidSetting(
+                f"SODTRACK_CLIENT_SECRET_BLOCK: {exc}", setting="SODTRACK_CLIENT_SECRET_BLOCK"
+            ) from None
+        settings = settings.model_copy(update={"client_secret": SecretStr(secret)})
+        origin = origin.with_source("client_secret", f"Prefect Secret block {name!r}")
+    return settings, origin
+
+
+def load_settings(warehouse: str | None = None) -> Settings:
+    """:func:`resolve` without the origin."""
+    return resolve(warehouse)[0]
+
+
+@task(name="check-configuration", retries=0, cache_policy=NO_CACHE)
+async def check_configuration_task(
+    countries: list[str] | None = None,
+    *,
+    warehouse: str | None = None,
+    warehouse_outputs: bool = False,
+    outbox_for: str | None = None,
+    outbox: str | None = None,
+) -> Settings:
+    """A flow's first task: :func:`sodtrack.preflight.preflight` (settings, base URL,
+    credentials and the token's country, state database, output folders), the notice in the
+    run log, and the checked settings. A ``ConfigurationError`` fails it at once (no retries:
+    no retry fixes a setting); the flow turns it into its ``Failed`` state's message.
+
+    ``warehouse_outputs``: the warehouse and its reports/docs folders must be writable (the
+    nightly run); ``outbox_for``: the upload file whose results folder (``outbox``, else
+    ``SODTRACK_OUTBOX``, else beside the file) must be writable (the bulk load).
+    """
+    from sodtrack.bulkload import outbox_root
+
+    logger = get_run_logger()
+    settings, origin = resolve(warehouse)
+    folders: list[tuple[str | Path, str]] = []
+    if warehouse_outputs:
+        label = "warehouse" if warehouse else "SODTRACK_WAREHOUSE"
+        root = Path(settings.warehouse)
+        folders += [(root, label), (data_dir(settings, "reports"), label)]
+        folders.append((data_dir(settings, "docs"), label))
+    if outbox_for is not None:
+        label = "outbox" if outbox else "SODTRACK_OUTBOX"
+        folders.append((outbox_root(settings, Path(outbox_for), outbox), label))
+    report = await preflight(settings, origin, countries=countries or [], outputs=folders)
+    for line in report.notice():
+        logger.info("%s", line)
+    return settings
 
 
 def secret_from_block(name: str) -> str:

@@ -3,8 +3,14 @@
 * :class:`Credentials` keeps the secret in a ``SecretStr``: its ``repr``/``str`` print
   ``**********``.
 * :class:`BearerToken` holds the JWT in a slot that no ``repr``, ``str`` or log line shows.
-  The token is never decoded: the client trusts ``expires_in`` from the token response and
-  its own monotonic clock, not the ``exp`` claim (which would need synchronised wall clocks).
+  The client trusts ``expires_in`` from the token response and its own monotonic clock, not
+  the ``exp`` claim (which would need synchronised wall clocks).
+* **The token's country.** The one claim the client reads (:func:`token_country`: the JWT
+  payload decoded *without* verifying the signature; the token is the server's to verify) is
+  ``country``: a token for another country than the client's, or without a readable
+  ``country``, raises :class:`~sodtrack.client.errors.TokenCountryMismatch` and no request
+  is sent with it. A base URL that does not vary by country can otherwise point a ``pe``
+  run at Chile's server, whose answers (prices in CLP) would be published as Peru's.
 * :class:`TokenManager` hands out the current token and fetches a new one when there is none
   or when it is within ``margin`` of expiring, where ``margin = min(token_margin_s,
   life / 4)``: the default 60 s for 15-minute tokens, a quarter of the life for the
@@ -24,12 +30,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from sodtrack.client.errors import TokenCountryMismatch
 from sodtrack.contract.limits import TOKEN_TTL_S
 
 Clock = Callable[[], float]
@@ -80,6 +90,21 @@ class BearerToken:
     __str__ = __repr__
 
 
+def token_country(token: str) -> str | None:
+    """The JWT's ``country`` claim, read without verifying the signature; None when the token
+    is not a JWT or carries no string ``country``."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+    country = claims.get("country") if isinstance(claims, dict) else None
+    return country if isinstance(country, str) else None
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     """What one token request returned (the fetch callback's result)."""
@@ -99,8 +124,14 @@ class TokenManager:
         *,
         clock: Clock = time.monotonic,
         margin_s: float = 60.0,
+        country: str | None = None,
+        issuer: str = "",
     ) -> None:
+        """``country``: the country every token must be for (None: not checked, for unit
+        tests of the refresh logic); ``issuer``: the host named when one is not."""
         self._fetch = fetch
+        self._country = country
+        self._issuer = issuer
         self._clock = clock
         self._margin_s = max(margin_s, 0.0)
         self._token: BearerToken | None = None
@@ -134,6 +165,10 @@ class TokenManager:
     async def _refresh(self) -> BearerToken:
         self.fetches += 1
         issued = await self._fetch()
+        if self._country is not None:
+            found = token_country(issued.access_token.get_secret_value())
+            if found != self._country:
+                raise TokenCountryMismatch(host=self._issuer, found=found, expected=self._country)
         self._generation += 1
         token = BearerToken(
             issued.access_token.get_secret_value(),

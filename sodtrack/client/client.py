@@ -103,6 +103,7 @@ class SodtrackClient:
             max_concurrency=max_concurrency,
             token_margin_s=token_margin_s,
             stats=self.stats,
+            country=self.country.code,
         )
         self.client_id = credentials.client_id
 
@@ -113,7 +114,13 @@ class SodtrackClient:
         """A client for ``settings`` (base URL, credentials, timeout, budget, limits).
 
         Without ``http`` the client creates (and on close, closes) its own ``AsyncClient``.
+        The base URL is checked first (:func:`sodtrack.preflight.check_base_url`): a URL
+        without scheme or host, or plain ``http`` to a host outside loopback without
+        ``SODTRACK_ALLOW_INSECURE_HTTP``, raises a ``ConfigurationError`` and nothing is sent.
         """
+        from sodtrack.preflight import check_base_url
+
+        check_base_url(settings)
         owns = http is None
         if http is None:
             http = httpx.AsyncClient(
@@ -155,6 +162,11 @@ class SodtrackClient:
         """Close the HTTP client if this client created it (an injected one stays open)."""
         if self._owns_http:
             await self._http.aclose()
+
+    async def authenticate(self) -> None:
+        """Fetch a token now (one attempt): raises what a bad base URL, bad credentials or
+        another country's server cause (see :meth:`Engine.authenticate`)."""
+        await self._engine.authenticate()
 
     @property
     def rate_limiter(self) -> RateLimiter:

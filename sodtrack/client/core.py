@@ -47,6 +47,7 @@ from sodtrack.client.auth import BearerToken, Credentials, IssuedToken, TokenMan
 from sodtrack.client.errors import (
     AuthError,
     ContractViolation,
+    RetryableError,
     RetryExhausted,
     SodtrackError,
     _ApiError,
@@ -218,6 +219,7 @@ class Engine:
         max_concurrency: int,
         token_margin_s: float,
         stats: ClientStats,
+        country: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -234,7 +236,13 @@ class Engine:
         self.in_flight = 0
         self.redact = Redactor()
         self.redact.add(credentials.client_secret.get_secret_value())
-        self.tokens = TokenManager(self._fetch_token, clock=clock, margin_s=token_margin_s)
+        self.tokens = TokenManager(
+            self._fetch_token,
+            clock=clock,
+            margin_s=token_margin_s,
+            country=country,
+            issuer=httpx.URL(self.root).netloc.decode("ascii", "replace") or self.root,
+        )
 
     def __repr__(self) -> str:
         return f"Engine(root={self.root!r}, client_id={self.credentials.client_id!r})"
@@ -330,6 +338,19 @@ class Engine:
         self.redact.add(parsed.access_token)
         log.debug("%s: new token, expires_in=%ss", op.id, parsed.expires_in)
         return IssuedToken(SecretStr(parsed.access_token), float(parsed.expires_in), requested_at)
+
+    async def authenticate(self) -> None:
+        """Get a token now, one attempt, no retry: the preflight's check of the base URL,
+        the credentials and the token's country. A transient failure is a
+        :class:`RetryableError` naming it; the others are raised as the token fetch raises
+        them (``AuthError``, ``TokenCountryMismatch``, ``NotFoundError``...)."""
+        label = ""
+        try:
+            await self.tokens.get()
+        except _TransientFailure as exc:
+            label = exc.failure.label
+        if label:
+            raise RetryableError(f"issue_token: {label}", operation="issue_token")
 
     def _scrubbed(self, error: _ApiError) -> _ApiError:
         clean = self.redact(error.message)

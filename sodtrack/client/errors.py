@@ -12,13 +12,20 @@
     │   │                                         (``slot_unavailable``): route to a person
     │   └── NotFoundError              reject     404 ``not_found``
     ├── AuthError                      reject     credentials refused, token refused twice,
-    │                                             or the token lacks a scope: fix the config
+    │   │                                         or the token lacks a scope: fix the config
+    │   └── TokenCountryMismatch        reject     the token is for another country than the
+    │                                             one asked for (also a ConfigurationError)
     └── ContractViolation              reject     the server answered outside the contract
                                                   (unparsable body, cursor loop)
 
 Classification comes from ``sodtrack.contract.errors`` (``RETRYABLE_STATUSES``,
 ``CONFLICT_CODES``, ``AUTH_RETRY_CODES``, ``NEEDS_A_PERSON``); :func:`classify_error`
 is the one mapping from a status and error body to an exception.
+
+``TokenCountryMismatch`` is also a :class:`sodtrack.config_errors.ConfigurationError`: the
+client refuses to go on with a token whose ``country`` claim is not its country (a base URL
+that does not vary by country pointed a ``pe`` run at Chile's server), and every caller
+(CLI, flow) reports it as the configuration error it is: exit 2, never retried.
 
 Nothing here holds an ``httpx.Request`` or ``httpx.Response`` (their headers carry the bearer
 token), and exceptions raised from transport failures are raised ``from None`` with only the
@@ -31,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.errors import (
     CONFLICT_CODES,
     NEEDS_A_PERSON,
@@ -162,6 +170,37 @@ class NotFoundError(RejectedError):
 
 class AuthError(_ApiError):
     """Credentials refused, a fresh token refused again, or a missing scope."""
+
+
+class TokenCountryMismatch(AuthError, ConfigurationError):
+    """The token endpoint issued a token for another country (or none readable).
+
+    ``found`` is the token's ``country`` claim (None when the token carries no readable
+    one), ``expected`` the client's country, ``host`` the server that issued it.
+    """
+
+    def __init__(self, *, host: str, found: str | None, expected: str) -> None:
+        self.host = host
+        self.found = found
+        self.expected = expected
+        if found is None:
+            line = (
+                f"the server at {host} issued a token without a readable country claim, "
+                f"so it cannot be checked to be for {expected!r}"
+            )
+        else:
+            line = f"the server at {host} issued a token for {found!r}, not {expected!r}"
+        line += " (check SODTRACK_BASE_URL and SODTRACK_COUNTRY)"
+        AuthError.__init__(
+            self,
+            status=200,
+            code=ErrorCode.COUNTRY_MISMATCH,
+            message=line,
+            operation="issue_token",
+        )
+        self.setting = "SODTRACK_BASE_URL"
+        self.message = line
+        self.args = (line,)
 
 
 class ContractViolation(SodtrackError):

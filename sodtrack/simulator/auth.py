@@ -4,14 +4,25 @@ Tokens carry ``sub`` (client id), ``country``, ``scope`` (space-separated), ``ia
 ``exp`` in whole seconds. Expiry is checked here, not by PyJWT, because the server's now is
 the injectable ``Clock`` (no leeway: a token is expired from its ``exp`` second on).
 
-The signing key is derived from the seed: stable across restarts of the same simulator,
-different between seeds. It is a simulator, not a secret store.
+The signing key is random, drawn once per process (:data:`_PROCESS_KEY`), unless
+``SimConfig.signing_key`` (``sodtrack-sim serve --signing-key``) configures one: a token can
+then not be forged by anyone who knows the public default seed. One key per process means the
+several countries of a multi-country app, and simulators re-created by a test, verify each
+other's signatures (a foreign country's token is then ``403 country_mismatch``, as on the real
+API); a configured key is for tests that need tokens to outlive a restart of the process.
+
+A token is read only if its signature is ours and its claims have their types: ``sub``,
+``country`` and ``scope`` strings, ``exp`` a finite number (not a bool). Anything else,
+``exp`` missing, ``"tomorrow"``, ``null``, ``true`` or ``Infinity`` included, is
+``401 invalid_token``, never a 500.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +36,25 @@ from sodtrack.simulator.errors import ApiError, validation_error
 
 _ALGORITHM = "HS256"
 _BEARER = "bearer "
+_PROCESS_KEY = secrets.token_bytes(32)
+"""This process's signing key when none is configured (never derived from the seed)."""
+
+
+def signing_key(configured: str | None) -> bytes:
+    """The HS256 key: the configured secret's SHA-256, else this process's random key."""
+    if configured:
+        return hashlib.sha256(f"sodtrack-simulator:{configured}".encode()).digest()
+    return _PROCESS_KEY
+
+
+def _well_formed(claims: dict[str, Any]) -> bool:
+    """The required claims are present with their types (``exp`` a finite number)."""
+    if not all(isinstance(claims.get(k), str) for k in ("sub", "country", "scope")):
+        return False
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return False
+    return isinstance(exp, int) or math.isfinite(exp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +71,7 @@ class Auth:
         self._country = config.country
         self._ttl = config.token_ttl
         self._clock = clock
-        self._key = hashlib.sha256(f"sodtrack-simulator:{config.seed}".encode()).digest()
+        self._key = signing_key(config.signing_key)
         self._cache: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------ issuing
@@ -98,7 +128,7 @@ class Auth:
             )
         except jwt.PyJWTError:
             return None
-        if not all(k in claims for k in ("sub", "country", "scope", "exp")):
+        if not _well_formed(claims):
             return None
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -116,7 +146,7 @@ class Auth:
         claims = self._claims(authorization)
         if claims is None:
             raise ApiError(ErrorCode.INVALID_TOKEN, "Missing or unreadable bearer token")
-        if self._clock.now_us() >= int(claims["exp"]) * US:
+        if self._clock.now_us() >= math.floor(claims["exp"]) * US:
             raise ApiError(ErrorCode.TOKEN_EXPIRED, "The token has expired")
         if claims["country"] != self._country:
             raise ApiError(

@@ -81,6 +81,15 @@ def serve(
     postal_codes: Annotated[
         int, typer.Option(help="Postal codes over the zones.")
     ] = _D.postal_codes,
+    signing_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SODTRACK_SIM_SIGNING_KEY",
+            help="Secret the token signing key derives from (default: random per process, "
+            "so tokens do not survive a restart).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug shows one line per request.")] = "info",
 ) -> None:
     """Seed the data and serve the API (``/api/v1``) and the ``/_sim/`` controls."""
@@ -114,6 +123,7 @@ def serve(
         variants=variants,
         zones=zones,
         postal_codes=postal_codes,
+        signing_key=signing_key,
     )
     countries = list(dict.fromkeys(c.strip().lower() for c in country or [_D.country]))
     configs = [SimConfig(**{**settings, "country": code}) for code in countries]

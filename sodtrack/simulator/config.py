@@ -59,6 +59,9 @@ class SimConfig:
     """Coverage zones (a few overlapping, a few inactive)."""
     postal_codes: int = 30_000
     """Distinct postal codes spread over the zones."""
+    signing_key: str | None = field(default=None, repr=False)
+    """Secret the token signing key derives from; None: a random key per process (see
+    ``sodtrack.simulator.auth``). Set it only when tokens must outlive a restart."""
     clients: tuple[str, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:

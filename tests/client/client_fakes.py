@@ -1,12 +1,14 @@
 """Test doubles for the client tests: a fake clock and a tiny in-memory API for MockTransport.
 
 The fake API answers the token endpoint and lets each test script the other routes; it
-issues opaque tokens, checks the ``Authorization`` header and records every request.
+issues JWT-shaped tokens (unsigned: the client never verifies a signature, only reads the
+``country`` claim), checks the ``Authorization`` header and records every request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 from collections.abc import Callable
@@ -76,6 +78,8 @@ class FakeApi:
     token_status: list[int] = field(default_factory=list)
     """Scripted statuses for the next token requests (then 200)."""
     valid_tokens: set[str] = field(default_factory=set)
+    country: str | None = "cl"
+    """The ``country`` claim of issued tokens (None: no such claim)."""
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
@@ -86,7 +90,11 @@ class FakeApi:
         return register
 
     def issue(self) -> str:
-        token = f"tok-{next(self._counter)}-{'x' * 20}"
+        claims: dict[str, Any] = {"sub": CLIENT_ID, "n": next(self._counter)}
+        if self.country is not None:
+            claims["country"] = self.country
+        payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        token = f"eyJhbGciOiJIUzI1NiJ9.{payload}.{'x' * 20}"
         self.tokens.append(token)
         self.valid_tokens.add(token)
         return token

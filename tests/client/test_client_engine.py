@@ -33,6 +33,7 @@ from sodtrack.client import (
     RetryPolicy,
     SodtrackClient,
 )
+from sodtrack.config_errors import InsecureTransport
 from sodtrack.contract import models as m
 from sodtrack.contract.limits import API_PREFIX, PAGE_SIZE_MAX
 from sodtrack.settings import Settings
@@ -774,7 +775,10 @@ async def test_from_settings_uses_the_settings_and_owns_its_http_client() -> Non
         max_concurrency=3,
         retry_budget_s=42.0,
         rate_limit_per_s=5.0,
+        allow_insecure_http=True,  # plain http to a host outside loopback: said explicitly
     )
+    with pytest.raises(InsecureTransport):  # else refused before anything is sent
+        SodtrackClient.from_settings(settings.model_copy(update={"allow_insecure_http": False}))
     client = SodtrackClient.from_settings(settings)
     assert client.base_url == "http://sim.local:8765"
     assert client.country.currency == "PEN"

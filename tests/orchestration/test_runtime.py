@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from prefect.blocks.system import Secret
 
-from tasks.runtime import load_settings
+from sodtrack.config_errors import InvalidSetting
+from tasks.runtime import load_settings, resolve
 
 
 class _Block:
@@ -39,10 +40,12 @@ def test_the_block_wins_when_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "from-block" not in repr(settings)
     assert settings.warehouse == "/tmp/wh"
     assert loaded == [("sodtrack-client-secret", True)]
+    _, origin = resolve()
+    assert origin.source("client_secret") == "Prefect Secret block 'sodtrack-client-secret'"
 
 
 def test_an_empty_block_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Secret, "load", lambda name, **kw: _Block(""))
     monkeypatch.setenv("SODTRACK_CLIENT_SECRET_BLOCK", "empty")
-    with pytest.raises(ValueError, match="non-empty string"):
+    with pytest.raises(InvalidSetting, match=r"SODTRACK_CLIENT_SECRET_BLOCK: .*non-empty string"):
         load_settings()
