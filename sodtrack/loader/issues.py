@@ -28,12 +28,15 @@ class IssueCode(StrEnum):
     # -- the file ---------------------------------------------------------------------------
     FILE_UNREADABLE = "file_unreadable"
     UNSUPPORTED_FILE_TYPE = "unsupported_file_type"
+    FILE_ENCRYPTED = "file_encrypted"
     EMPTY_FILE = "empty_file"
     SHEET_NOT_FOUND = "sheet_not_found"
     ENCODING_FALLBACK = "encoding_fallback"
     POSSIBLE_MOJIBAKE = "possible_mojibake"
     NO_ROWS = "no_rows"
     # -- the header ---------------------------------------------------------------------------
+    HEADER_NOT_FOUND = "header_not_found"
+    MERGED_HEADER = "merged_header"
     DUPLICATE_COLUMN = "duplicate_column"
     MISSING_COLUMN = "missing_column"
     CONFLICTING_COLUMNS = "conflicting_columns"
@@ -70,6 +73,9 @@ class IssueCode(StrEnum):
     FORMULA_ERROR = "formula_error"
     EXTRA_VALUES = "extra_values"
     MERGED_ROWS = "merged_rows"
+    MERGED_CELLS = "merged_cells"
+    MERGED_VALUE_FILLED = "merged_value_filled"
+    HIDDEN_ROW = "hidden_row"
     # -- one row ------------------------------------------------------------------------------
     INCOMPLETE_PAYMENT = "incomplete_payment"
     PROJECT_REQUIRED = "project_required"

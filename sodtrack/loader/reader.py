@@ -41,6 +41,7 @@ from xml.etree import ElementTree as ET
 import python_calamine
 
 from sodtrack.loader.issues import IssueCode, UploadIssue
+from sodtrack.loader.merges import MergedRange
 
 FileType = Literal["csv", "xlsx"]
 
@@ -90,6 +91,8 @@ class RawTable:
     merged_rows: set[int] = field(default_factory=set)
     """CSV records that look like several lines fused by stray quotes (filled as ``rows`` is
     consumed, before the record is yielded)."""
+    merged_ranges: tuple[MergedRange, ...] = ()
+    """The XLSX sheet's merged cells (see :mod:`sodtrack.loader.merges`)."""
 
 
 def sniff_file_type(path: Path) -> FileType:
@@ -450,6 +453,15 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
         first_column=first_column,
         rows=rows(),
         cell_problems=cell_problems,
+        merged_ranges=_merged_ranges(calamine_sheet),
+    )
+
+
+def _merged_ranges(calamine_sheet: python_calamine.CalamineSheet) -> tuple[MergedRange, ...]:
+    """The sheet's merged ranges (calamine gives 0-based ``((row, col), (row, col))``)."""
+    ranges = getattr(calamine_sheet, "merged_cell_ranges", None) or ()
+    return tuple(
+        MergedRange(top + 1, left, bottom + 1, right) for (top, left), (bottom, right) in ranges
     )
 
 

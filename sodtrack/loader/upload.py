@@ -4,7 +4,9 @@ The pipeline, each step in its own module:
 
 1. :mod:`~sodtrack.loader.reader`: bytes -> header + raw rows (encoding, delimiter, sheet);
 2. :mod:`~sodtrack.loader.headers`: header -> canonical columns (aliases, mapping file);
-3. :mod:`~sodtrack.loader.rows`: each raw row -> :class:`BookingRow` with its own checks;
+   :mod:`~sodtrack.loader.merges`: an XLSX sheet's merged ranges, classified against them;
+3. :mod:`~sodtrack.loader.rows`: each raw row -> :class:`BookingRow` with its own checks
+   (merged project/stage values filled down first, with a note);
 4. :mod:`~sodtrack.loader.crossrow`: checks across rows, then the per-project plan.
 
 Nothing is written anywhere and nothing is fetched: this is the validation that happens
@@ -25,6 +27,7 @@ from sodtrack.contract.countries import Country, get_country
 from sodtrack.loader.crossrow import ProjectPlan, check_across_rows, plan_projects
 from sodtrack.loader.headers import column_label, match_headers
 from sodtrack.loader.issues import IssueCode, RowIssue, UploadIssue
+from sodtrack.loader.merges import fill_note, plan_merges
 from sodtrack.loader.reader import FileType, UnreadableFile, file_sha256, read_table
 from sodtrack.loader.rows import BookingRow, RowContext, build_row
 from sodtrack.loader.values import is_blank
@@ -177,7 +180,15 @@ def _read_upload(
             skipped_empty_rows=skipped,
         )
 
-    if match.has_errors:
+    merges = plan_merges(
+        table.merged_ranges,
+        header_row=table.header_row_number,
+        first_column=table.first_column,
+        positions=match.positions,
+        headers=match.headers,
+    )
+    upload_issues.extend(merges.header_issues)
+    if match.has_errors or merges.header_issues:
         close = getattr(table.rows, "close", None)
         if close is not None:
             close()
@@ -193,6 +204,7 @@ def _read_upload(
         decimal_separator=decimal_separator,
     )
     width = len(match.headers)
+    canonical_at = {position: name for name, position in match.positions.items()}
     unnamed = match.unnamed_positions
     unnamed_first_row: dict[int, int] = {}
     rows: list[BookingRow] = []
@@ -201,7 +213,16 @@ def _read_upload(
         if all(is_blank(cell) for cell in cells):
             skipped += 1
             continue
-        row = build_row(row_number, cells, ctx)
+        filled: dict[int, str] = {}
+        if merges:
+            merged = merges.apply(row_number, cells)
+            cells, filled = merged.cells, merged.filled
+            row = build_row(row_number, cells, ctx, merged.rejected)
+        else:
+            row = build_row(row_number, cells, ctx)
+        for position, ref in filled.items():
+            name = canonical_at[position]
+            row.issues.append(fill_note(row_number, name, ref, ctx.column(name)))
         for position in unnamed:
             if (
                 position not in unnamed_first_row
