@@ -32,7 +32,7 @@ import csv
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -40,12 +40,15 @@ from xml.etree import ElementTree as ET
 
 import python_calamine
 
+from sodtrack.loader.headers import looks_like_header
 from sodtrack.loader.issues import IssueCode, UploadIssue
 from sodtrack.loader.merges import MergedRange
 
 FileType = Literal["csv", "xlsx"]
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+HeaderTest = Callable[[Sequence[object]], bool]
+"""Whether a row's cells are the header row (:func:`~sodtrack.loader.headers.looks_like_header`)."""
 _CHUNK = 1 << 20
 
 
@@ -112,10 +115,14 @@ def sniff_file_type(path: Path) -> FileType:
     return "csv"
 
 
-def read_table(path: Path, *, sheet: str | None = None) -> RawTable:
-    """Open ``path`` (CSV or XLSX, judged by its bytes) and return its header and rows."""
+def read_table(
+    path: Path, *, sheet: str | None = None, is_header: HeaderTest | None = None
+) -> RawTable:
+    """Open ``path`` (CSV or XLSX, judged by its bytes) and return its header and rows.
+
+    ``is_header`` tells the XLSX reader which row is the header (see :func:`read_xlsx`)."""
     if sniff_file_type(path) == "xlsx":
-        return read_xlsx(path, sheet=sheet)
+        return read_xlsx(path, sheet=sheet, is_header=is_header)
     return read_csv(path)
 
 
@@ -346,15 +353,16 @@ def _looks_merged(cells: list[str], delimiter: str) -> bool:
 # -- XLSX --------------------------------------------------------------------------------------
 
 
-def _pick_sheet(workbook: python_calamine.CalamineWorkbook, sheet: str | None) -> str:
+def _sheets_to_search(workbook: python_calamine.CalamineWorkbook, sheet: str | None) -> list[str]:
+    """The sheet named (matched leniently), else every visible worksheet in workbook order."""
     names: list[str] = list(workbook.sheet_names)
     if sheet is not None:
         if sheet in names:
-            return sheet
+            return [sheet]
         wanted = sheet.strip().casefold()
         for name in names:
             if name.strip().casefold() == wanted:
-                return name
+                return [name]
         raise UnreadableFile(
             UploadIssue(
                 IssueCode.SHEET_NOT_FOUND,
@@ -363,21 +371,21 @@ def _pick_sheet(workbook: python_calamine.CalamineWorkbook, sheet: str | None) -
                 "Choose one of those sheets, or rename the sheet in the workbook.",
             )
         )
-    for meta in workbook.sheets_metadata:
-        if (
-            meta.typ == python_calamine.SheetTypeEnum.WorkSheet
-            and meta.visible == python_calamine.SheetVisibleEnum.Visible
-        ):
-            return str(meta.name)
-    if not names:
-        raise UnreadableFile(
-            UploadIssue(
-                IssueCode.EMPTY_FILE,
-                "The workbook has no sheets.",
-                "Upload a workbook with the bookings on its first sheet.",
-            )
+    visible = [
+        str(meta.name)
+        for meta in workbook.sheets_metadata
+        if meta.typ == python_calamine.SheetTypeEnum.WorkSheet
+        and meta.visible == python_calamine.SheetVisibleEnum.Visible
+    ]
+    if visible or names:
+        return visible or names
+    raise UnreadableFile(
+        UploadIssue(
+            IssueCode.EMPTY_FILE,
+            "The workbook has no sheets.",
+            "Upload a workbook with the bookings on its first sheet.",
         )
-    return names[0]
+    )
 
 
 def _typed(value: object) -> object:
@@ -387,13 +395,60 @@ def _typed(value: object) -> object:
     return value
 
 
-def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
-    """Read one sheet of an XLSX workbook (the named one, else the first visible one)."""
+HEADER_SEARCH_ROWS = 20
+"""The header row is looked for in this many rows at the top of a sheet (a title, a date or
+a line of instructions often sits above it)."""
+
+
+def _sheet_list(names: Sequence[str]) -> str:
+    quoted = ", ".join(f"'{n}'" for n in names)
+    return f"sheet {quoted}" if len(names) == 1 else f"sheets {quoted}"
+
+
+def _find_header(
+    calamine_sheet: python_calamine.CalamineSheet, is_header: HeaderTest
+) -> tuple[Iterator[Sequence[object]], int, list[object]] | Literal["empty"] | None:
+    """``(remaining rows, header row number, header cells)``; None when none of the first
+    :data:`HEADER_SEARCH_ROWS` rows is a header, ``"empty"`` when they are all blank."""
+    if not calamine_sheet.start:
+        return "empty"
+    # calamine's iter_rows starts at sheet row 1 (blank leading rows included) but at the
+    # first used column; tests pin this, as row numbers must be the sheet's real ones.
+    raw_rows: Iterator[Sequence[object]] = iter(calamine_sheet.iter_rows())
+    blank = True
+    for number, cells in enumerate(raw_rows, start=1):
+        typed = [_typed(c) for c in cells]
+        if any(not _blank(c) for c in typed):
+            blank = False
+            if is_header(typed):
+                return raw_rows, number, typed
+        if number >= HEADER_SEARCH_ROWS:
+            break
+    return "empty" if blank else None
+
+
+def read_xlsx(
+    path: Path, *, sheet: str | None = None, is_header: HeaderTest | None = None
+) -> RawTable:
+    """Read one sheet of an XLSX workbook: the named one, else the first visible one with a
+    header row in its first :data:`HEADER_SEARCH_ROWS` rows (``is_header`` tells a header
+    row; by default one naming enough columns the loader knows)."""
     digest = file_sha256(path)
+    test = is_header or looks_like_header
+    searched: list[str] = []
+    found = None
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
-        name = _pick_sheet(workbook, sheet)
-        calamine_sheet = workbook.get_sheet_by_name(name)
+        candidates = _sheets_to_search(workbook, sheet)
+        for name in candidates:
+            calamine_sheet = workbook.get_sheet_by_name(name)
+            located = _find_header(calamine_sheet, test)
+            if located == "empty":
+                continue
+            searched.append(name)
+            if located is not None:
+                found = located
+                break
     except UnreadableFile:
         raise
     except Exception as exc:  # calamine raises its own (unexported) error types
@@ -405,27 +460,34 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
                 "it again as .xlsx.",
             )
         ) from None
-    sheet_names = tuple(str(n) for n in workbook.sheet_names)
-    start = calamine_sheet.start
-    first_column = start[1] if start else 0
-    # calamine's iter_rows starts at sheet row 1 (blank leading rows included) but at the
-    # first used column; tests pin this, as row numbers must be the sheet's real ones.
-    raw_rows: Iterator[Sequence[object]] = iter(calamine_sheet.iter_rows()) if start else iter(())
-    header_row = 0
-    header: list[object] = []
-    number = 0
-    for number, cells in enumerate(raw_rows, start=1):
-        if any(not _blank(c) for c in cells):
-            header_row, header = number, [_typed(c) for c in cells]
-            break
-    if not header:
+    if found is None:
+        workbook.close()
+        if not searched:
+            verb = "is" if len(candidates) == 1 else "are"
+            raise UnreadableFile(
+                UploadIssue(
+                    IssueCode.EMPTY_FILE,
+                    f"The {_sheet_list(candidates)} {verb} empty (nothing in the first "
+                    f"{HEADER_SEARCH_ROWS} rows).",
+                    "Choose the sheet that holds the bookings, with its header row at the top.",
+                )
+            )
         raise UnreadableFile(
             UploadIssue(
-                IssueCode.EMPTY_FILE,
-                f"The sheet '{name}' is empty.",
-                "Choose the sheet that holds the bookings, with its header in the first row.",
+                IssueCode.HEADER_NOT_FOUND,
+                f"No header row found: looked at rows 1-{HEADER_SEARCH_ROWS} of "
+                f"{_sheet_list(searched)} for a row naming the columns (external_reference, "
+                "service_sku, scheduled_start, customer_first_name...), and none does.",
+                "Put the column names in one row near the top of the bookings sheet (the "
+                "template's headers, or names in English, Spanish or Portuguese), or pass "
+                "the sheet's name, or map your headers with a mapping file.",
             )
         )
+    raw_rows, header_row, header = found
+    sheet_names = tuple(str(n) for n in workbook.sheet_names)
+    name = searched[-1]
+    start = calamine_sheet.start
+    first_column = start[1] if start else 0
     problems = scan_cell_problems(path, name)
     cell_problems = {
         (row, col - first_column): problem

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sodtrack.contract.countries import Country, get_country
 from sodtrack.loader.crossrow import ProjectPlan, check_across_rows, plan_projects
-from sodtrack.loader.headers import column_label, match_headers
+from sodtrack.loader.headers import column_label, looks_like_header, match_headers
 from sodtrack.loader.issues import IssueCode, RowIssue, UploadIssue
 from sodtrack.loader.merges import fill_note, plan_merges
 from sodtrack.loader.reader import FileType, UnreadableFile, file_sha256, read_table
@@ -135,7 +135,9 @@ def _read_upload(
     decimal_separator: str | None,
 ) -> ParsedUpload:
     try:
-        table = read_table(path, sheet=sheet)
+        table = read_table(
+            path, sheet=sheet, is_header=lambda cells: looks_like_header(cells, mapping)
+        )
     except UnreadableFile as exc:
         return ParsedUpload(
             source_path=path,
