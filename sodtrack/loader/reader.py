@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 from xml.etree import ElementTree as ET
+from zlib import error as zlib_error
 
 import python_calamine
 
@@ -96,6 +97,8 @@ class RawTable:
     consumed, before the record is yielded)."""
     merged_ranges: tuple[MergedRange, ...] = ()
     """The XLSX sheet's merged cells (see :mod:`sodtrack.loader.merges`)."""
+    hidden_rows: dict[int, bool] = field(default_factory=dict)
+    """Hidden XLSX rows -> whether the sheet's filter covers them (:func:`scan_hidden_rows`)."""
 
 
 def sniff_file_type(path: Path) -> FileType:
@@ -516,6 +519,7 @@ def read_xlsx(
         rows=rows(),
         cell_problems=cell_problems,
         merged_ranges=_merged_ranges(calamine_sheet),
+        hidden_rows=scan_hidden_rows(path, name),
     )
 
 
@@ -650,6 +654,107 @@ def _collect_problems(stream: IO[bytes], problems: dict[tuple[int, int], CellPro
             node.clear()
 
 
+# -- XLSX hidden rows ----------------------------------------------------------------------
+
+# A hidden row: Excel writes hidden="1", LibreOffice "true" (and "false" on every other row).
+# The search is for the attribute (a literal prefix, so fast), then the tag around it is
+# checked to be a row's; attribute values never hold "<" or ">" unescaped.
+_HIDDEN_ATTR = re.compile(rb"hidden\s*=\s*[\"'](?:1|true)[\"']")
+_HIDDEN_IN_TAG = re.compile(rb"\shidden\s*=\s*[\"'](?:1|true)[\"']")
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row\s")
+_ANY_ROW = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s>/][^>]*>?")
+_ROW_NUMBER = re.compile(rb"\sr\s*=\s*[\"'](\d+)[\"']")
+_AUTO_FILTER = re.compile(
+    rb"autoFilter\s[^>]*?\bref\s*=\s*[\"']\$?[A-Z]+\$?(\d+)"
+    rb"(?::\$?[A-Z]+\$?(\d+))?[\"']"
+)
+_TAG_KEEP = 1 << 14
+"""Bytes kept between chunks: a tag longer than this (no real one is) could be missed."""
+
+
+def _scan(stream: IO[bytes], pattern: re.Pattern[bytes]) -> Iterator[re.Match[bytes]]:
+    """Every match of ``pattern`` in a stream read in chunks, once each, with (where the
+    stream has them) :data:`_TAG_KEEP` bytes around it in ``match.string``, which stays
+    valid until the next match is asked for."""
+    buffer = b""
+    pos = 0
+    for chunk in iter(lambda: stream.read(_CHUNK), b""):
+        buffer += chunk
+        limit = len(buffer) - _TAG_KEEP
+        following = max(pos, limit)
+        for match in pattern.finditer(buffer, pos):
+            if match.start() >= limit:
+                break
+            yield match
+            following = max(following, match.end())
+        drop = max(0, following - _TAG_KEEP)
+        buffer, pos = buffer[drop:], following - drop
+    yield from pattern.finditer(buffer, pos)
+
+
+def _hidden_row_tag(match: re.Match[bytes]) -> bytes | None:
+    """The row tag a ``hidden=`` match belongs to, or None if it is another tag's (``<col>``,
+    ``<sheet state>``...) or part of a longer attribute name."""
+    text, at = match.string, match.start()
+    if not text[at - 1 : at].isspace():
+        return None
+    start = text.rfind(b"<", max(0, at - _TAG_KEEP), at)
+    end = text.find(b">", match.end(), match.end() + _TAG_KEEP)
+    if start == -1 or end == -1:
+        return None
+    tag = text[start : end + 1]
+    return tag if _ROW_TAG.match(tag) else None
+
+
+def scan_hidden_rows(path: Path, sheet_name: str) -> dict[int, bool]:
+    """The hidden rows of one sheet (``<row hidden="1">``), 1-based, each mapped to whether
+    the sheet's filter (``<autoFilter>``) covers it, i.e. the row is probably filtered out.
+
+    One streaming pass with a byte pattern that matches only hidden rows' tags; empty when
+    the sheet hides none. A row tag without its ``r`` number (optional in the format, written
+    by every real producer) is numbered by counting, in a second pass.
+    """
+    hidden: list[int | None] = []
+    filtered: tuple[int, int] | None = None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            member = _sheet_member(archive, sheet_name)
+            if member is None:
+                return {}
+            with archive.open(member) as stream:
+                for match in _scan(stream, _HIDDEN_ATTR):
+                    tag = _hidden_row_tag(match)
+                    if tag is not None:
+                        number = _ROW_NUMBER.search(tag)
+                        hidden.append(int(number.group(1)) if number else None)
+            if not hidden:
+                return {}
+            if None in hidden:
+                with archive.open(member) as stream:
+                    hidden = _count_hidden_rows(stream)
+            with archive.open(member) as stream:
+                for match in _scan(stream, _AUTO_FILTER):
+                    top = int(match.group(1))
+                    filtered = (top, int(match.group(2) or top))
+    except (zipfile.BadZipFile, KeyError, OSError, zlib_error):
+        return {}
+    return {
+        n: filtered is not None and filtered[0] < n <= filtered[1] for n in hidden if n is not None
+    }
+
+
+def _count_hidden_rows(stream: IO[bytes]) -> list[int | None]:
+    numbers: list[int | None] = []
+    current = 0
+    for match in _scan(stream, _ANY_ROW):
+        tag = match.group(0)
+        number = _ROW_NUMBER.search(tag)
+        current = int(number.group(1)) if number else current + 1
+        if _HIDDEN_IN_TAG.search(tag):
+            numbers.append(current)
+    return numbers
+
+
 __all__ = [
     "DELIMITERS",
     "CellProblem",
@@ -661,4 +766,5 @@ __all__ = [
     "read_table",
     "read_xlsx",
     "scan_cell_problems",
+    "scan_hidden_rows",
 ]

@@ -127,6 +127,21 @@ def read_upload(
             gc.enable()
 
 
+def hidden_row_note(row_number: int, *, by_filter: bool) -> RowIssue:
+    """The warning on a row the sheet hides: it is loaded, but nobody may have seen it."""
+    how = "hidden in the sheet by its filter" if by_filter else "hidden in the sheet"
+    return RowIssue(
+        row_number,
+        None,
+        IssueCode.HIDDEN_ROW,
+        f"Row {row_number} is {how}; it was loaded like the others, though whoever checked "
+        "the sheet may not have seen it.",
+        "Check that the row is meant to be loaded (unhide it, or clear the filter, to see "
+        "it); if not, delete it from the sheet rather than hiding it.",
+        "warning",
+    )
+
+
 def _read_upload(
     path: Path,
     country_info: Country,
@@ -207,6 +222,7 @@ def _read_upload(
     )
     width = len(match.headers)
     canonical_at = {position: name for name, position in match.positions.items()}
+    hidden_rows = table.hidden_rows
     unnamed = match.unnamed_positions
     unnamed_first_row: dict[int, int] = {}
     rows: list[BookingRow] = []
@@ -232,6 +248,8 @@ def _read_upload(
                 and not is_blank(cells[position])
             ):
                 unnamed_first_row[position] = row_number
+        if hidden_rows and row_number in hidden_rows:
+            row.issues.append(hidden_row_note(row_number, by_filter=hidden_rows[row_number]))
         if row_number in table.merged_rows:
             row.issues.append(
                 RowIssue(
