@@ -41,6 +41,7 @@ from zlib import error as zlib_error
 
 import python_calamine
 
+from sodtrack.loader.cfb import is_encrypted_package
 from sodtrack.loader.headers import looks_like_header
 from sodtrack.loader.issues import IssueCode, UploadIssue
 from sodtrack.loader.merges import MergedRange
@@ -102,12 +103,24 @@ class RawTable:
 
 
 def sniff_file_type(path: Path) -> FileType:
-    """``xlsx`` for a ZIP container, ``csv`` for anything else that is not a legacy .xls."""
+    """``xlsx`` for a ZIP container, ``csv`` for anything else that is not a CFB container
+    (a legacy .xls, or an XLSX saved with a password: :mod:`sodtrack.loader.cfb` tells)."""
     with path.open("rb") as f:
         magic = f.read(8)
     if magic.startswith(b"PK\x03\x04"):
         return "xlsx"
     if magic.startswith(b"\xd0\xcf\x11\xe0"):
+        if is_encrypted_package(path):
+            raise UnreadableFile(
+                UploadIssue(
+                    IssueCode.FILE_ENCRYPTED,
+                    "The workbook is password-protected: save it without a password and "
+                    "upload it again.",
+                    "In Excel: File > Info > Protect Workbook > Encrypt with Password, clear "
+                    "the password, save. In LibreOffice: File > Save As, untick 'Save with "
+                    "password'.",
+                )
+            )
         raise UnreadableFile(
             UploadIssue(
                 IssueCode.UNSUPPORTED_FILE_TYPE,
