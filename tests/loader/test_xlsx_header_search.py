@@ -8,11 +8,12 @@ row numbers stay the sheet's own. When none is found, the message says where it 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from sodtrack.loader import IssueCode, read_upload
+from sodtrack.loader import IssueCode, ParsedUpload, read_upload
 from sodtrack.loader.headers import HEADER_MIN_COLUMNS, known_column_count, looks_like_header
 from sodtrack.loader.reader import HEADER_SEARCH_ROWS
 
@@ -133,11 +134,26 @@ def test_a_header_missing_columns_still_lists_them(tmp_path: Path) -> None:
     assert missing == {"city", "region"}
 
 
-@pytest.mark.parametrize("seed", range(30))
-def test_generated_title_offsets_and_instruction_sheets(tmp_path: Path, seed: int) -> None:
-    """0-19 rows of titles/blank/notes above the header, 0-2 sheets of instructions (or
-    hidden sheets) before the bookings sheet, canonical or Spanish headers, maybe shifted
-    right by a column: the right sheet, the sheet's own row numbers, every row valid."""
+@dataclass(frozen=True)
+class TitleCase:
+    sheets: dict[str, list[list[object]]]
+    offset: int
+    count: int
+
+    def check(self, upload: ParsedUpload) -> None:
+        offset, count = self.offset, self.count
+        assert upload.sheet == "Reservas"
+        assert not upload.has_upload_errors, upload.upload_issues
+        assert upload.header_row_number == offset + 1
+        assert [r.row_number for r in upload.rows] == list(range(offset + 2, offset + 2 + count))
+        assert all(r.is_valid for r in upload.rows), [r.issues for r in upload.rows]
+        expected = [f"OPS-{i}" for i in range(1, count + 1)]
+        assert [r.external_reference for r in upload.rows] == expected
+
+
+def title_case(seed: int) -> TitleCase:
+    """0-19 rows of titles/blank/notes above the header, 0-2 sheets of instructions before
+    the bookings sheet, canonical or Spanish headers, maybe shifted right by a column."""
     rng = random.Random(seed)
     offset = rng.randint(0, HEADER_SEARCH_ROWS - 1)
     header = rng.choice([HEADER, SPANISH])
@@ -152,11 +168,11 @@ def test_generated_title_offsets_and_instruction_sheets(tmp_path: Path, seed: in
     sheets["Reservas"] = [*above, *([*pad, *r] for r in table)]
     if rng.random() < 0.3:
         sheets["Otra"] = [list(HEADER), *data_rows(HEADER, 1)]  # a later sheet is not read
-    path = write_xlsx(tmp_path / "b.xlsx", sheets)
-    upload = read_upload(path, "cl")
-    assert upload.sheet == "Reservas"
-    assert not upload.has_upload_errors, upload.upload_issues
-    assert upload.header_row_number == offset + 1
-    assert [r.row_number for r in upload.rows] == list(range(offset + 2, offset + 2 + count))
-    assert all(r.is_valid for r in upload.rows), [r.issues for r in upload.rows]
-    assert [r.external_reference for r in upload.rows] == [f"OPS-{i}" for i in range(1, count + 1)]
+    return TitleCase(sheets, offset, count)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_generated_title_offsets_and_instruction_sheets(tmp_path: Path, seed: int) -> None:
+    """The right sheet, the sheet's own row numbers, every row valid."""
+    case = title_case(seed)
+    case.check(read_upload(write_xlsx(tmp_path / "b.xlsx", case.sheets), "cl"))

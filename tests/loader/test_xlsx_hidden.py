@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import random
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from sodtrack.loader import IssueCode, read_upload
+from sodtrack.loader import IssueCode, ParsedUpload, read_upload
 from sodtrack.loader.reader import scan_hidden_rows
 from sodtrack.loader.rows import BookingRow
 
@@ -125,11 +126,32 @@ def test_generated_hidden_rows_across_chunks(tmp_path: Path, seed: int) -> None:
     assert scan_hidden_rows(path, "S") == dict.fromkeys(hidden, False)
 
 
-@pytest.mark.parametrize("seed", range(25))
-def test_generated_hidden_row_sets(tmp_path: Path, seed: int) -> None:
-    """Random rows hidden (some blank ones among them), maybe a filter over the table: every
-    hidden row that holds a booking gets exactly one warning, saying whether a filter hides
-    it; no other row gets one; every row is loaded."""
+@dataclass(frozen=True)
+class HiddenCase:
+    sheets: dict[str, list[list[object]]]
+    hidden: set[int]
+    with_filter: bool
+    loaded: list[int]
+
+    def write(self, path: Path) -> Path:
+        return write_xlsx(
+            path,
+            self.sheets,
+            hidden_rows={"S": sorted(self.hidden)},
+            auto_filter={"S": f"A1:N{max(self.loaded) + 1}"} if self.with_filter else None,
+        )
+
+    def check(self, upload: ParsedUpload) -> None:
+        assert [r.row_number for r in upload.rows] == self.loaded
+        assert all(r.is_valid for r in upload.rows)
+        warnings = hidden_warnings(upload.rows)
+        assert sorted(warnings) == sorted(self.hidden & set(self.loaded))
+        for message in warnings.values():
+            assert ("by its filter" in message) == self.with_filter
+
+
+def hidden_case(seed: int) -> HiddenCase:
+    """Random rows hidden (some blank ones among them), maybe a filter over the table."""
     rng = random.Random(seed)
     count = rng.randint(1, 25)
     body: list[list[object]] = rows(count)
@@ -137,18 +159,13 @@ def test_generated_hidden_row_sets(tmp_path: Path, seed: int) -> None:
     table: list[list[object]] = [list(HEADER)]
     table.extend([] if i in blank else r for i, r in enumerate(body))
     hidden = set(rng.sample(range(2, count + 2), rng.randint(0, count)))
-    with_filter = rng.random() < 0.5
-    path = write_xlsx(
-        tmp_path / "b.xlsx",
-        {"S": table},
-        hidden_rows={"S": sorted(hidden)},
-        auto_filter={"S": f"A1:N{count + 1}"} if with_filter else None,
-    )
-    upload = read_upload(path, "cl")
     loaded = [i + 2 for i in range(count) if i not in blank]
-    assert [r.row_number for r in upload.rows] == loaded
-    assert all(r.is_valid for r in upload.rows)
-    warnings = hidden_warnings(upload.rows)
-    assert sorted(warnings) == sorted(hidden & set(loaded))
-    for message in warnings.values():
-        assert ("by its filter" in message) == with_filter
+    return HiddenCase({"S": table}, hidden, rng.random() < 0.5, loaded)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_generated_hidden_row_sets(tmp_path: Path, seed: int) -> None:
+    """Every hidden row that holds a booking gets exactly one warning, saying whether a
+    filter hides it; no other row gets one; every row is loaded."""
+    case = hidden_case(seed)
+    case.check(read_upload(case.write(tmp_path / "b.xlsx"), "cl"))
