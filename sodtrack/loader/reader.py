@@ -23,6 +23,23 @@ XLSX
     program and never opened in Excel) or an error value (``#DIV/0!``) from an empty cell,
     so the sheet's XML is scanned for ``<f>`` elements and error cells; the scan is a fast
     byte search and only parses the XML when it finds any.
+
+    Which sheet, which row: the named sheet, else the first visible worksheet that has a
+    header row (an instructions sheet first is passed over). The header row is the first
+    of the sheet's top :data:`HEADER_SEARCH_ROWS` rows naming enough columns the loader knows
+    (:func:`~sodtrack.loader.headers.looks_like_header`, mapping included), so a title or a
+    date above it is fine; row numbers stay the sheet's own. When no sheet has one, the
+    upload-level ``header_not_found`` says which rows of which sheets were looked at.
+
+    What a person sees but the cells do not say: merged ranges (from calamine, interpreted
+    by :mod:`~sodtrack.loader.merges`) and hidden rows (``<row hidden="1">``, by hand or by
+    a filter; LibreOffice writes ``"true"``), found by a second byte scan of the sheet's XML
+    that only looks at tags around a ``hidden=`` match (:func:`scan_hidden_rows`); each
+    hidden row is loaded with a warning.
+
+    A Compound File (OLE2) is either an old ``.xls`` or an XLSX saved with a password (its
+    directory holds ``EncryptionInfo`` and ``EncryptedPackage``: :mod:`~sodtrack.loader.cfb`);
+    each gets its own message.
 """
 
 from __future__ import annotations

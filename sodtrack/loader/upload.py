@@ -106,10 +106,11 @@ def read_upload(
 ) -> ParsedUpload:
     """Read a CSV or XLSX upload of bookings for ``country`` and validate every row.
 
-    ``sheet`` names the XLSX sheet (default: the first visible one). ``mapping`` maps the
-    file's own headers to canonical columns (see :func:`load_mapping_file`); ``None`` values
-    ignore a column. ``decimal_separator`` (``"."`` or ``","``), when the upload declares it,
-    removes the one ambiguous amount shape (see :mod:`sodtrack.loader.values`).
+    ``sheet`` names the XLSX sheet (default: the first visible one with a header row).
+    ``mapping`` maps the file's own headers to canonical columns (see
+    :func:`load_mapping_file`); ``None`` values ignore a column. ``decimal_separator``
+    (``"."`` or ``","``), when the upload declares it, removes the one ambiguous amount
+    shape (see :mod:`sodtrack.loader.values`).
     """
     if decimal_separator not in (None, ".", ","):
         raise ValueError(f"decimal_separator must be '.' or ',', not {decimal_separator!r}")
