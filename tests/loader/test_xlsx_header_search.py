@@ -134,6 +134,19 @@ def test_a_header_missing_columns_still_lists_them(tmp_path: Path) -> None:
     assert missing == {"city", "region"}
 
 
+def test_a_mapped_header_below_a_title(tmp_path: Path) -> None:
+    """The search counts the upload's mapping: headers only the mapping knows are found."""
+    header = [f"Campo {i}" for i in range(1, len(HEADER) + 1)]
+    mapping: dict[str, str | None] = dict(zip(header, HEADER, strict=True))
+    path = write_xlsx(tmp_path / "b.xlsx", {"S": [["Pedidos"], [], header, *data_rows(header, 2)]})
+    (issue,) = read_upload(path, "cl").upload_issues
+    assert issue.code == IssueCode.HEADER_NOT_FOUND
+    upload = read_upload(path, "cl", mapping=mapping)
+    assert not upload.has_upload_errors, upload.upload_issues
+    assert upload.header_row_number == 3
+    assert [r.external_reference for r in upload.rows] == ["OPS-1", "OPS-2"]
+
+
 @dataclass(frozen=True)
 class TitleCase:
     sheets: dict[str, list[list[object]]]
