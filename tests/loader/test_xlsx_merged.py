@@ -19,7 +19,7 @@ from sodtrack.loader import IssueCode, read_upload
 from sodtrack.loader.issues import RowIssue
 from sodtrack.loader.rows import BookingRow
 
-from .sheets import BASE, PROJECT_COLUMNS, booking, write_xlsx
+from .sheets import BASE, PROJECT_COLUMNS, booking, patch_sheet_xml, write_xlsx
 
 # Project columns first, as people lay out a project sheet: A..D, then the booking's fields.
 HEADER: list[str] = [*PROJECT_COLUMNS, *BASE]
@@ -284,3 +284,23 @@ def check_row(row: BookingRow, layout: Layout) -> None:
     assert set(fills) == set(expected_fills), (n, fills, expected_fills)
     for name, merged in expected_fills.items():
         assert merged in fills[name]
+
+
+def test_covered_cells_that_kept_their_own_values_read_as_shown(tmp_path: Path) -> None:
+    """LibreOffice can keep the contents of the cells a merge covers (hidden under the
+    merged cell). A person sees the top-left value across the range; that is what is read,
+    with the note, not the hidden leftovers."""
+    rows = project_rows(1, 2, "PRJ-1", None) + project_rows(3, 1, "PRJ-9", None)
+    path = write_xlsx(tmp_path / "b.xlsx", {"Bookings": [HEADER, *(cells(r) for r in rows)]})
+    patch_sheet_xml(
+        path,
+        "xl/worksheets/sheet1.xml",
+        b"</sheetData>",
+        b'</sheetData><mergeCells count="1"><mergeCell ref="A2:A4"/></mergeCells>',
+    )
+    upload = read_upload(path, "cl")
+    assert [r.project_reference for r in upload.rows] == ["PRJ-1"] * 3
+    notes = [
+        [w.code for w in r.warnings if w.code == IssueCode.MERGED_VALUE_FILLED] for r in upload.rows
+    ]
+    assert notes == [[], [IssueCode.MERGED_VALUE_FILLED], [IssueCode.MERGED_VALUE_FILLED]]
