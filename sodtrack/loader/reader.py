@@ -470,6 +470,7 @@ def read_xlsx(
     test = is_header or looks_like_header
     searched: list[str] = []
     found = None
+    workbook: python_calamine.CalamineWorkbook | None = None
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
         candidates = _sheets_to_search(workbook, sheet)
@@ -483,8 +484,12 @@ def read_xlsx(
                 found = located
                 break
     except UnreadableFile:
+        if workbook is not None:
+            workbook.close()
         raise
     except Exception as exc:  # calamine raises its own (unexported) error types
+        if workbook is not None:
+            workbook.close()
         raise UnreadableFile(
             UploadIssue(
                 IssueCode.FILE_UNREADABLE,
