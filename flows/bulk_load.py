@@ -69,7 +69,7 @@ async def bulk_load(
         dry_run: run every check (catalog, coverage and slot availability, live) and write
             the same results file, creating nothing. Availability can change before the
             real run.
-        sheet: the XLSX sheet to read (default: the first visible one).
+        sheet: the XLSX sheet to read (default: the first visible one with a header row).
         outbox: where results land, in ``<outbox>/<upload_id>/``; default
             ``SODTRACK_OUTBOX``, else ``<file's folder>/../outbox``.
         uploaded_by: who the ledger records as the uploader.

@@ -542,7 +542,8 @@ def load(
         ),
     ] = False,
     sheet: Annotated[
-        str | None, typer.Option(help="XLSX sheet to read (default: the first visible one).")
+        str | None,
+        typer.Option(help="XLSX sheet to read (default: the first one with a header row)."),
     ] = None,
     out: Annotated[
         Path | None,

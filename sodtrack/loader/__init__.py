@@ -7,7 +7,8 @@ validated rows out, each with an exact outcome. Pure library: no HTTP, no Prefec
     for row in upload.rejected_rows: row.errors # RowIssue(row_number, field, code, message, ...)
     upload.projects["PRJ-1"].payments           # what the engine needs for its own checks
 
-Modules by concern: :mod:`.reader` (file -> raw rows), :mod:`.headers` (header matching),
+Modules by concern: :mod:`.reader` (file -> raw rows; :mod:`.cfb` tells a password-protected
+XLSX from an old .xls, :mod:`.merges` reads merged cells), :mod:`.headers` (header matching),
 :mod:`.values` (pure value parsers and their rules), :mod:`.rows` (raw row -> BookingRow),
 :mod:`.crossrow` (file-level checks, project plans), :mod:`.upload` (``read_upload``),
 :mod:`.neutralise` (formula-injection guard for the results writer).

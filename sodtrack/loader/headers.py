@@ -705,6 +705,41 @@ def match_headers(
     )
 
 
+HEADER_MIN_COLUMNS = 3
+"""A row is taken for the header row when it names at least this many columns the loader
+knows (by canonical name, alias or the upload's mapping): a title or an instructions line
+names none, a real header (nine columns are required) names many."""
+
+
+def known_column_count(
+    cells: Sequence[object], mapping: Mapping[str, str | None] | None = None
+) -> int:
+    """How many distinct columns the loader knows ``cells`` name (mapping entries included,
+    those mapped to ``None`` too: the operator knows them)."""
+    user_index = {header_key(k): v for k, v in (mapping or {}).items()}
+    known: set[str] = set()
+    for position, cell in enumerate(cells):
+        text = "" if cell is None else str(cell).strip()
+        if not text or len(text) > 200:  # a sentence is not a header
+            continue
+        key = header_key(text)
+        if key in user_index:
+            target = user_index[key]
+            known.add(f"(ignored {position})" if target is None else target)
+            continue
+        canonical = _lookup(key, text)
+        if canonical is not None:
+            known.add(canonical)
+    return len(known)
+
+
+def looks_like_header(
+    cells: Sequence[object], mapping: Mapping[str, str | None] | None = None
+) -> bool:
+    """Whether a row is a header row (see :data:`HEADER_MIN_COLUMNS`)."""
+    return known_column_count(cells, mapping) >= HEADER_MIN_COLUMNS
+
+
 def _lookup(key: str, text: str) -> str | None:
     canonical = ALIAS_INDEX.get(key)
     if canonical is not None:

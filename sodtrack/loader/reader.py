@@ -34,6 +34,23 @@ XLSX
     program and never opened in Excel) or an error value (``#DIV/0!``) from an empty cell,
     so the sheet's XML is scanned for ``<f>`` elements and error cells; the scan is a fast
     byte search and only parses the XML when it finds any.
+
+    Which sheet, which row: the named sheet, else the first visible worksheet that has a
+    header row (an instructions sheet first is passed over). The header row is the first
+    of the sheet's top :data:`HEADER_SEARCH_ROWS` rows naming enough columns the loader knows
+    (:func:`~sodtrack.loader.headers.looks_like_header`, mapping included), so a title or a
+    date above it is fine; row numbers stay the sheet's own. When no sheet has one, the
+    upload-level ``header_not_found`` says which rows of which sheets were looked at.
+
+    What a person sees but the cells do not say: merged ranges (from calamine, interpreted
+    by :mod:`~sodtrack.loader.merges`) and hidden rows (``<row hidden="1">``, by hand or by
+    a filter; LibreOffice writes ``"true"``), found by a second byte scan of the sheet's XML
+    that only looks at tags around a ``hidden=`` match (:func:`scan_hidden_rows`); each
+    hidden row is loaded with a warning.
+
+    A Compound File (OLE2) is either an old ``.xls`` or an XLSX saved with a password (its
+    directory holds ``EncryptionInfo`` and ``EncryptedPackage``: :mod:`~sodtrack.loader.cfb`);
+    each gets its own message.
 """
 
 from __future__ import annotations
@@ -48,14 +65,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final, Literal
 from xml.etree import ElementTree as ET
+from zlib import error as zlib_error
 
 import python_calamine
 
+from sodtrack.loader.cfb import is_encrypted_package
+from sodtrack.loader.headers import looks_like_header
 from sodtrack.loader.issues import IssueCode, UploadIssue
+from sodtrack.loader.merges import MergedRange
 
 FileType = Literal["csv", "xlsx"]
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+HeaderTest = Callable[[Sequence[object]], bool]
+"""Whether a row's cells are the header row (:func:`~sodtrack.loader.headers.looks_like_header`)."""
 _CHUNK = 1 << 20
 
 
@@ -107,15 +130,31 @@ class RawTable:
     unterminated_rows: set[int] = field(default_factory=set)
     """The CSV's last row when no line break follows it (the file may be cut inside its last
     value); filled when ``rows`` is exhausted."""
+    merged_ranges: tuple[MergedRange, ...] = ()
+    """The XLSX sheet's merged cells (see :mod:`sodtrack.loader.merges`)."""
+    hidden_rows: dict[int, bool] = field(default_factory=dict)
+    """Hidden XLSX rows -> whether the sheet's filter covers them (:func:`scan_hidden_rows`)."""
 
 
 def sniff_file_type(path: Path) -> FileType:
-    """``xlsx`` for a ZIP container, ``csv`` for anything else that is not a legacy .xls."""
+    """``xlsx`` for a ZIP container, ``csv`` for anything else that is not a CFB container
+    (a legacy .xls, or an XLSX saved with a password: :mod:`sodtrack.loader.cfb` tells)."""
     with path.open("rb") as f:
         magic = f.read(8)
     if magic.startswith(b"PK\x03\x04"):
         return "xlsx"
     if magic.startswith(b"\xd0\xcf\x11\xe0"):
+        if is_encrypted_package(path):
+            raise UnreadableFile(
+                UploadIssue(
+                    IssueCode.FILE_ENCRYPTED,
+                    "The workbook is password-protected: save it without a password and "
+                    "upload it again.",
+                    "In Excel: File > Info > Protect Workbook > Encrypt with Password, clear "
+                    "the password, save. In LibreOffice: File > Save As, untick 'Save with "
+                    "password'.",
+                )
+            )
         raise UnreadableFile(
             UploadIssue(
                 IssueCode.UNSUPPORTED_FILE_TYPE,
@@ -126,10 +165,14 @@ def sniff_file_type(path: Path) -> FileType:
     return "csv"
 
 
-def read_table(path: Path, *, sheet: str | None = None) -> RawTable:
-    """Open ``path`` (CSV or XLSX, judged by its bytes) and return its header and rows."""
+def read_table(
+    path: Path, *, sheet: str | None = None, is_header: HeaderTest | None = None
+) -> RawTable:
+    """Open ``path`` (CSV or XLSX, judged by its bytes) and return its header and rows.
+
+    ``is_header`` tells the XLSX reader which row is the header (see :func:`read_xlsx`)."""
     if sniff_file_type(path) == "xlsx":
-        return read_xlsx(path, sheet=sheet)
+        return read_xlsx(path, sheet=sheet, is_header=is_header)
     return read_csv(path)
 
 
@@ -565,15 +608,16 @@ def _looks_merged(cells: list[str], delimiter: str) -> bool:
 # -- XLSX --------------------------------------------------------------------------------------
 
 
-def _pick_sheet(workbook: python_calamine.CalamineWorkbook, sheet: str | None) -> str:
+def _sheets_to_search(workbook: python_calamine.CalamineWorkbook, sheet: str | None) -> list[str]:
+    """The sheet named (matched leniently), else every visible worksheet in workbook order."""
     names: list[str] = list(workbook.sheet_names)
     if sheet is not None:
         if sheet in names:
-            return sheet
+            return [sheet]
         wanted = sheet.strip().casefold()
         for name in names:
             if name.strip().casefold() == wanted:
-                return name
+                return [name]
         raise UnreadableFile(
             UploadIssue(
                 IssueCode.SHEET_NOT_FOUND,
@@ -582,21 +626,21 @@ def _pick_sheet(workbook: python_calamine.CalamineWorkbook, sheet: str | None) -
                 "Choose one of those sheets, or rename the sheet in the workbook.",
             )
         )
-    for meta in workbook.sheets_metadata:
-        if (
-            meta.typ == python_calamine.SheetTypeEnum.WorkSheet
-            and meta.visible == python_calamine.SheetVisibleEnum.Visible
-        ):
-            return str(meta.name)
-    if not names:
-        raise UnreadableFile(
-            UploadIssue(
-                IssueCode.EMPTY_FILE,
-                "The workbook has no sheets.",
-                "Upload a workbook with the bookings on its first sheet.",
-            )
+    visible = [
+        str(meta.name)
+        for meta in workbook.sheets_metadata
+        if meta.typ == python_calamine.SheetTypeEnum.WorkSheet
+        and meta.visible == python_calamine.SheetVisibleEnum.Visible
+    ]
+    if visible or names:
+        return visible or names
+    raise UnreadableFile(
+        UploadIssue(
+            IssueCode.EMPTY_FILE,
+            "The workbook has no sheets.",
+            "Upload a workbook with the bookings on its first sheet.",
         )
-    return names[0]
+    )
 
 
 def _typed(value: object) -> object:
@@ -606,16 +650,68 @@ def _typed(value: object) -> object:
     return value
 
 
-def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
-    """Read one sheet of an XLSX workbook (the named one, else the first visible one)."""
+HEADER_SEARCH_ROWS = 20
+"""The header row is looked for in this many rows at the top of a sheet (a title, a date or
+a line of instructions often sits above it)."""
+
+
+def _sheet_list(names: Sequence[str]) -> str:
+    quoted = ", ".join(f"'{n}'" for n in names)
+    return f"sheet {quoted}" if len(names) == 1 else f"sheets {quoted}"
+
+
+def _find_header(
+    calamine_sheet: python_calamine.CalamineSheet, is_header: HeaderTest
+) -> tuple[Iterator[Sequence[object]], int, list[object]] | Literal["empty"] | None:
+    """``(remaining rows, header row number, header cells)``; None when none of the first
+    :data:`HEADER_SEARCH_ROWS` rows is a header, ``"empty"`` when they are all blank."""
+    if not calamine_sheet.start:
+        return "empty"
+    # calamine's iter_rows starts at sheet row 1 (blank leading rows included) but at the
+    # first used column; tests pin this, as row numbers must be the sheet's real ones.
+    raw_rows: Iterator[Sequence[object]] = iter(calamine_sheet.iter_rows())
+    blank = True
+    for number, cells in enumerate(raw_rows, start=1):
+        typed = [_typed(c) for c in cells]
+        if any(not _blank(c) for c in typed):
+            blank = False
+            if is_header(typed):
+                return raw_rows, number, typed
+        if number >= HEADER_SEARCH_ROWS:
+            break
+    return "empty" if blank else None
+
+
+def read_xlsx(
+    path: Path, *, sheet: str | None = None, is_header: HeaderTest | None = None
+) -> RawTable:
+    """Read one sheet of an XLSX workbook: the named one, else the first visible one with a
+    header row in its first :data:`HEADER_SEARCH_ROWS` rows (``is_header`` tells a header
+    row; by default one naming enough columns the loader knows)."""
     digest = file_sha256(path)
+    test = is_header or looks_like_header
+    searched: list[str] = []
+    found = None
+    workbook: python_calamine.CalamineWorkbook | None = None
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
-        name = _pick_sheet(workbook, sheet)
-        calamine_sheet = workbook.get_sheet_by_name(name)
+        candidates = _sheets_to_search(workbook, sheet)
+        for name in candidates:
+            calamine_sheet = workbook.get_sheet_by_name(name)
+            located = _find_header(calamine_sheet, test)
+            if located == "empty":
+                continue
+            searched.append(name)
+            if located is not None:
+                found = located
+                break
     except UnreadableFile:
+        if workbook is not None:
+            workbook.close()
         raise
     except Exception as exc:  # calamine raises its own (unexported) error types
+        if workbook is not None:
+            workbook.close()
         raise UnreadableFile(
             UploadIssue(
                 IssueCode.FILE_UNREADABLE,
@@ -624,27 +720,34 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
                 "it again as .xlsx.",
             )
         ) from None
-    sheet_names = tuple(str(n) for n in workbook.sheet_names)
-    start = calamine_sheet.start
-    first_column = start[1] if start else 0
-    # calamine's iter_rows starts at sheet row 1 (blank leading rows included) but at the
-    # first used column; tests pin this, as row numbers must be the sheet's real ones.
-    raw_rows: Iterator[Sequence[object]] = iter(calamine_sheet.iter_rows()) if start else iter(())
-    header_row = 0
-    header: list[object] = []
-    number = 0
-    for number, cells in enumerate(raw_rows, start=1):
-        if any(not _blank(c) for c in cells):
-            header_row, header = number, [_typed(c) for c in cells]
-            break
-    if not header:
+    if found is None:
+        workbook.close()
+        if not searched:
+            verb = "is" if len(candidates) == 1 else "are"
+            raise UnreadableFile(
+                UploadIssue(
+                    IssueCode.EMPTY_FILE,
+                    f"The {_sheet_list(candidates)} {verb} empty (nothing in the first "
+                    f"{HEADER_SEARCH_ROWS} rows).",
+                    "Choose the sheet that holds the bookings, with its header row at the top.",
+                )
+            )
         raise UnreadableFile(
             UploadIssue(
-                IssueCode.EMPTY_FILE,
-                f"The sheet '{name}' is empty.",
-                "Choose the sheet that holds the bookings, with its header in the first row.",
+                IssueCode.HEADER_NOT_FOUND,
+                f"No header row found: looked at rows 1-{HEADER_SEARCH_ROWS} of "
+                f"{_sheet_list(searched)} for a row naming the columns (external_reference, "
+                "service_sku, scheduled_start, customer_first_name...), and none does.",
+                "Put the column names in one row near the top of the bookings sheet (the "
+                "template's headers, or names in English, Spanish or Portuguese), or pass "
+                "the sheet's name, or map your headers with a mapping file.",
             )
         )
+    raw_rows, header_row, header = found
+    sheet_names = tuple(str(n) for n in workbook.sheet_names)
+    name = searched[-1]
+    start = calamine_sheet.start
+    first_column = start[1] if start else 0
     problems = scan_cell_problems(path, name)
     cell_problems = {
         (row, col - first_column): problem
@@ -672,6 +775,16 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
         first_column=first_column,
         rows=rows(),
         cell_problems=cell_problems,
+        merged_ranges=_merged_ranges(calamine_sheet),
+        hidden_rows=scan_hidden_rows(path, name),
+    )
+
+
+def _merged_ranges(calamine_sheet: python_calamine.CalamineSheet) -> tuple[MergedRange, ...]:
+    """The sheet's merged ranges (calamine gives 0-based ``((row, col), (row, col))``)."""
+    ranges = getattr(calamine_sheet, "merged_cell_ranges", None) or ()
+    return tuple(
+        MergedRange(top + 1, left, bottom + 1, right) for (top, left), (bottom, right) in ranges
     )
 
 
@@ -798,6 +911,107 @@ def _collect_problems(stream: IO[bytes], problems: dict[tuple[int, int], CellPro
             node.clear()
 
 
+# -- XLSX hidden rows ----------------------------------------------------------------------
+
+# A hidden row: Excel writes hidden="1", LibreOffice "true" (and "false" on every other row).
+# The search is for the attribute (a literal prefix, so fast), then the tag around it is
+# checked to be a row's; attribute values never hold "<" or ">" unescaped.
+_HIDDEN_ATTR = re.compile(rb"hidden\s*=\s*[\"'](?:1|true)[\"']")
+_HIDDEN_IN_TAG = re.compile(rb"\shidden\s*=\s*[\"'](?:1|true)[\"']")
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row\s")
+_ANY_ROW = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s>/][^>]*>?")
+_ROW_NUMBER = re.compile(rb"\sr\s*=\s*[\"'](\d+)[\"']")
+_AUTO_FILTER = re.compile(
+    rb"autoFilter\s[^>]*?\bref\s*=\s*[\"']\$?[A-Z]+\$?(\d+)"
+    rb"(?::\$?[A-Z]+\$?(\d+))?[\"']"
+)
+_TAG_KEEP = 1 << 14
+"""Bytes kept between chunks: a tag longer than this (no real one is) could be missed."""
+
+
+def _scan(stream: IO[bytes], pattern: re.Pattern[bytes]) -> Iterator[re.Match[bytes]]:
+    """Every match of ``pattern`` in a stream read in chunks, once each, with (where the
+    stream has them) :data:`_TAG_KEEP` bytes around it in ``match.string``, which stays
+    valid until the next match is asked for."""
+    buffer = b""
+    pos = 0
+    for chunk in iter(lambda: stream.read(_CHUNK), b""):
+        buffer += chunk
+        limit = len(buffer) - _TAG_KEEP
+        following = max(pos, limit)
+        for match in pattern.finditer(buffer, pos):
+            if match.start() >= limit:
+                break
+            yield match
+            following = max(following, match.end())
+        drop = max(0, following - _TAG_KEEP)
+        buffer, pos = buffer[drop:], following - drop
+    yield from pattern.finditer(buffer, pos)
+
+
+def _hidden_row_tag(match: re.Match[bytes]) -> bytes | None:
+    """The row tag a ``hidden=`` match belongs to, or None if it is another tag's (``<col>``,
+    ``<sheet state>``...) or part of a longer attribute name."""
+    text, at = match.string, match.start()
+    if not text[at - 1 : at].isspace():
+        return None
+    start = text.rfind(b"<", max(0, at - _TAG_KEEP), at)
+    end = text.find(b">", match.end(), match.end() + _TAG_KEEP)
+    if start == -1 or end == -1:
+        return None
+    tag = text[start : end + 1]
+    return tag if _ROW_TAG.match(tag) else None
+
+
+def scan_hidden_rows(path: Path, sheet_name: str) -> dict[int, bool]:
+    """The hidden rows of one sheet (``<row hidden="1">``), 1-based, each mapped to whether
+    the sheet's filter (``<autoFilter>``) covers it, i.e. the row is probably filtered out.
+
+    One streaming pass with a byte pattern that matches only hidden rows' tags; empty when
+    the sheet hides none. A row tag without its ``r`` number (optional in the format, written
+    by every real producer) is numbered by counting, in a second pass.
+    """
+    hidden: list[int | None] = []
+    filtered: tuple[int, int] | None = None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            member = _sheet_member(archive, sheet_name)
+            if member is None:
+                return {}
+            with archive.open(member) as stream:
+                for match in _scan(stream, _HIDDEN_ATTR):
+                    tag = _hidden_row_tag(match)
+                    if tag is not None:
+                        number = _ROW_NUMBER.search(tag)
+                        hidden.append(int(number.group(1)) if number else None)
+            if not hidden:
+                return {}
+            if None in hidden:
+                with archive.open(member) as stream:
+                    hidden = _count_hidden_rows(stream)
+            with archive.open(member) as stream:
+                for match in _scan(stream, _AUTO_FILTER):
+                    top = int(match.group(1))
+                    filtered = (top, int(match.group(2) or top))
+    except (zipfile.BadZipFile, KeyError, OSError, zlib_error):
+        return {}
+    return {
+        n: filtered is not None and filtered[0] < n <= filtered[1] for n in hidden if n is not None
+    }
+
+
+def _count_hidden_rows(stream: IO[bytes]) -> list[int | None]:
+    numbers: list[int | None] = []
+    current = 0
+    for match in _scan(stream, _ANY_ROW):
+        tag = match.group(0)
+        number = _ROW_NUMBER.search(tag)
+        current = int(number.group(1)) if number else current + 1
+        if _HIDDEN_IN_TAG.search(tag):
+            numbers.append(current)
+    return numbers
+
+
 __all__ = [
     "DELIMITERS",
     "TRUNCATED_MESSAGES",
@@ -811,4 +1025,5 @@ __all__ = [
     "read_table",
     "read_xlsx",
     "scan_cell_problems",
+    "scan_hidden_rows",
 ]

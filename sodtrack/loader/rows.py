@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sodtrack.contract.countries import Country
 from sodtrack.loader.headers import CANONICAL_COLUMNS, PAYMENT_COLUMNS
 from sodtrack.loader.issues import InvalidValue, IssueCode, Note, RowIssue, Severity
+from sodtrack.loader.merges import merged_cells_issue
 from sodtrack.loader.reader import CellProblem
 from sodtrack.loader.values import (
     PaymentMethod,
@@ -170,7 +171,13 @@ class _Builder:
 
     __slots__ = ("ctx", "failed", "issues", "row_number", "values")
 
-    def __init__(self, row_number: int, cells: Sequence[object], ctx: RowContext) -> None:
+    def __init__(
+        self,
+        row_number: int,
+        cells: Sequence[object],
+        ctx: RowContext,
+        merged: Mapping[int, str] | None = None,
+    ) -> None:
         self.row_number = row_number
         self.ctx = ctx
         self.issues: list[RowIssue] = []
@@ -179,7 +186,17 @@ class _Builder:
         values: dict[str, object] = {}
         width = len(cells)
         problems = ctx.cell_problems
+        reported: set[str] = set()
         for name, position in ctx.positions.items():
+            if merged and position in merged:
+                # Under a merged range that cannot be read: one error per range, and the
+                # other fields it covers fail with it (not "empty").
+                ref = merged[position]
+                if ref not in reported:
+                    reported.add(ref)
+                    self.issues.append(merged_cells_issue(row_number, name, ref, ctx.column(name)))
+                self.failed.add(name)
+                continue
             if position >= width:
                 continue
             if problems:
@@ -267,9 +284,18 @@ class _Builder:
             )
 
 
-def build_row(row_number: int, cells: Sequence[object], ctx: RowContext) -> BookingRow:
-    """Interpret one raw row and check everything that needs only this row."""
-    b = _Builder(row_number, cells, ctx)
+def build_row(
+    row_number: int,
+    cells: Sequence[object],
+    ctx: RowContext,
+    merged: Mapping[int, str] | None = None,
+) -> BookingRow:
+    """Interpret one raw row and check everything that needs only this row.
+
+    ``merged`` maps the positions covered by a merged range that cannot be read to the range
+    (see :mod:`sodtrack.loader.merges`): each such range is one error on the row.
+    """
+    b = _Builder(row_number, cells, ctx, merged)
     country = ctx.country
 
     external_reference = b.parse("external_reference", parse_reference)

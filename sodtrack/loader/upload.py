@@ -4,7 +4,9 @@ The pipeline, each step in its own module:
 
 1. :mod:`~sodtrack.loader.reader`: bytes -> header + raw rows (encoding, delimiter, sheet);
 2. :mod:`~sodtrack.loader.headers`: header -> canonical columns (aliases, mapping file);
-3. :mod:`~sodtrack.loader.rows`: each raw row -> :class:`BookingRow` with its own checks;
+   :mod:`~sodtrack.loader.merges`: an XLSX sheet's merged ranges, classified against them;
+3. :mod:`~sodtrack.loader.rows`: each raw row -> :class:`BookingRow` with its own checks
+   (merged project/stage values filled down first, with a note);
 4. :mod:`~sodtrack.loader.crossrow`: checks across rows, then the per-project plan.
 
 Nothing is written anywhere and nothing is fetched: this is the validation that happens
@@ -23,8 +25,9 @@ from pathlib import Path
 
 from sodtrack.contract.countries import Country, get_country
 from sodtrack.loader.crossrow import ProjectPlan, check_across_rows, plan_projects
-from sodtrack.loader.headers import column_label, match_headers
+from sodtrack.loader.headers import column_label, looks_like_header, match_headers
 from sodtrack.loader.issues import IssueCode, RowIssue, UploadIssue
+from sodtrack.loader.merges import fill_note, plan_merges
 from sodtrack.loader.reader import (
     FileType,
     RecordShape,
@@ -110,10 +113,11 @@ def read_upload(
 ) -> ParsedUpload:
     """Read a CSV or XLSX upload of bookings for ``country`` and validate every row.
 
-    ``sheet`` names the XLSX sheet (default: the first visible one). ``mapping`` maps the
-    file's own headers to canonical columns (see :func:`load_mapping_file`); ``None`` values
-    ignore a column. ``decimal_separator`` (``"."`` or ``","``), when the upload declares it,
-    removes the one ambiguous amount shape (see :mod:`sodtrack.loader.values`).
+    ``sheet`` names the XLSX sheet (default: the first visible one with a header row).
+    ``mapping`` maps the file's own headers to canonical columns (see
+    :func:`load_mapping_file`); ``None`` values ignore a column. ``decimal_separator``
+    (``"."`` or ``","``), when the upload declares it, removes the one ambiguous amount
+    shape (see :mod:`sodtrack.loader.values`).
     """
     if decimal_separator not in (None, ".", ","):
         raise ValueError(f"decimal_separator must be '.' or ',', not {decimal_separator!r}")
@@ -131,6 +135,21 @@ def read_upload(
             gc.enable()
 
 
+def hidden_row_note(row_number: int, *, by_filter: bool) -> RowIssue:
+    """The warning on a row the sheet hides: it is loaded, but nobody may have seen it."""
+    how = "hidden in the sheet by its filter" if by_filter else "hidden in the sheet"
+    return RowIssue(
+        row_number,
+        None,
+        IssueCode.HIDDEN_ROW,
+        f"Row {row_number} is {how}; it was loaded like the others, though whoever checked "
+        "the sheet may not have seen it.",
+        "Check that the row is meant to be loaded (unhide it, or clear the filter, to see "
+        "it); if not, delete it from the sheet rather than hiding it.",
+        "warning",
+    )
+
+
 def _read_upload(
     path: Path,
     country_info: Country,
@@ -139,7 +158,9 @@ def _read_upload(
     decimal_separator: str | None,
 ) -> ParsedUpload:
     try:
-        table = read_table(path, sheet=sheet)
+        table = read_table(
+            path, sheet=sheet, is_header=lambda cells: looks_like_header(cells, mapping)
+        )
     except UnreadableFile as exc:
         return ParsedUpload(
             source_path=path,
@@ -184,7 +205,15 @@ def _read_upload(
             skipped_empty_rows=skipped,
         )
 
-    if match.has_errors:
+    merges = plan_merges(
+        table.merged_ranges,
+        header_row=table.header_row_number,
+        first_column=table.first_column,
+        positions=match.positions,
+        headers=match.headers,
+    )
+    upload_issues.extend(merges.header_issues)
+    if match.has_errors or merges.header_issues:
         close = getattr(table.rows, "close", None)
         if close is not None:
             close()
@@ -201,6 +230,8 @@ def _read_upload(
     )
     width = len(match.headers)
     csv_file = table.file_type == "csv"
+    canonical_at = {position: name for name, position in match.positions.items()}
+    hidden_rows = table.hidden_rows
     unnamed = match.unnamed_positions
     unnamed_first_row: dict[int, int] = {}
     rows: list[BookingRow] = []
@@ -209,7 +240,16 @@ def _read_upload(
         if all(is_blank(cell) for cell in cells):
             skipped += 1
             continue
-        row = build_row(row_number, cells, ctx)
+        filled: dict[int, str] = {}
+        if merges:
+            merged = merges.apply(row_number, cells)
+            cells, filled = merged.cells, merged.filled
+            row = build_row(row_number, cells, ctx, merged.rejected)
+        else:
+            row = build_row(row_number, cells, ctx)
+        for position, ref in filled.items():
+            name = canonical_at[position]
+            row.issues.append(fill_note(row_number, name, ref, ctx.column(name)))
         for position in unnamed:
             if (
                 position not in unnamed_first_row
@@ -217,6 +257,8 @@ def _read_upload(
                 and not is_blank(cells[position])
             ):
                 unnamed_first_row[position] = row_number
+        if hidden_rows and row_number in hidden_rows:
+            row.issues.append(hidden_row_note(row_number, by_filter=hidden_rows[row_number]))
         if row_number in table.merged_rows:
             row.issues.append(
                 RowIssue(

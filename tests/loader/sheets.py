@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import codecs
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -124,10 +124,20 @@ def csv_of(
     )
 
 
-def write_xlsx(path: Path, sheets: Mapping[str, Sequence[Sequence[object]]]) -> Path:
+def write_xlsx(
+    path: Path,
+    sheets: Mapping[str, Sequence[Sequence[object]]],
+    *,
+    merges: Mapping[str, Sequence[str]] | None = None,
+    hidden_rows: Mapping[str, Collection[int]] | None = None,
+    auto_filter: Mapping[str, str] | None = None,
+) -> Path:
     """A workbook with one sheet per entry (first entry first); rows include the header.
 
-    A cell given as a ``(value, number_format)`` tuple gets that number format.
+    A cell given as a ``(value, number_format)`` tuple gets that number format. ``merges``
+    (sheet -> ranges like ``"A2:A6"``) merges cells as Excel does: only the top-left value
+    is kept. ``hidden_rows`` (sheet -> 1-based row numbers) hides rows; ``auto_filter``
+    (sheet -> range) puts a filter on the sheet.
     """
     workbook = Workbook()
     first = True
@@ -136,15 +146,24 @@ def write_xlsx(path: Path, sheets: Mapping[str, Sequence[Sequence[object]]]) -> 
         assert sheet is not None
         sheet.title = name
         first = False
+        for ref in (merges or {}).get(name, ()):
+            sheet.merge_cells(ref)
+        for number in (hidden_rows or {}).get(name, ()):
+            sheet.row_dimensions[number].hidden = True
+        if auto_filter and name in auto_filter:
+            sheet.auto_filter.ref = auto_filter[name]
         for r, row in enumerate(rows, start=1):
             for c, value in enumerate(row, start=1):
                 if value is None:
                     continue
+                cell = sheet.cell(row=r, column=c)
+                if type(cell).__name__ == "MergedCell":
+                    continue  # hidden under a merge: Excel keeps only the top-left value
                 if isinstance(value, tuple):
-                    cell = sheet.cell(row=r, column=c, value=value[0])
+                    cell.value = value[0]
                     cell.number_format = value[1]
                 else:
-                    sheet.cell(row=r, column=c, value=value)
+                    cell.value = value
     workbook.save(path)
     return path
 

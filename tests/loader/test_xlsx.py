@@ -135,10 +135,15 @@ def test_named_sheet_and_non_first_sheet(tmp_path: Path) -> None:
         "OPS-9",
         "OPS-10",
     ]
-    # Without a name, the first sheet is read; here it is not a bookings sheet.
+    # Without a name, the first sheet with a header row is read (not the instructions).
     default = read_upload(path, "mx")
-    assert default.sheet == "Instrucciones"
-    assert default.has_upload_errors
+    assert default.sheet == "Reservas"
+    assert not default.has_upload_errors
+    assert [r.external_reference for r in default.rows] == ["OPS-1"]
+    # Named, the instructions sheet has no header row: the message says where it looked.
+    (issue,) = read_upload(path, "mx", sheet="Instrucciones").upload_issues
+    assert issue.code == IssueCode.HEADER_NOT_FOUND
+    assert "rows 1-20 of sheet 'Instrucciones'" in issue.message
 
 
 def test_unknown_sheet_lists_the_sheets(tmp_path: Path) -> None:
@@ -341,7 +346,7 @@ def test_read_xlsx_pins_calamines_row_numbering(tmp_path: Path) -> None:
     path = write_xlsx(
         tmp_path / "b.xlsx", {"S": [[], [None, None, "h1", "h2"], [None, None, 1, 2]]}
     )
-    table = read_xlsx(path)
+    table = read_xlsx(path, is_header=lambda cells: any(c != "" for c in cells))
     assert table.header_row_number == 2
     assert table.first_column == 2
     assert table.header == ["h1", "h2"]
