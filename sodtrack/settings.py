@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import ByteSize, Field, PositiveFloat, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sodtrack.contract.countries import get_country
@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     rate_limit_per_s: float | None = Field(
         default=None, description="Client-side limit; learned from X-RateLimit-* when unset."
     )
+
+    # Upload limits, checked before a file is parsed (sodtrack.loader.limits; defaults there).
+    upload_max_file_bytes: ByteSize = Field(default=ByteSize(50 << 20), gt=0)
+    upload_max_rows: PositiveInt = 100_000
+    upload_max_columns: PositiveInt = 200
+    upload_max_cells: PositiveInt = 3_000_000
+    upload_max_cell_chars: PositiveInt = 32_767
+    upload_max_uncompressed_bytes: ByteSize = Field(default=ByteSize(200 << 20), gt=0)
+    upload_max_compression_ratio: PositiveFloat = 100.0
+    upload_max_zip_members: PositiveInt = 1_000
 
     @model_validator(mode="after")
     def _check_country(self) -> Settings:

@@ -33,6 +33,7 @@ class IssueCode(StrEnum):
     ENCODING_FALLBACK = "encoding_fallback"
     POSSIBLE_MOJIBAKE = "possible_mojibake"
     NO_ROWS = "no_rows"
+    LIMIT_EXCEEDED = "limit_exceeded"
     # -- the header ---------------------------------------------------------------------------
     DUPLICATE_COLUMN = "duplicate_column"
     MISSING_COLUMN = "missing_column"

@@ -7,6 +7,10 @@ The pipeline, each step in its own module:
 3. :mod:`~sodtrack.loader.rows`: each raw row -> :class:`BookingRow` with its own checks;
 4. :mod:`~sodtrack.loader.crossrow`: checks across rows, then the per-project plan.
 
+Before step 1, :func:`~sodtrack.loader.limits.check_upload` refuses a file over the upload
+limits (size, rows, columns, cells, cell length, ZIP bombs) without parsing it: an upload-level
+error like any unreadable file.
+
 Nothing is written anywhere and nothing is fetched: this is the validation that happens
 before any write. Problems with the *file* (unreadable, a required column missing, a column
 mapped twice) are upload-level errors, and then no row is interpreted (``rows`` is empty):
@@ -25,6 +29,7 @@ from sodtrack.contract.countries import Country, get_country
 from sodtrack.loader.crossrow import ProjectPlan, check_across_rows, plan_projects
 from sodtrack.loader.headers import column_label, match_headers
 from sodtrack.loader.issues import IssueCode, RowIssue, UploadIssue
+from sodtrack.loader.limits import UploadLimits, check_upload
 from sodtrack.loader.reader import FileType, UnreadableFile, file_sha256, read_table
 from sodtrack.loader.rows import BookingRow, RowContext, build_row
 from sodtrack.loader.values import is_blank
@@ -100,13 +105,15 @@ def read_upload(
     sheet: str | None = None,
     mapping: Mapping[str, str | None] | None = None,
     decimal_separator: str | None = None,
+    limits: UploadLimits | None = None,
 ) -> ParsedUpload:
     """Read a CSV or XLSX upload of bookings for ``country`` and validate every row.
 
     ``sheet`` names the XLSX sheet (default: the first visible one). ``mapping`` maps the
     file's own headers to canonical columns (see :func:`load_mapping_file`); ``None`` values
     ignore a column. ``decimal_separator`` (``"."`` or ``","``), when the upload declares it,
-    removes the one ambiguous amount shape (see :mod:`sodtrack.loader.values`).
+    removes the one ambiguous amount shape (see :mod:`sodtrack.loader.values`). ``limits``
+    bound the file before it is parsed (default: :class:`UploadLimits`' defaults).
     """
     if decimal_separator not in (None, ".", ","):
         raise ValueError(f"decimal_separator must be '.' or ',', not {decimal_separator!r}")
@@ -118,7 +125,9 @@ def read_upload(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _read_upload(path, country_info, sheet, mapping, decimal_separator)
+        return _read_upload(
+            path, country_info, sheet, mapping, decimal_separator, limits or UploadLimits()
+        )
     finally:
         if collecting:
             gc.enable()
@@ -130,8 +139,10 @@ def _read_upload(
     sheet: str | None,
     mapping: Mapping[str, str | None] | None,
     decimal_separator: str | None,
+    limits: UploadLimits,
 ) -> ParsedUpload:
     try:
+        check_upload(path, limits, sheet=sheet)
         table = read_table(path, sheet=sheet)
     except UnreadableFile as exc:
         return ParsedUpload(
