@@ -172,9 +172,7 @@ class HostileFile(UnreadableFile):
     size, a method Excel never writes): refused whatever the limits."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(
-            UploadIssue(IssueCode.FILE_UNREADABLE, message, _NOT_A_SPREADSHEET_FIX)
-        )
+        super().__init__(UploadIssue(IssueCode.FILE_UNREADABLE, message, _NOT_A_SPREADSHEET_FIX))
 
 
 def _n(value: int) -> str:
@@ -600,9 +598,9 @@ def _workbook_parts(
         pass  # the reader reports a damaged workbook; scan every worksheet-looking part
     wanted = sheet.strip().casefold() if sheet is not None else None
     for name, rel_id in names:
-        part = targets.get(rel_id)
-        if part in infos and (wanted is None or name.strip().casefold() == wanted):
-            sheets[part] = name
+        found = targets.get(rel_id)
+        if found in infos and (wanted is None or name.strip().casefold() == wanted):
+            sheets[str(found)] = name
     if not sheets:
         sheets = {
             n: n.rsplit("/", 1)[-1]

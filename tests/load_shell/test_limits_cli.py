@@ -17,23 +17,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from tests.loader import bombs
+from loader import bombs
 
 from .conftest import Sim
 
 pytestmark = pytest.mark.slow
 
-CHILD = (
-    "import resource, sys\n"
-    "from sodtrack.cli import main\n"
-    "sys.argv = ['sodtrack-etl', *sys.argv[1:]]\n"
-    "try:\n"
-    "    main()\n"
-    "finally:\n"
-    "    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-    "    print(f'peak_rss_kib: {kib}', file=sys.stderr)\n"
-)
+CHILD = """
+import sys
+from sodtrack.cli import main
+sys.argv = ["sodtrack-etl", *sys.argv[1:]]
+try:
+    main()
+finally:
+    hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    print(f"peak_rss_kib: {hwm.split()[1]}", file=sys.stderr)
+"""
 
 SMALL_ENV = {
     "SODTRACK_UPLOAD_MAX_ROWS": "40",

@@ -229,10 +229,14 @@ def dense(path: Path, rows: int, columns: int, *, dimension: str | None = None) 
 
     def body() -> Iterator[bytes]:
         for r in range(1, rows + 1):
-            yield f'<row r="{r}">'.encode() + b"".join(
-                f'<c r="{column_letters(c)}{r}"><v>1</v></c>'.encode()
-                for c in range(1, columns + 1)
-            ) + b"</row>"
+            yield (
+                f'<row r="{r}">'.encode()
+                + b"".join(
+                    f'<c r="{column_letters(c)}{r}"><v>1</v></c>'.encode()
+                    for c in range(1, columns + 1)
+                )
+                + b"</row>"
+            )
 
     return workbook(path, sheet_xml(body(), dimension=dimension))
 
@@ -275,7 +279,9 @@ def corpus_variant(rng: random.Random, path: Path, rows: int, columns: int) -> t
     for r in range(1, n + 1):
         width = rng.randint(1, columns)
         refs = [f"{column_letters(c)}{r}" if explicit else None for c in range(1, width + 1)]
-        body.append(row(r if explicit else None, [cell(x, prefix=prefix) for x in refs], prefix=prefix))
+        body.append(
+            row(r if explicit else None, [cell(x, prefix=prefix) for x in refs], prefix=prefix)
+        )
     where = rng.choice([0, len(body) // 2, len(body)])
     big_row = rows + 1 + rng.choice([1, 2, 1000, 1048575 - rows])
     big_col = columns + rng.choice([1, 2, 50, 16384 - columns])

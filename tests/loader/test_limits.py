@@ -77,7 +77,8 @@ def test_a_cell_at_xfd1048576_is_refused_not_allocated(tmp_path: Path, dimension
     assert path.stat().st_size < 5_000
     assert refused_by(path, UploadLimits()) == "max_rows"
     message = read_upload(path, "cl").upload_issues[0].message
-    assert "1,048,575 rows" in message and "SODTRACK_UPLOAD_MAX_ROWS" in message
+    assert "1,048,575 rows" in message
+    assert "SODTRACK_UPLOAD_MAX_ROWS" in message
 
 
 def test_a_huge_reference_in_a_single_cell_is_refused(tmp_path: Path) -> None:
@@ -156,7 +157,9 @@ def test_a_long_inline_string_and_entities(tmp_path: Path) -> None:
     assert refused_by(path) == "max_cell_chars"
     # 300 characters written as entities take 1,500 bytes: counted as characters, accepted.
     amps = bombs.cell("A1", "&amp;" * 300)
-    check_upload(bombs.workbook(tmp_path / "amp.xlsx", bombs.sheet_xml(bombs.row(1, [amps]))), SMALL)
+    check_upload(
+        bombs.workbook(tmp_path / "amp.xlsx", bombs.sheet_xml(bombs.row(1, [amps]))), SMALL
+    )
 
 
 def test_too_many_parts_even_when_the_end_record_understates_them(tmp_path: Path) -> None:
@@ -232,7 +235,8 @@ def test_a_file_right_under_each_limit_is_accepted_and_one_less_refuses_it(
     limits = _measured(path, rows=30, columns=len(header), longest=120)
     parsed = read_upload(path, "cl", limits=limits)
     assert not parsed.has_upload_errors, parsed.upload_issues
-    assert len(parsed.rows) == 30 and all(r.is_valid for r in parsed.rows)
+    assert len(parsed.rows) == 30
+    assert all(r.is_valid for r in parsed.rows)
     names: list[LimitName] = ["max_file_bytes", "max_rows", "max_columns", "max_cell_chars"]
     names += ["max_cells"] if suffix == ".xlsx" else []
     names += ["max_uncompressed_bytes", "max_zip_members"] if suffix == ".xlsx" else []
@@ -317,7 +321,7 @@ def test_the_settings_raise_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
         assert field in Settings.model_fields, spec.setting
     env_example = (Path(__file__).parents[2] / ".env.example").read_text(encoding="utf-8")
     assert all(f"{spec.setting}=" in env_example for spec in LIMITS.values())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_rows"):
         UploadLimits(max_rows=0)
 
 
