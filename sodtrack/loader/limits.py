@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import html
 import posixpath
 import re
@@ -59,7 +60,6 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import IO, Final, Literal
 from xml.etree import ElementTree as ET
@@ -371,7 +371,35 @@ _PREFIXED = re.compile(rb":(?:c|row)[\s/>]")
 _CELL_TAG = re.compile(rb"<c[\s/>]")
 _ROW_TAG = re.compile(rb"<row[\s/>]")
 _ROW_R = re.compile(rb'<row r="(\d+)"')
-_CELL_REF = re.compile(rb'<c r="([A-Z]+)(\d+)"')
+_ODD_REF = re.compile(rb'<c r="(?![A-Z]{1,3}[1-9]\d{0,6}")|<row r="(?![1-9]\d{0,6}")')
+"""A reference the fast path does not read: lower case, ``$``, leading zeros, past XFD or
+row 9,999,999 (the tag-by-tag path reads it, and refuses what is too big)."""
+_LETTERS = re.compile(rb"[A-Z]+")
+
+
+@functools.lru_cache(maxsize=64)
+def _columns_after(letters: str) -> re.Pattern[bytes]:
+    """Cell references whose column comes after ``letters`` (group: their letters)."""
+    k = len(letters)
+    alternatives = [f"[A-Z]{{{k + 1},}}"]
+    for i, ch in enumerate(letters):
+        if ch < "Z":
+            alternatives.append(f"{letters[:i]}[{chr(ord(ch) + 1)}-Z][A-Z]{{{k - i - 1}}}")
+    return re.compile(b'<c r="(' + "|".join(alternatives).encode() + rb")(?=\d)")
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_after(row: int) -> re.Pattern[bytes]:
+    """Cell references whose row comes after ``row`` (group: their row's digits)."""
+    digits = str(row)
+    k = len(digits)
+    alternatives = [f"[1-9]\\d{{{k},}}"]
+    for i, ch in enumerate(digits):
+        if ch < "9":
+            alternatives.append(f"{digits[:i]}[{int(ch) + 1}-9]\\d{{{k - i - 1}}}")
+    return re.compile(b'<c r="[A-Z]+(' + "|".join(alternatives).encode() + b')"')
+
+
 _ANY_TAG = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?(row|c)(?=[\s/>])([^>]*)>")
 _R_ATTR = re.compile(rb"""(?:^|\s)r\s*=\s*["']([^"']*)["']""")
 _EXPLICIT_REF = re.compile(rb"\$?([A-Za-z]+)\$?(\d+)")
@@ -457,31 +485,34 @@ class _SheetScan:
         self.check(rows, columns, declared=True)
 
     def _fast(self, data: bytes) -> bool:
-        """Every row and cell tag plain and with ``r`` first: references by ``findall``."""
-        if _PREFIXED.search(data):
+        """Every row and cell tag plain, with a well-formed ``r`` first: the last row and
+        column from byte counts and regexes that match only what would raise them."""
+        if _PREFIXED.search(data) or _ODD_REF.search(data):
             return False
-        row_tags = data.count(b'<row r="')
         cell_tags = data.count(b'<c r="')
-        if row_tags != len(_ROW_TAG.findall(data)) or cell_tags != len(_CELL_TAG.findall(data)):
+        row_tags = data.count(b'<row r="')
+        # A "<c..." that is not '<c r="' may still be <col>, <cfRule>...: then count exactly.
+        if data.count(b"<c") != cell_tags and cell_tags != len(_CELL_TAG.findall(data)):
+            return False
+        if data.count(b"<row") != row_tags and row_tags != len(_ROW_TAG.findall(data)):
             return False
         rows = _ROW_R.findall(data)
-        refs = _CELL_REF.findall(data)
-        if len(rows) != row_tags or len(refs) != cell_tags:
-            return False
         if rows:
-            if max(map(len, rows)) > 12:
-                self._huge()
             self.last_row = max(self.last_row, max(map(int, rows)))
             self.row = int(rows[-1])
-        if refs:
-            letters = set(map(itemgetter(0), refs))
-            digits = list(map(itemgetter(1), refs))
-            if max(map(len, letters)) > 10 or max(map(len, digits)) > 12:
-                self._huge()
-            self.last_column = max(self.last_column, max(map(column_number, letters)))
-            self.last_row = max(self.last_row, max(map(int, digits)))
-            self.column = column_number(refs[-1][0])
-            self.cells += len(refs)
+        if cell_tags:
+            last = data.rfind(b'<c r="') + 6
+            letters = _LETTERS.match(data, last)
+            assert letters is not None  # _ODD_REF found no malformed reference
+            self.column = column_number(letters.group())
+            self.last_column = max(self.last_column, self.column)
+            wider = _columns_after(column_letters(self.last_column)).findall(data)
+            if wider:
+                self.last_column = max(self.last_column, max(map(column_number, set(wider))))
+            lower = _rows_after(self.last_row).findall(data)
+            if lower:
+                self.last_row = max(self.last_row, max(map(int, lower)))
+            self.cells += cell_tags
         return True
 
     def _huge(self) -> None:
