@@ -219,9 +219,11 @@ def workbook(
 
 
 def xfd_cell(path: Path, *, dimension: bool = True) -> Path:
-    """The 5 KB workbook of the issue: one cell at XFD1048576."""
-    body = row(1048576, [cell("XFD1048576")])
-    return workbook(path, sheet_xml(body, dimension="XFD1048576" if dimension else None))
+    """The 5 KB workbook of the issue: a header row, and one cell at XFD1048576 (calamine
+    allocates the range A1:XFD1048576, 17 billion cells)."""
+    header = row(1, [cell(f"{c}1", f"h{c}") for c in "ABCD"])
+    body = header + row(1048576, [cell("XFD1048576")])
+    return workbook(path, sheet_xml(body, dimension="A1:XFD1048576" if dimension else None))
 
 
 def dense(path: Path, rows: int, columns: int, *, dimension: str | None = None) -> Path:
