@@ -39,8 +39,8 @@ CSV
     50 MB line without a newline is never held whole): records, fields per record, the
     longest field. Text is decoded as the BOM says (UTF-8/16/32), else UTF-8 with
     replacement, which counts one character per byte for the single-byte encodings. The csv
-    module refuses fields over 131,072 characters by itself; the reader then reports the
-    file as unreadable.
+    module refuses fields over 131,072 characters by itself: such a field is refused as too
+    long whatever ``max_cell_chars`` says.
 
 Refusals stop at the first limit crossed, so a bomb is refused within a second or two and in
 a few tens of MiB (``bench/bench_refuse.py``). A file within every limit costs one more
@@ -765,7 +765,13 @@ def check_csv(path: Path, limits: UploadLimits) -> None:
                         _n(limits.max_cell_chars),
                     )
         except csv.Error:
-            return  # a field over the csv module's own limit: the reader reports the row
+            # strict=False leaves one error: a field over the csv module's own limit.
+            raise LimitExceeded(
+                "max_cell_chars",
+                f"a value in row {_n(records + 1)} has more than {_n(csv.field_size_limit())} "
+                "characters",
+                _n(limits.max_cell_chars),
+            ) from None
 
 
 __all__ = [

@@ -194,6 +194,10 @@ def test_csv_over_each_limit(tmp_path: Path) -> None:
     line = tmp_path / "line.csv"
     line.write_bytes(b"a," * (4 << 20))
     assert refused_by(line, replace(SMALL, max_file_bytes=16 << 20)) == "max_columns"
+    # Over the csv module's own field limit (131,072): refused as too long, not skipped.
+    huge = tmp_path / "huge.csv"
+    huge.write_text('a,b\n1,"' + "h" * 200_000 + '"\n2,3\n', encoding="utf-8")
+    assert refused_by(huge, replace(SMALL, max_cell_chars=300_000)) == "max_cell_chars"
     utf16 = tmp_path / "utf16.csv"
     utf16.write_bytes(("\ufeff" + "a\tb\r\n" + "x\t" + "y" * 301 + "\r\n").encode("utf-16-le"))
     assert refusal(utf16).limit == "max_cell_chars"
