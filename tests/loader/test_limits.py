@@ -338,3 +338,99 @@ def test_column_letters_round_trip() -> None:
 def test_deflate_bomb_builder_is_a_valid_stream() -> None:
     raw = bombs.zeros_deflate((3 << 20) + 5)
     assert zlib.decompress(raw, -15) == bytes((3 << 20) + 5)
+
+
+# -- seeded corpora of container and CSV bombs -----------------------------------------------
+
+ZIP_KINDS = ("declared", "ratio", "lying", "members", "strings_long", "strings_many")
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_seeded_corpus_of_zip_bombs(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(5000 + seed)
+    kind = ZIP_KINDS[seed % len(ZIP_KINDS)]
+    path = tmp_path / f"{kind}.xlsx"
+    sheet = bombs.sheet_xml(bombs.row(1, [bombs.cell("A1")]))
+    expected: LimitName
+    if kind == "declared":
+        size = rng.randint(SMALL.max_uncompressed_bytes + 1, 2 << 30)
+        bombs.workbook(path, sheet, extra=[bombs.Member("xl/media/z.bin", b"", size)])
+        expected = "max_uncompressed_bytes"
+    elif kind == "ratio":
+        size = rng.randint(RATIO_FLOOR + 1, SMALL.max_uncompressed_bytes // 2)
+        part = rng.choice(["xl/styles.xml", "xl/media/image1.png", "docProps/app.xml"])
+        bombs.workbook(path, sheet, extra=[bombs.Member(part, bombs.zeros_deflate(size), size)])
+        expected = "max_compression_ratio"
+    elif kind == "lying":
+        declared = rng.randint(RATIO_FLOOR + 1, 7 << 20)
+        real = rng.choice([256 << 20, 512 << 20])
+        part = rng.choice(["xl/styles.xml", "xl/media/image1.png", "docProps/app.xml"])
+        bombs.lying_size_bomb(path, declared, real, part=part)
+        with pytest.raises(HostileFile):
+            check_upload(path, SMALL)
+        return
+    elif kind == "members":
+        bombs.many_members(path, rng.randint(SMALL.max_zip_members, 300))
+        if rng.random() < 0.5:  # an end record that understates the count
+            data = bytearray(path.read_bytes())
+            struct.pack_into("<2H", data, data.rfind(b"PK\x05\x06") + 8, 3, 3)
+            path.write_bytes(bytes(data))
+        expected = "max_zip_members"
+    elif kind == "strings_long":
+        chars = rng.randint(SMALL.max_cell_chars + 1, 5_000)
+        text = rng.choice(["y", "&amp;", "ñ", "&#x1F600;"]) * chars
+        body = bombs.row(1, [b'<c r="A1" t="s"><v>0</v></c>'])
+        strings = bombs.strings_xml(["short", text][:: rng.choice([1, -1])])
+        bombs.workbook(path, bombs.sheet_xml(body), strings=strings)
+        expected = "max_cell_chars"
+    else:
+        count = rng.randint(SMALL.max_cells + 1, SMALL.max_cells + 500)
+        bombs.many_shared_strings(path, count)
+        expected = "max_cells"
+    assert refused_by(path) == expected
+
+
+CSV_KINDS = ("rows", "columns", "cell", "quoted_cell", "size")
+WORDS = ("José", "Peña", "Ñandú", "Providencia", "7500000", "a b c", "x;y", "12,5")
+
+
+def _csv_value(rng: random.Random, delimiter: str) -> str:
+    value = rng.choice(WORDS)
+    if delimiter in value or '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_seeded_corpus_of_csv_bombs(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(7000 + seed)
+    kind = CSV_KINDS[seed % len(CSV_KINDS)]
+    delimiter = rng.choice([",", ";", "\t", "|"])
+    encoding = rng.choice(["utf-8", "utf-8-sig", "utf-16", "cp1252"])
+    width = rng.randint(2, SMALL.max_columns)
+    lines = [delimiter.join(f"col{i}" for i in range(width))]
+    count = rng.randint(SMALL.max_rows + 1, 120) if kind == "rows" else rng.randint(1, 40)
+    for _ in range(count):
+        lines.append(delimiter.join(_csv_value(rng, delimiter) for _ in range(width)))
+    at = rng.randint(1, len(lines) - 1)
+    cells = lines[at].split(delimiter) if kind in ("cell", "quoted_cell") else []
+    expected: LimitName = "max_rows"
+    if kind == "columns":
+        extra = rng.randint(SMALL.max_columns + 1, 60)
+        lines[at] = delimiter.join(_csv_value(rng, delimiter) for _ in range(extra))
+        expected = "max_columns"
+    elif kind == "cell":
+        cells[rng.randrange(len(cells))] = "Ñ" * rng.randint(SMALL.max_cell_chars + 10, 2_000)
+        lines[at] = delimiter.join(cells)
+        expected = "max_cell_chars"
+    elif kind == "quoted_cell":
+        long = (f"línea{delimiter}\r\n" * 200)[: rng.randint(SMALL.max_cell_chars + 10, 1_500)]
+        cells[0] = '"' + long + '"'
+        lines[at] = delimiter.join(cells)
+        expected = "max_cell_chars"
+    elif kind == "size":
+        lines.append("z" * (SMALL.max_file_bytes + 1))
+        expected = "max_file_bytes"
+    path = tmp_path / f"{kind}.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    assert refused_by(path) == expected
