@@ -171,8 +171,8 @@ class HostileFile(UnreadableFile):
     """A workbook whose structure contradicts itself (a part expanding beyond its declared
     size, a method Excel never writes): refused whatever the limits."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(UploadIssue(IssueCode.FILE_UNREADABLE, message, _NOT_A_SPREADSHEET_FIX))
+    def __init__(self, message: str, suggested_fix: str = _NOT_A_SPREADSHEET_FIX) -> None:
+        super().__init__(UploadIssue(IssueCode.FILE_UNREADABLE, message, suggested_fix))
 
 
 def _n(value: int) -> str:
@@ -641,13 +641,22 @@ def _workbook_parts(
     return sheets, strings
 
 
+def _damaged() -> HostileFile:
+    return HostileFile(
+        "The Excel file cannot be opened: its table of contents (the ZIP directory) is "
+        "missing or damaged, as in a file cut short while being copied.",
+        "Open it in Excel, check it is complete and not damaged, and save it again as .xlsx; "
+        "or copy the file again.",
+    )
+
+
 def check_xlsx(path: Path, limits: UploadLimits, *, sheet: str | None = None) -> None:
     """Steps 1-5 of the module docstring, stopping at the first limit crossed."""
     size = path.stat().st_size
     with path.open("rb") as f:
         members = count_zip_members(f, size, limits.max_zip_members)
         if members is None:
-            return  # not a readable ZIP: the reader says so in its own words
+            raise _damaged()
         if members > limits.max_zip_members:
             raise LimitExceeded(
                 "max_zip_members",
@@ -658,7 +667,8 @@ def check_xlsx(path: Path, limits: UploadLimits, *, sheet: str | None = None) ->
             with zipfile.ZipFile(f) as archive:
                 infos = archive.infolist()
         except (zipfile.BadZipFile, OSError, ValueError):
-            return
+            # Never hand calamine a container these checks could not measure.
+            raise _damaged() from None
         total = sum(i.file_size for i in infos)
         if total > limits.max_uncompressed_bytes:
             raise LimitExceeded(

@@ -172,6 +172,18 @@ def test_too_many_parts_even_when_the_end_record_understates_them(tmp_path: Path
     assert refusal(path).limit == "max_zip_members"
 
 
+@pytest.mark.parametrize("cut", [22, 200, 2_000])
+def test_a_workbook_cut_short_is_refused_unmeasured_never_parsed(tmp_path: Path, cut: int) -> None:
+    header, rows = table([booking(i) for i in range(1, 40)])
+    path = write_xlsx(tmp_path / "cut.xlsx", {"Bookings": [header, *rows]})
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(HostileFile) as caught:
+        check_upload(path, UploadLimits())
+    assert "cannot be opened" in caught.value.issue.message
+    (issue,) = read_upload(path, "cl").upload_issues
+    assert issue.code == IssueCode.FILE_UNREADABLE
+
+
 def test_a_file_over_the_size_limit_is_refused_by_its_size(tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     path.write_bytes(b"a,b\n" + b"1,2\n" * 300_000)
