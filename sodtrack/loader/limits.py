@@ -18,7 +18,9 @@ Every file
     Its size on disk (``stat``), first.
 XLSX (a ZIP; never extracted)
     1. The end-of-central-directory record, then a walk of the central directory's entry
-       headers, count the parts *before* :mod:`zipfile` builds one object per entry.
+       headers, count the parts *before* :mod:`zipfile` builds one object per entry. A
+       directory that cannot be read is refused (:class:`HostileFile`): calamine never gets
+       a container these checks could not measure.
     2. Each part's declared uncompressed size, their total, and each part's ratio.
     3. Every part is inflated once from its raw bytes, streaming, and may not produce more than
        it declares (a lying header cannot smuggle a bomb past step 2); only stored and deflated
