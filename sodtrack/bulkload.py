@@ -63,6 +63,7 @@ from sodtrack.loader import (
     run_upload,
     write_results,
 )
+from sodtrack.loader.limits import UploadLimits
 from sodtrack.loader.load import Progress
 from sodtrack.loader.outcomes import SUCCESS
 from sodtrack.settings import Settings
@@ -126,15 +127,33 @@ async def country_client(settings: Settings, country: str) -> AsyncIterator[Sodt
         yield client
 
 
+def upload_limits(settings: Settings) -> UploadLimits:
+    """The ``SODTRACK_UPLOAD_MAX_*`` settings as the reader's :class:`UploadLimits`."""
+    return UploadLimits(
+        max_file_bytes=int(settings.upload_max_file_bytes),
+        max_rows=settings.upload_max_rows,
+        max_columns=settings.upload_max_columns,
+        max_cells=settings.upload_max_cells,
+        max_cell_chars=settings.upload_max_cell_chars,
+        max_uncompressed_bytes=int(settings.upload_max_uncompressed_bytes),
+        max_compression_ratio=settings.upload_max_compression_ratio,
+        max_zip_members=settings.upload_max_zip_members,
+    )
+
+
 def read(
     path: str | Path,
     country: str,
     *,
     sheet: str | None = None,
     mapping: Mapping[str, str | None] | None = None,
+    limits: UploadLimits | None = None,
 ) -> ParsedUpload:
-    """Read and check the file locally (nothing fetched, nothing written)."""
-    return read_upload(Path(path), get_country(country).code, sheet=sheet, mapping=mapping)
+    """Read and check the file locally (nothing fetched, nothing written); ``limits``
+    default to :class:`UploadLimits`' defaults."""
+    return read_upload(
+        Path(path), get_country(country).code, sheet=sheet, mapping=mapping, limits=limits
+    )
 
 
 async def load(
@@ -388,7 +407,9 @@ async def run_load(
 ) -> LoadRun:
     """read → load → results files, in one call (the CLI, the demo)."""
     code = get_country(country or settings.country).code
-    parsed = await asyncio.to_thread(read, path, code, sheet=sheet, mapping=mapping)
+    parsed = await asyncio.to_thread(
+        read, path, code, sheet=sheet, mapping=mapping, limits=upload_limits(settings)
+    )
     result = await load(
         settings,
         parsed,

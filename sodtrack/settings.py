@@ -25,7 +25,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    ByteSize,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sodtrack.config_errors import InvalidSetting
@@ -103,6 +111,16 @@ class Settings(BaseSettings):
         default=False,
         description="Allow sending credentials over plain http to a host outside loopback.",
     )
+
+    # Upload limits, checked before a file is parsed (sodtrack.loader.limits; defaults there).
+    upload_max_file_bytes: ByteSize = Field(default=ByteSize(50 << 20), gt=0)
+    upload_max_rows: PositiveInt = 100_000
+    upload_max_columns: PositiveInt = 200
+    upload_max_cells: PositiveInt = 3_000_000
+    upload_max_cell_chars: PositiveInt = 32_767
+    upload_max_uncompressed_bytes: ByteSize = Field(default=ByteSize(200 << 20), gt=0)
+    upload_max_compression_ratio: PositiveFloat = 100.0
+    upload_max_zip_members: PositiveInt = 1_000
 
     @field_validator("country")
     @classmethod

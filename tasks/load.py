@@ -50,7 +50,7 @@ VALIDATE_SHARE: Final = 5.0
 def read_upload_task(path: str, country: str, sheet: str | None = None) -> ParsedUpload:
     """Read the file and check every row locally (formats, required fields, across rows)."""
     logger = get_run_logger()
-    parsed = bulkload.read(path, country, sheet=sheet)
+    parsed = bulkload.read(path, country, sheet=sheet, limits=bulkload.upload_limits(Settings()))
     summary = parsed.summary()
     logger.info(
         "%s (%s): %d rows, %d rejected by the local checks, %d warnings",

@@ -35,6 +35,7 @@ class IssueCode(StrEnum):
     ENCODING_FALLBACK = "encoding_fallback"
     POSSIBLE_MOJIBAKE = "possible_mojibake"
     NO_ROWS = "no_rows"
+    LIMIT_EXCEEDED = "limit_exceeded"
     # -- the header ---------------------------------------------------------------------------
     HEADER_NOT_FOUND = "header_not_found"
     MERGED_HEADER = "merged_header"

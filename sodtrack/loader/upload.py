@@ -9,6 +9,10 @@ The pipeline, each step in its own module:
    (merged project/stage values filled down first, with a note);
 4. :mod:`~sodtrack.loader.crossrow`: checks across rows, then the per-project plan.
 
+Before step 1, :func:`~sodtrack.loader.limits.check_upload` refuses a file over the upload
+limits (size, rows, columns, cells, cell length, ZIP bombs) without parsing it: an upload-level
+error like any unreadable file.
+
 Nothing is written anywhere and nothing is fetched: this is the validation that happens
 before any write. Problems with the *file* (unreadable, a required column missing, a column
 mapped twice) are upload-level errors, and then no row is interpreted (``rows`` is empty):
@@ -27,6 +31,7 @@ from sodtrack.contract.countries import Country, get_country
 from sodtrack.loader.crossrow import ProjectPlan, check_across_rows, plan_projects
 from sodtrack.loader.headers import column_label, looks_like_header, match_headers
 from sodtrack.loader.issues import IssueCode, RowIssue, UploadIssue
+from sodtrack.loader.limits import UploadLimits, check_upload
 from sodtrack.loader.merges import fill_note, plan_merges
 from sodtrack.loader.reader import (
     FileType,
@@ -110,6 +115,7 @@ def read_upload(
     sheet: str | None = None,
     mapping: Mapping[str, str | None] | None = None,
     decimal_separator: str | None = None,
+    limits: UploadLimits | None = None,
 ) -> ParsedUpload:
     """Read a CSV or XLSX upload of bookings for ``country`` and validate every row.
 
@@ -117,7 +123,8 @@ def read_upload(
     ``mapping`` maps the file's own headers to canonical columns (see
     :func:`load_mapping_file`); ``None`` values ignore a column. ``decimal_separator``
     (``"."`` or ``","``), when the upload declares it, removes the one ambiguous amount
-    shape (see :mod:`sodtrack.loader.values`).
+    shape (see :mod:`sodtrack.loader.values`). ``limits``
+    bound the file before it is parsed (default: :class:`UploadLimits`' defaults).
     """
     if decimal_separator not in (None, ".", ","):
         raise ValueError(f"decimal_separator must be '.' or ',', not {decimal_separator!r}")
@@ -129,7 +136,9 @@ def read_upload(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _read_upload(path, country_info, sheet, mapping, decimal_separator)
+        return _read_upload(
+            path, country_info, sheet, mapping, decimal_separator, limits or UploadLimits()
+        )
     finally:
         if collecting:
             gc.enable()
@@ -156,8 +165,10 @@ def _read_upload(
     sheet: str | None,
     mapping: Mapping[str, str | None] | None,
     decimal_separator: str | None,
+    limits: UploadLimits,
 ) -> ParsedUpload:
     try:
+        check_upload(path, limits, sheet=sheet)
         table = read_table(
             path, sheet=sheet, is_header=lambda cells: looks_like_header(cells, mapping)
         )
