@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
@@ -90,7 +91,8 @@ def _newest_published(root: str | Path) -> datetime | None:
 
 
 def _newest_in_simulator(app: Starlette) -> datetime:
-    return max(r["updated_at"] for r in sim_bookings(app).values())
+    newest: datetime = max(r["updated_at"] for r in sim_bookings(app).values())
+    return newest
 
 
 @pytest.fixture(scope="module")
@@ -233,9 +235,12 @@ def test_a_full_refresh_that_receives_fewer_bookings_is_quarantined(world: World
         if not is_list(request, "bookings") or response.status_code != 200:
             return response
         page = await json_of(response)
-        kept = []
+        kept: list[dict[str, Any]] = []
         for i, item in enumerate(page["data"]):
-            (dropped if i % 3 == 0 else kept).append(item if i % 3 else item["id"])
+            if i % 3 == 0:
+                dropped.append(item["id"])
+            else:
+                kept.append(item)
         return json_response(response, {**page, "data": kept})
 
     env.hook = drop_every_third

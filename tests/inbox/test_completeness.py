@@ -25,6 +25,7 @@ import pytest
 from sodtrack.inbox import (
     DONE_SUFFIX,
     InboxWatcher,
+    Received,
     csv_incomplete_reason,
     incomplete_reason,
     zip_incomplete_reason,
@@ -266,7 +267,7 @@ def test_under_cron_the_max_wait_counts_from_the_last_change(box: Box) -> None:
     """``watch --once`` starts a new watcher each time: an old file that does not look whole
     is taken by its age, a fresh one waits."""
 
-    def once(wall: float) -> list[object]:
+    def once(wall: float) -> list[Received]:
         watcher = InboxWatcher(
             inbox=str(box.inbox),
             uploads=str(box.uploads),
