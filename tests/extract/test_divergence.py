@@ -21,6 +21,7 @@ bookings with the simulator's, read independently (DuckDB, the simulator's expor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import shutil
@@ -34,12 +35,16 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from sodtrack.client import Credentials, SodtrackClient
+from sodtrack.contract import models as m
 from sodtrack.extract import FamilyRun, RunReport, gate
 from sodtrack.extract.report import DatasetRun
-from sodtrack.extract.runner import CountryExtraction
+from sodtrack.extract.runner import DEFAULT_LOOKBACK, CountryExtraction
 from sodtrack.simulator.app import create_app
+from sodtrack.simulator.testing import SimulatorTransport
 from sodtrack.validation import ValidationSession
 from sodtrack.warehouse import DATASETS, Warehouse
 
@@ -95,6 +100,28 @@ def _newest_in_simulator(app: Starlette) -> datetime:
     return newest
 
 
+async def _change_bookings(env: Env, rng: random.Random, n: int) -> list[str]:
+    """Change ``n`` scheduled bookings through the API, three hours apart (the small
+    simulator's own activity is a few bookings a day): changes for the next run to read."""
+    http = httpx.AsyncClient(transport=SimulatorTransport(env.app))
+    changed = []
+    async with SodtrackClient(
+        http,
+        base_url="http://sim.test",
+        country=COUNTRY,
+        credentials=Credentials("sim-client", SecretStr("sim-secret")),
+        owns_http=True,
+    ) as client:
+        scheduled = await client.collect_bookings(status=m.BookingStatus.SCHEDULED)
+        assert len(scheduled) >= n, "the simulator has too few bookings to change"
+        for booking in rng.sample(scheduled, n):
+            env.sim.advance(3 * 3600)
+            note = f"changed by the divergence test {rng.randrange(10**9)}"
+            await client.update_booking(booking.id, m.BookingUpdate(notes=note))
+            changed.append(booking.id)
+    return changed
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     base = tmp_path_factory.mktemp("divergence")
@@ -104,13 +131,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     assert first.success
     snapshots = {"backup": base / "backup"}
     shutil.copytree(env.root, snapshots["backup"], symlinks=True)
+    rng = random.Random(SEED)
     env.sim.advance(86400)
+    changed = asyncio.run(_change_bookings(env, rng, 2))  # what the backup lacks ...
     second = env.run("bookings")
     assert second.success
-    assert not _bookings_family(second).full
+    assert _bookings_family(second).watermark_before is not None  # incremental
+    # ... and some of it older than the new watermark's lookback: a run from the state's
+    # watermark over the backup misses it (the premise of the backup-* cases)
+    watermark = env.watermark()
+    assert watermark is not None
+    now = sim_bookings(app)
+    assert any(now[b]["updated_at"] < watermark - DEFAULT_LOOKBACK for b in changed)
     snapshots["current"] = base / "current"
     shutil.copytree(env.root, snapshots["current"], symlinks=True)
-    env.sim.advance(86400)  # the world moves on: every case has changes to read
+    env.sim.advance(86400)
+    asyncio.run(_change_bookings(env, rng, 1))  # the world moves on: changes for every case
     return World(app, snapshots, base)
 
 
