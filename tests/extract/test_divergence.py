@@ -65,6 +65,9 @@ from .helpers import (
 )
 
 SEED = 20261203
+
+# One module fixture (two extractions) shared by every case: one worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("extract-divergence")
 WAREHOUSES = ("current", "backup", "none")
 """The warehouse a case starts from: the latest published data, an older copy of it, none."""
 STATES = ("current", "backup", "none", "ahead")

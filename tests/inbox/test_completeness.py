@@ -156,7 +156,7 @@ def test_a_copy_that_pauses_longer_than_the_settle_time_is_taken_once_whole(tmp_
     """A thread writes half a workbook, pauses for many settle times, writes the rest; the
     watcher polls all along with a real clock. On main the half was taken after the pause."""
     box = Box(tmp_path)
-    settle, pause = 0.05, 0.4
+    settle, pause = 0.05, 0.5
     watcher = InboxWatcher(
         inbox=str(box.inbox),
         uploads=str(box.uploads),
@@ -202,7 +202,7 @@ def test_a_copy_that_pauses_longer_than_the_settle_time_is_taken_once_whole(tmp_
     for _ in range(5):  # and never again
         time.sleep(settle)
         taken += watcher.poll()
-    assert polls_while_paused_and_settled >= 2, "the pause must outlast the settle time"
+    assert polls_while_paused_and_settled >= 1, "the pause must outlast the settle time"
     [received] = taken
     assert received.sha256 == hashlib.sha256(data).hexdigest()
     stored = Path(received.path).read_bytes()
@@ -248,10 +248,11 @@ def test_a_file_that_never_looks_whole_is_taken_after_the_max_wait(
         settle_s=1.0,
         max_wait_s=30.0,
         clock=box.clock,
-        wall_clock=lambda: os.stat(box.inbox / "cl" / "cut.csv").st_mtime,  # the file is new
+        wall_clock=lambda: changed,  # the file stays new by its stamps
     )
     cut = b"external_reference,service_sku\nB-1,SK"
-    box.drop("cl/cut.csv", cut)
+    path = box.drop("cl/cut.csv", cut)
+    changed = max(os.stat(path).st_mtime, os.stat(path).st_ctime)
     caplog.set_level("INFO", logger="sodtrack.inbox")
     while box.clock.now < 30.0:
         assert watcher.poll() == []
