@@ -42,9 +42,10 @@ from sodtrack.client import Credentials, SodtrackClient
 from sodtrack.contract import models as m
 from sodtrack.extract import FamilyRun, RunReport, gate
 from sodtrack.extract.report import DatasetRun
-from sodtrack.extract.runner import DEFAULT_LOOKBACK, CountryExtraction
+from sodtrack.extract.runner import DEFAULT_LOOKBACK, CountryExtraction, plan_bookings_read
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.testing import SimulatorTransport
+from sodtrack.state import StateStore
 from sodtrack.validation import ValidationSession
 from sodtrack.warehouse import DATASETS, Warehouse
 
@@ -395,3 +396,80 @@ def test_an_incremental_staging_with_fewer_rows_than_it_replaces_is_quarantined(
         assert count(wh.root, "bookings") == before[1] - removed + added >= before[1]
     # the floor the gate used: the published rows of the months the staging replaces
     assert outcomes["bookings"].parameters["published_row_count"] == replaced
+
+
+# ---------------------------------------------------------------- the read plan, many countries
+
+
+@pytest.mark.parametrize("case", range(16))
+def test_each_countrys_read_plan_follows_its_own_published_bookings(
+    world: World, case: int, tmp_path: Path
+) -> None:
+    """A seeded corpus without extraction: one warehouse shared by three countries, each with
+    or without published bookings (newest ``updated_at`` shifted at random), each with a
+    stored watermark missing, behind, equal to or ahead of its data (or of nothing)."""
+    rng = random.Random(f"{SEED}-plan-{case}")
+    source = (
+        Warehouse(str(world.snapshots["current"] / "warehouse"))
+        .read_current("bookings")
+        .to_table(filter=pc.field("country") == COUNTRY)
+        .select(DATASETS["bookings"].schema.names)
+    )
+    wh = Warehouse(str(tmp_path / "warehouse"), durable=False)
+    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+    countries = ("cl", "pe", "mx")
+    published = [c for c in countries if rng.random() < 0.6]
+    newest: dict[str, datetime] = {}
+    if published:
+        with wh.stage("bookings", f"plan-{case}") as out:
+            for country in published:
+                rows = source.slice(rng.randrange(source.num_rows // 2), rng.randint(1, 40))
+                shift = pa.scalar(timedelta(hours=rng.randint(-500, 500)), pa.duration("us"))
+                shifted = pc.add(rows["updated_at"], shift)
+                rows = rows.set_column(
+                    rows.schema.get_field_index("updated_at"), "updated_at", shifted
+                )
+                newest[country] = pc.max(rows["updated_at"]).as_py().astimezone(UTC)
+                months = pc.strftime(rows["scheduled_start"], "%Y-%m").to_pylist()
+                for month in sorted(set(months)):
+                    mask = pa.array([m == month for m in months])
+                    out.write_table(
+                        rows.filter(mask), {"country": country, "scheduled_month": month}
+                    )
+            out.finish(finished_at=datetime.now(UTC))
+        wh.publish("bookings", f"plan-{case}")
+    stored: dict[str, datetime | None] = {}
+    for country in countries:
+        base = newest.get(country, datetime(2026, 6, 1, tzinfo=UTC))
+        kind = rng.choice(["none", "behind", "equal", "ahead"])
+        value = {
+            "none": None,
+            "behind": base - timedelta(minutes=rng.randint(1, 10_000)),
+            "equal": base,
+            "ahead": base + timedelta(minutes=rng.randint(1, 10_000)),
+        }[kind]
+        if value is not None:
+            store.set_watermark(country, "bookings", value, "seeded", allow_regress=True)
+        stored[country] = value
+
+    for country in countries:
+        plan = plan_bookings_read(wh, store, country, full_refresh=False)
+        data, wm = newest.get(country), stored[country]
+        if data is None:
+            assert plan.full, (country, plan)
+            assert plan.watermark is None
+            assert plan.note is not None
+            assert ("ignored" in plan.note) is (wm is not None)
+        elif wm is None:
+            assert (plan.full, plan.watermark, plan.note) == (False, None, None)
+        elif wm > data:
+            assert (plan.full, plan.watermark) == (False, data)
+            assert plan.note is not None
+            assert "ahead" in plan.note
+            assert plan.regress_allowed
+        else:
+            assert (plan.full, plan.watermark, plan.note) == (False, wm, None)
+            assert not plan.regress_allowed
+        forced = plan_bookings_read(wh, store, country, full_refresh=True)
+        assert (forced.full, forced.watermark, forced.note) == (True, None, None)
+    store.dispose()
