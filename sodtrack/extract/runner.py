@@ -153,9 +153,12 @@ def plan_bookings_read(
         return BookingsRead(full=True, watermark=None)
     stored = store.get_watermark(country, "bookings")
     if gate.previous_rows(warehouse, "bookings", country) is None:
-        note = f"no published bookings of {country} in the warehouse: full extraction"
-        if stored is not None:
-            note += f" (the state store's watermark {stored.isoformat()} is ignored)"
+        if stored is None:  # a first extraction: nothing to say
+            return BookingsRead(full=True, watermark=None)
+        note = (
+            f"no published bookings of {country} in the warehouse: full extraction "
+            f"(the state store's watermark {stored.isoformat()} is ignored)"
+        )
         return BookingsRead(full=True, watermark=None, note=note)
     if stored is None:
         return BookingsRead(full=False, watermark=None)
