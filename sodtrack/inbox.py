@@ -4,11 +4,30 @@
 folder by default; any fsspec URL, e.g. ``s3://bucket/inbox``, works the same) and takes the
 files that are complete:
 
-* **complete** = a spreadsheet name (``.xlsx``, ``.xlsm``, ``.csv``; not a dotfile, not an
-  Office lock file ``~$x.xlsx``, not ``.part``/``.tmp``/``.crdownload``…) whose size and
-  modification stamp were the same at two consecutive polls at least ``settle_s`` apart.
-  A file still being written changes between polls and waits; the safest writer still
-  writes under a temporary name and renames at the end.
+* **complete** = all of:
+
+  1. a spreadsheet name (``.xlsx``, ``.xlsm``, ``.csv``; not a dotfile, not an Office lock
+     file ``~$x.xlsx``, not ``.part``/``.tmp``/``.crdownload``…): a writer that writes
+     under such a name and renames into place at the end is never seen half-way;
+  2. **stable**: its size and modification stamp were the same at two consecutive polls at
+     least ``settle_s`` apart (a file still being written changes between polls);
+  3. **whole by its content** (:func:`incomplete_reason`), because a copy can pause longer
+     than any settle time: an XLSX/XLSM must be a zip whose end-of-central-directory
+     record and central directory are present and whose members start where the directory
+     says (a zip is written front to back and its directory last, so a cut or a
+     pre-allocated, not yet filled file has none); a CSV must end with a line end (in its
+     encoding: UTF-8/CP-1252, or UTF-16/32 by their BOM), as every spreadsheet program
+     writes it. Parsing stays the reader's job: this is a check of the last bytes.
+
+  A stable file that does not look whole **waits** (it is not rejected; logged once) until
+  it has been unchanged for ``max_wait_s`` (by this watcher's clock, or by its modification
+  time, so ``--once`` under cron works too): then it is taken, and the reader answers for it
+  (a cut CSV record is refused as ``file_truncated``, a cut zip as an unreadable file).
+  A writer may also say "done" itself: ``<name>.done`` beside the file (any content) makes
+  it complete once stable, whatever its content; the marker is removed with the file.
+
+  Limit: a CSV copy that pauses exactly after a line end, for longer than the settle time,
+  looks whole; writers that can pause should rename into place or write a ``.done`` marker.
 * **country** = the sub-folder: ``<inbox>/cl/bookings.xlsx`` is for Chile; a file at the top
   of the inbox is for the default country (``SODTRACK_COUNTRY``). A file in a folder that is
   not a country code is left where it is (logged once).
@@ -49,6 +68,7 @@ import posixpath
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,6 +99,10 @@ TEMP_SUFFIXES = frozenset(
     {".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".filepart", ".swp"}
 )
 READ_CHUNK = 1 << 20
+DONE_SUFFIX = ".done"
+"""``<name>.done`` beside a file: its writer says the file is complete."""
+DEFAULT_MAX_WAIT_S = 900.0
+"""How long a stable file that does not look whole waits before it is taken anyway."""
 ANNOUNCE_LEASE_S = 60.0
 """How long a watcher has to announce an upload it took before another may do it."""
 
@@ -146,6 +170,79 @@ class Stability:
 
     def forget(self, path: str) -> None:
         self._seen.pop(path, None)
+
+    def stable_since(self, path: str) -> float | None:
+        """When the file was first seen with its current fingerprint."""
+        seen = self._seen.get(path)
+        return seen[1] if seen is not None else None
+
+
+_ZIP_SUFFIXES = frozenset({".xlsx", ".xlsm"})
+_LINE_ENDS = (b"\n", b"\r")
+_BOMS: tuple[tuple[bytes, int, bool], ...] = (
+    # (BOM, code unit size, little endian): UTF-32 first (its LE BOM starts like UTF-16's)
+    (b"\xff\xfe\x00\x00", 4, True),
+    (b"\x00\x00\xfe\xff", 4, False),
+    (b"\xff\xfe", 2, True),
+    (b"\xfe\xff", 2, False),
+)
+
+
+def csv_incomplete_reason(head: bytes, tail: bytes, size: int) -> str | None:
+    """Why a CSV does not look whole from its first and last bytes (``None``: it does).
+
+    Whole = its last character is a line end, in the encoding its BOM names (UTF-16/32, LE
+    or BE), else as a byte (UTF-8, CP-1252); a UTF-16/32 file is also a whole number of code
+    units. An empty file is not whole.
+    """
+    if size == 0:
+        return "the file is empty"
+    for bom, unit, little in _BOMS:
+        if head.startswith(bom):
+            if size % unit:
+                return f"it stops in the middle of a character ({size} bytes of UTF-{unit * 8})"
+            ends = [
+                (end + b"\x00" * (unit - 1)) if little else (b"\x00" * (unit - 1) + end)
+                for end in _LINE_ENDS
+            ]
+            if any(tail.endswith(end) for end in ends):
+                return None
+            return "its last record does not end with a line end"
+    if tail.endswith(_LINE_ENDS):
+        return None
+    return "its last record does not end with a line end"
+
+
+def zip_incomplete_reason(fh: Any) -> str | None:
+    """Why an XLSX/XLSM (a zip, open for binary reading and seekable) does not look whole:
+    no end-of-central-directory record or central directory (a zip cut short), or a member
+    that does not start where the directory says (a file not filled in yet). Reads the
+    directory and four bytes per member: no decompression."""
+    try:
+        with zipfile.ZipFile(fh) as archive:
+            members = archive.infolist()
+            if not members:
+                return "the zip holds no member"
+            for info in members:
+                fh.seek(info.header_offset)
+                if fh.read(4) != b"PK\x03\x04":
+                    return f"member {info.filename!r} is not where the zip's directory says"
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+        return f"not a whole zip ({type(exc).__name__}: no valid end of central directory)"
+    return None
+
+
+def incomplete_reason(name: str, fh: Any, size: int) -> str | None:
+    """Why the file (``fh`` open for binary reading, seekable) does not look whole, from its
+    content; ``None`` when it does (see the module docstring's rule 3)."""
+    suffix = posixpath.splitext(name.lower())[1]
+    if suffix in _ZIP_SUFFIXES:
+        return zip_incomplete_reason(fh)
+    if suffix == ".csv":
+        head = fh.read(4)
+        fh.seek(max(size - 4, 0))
+        return csv_incomplete_reason(head, fh.read(4), size)
+    return None
 
 
 def event_id_for(upload_id: str) -> str:
@@ -354,6 +451,20 @@ def _received(row: sa.RowMapping) -> Received:
 # ---------------------------------------------------------------- the watcher
 
 
+def _modified_at(info: Mapping[str, Any]) -> float | None:
+    """When the listed file last changed, as epoch seconds, if the listing says: the newest of
+    its stamps (a copier may set an old ``mtime`` from the source; a local file's ``created``
+    is its ctime on POSIX, which any write or ``utime`` moves on)."""
+    stamps: list[float] = []
+    for key in ("mtime", "created", "LastModified", "last_modified", "updated"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            stamps.append(float(value))
+        elif isinstance(value, datetime):
+            stamps.append(value.timestamp())
+    return max(stamps) if stamps else None
+
+
 def _stamp(info: Mapping[str, Any]) -> str:
     for key in ("mtime", "LastModified", "last_modified", "updated", "ETag", "etag", "created"):
         value = info.get(key)
@@ -410,7 +521,9 @@ class InboxWatcher:
         registry: Registry,
         emit: Emitter,
         settle_s: float = 1.0,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.inbox = _Location(inbox)
         self.uploads = _Location(uploads)
@@ -419,8 +532,13 @@ class InboxWatcher:
         self.registry = registry
         self.emit = emit
         self.clock = clock
+        self.wall_clock = wall_clock
+        self.max_wait_s = max_wait_s
         self.stability = Stability(settle_s)
         self._ignored: set[tuple[str, Fingerprint]] = set()
+        self._waiting: set[tuple[str, Fingerprint]] = set()
+        self._modified: dict[str, float] = {}
+        self._markers: set[str] = set()
         if self.inbox.local:
             self.inbox.fs.makedirs(self.inbox.root, exist_ok=True)
             for code in COUNTRIES:  # where operations drop a country's files
@@ -432,12 +550,18 @@ class InboxWatcher:
         """One pass: take every complete file, announce what is pending; returns new uploads."""
         listing = self._list()
         taken: list[Received] = []
-        for path in self.stability.observe(listing, self.clock()):
+        now = self.clock()
+        for path in self.stability.observe(listing, now):
+            marked = path in self._markers
             try:
-                received = self._take(path, listing[path])
+                received = self._take(path, listing[path], now, marked=marked)
             except FileNotFoundError:  # another watcher took it first
                 self.stability.forget(path)
                 continue
+            finally:
+                if marked and not self.inbox.fs.exists(path):
+                    with contextlib.suppress(FileNotFoundError):
+                        self.inbox.fs.rm(path + DONE_SUFFIX)
             if received is not None:
                 taken.append(received)
         self._announce_pending()
@@ -466,13 +590,45 @@ class InboxWatcher:
         except FileNotFoundError:
             return {}
         listing: dict[str, Fingerprint] = {}
+        modified: dict[str, float] = {}
+        markers: set[str] = set()
         for path, info in found.items():
-            if info.get("type", "file") != "file" or not is_candidate(path):
+            if info.get("type", "file") != "file":
+                continue
+            if path.endswith(DONE_SUFFIX) and is_candidate(path[: -len(DONE_SUFFIX)]):
+                markers.add(path[: -len(DONE_SUFFIX)])
+            if not is_candidate(path):
                 continue
             listing[path] = Fingerprint(int(info.get("size") or 0), _stamp(info))
+            at = _modified_at(info)
+            if at is not None:
+                modified[path] = at
+        self._modified, self._markers = modified, markers & listing.keys()
+        self._waiting = {(p, fp) for p, fp in self._waiting if listing.get(p) == fp}
         return listing
 
-    def _take(self, path: str, fp: Fingerprint) -> Received | None:
+    def _whole(self, path: str, fp: Fingerprint, now: float) -> bool:
+        """Rule 3 of the module docstring: whether a stable file is taken now."""
+        with self.inbox.fs.open(path, "rb") as fh:
+            reason = incomplete_reason(posixpath.basename(path), fh, fp.size)
+        if reason is None:
+            return True
+        since = self.stability.stable_since(path)
+        waited = now - since if since is not None else 0.0
+        if path in self._modified:
+            waited = max(waited, self.wall_clock() - self._modified[path])
+        relative = self.inbox.relative(path)
+        if waited >= self.max_wait_s:
+            log.warning("%s does not look whole (%s) and has not changed for %.0f s: taken; "
+                        "the load answers for it", relative, reason, waited)  # fmt: skip
+            return True
+        if (path, fp) not in self._waiting:
+            self._waiting.add((path, fp))
+            log.info("%s does not look whole yet (%s): waiting for the rest, at most %.0f s",
+                     relative, reason, self.max_wait_s)  # fmt: skip
+        return False
+
+    def _take(self, path: str, fp: Fingerprint, now: float, *, marked: bool) -> Received | None:
         relative = self.inbox.relative(path)
         country = country_of(relative, self.default_country)
         name = posixpath.basename(path)
@@ -481,6 +637,8 @@ class InboxWatcher:
                 self._ignored.add((path, fp))
                 log.warning("%s: not in a country folder (<inbox>/<country>/%s): left there",
                             printable(relative), printable(name))  # fmt: skip
+            return None
+        if not marked and not self._whole(path, fp, now):
             return None
         staging = self.uploads.join(".incoming", f"{uuid.uuid4().hex}-{name}")
         self.uploads.makedirs(posixpath.dirname(staging))

@@ -12,7 +12,10 @@ overlap re-reads records written while the previous run's walk was finishing; th
 de-duplicates them), and its new watermark is the greatest ``updated_at`` it saw. The caller
 calls ``set_watermark`` only after validation and publish succeeded. ``set_watermark`` never
 moves a watermark backwards (a run that saw only the overlap window reports an older maximum),
-unless ``allow_regress=True``; a full refresh calls ``reset`` first.
+unless ``allow_regress=True``; a full refresh calls ``reset`` first. The stored watermark is
+advice, not truth: the extraction (``sodtrack.extract.runner.plan_bookings_read``) ignores it
+when the warehouse has no published bookings of the country (a moved or rebuilt warehouse is
+extracted in full) and caps it at the published data's newest ``updated_at``.
 
 Locks. ``with store.lock("nightly:cl"):`` serialises runs for a country across processes and
 machines sharing the database. PostgreSQL: ``pg_advisory_lock`` on a dedicated connection (the

@@ -49,6 +49,13 @@ def watch(
     settle: Annotated[
         float, typer.Option(help="Seconds a file must stay unchanged before it is taken.")
     ] = 1.0,
+    max_wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a stable file that does not look whole (a zip without its "
+            "directory, a CSV without a final line end) waits before it is taken anyway."
+        ),
+    ] = 900.0,
     once: Annotated[
         bool, typer.Option("--once", help="Poll twice (settle apart) and exit: for cron.")
     ] = False,
@@ -98,6 +105,7 @@ def watch(
         registry=registry,
         emit=emitter,
         settle_s=settle,
+        max_wait_s=max_wait,
     )
     stop = threading.Event()
     previous = {

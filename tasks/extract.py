@@ -61,6 +61,8 @@ async def extract_family_task(
             d.written,
             d.completeness,
         )
+    for note in result.notes:
+        logger.warning("%s/%s: %s", cx.country, family.value, note)
     for failure in result.critical_failures:
         logger.error("%s/%s critical: %s", cx.country, family.value, failure)
     for warning in result.warnings:

@@ -3,8 +3,11 @@
 A library (no Prefect): the flows in ``flows/`` sequence these steps as tasks, and the CLI
 runs the same steps directly. One run, for one country::
 
+    plan_bookings_read   (the published data decides: full when the warehouse has no
+                          bookings of the country, whatever the state store's watermark)
     stage_catalog / stage_coverage / stage_bookings   (API → staging, counts per dataset)
-        └─► gate_family  (validate every staged dataset of a family with its GX suite)
+        └─► gate_family  (validate every staged dataset of a family with its GX suite;
+                          bookings may not have fewer rows than the published ones)
               ├─ all pass (warnings allowed) → publish each dataset atomically
               └─ a critical failure          → quarantine the family, keep the last good data
     advance the bookings watermark            (only after bookings were published)

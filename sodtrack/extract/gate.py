@@ -3,6 +3,11 @@
 * Every staged dataset of the family runs through its Great Expectations suite (streamed
   file by file in chunks of at most ``CHUNK_ROWS`` rows, so memory is bounded whatever the
   data size).
+* ``bookings`` never shrinks: its suite's critical ``published_row_count`` expectation
+  requires at least as many staged rows as the published rows the publish replaces
+  (:func:`replaced_rows`: the country's whole dataset on a full run, the touched months on
+  an incremental one; months carried over are unchanged by construction). Bookings are never
+  deleted in the API, so fewer rows means lost data: the family is quarantined.
 * A page-numbered walk whose records received differ from the server's ``total_items`` is a
   critical failure too: completeness is checked, never assumed.
 * No critical failure → each dataset is published atomically (warnings are published and
@@ -18,9 +23,15 @@ from typing import Any
 import pyarrow as pa
 
 from sodtrack.extract.report import DatasetRun, FamilyRun
-from sodtrack.validation import RowCountPolicy, ValidationOutcome, ValidationSession
-from sodtrack.warehouse import Warehouse
+from sodtrack.validation import (
+    RowCountPolicy,
+    ValidationOutcome,
+    ValidationSession,
+    published_row_count_parameters,
+)
+from sodtrack.warehouse import Warehouse, layout
 from sodtrack.warehouse.chunks import iter_chunks
+from sodtrack.warehouse.schemas import get_spec
 
 NO_ROW_BOUNDS = RowCountPolicy(
     max_drop=None, max_growth=None, warn_drop=None, warn_growth=None, min_without_previous=None
@@ -73,6 +84,28 @@ def previous_rows(warehouse: Warehouse, dataset: str, country: str) -> int | Non
     return sum(mine.values())
 
 
+def replaced_rows(warehouse: Warehouse, dataset: str, run_id: str, country: str) -> int | None:
+    """Rows of ``country`` in the published version that publishing this staging replaces:
+    the partitions it writes or empties, and every partition of its ``replace_scope``.
+    ``None`` when the published version holds no rows of the country (nothing to keep)."""
+    manifest = warehouse.read_manifest(dataset)
+    if manifest is None or previous_rows(warehouse, dataset, country) is None:
+        return None
+    info = warehouse.stage_info(dataset, run_id)
+    spec = get_spec(dataset)
+    replaced = set(info.replace_partitions) | set(info.partitions)
+    total = 0
+    for key, rows in manifest.rows_per_partition.items():
+        if _partition_values(key).get("country") != country:
+            continue
+        in_scope = info.replace_scope is not None and layout.matches(
+            layout.parse_partition_path(spec, key), info.replace_scope
+        )
+        if key in replaced or in_scope:
+            total += rows
+    return total
+
+
 def validate_family(
     family: FamilyRun,
     warehouse: Warehouse,
@@ -86,14 +119,18 @@ def validate_family(
     outcomes: dict[str, ValidationOutcome] = {}
     for run in family.datasets:
         policy = None
+        parameters = dict(references)
         previous = previous_rows(warehouse, run.dataset, family.country)
-        if run.dataset == "bookings" and not full_refresh:
-            policy, previous = NO_ROW_BOUNDS, None
+        if run.dataset == "bookings":
+            floor = replaced_rows(warehouse, run.dataset, run_id, family.country)
+            parameters.update(published_row_count_parameters(floor))
+            if not full_refresh:
+                policy, previous = NO_ROW_BOUNDS, None
         outcome = session.validate(
             run.dataset,
             staged_chunks(warehouse, run.dataset, run_id),
             country=family.country,
-            parameters=references,
+            parameters=parameters,
             previous_row_count=previous,
             row_count_policy=policy,
         )

@@ -55,6 +55,10 @@ class FamilyRun:
     error: str | None = None
     watermark_before: str | None = None
     watermark_after: str | None = None
+    full: bool = False
+    """Whether the family was read in full (bookings: asked, or forced by the warehouse)."""
+    notes: list[str] = field(default_factory=list)
+    """Decisions a person should know about, e.g. a state-store watermark not used."""
     critical_failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     docs_path: str | None = None
@@ -132,6 +136,10 @@ class RunReport:
         if self.warnings:
             lines += ["", "## Warnings (published)", ""]
             lines += [f"- {w}" for w in self.warnings]
+        notes = [(f, n) for f in self.families for n in f.notes]
+        if notes:
+            lines += ["", "## Notes", ""]
+            lines += [f"- {f.country}/{f.family}: {n}" for f, n in notes]
         errors = [f for f in self.families if f.error]
         if errors:
             lines += ["", "## Errors", ""]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from sodtrack.client import SodtrackClient
 from sodtrack.contract.countries import get_country
@@ -98,6 +99,80 @@ class CountryExtraction:
             self.references.update(reference_parameters(**{name: mine}))
 
 
+@dataclass(frozen=True, slots=True)
+class BookingsRead:
+    """Where a bookings run starts reading, and why (see :func:`plan_bookings_read`)."""
+
+    full: bool
+    """Rebuild the country's bookings from this run alone (``replace_scope`` = the country)."""
+    watermark: datetime | None
+    """The watermark in force: the walk reads ``updated_since(watermark, lookback)``."""
+    note: str | None = None
+    """Why the state store's watermark was not used as it is (logged, in the run report)."""
+
+    @property
+    def regress_allowed(self) -> bool:
+        """Whether the new watermark may be older than the stored one: after a full read, or
+        when the stored one was ahead of the data, the data's newest stamp is the truth."""
+        return self.full or self.note is not None
+
+
+def newest_published_update(warehouse: Warehouse, country: str) -> datetime | None:
+    """The greatest ``updated_at`` of the country's published bookings: the data's own
+    watermark (every version the merge ever received is at most this new)."""
+    if warehouse.current_version("bookings") is None:
+        return None
+    table = warehouse.read_current("bookings").to_table(
+        columns=["updated_at"], filter=ds.field("country") == country
+    )
+    if table.num_rows == 0:
+        return None
+    newest: datetime | None = pc.max(table["updated_at"]).as_py()
+    return newest.astimezone(UTC) if newest is not None else None
+
+
+def plan_bookings_read(
+    warehouse: Warehouse, store: StateStore, country: str, *, full_refresh: bool
+) -> BookingsRead:
+    """Decide how a bookings run reads, so that the data and the watermark cannot diverge.
+
+    The watermark lives in the state store, the data in the warehouse: either can be moved,
+    rebuilt or restored from a backup without the other. The published data decides:
+
+    * ``--full-refresh`` → full.
+    * The warehouse holds no published bookings of the country (a new, moved or rebuilt
+      warehouse) → **full**, whatever the state store says: an incremental read would
+      publish only what changed since a watermark that belongs to other data.
+    * The stored watermark is newer than the newest ``updated_at`` published (a warehouse
+      restored from an older backup) → read from the data's newest stamp instead.
+    * No stored watermark → everything is read and merged into the published data.
+    * Otherwise → incremental from the stored watermark (an older stored watermark, e.g. a
+      run killed between publish and watermark, only re-reads more: the merge is idempotent).
+    """
+    if full_refresh:
+        return BookingsRead(full=True, watermark=None)
+    stored = store.get_watermark(country, "bookings")
+    if gate.previous_rows(warehouse, "bookings", country) is None:
+        if stored is None:  # a first extraction: nothing to say
+            return BookingsRead(full=True, watermark=None)
+        note = (
+            f"no published bookings of {country} in the warehouse: full extraction "
+            f"(the state store's watermark {stored.isoformat()} is ignored)"
+        )
+        return BookingsRead(full=True, watermark=None, note=note)
+    if stored is None:
+        return BookingsRead(full=False, watermark=None)
+    newest = newest_published_update(warehouse, country)
+    if newest is not None and stored > newest:
+        note = (
+            f"the state store's watermark {stored.isoformat()} is ahead of the published "
+            f"bookings of {country} (newest updated_at {newest.isoformat()}): reading from "
+            "the published data's"
+        )
+        return BookingsRead(full=False, watermark=newest, note=note)
+    return BookingsRead(full=False, watermark=stored)
+
+
 _REFERENCES: dict[str, tuple[str, str]] = {
     # dataset: (reference_parameters keyword, the suite parameter it fills)
     "categories": ("categories", P_CATEGORY_IDS),
@@ -122,8 +197,11 @@ async def extract_family(
     """Stage, validate, then publish or quarantine one family of one country."""
     fam = FamilyRun(family.value, cx.country)
     started = time.monotonic()
+    full = full_refresh
+    read: BookingsRead | None = None
     try:
         extra: dict[str, dict[str, Any]] = {}
+        fam.full = family is not Family.BOOKINGS  # catalog and coverage are full snapshots
         if family is Family.CATALOG:
             fam.datasets = await stage_catalog(
                 client, warehouse, cx.country, cx.run_id, cx.extracted_at, progress
@@ -138,17 +216,22 @@ async def extract_family(
             )
             cx.add_references(warehouse, {"coverage_zones": "zones"})
         else:
-            before = None if full_refresh else store.get_watermark(cx.country, "bookings")
-            fam.watermark_before = iso(before)
+            read = plan_bookings_read(warehouse, store, cx.country, full_refresh=full_refresh)
+            if read.note is not None:
+                log.warning("%s/bookings: %s", cx.country, read.note)
+                fam.notes.append(read.note)
+            full = read.full
+            fam.full = full
+            fam.watermark_before = iso(read.watermark)
             fam.datasets, merge = await stage_bookings(
                 client,
                 warehouse,
                 cx.country,
                 cx.run_id,
                 cx.extracted_at,
-                updated_since=updated_since(before, lookback),
-                watermark_before=before,
-                full_refresh=full_refresh,
+                updated_since=updated_since(read.watermark, lookback),
+                watermark_before=read.watermark,
+                full_refresh=full,
                 progress=progress,
             )
             extra = {"bookings": merge.stats()}
@@ -159,17 +242,17 @@ async def extract_family(
             session,
             cx.run_id,
             references=cx.references,
-            full_refresh=full_refresh,
+            full_refresh=full,
         )
         gate.publish_or_quarantine(fam, warehouse, cx.run_id, outcomes, extra_stats=extra)
         if fam.status != "published":
             cx.forget_references(FAMILIES[family])
-        if family is Family.BOOKINGS and fam.status == "published":
+        if family is Family.BOOKINGS and fam.status == "published" and read is not None:
             after = merge.watermark_after
             if after is not None:
                 # Advance only now: the data up to it is validated and published.
                 now_in_force = store.set_watermark(
-                    cx.country, "bookings", after, cx.run_id, allow_regress=full_refresh
+                    cx.country, "bookings", after, cx.run_id, allow_regress=read.regress_allowed
                 )
                 fam.watermark_after = iso(now_in_force)
             else:

@@ -16,6 +16,7 @@ from sodtrack.validation.parameters import (
     RowCountPolicy,
     collect_ids,
     country_parameters,
+    published_row_count_parameters,
     reference_parameters,
     row_count_parameters,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "load_suite_dict",
     "new_context",
     "new_run_id",
+    "published_row_count_parameters",
     "reference_parameters",
     "row_count_parameters",
     "validate_dataset",

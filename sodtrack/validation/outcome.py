@@ -78,8 +78,9 @@ class ExpectationOutcome:
 
     @property
     def label(self) -> str:
-        """Short human-readable name: ``expect_column_values_to_be_unique(id)``."""
-        target = self.column or (",".join(self.columns) if self.columns else "")
+        """Short human-readable name: ``expect_column_values_to_be_unique(id)``; a table-level
+        check names its parameters: ``expect_table_row_count_to_be_between(row_count_min)``."""
+        target = self.column or ",".join(self.columns or self.parameters or ())
         return f"{self.type}({target})"
 
     def to_dict(self) -> dict[str, Any]:

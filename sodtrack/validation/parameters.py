@@ -4,7 +4,9 @@
 * referential integrity: ``reference_parameters(categories=..., services=..., ...)`` collects
   the ids of the sibling datasets of the same run (or of the currently published version);
 * row-count bounds: ``row_count_parameters(dataset, previous_row_count)`` applies the
-  dataset's ``RowCountPolicy``.
+  dataset's ``RowCountPolicy``;
+* the bookings floor: ``published_row_count_parameters(rows)``, the published rows a staging
+  replaces (``parameters_for`` defaults it to ``previous_row_count`` when not given).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sodtrack.validation.suites import (
     P_COUNTRY_CODES,
     P_CURRENCY_CODES,
     P_POSTAL_CODE_REGEX,
+    P_PUBLISHED_ROW_COUNT,
     P_ROW_COUNT_MAX,
     P_ROW_COUNT_MIN,
     P_ROW_COUNT_WARN_MAX,
@@ -60,10 +63,11 @@ ROW_COUNT_POLICIES: Final[dict[str, RowCountPolicy]] = {
     "variants": RowCountPolicy(),
     "coverage_zones": RowCountPolicy(),
     "coverage_postal_codes": RowCountPolicy(),
-    # All bookings the client sees: the API never deletes one, so any drop is reported and a
-    # drop over 5 % blocks; a first run may legitimately have none.
+    # All bookings the client sees: the API never deletes one, so *any* drop blocks, through
+    # the suite's own ``published_row_count`` expectation (``published_row_count_parameters``);
+    # the band only bounds growth. A first run may legitimately have none.
     "bookings": RowCountPolicy(
-        max_drop=0.05, max_growth=3.0, warn_drop=0.0, warn_growth=0.5, min_without_previous=None
+        max_drop=None, max_growth=3.0, warn_drop=None, warn_growth=0.5, min_without_previous=None
     ),
     # One run's changes: their number follows business activity, not the previous run.
     "booking_changes": RowCountPolicy(
@@ -105,6 +109,14 @@ def row_count_parameters(
         P_ROW_COUNT_WARN_MIN: low(policy.warn_drop),
         P_ROW_COUNT_WARN_MAX: high(policy.warn_growth),
     }
+
+
+def published_row_count_parameters(published_rows: int | None) -> dict[str, int | None]:
+    """The floor of a ``bookings`` staging: the published rows its publish replaces
+    (``None``: nothing published yet, no floor)."""
+    if published_rows is not None and published_rows < 0:
+        raise ValueError(f"published_rows must be >= 0, got {published_rows}")
+    return {P_PUBLISHED_ROW_COUNT: published_rows}
 
 
 def country_parameters(country: str) -> dict[str, Any]:

@@ -58,6 +58,7 @@ from sodtrack.validation.parameters import (
     RowCountPolicy,
     collect_ids,
     country_parameters,
+    published_row_count_parameters,
     row_count_parameters,
 )
 from sodtrack.validation.suites import (
@@ -560,11 +561,15 @@ class ValidationSession:
         data: Any = None,
     ) -> dict[str, Any]:
         """Every parameter the dataset's suite needs: country facts and row-count bounds
-        computed here, references from ``parameters`` (which also overrides the others)."""
+        computed here, references from ``parameters`` (which also overrides the others).
+        ``published_row_count`` (bookings' floor) defaults to ``previous_row_count``: a whole
+        dataset may not have fewer rows than the published one; the gate overrides it with
+        the published rows of the partitions an incremental staging replaces."""
         suite = load_suite_dict(dataset, self.suites_dir)
         merged: dict[str, Any] = {
             **country_parameters(country),
             **row_count_parameters(dataset, previous_row_count, row_count_policy),
+            **published_row_count_parameters(previous_row_count),
             **{name: _normalise(value) for name, value in (parameters or {}).items()},
         }
         needed = suite_parameters(suite)

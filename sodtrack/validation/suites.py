@@ -16,7 +16,13 @@ Run-time values come in as suite parameters (``{"$PARAMETER": name}``), filled b
 * ``category_ids``, ``service_ids``, ``variant_ids``, ``zone_ids``: the ids of the sibling
   datasets of the same run (or of the currently published version), for referential integrity;
 * ``row_count_min``/``row_count_max`` (critical band) and ``row_count_warn_min``/
-  ``row_count_warn_max`` (warning band): from the previous snapshot's row count.
+  ``row_count_warn_max`` (warning band): from the previous snapshot's row count;
+* ``published_row_count`` (``bookings`` only, critical): the staged rows may not be fewer
+  than the published rows their publish replaces. Bookings are never deleted in the API
+  (a cancellation is a status change), so the dataset can never shrink across runs: the
+  gate passes the rows of the partitions the staging replaces (all of the country's on a
+  full run, the touched months on an incremental one, where carried months stay as they
+  are), ``None`` before a first publish.
 
 Severity: ``critical`` failures block publishing; ``warning`` ones publish and are reported.
 """
@@ -65,13 +71,14 @@ P_ROW_COUNT_MIN: Final = "row_count_min"
 P_ROW_COUNT_MAX: Final = "row_count_max"
 P_ROW_COUNT_WARN_MIN: Final = "row_count_warn_min"
 P_ROW_COUNT_WARN_MAX: Final = "row_count_warn_max"
+P_PUBLISHED_ROW_COUNT: Final = "published_row_count"
 
 COUNTRY_PARAMETERS: Final = frozenset({P_COUNTRY_CODES, P_CURRENCY_CODES, P_POSTAL_CODE_REGEX})
 REFERENCE_PARAMETERS: Final = frozenset({P_CATEGORY_IDS, P_SERVICE_IDS, P_VARIANT_IDS, P_ZONE_IDS})
 ROW_COUNT_PARAMETERS: Final = frozenset(
     {P_ROW_COUNT_MIN, P_ROW_COUNT_MAX, P_ROW_COUNT_WARN_MIN, P_ROW_COUNT_WARN_MAX}
 )
-NULLABLE_PARAMETERS: Final = ROW_COUNT_PARAMETERS
+NULLABLE_PARAMETERS: Final = ROW_COUNT_PARAMETERS | {P_PUBLISHED_ROW_COUNT}
 """Parameters whose value may be ``None`` (no bound)."""
 
 
@@ -220,6 +227,11 @@ def _row_counts() -> list[_E]:
     ]
 
 
+def _never_shrinks() -> _E:
+    """Critical: at least as many rows as the published rows this publish replaces."""
+    return _E("expect_table_row_count_to_be_between", {"min_value": param(P_PUBLISHED_ROW_COUNT)})
+
+
 def _key(dataset: str) -> list[_E]:
     columns = KEY_COLUMNS[dataset]
     checks = _required(*columns)
@@ -280,6 +292,7 @@ def _booking_checks(dataset: str) -> list[_E]:
         _a_greater_than_b("extracted_at", "updated_at", or_equal=True, severity=WARNING),
         *_country(),
         *_row_counts(),
+        *([_never_shrinks()] if dataset == "bookings" else []),
     ]
 
 

@@ -128,3 +128,38 @@ def test_extract_family_task_logic(env: tuple[object, Path]) -> None:
     assert fam.client["requests_total"] > 0
     assert fam.docs_path is not None
     assert Path(fam.docs_path).exists()
+
+
+def test_the_flow_tasks_ignore_a_watermark_without_published_bookings(
+    env: tuple[object, Path],
+) -> None:
+    """The flow runs the library's rule (``extract_family``): a state store with a bookings
+    watermark beside a warehouse without bookings gives a full extraction, said in the notes."""
+    from sodtrack.state import StateStore
+    from tasks.extract import extract_family_task
+
+    app, root = env
+    settings = load_settings()
+    store = StateStore(settings.state_url)
+    stale = datetime(2026, 6, 10, tzinfo=UTC)
+    store.set_watermark("cl", "bookings", stale, "a-warehouse-that-moved")
+    store.dispose()
+    cx = CountryExtraction("cl", "moved-cl", datetime.now(UTC))
+    with disable_run_logger():
+        families = [
+            asyncio.run(
+                extract_family_task.fn(
+                    settings, cx, family, full_refresh=False, lookback_minutes=10, docs_dir=None
+                )
+            )
+            for family in (Family.CATALOG, Family.COVERAGE, Family.BOOKINGS)
+        ]
+    bookings = families[-1]
+    assert bookings.status == "published", (bookings.error, bookings.critical_failures)
+    assert bookings.full
+    assert bookings.watermark_before is None
+    assert any(stale.isoformat() in n and "ignored" in n for n in bookings.notes)
+    assert_bookings_equal(
+        published_bookings(root / "warehouse"),
+        sim_bookings(app),  # type: ignore[arg-type]
+    )

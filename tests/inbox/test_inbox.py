@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 
 import fsspec
 import httpx
+import openpyxl
 import pytest
 
 from sodtrack.inbox import (
@@ -28,6 +30,17 @@ from sodtrack.inbox import (
 from sodtrack.loader.ledger import upload_id_for
 
 PG_URL = os.environ.get("SODTRACK_TEST_POSTGRES_URL")
+
+
+def xlsx_bytes(*values: str) -> bytes:
+    """A real (whole) workbook: the inbox takes only files that look whole."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["external_reference", *values])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
 
 
 class Clock:
@@ -179,7 +192,7 @@ def test_a_dropped_file_is_stored_announced_and_removed(box: Box) -> None:
 
 
 def test_a_file_at_the_top_is_for_the_default_country(box: Box) -> None:
-    box.drop("x.xlsx", b"PK fake")
+    box.drop("x.xlsx", xlsx_bytes("top"))
     [received] = polls(box.watcher(), box.clock)
     assert received.country == "cl"
 
@@ -190,31 +203,34 @@ def test_partial_and_temporary_files_are_never_taken(box: Box) -> None:
     box.drop("cl/~$big.xlsx", b"lock")
     box.drop("cl/.hidden.xlsx", b"x")
     assert polls(watcher, box.clock, 3) == []
-    part.write_bytes(b"half and the rest")
+    whole = xlsx_bytes("big")
+    part.write_bytes(whole)
     part.rename(part.with_name("big.xlsx"))  # the writer's final rename
     [received] = polls(watcher, box.clock)
     assert received.file_name == "big.xlsx"
+    assert Path(received.path).read_bytes() == whole
     assert (box.inbox / "cl" / "~$big.xlsx").exists()
 
 
 def test_a_file_still_growing_waits(box: Box) -> None:
     watcher = box.watcher()
-    path = box.drop("cl/slow.csv", b"a" * 10)
+    path = box.drop("cl/slow.csv", b"a" * 9 + b"\n")
     for i in range(4):
         assert watcher.poll() == []
         box.clock.now += 2
         with path.open("ab") as fh:  # the writer is still going
-            fh.write(b"b" * (i + 1))
-        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+            fh.write(b"b" * (i + 1) + b"\n")
+        os.utime(path, (2_000_000_000 + i, 2_000_000_000 + i))
     [received] = polls(watcher, box.clock)
-    assert received.size == 10 + 1 + 2 + 3 + 4
+    assert received.size == 10 + 2 + 3 + 4 + 5
 
 
 def test_the_same_file_twice_is_loaded_once(box: Box) -> None:
     watcher = box.watcher()
-    box.drop("cl/a.xlsx", b"same bytes")
+    same = xlsx_bytes("same")
+    box.drop("cl/a.xlsx", same)
     [first] = polls(watcher, box.clock)
-    box.drop("cl/a (copy).xlsx", b"same bytes")  # dropped again, another name
+    box.drop("cl/a (copy).xlsx", same)  # dropped again, another name
     assert polls(watcher, box.clock) == []
     assert len(box.events.sent) == 1
     assert not (box.inbox / "cl" / "a (copy).xlsx").exists()
@@ -226,7 +242,7 @@ def test_the_same_file_twice_is_loaded_once(box: Box) -> None:
     assert receipt["drops"] == 2
     assert "loaded once" in receipt["note"]
     # The same bytes for another country are another upload.
-    box.drop("pe/a.xlsx", b"same bytes")
+    box.drop("pe/a.xlsx", same)
     [other] = polls(watcher, box.clock)
     assert other.upload_id != first.upload_id
     assert len(box.events.sent) == 2
@@ -267,12 +283,13 @@ def test_any_fsspec_url_works_the_same(tmp_path: Path) -> None:
         clock=clock,
     )
     fs = fsspec.filesystem("memory")
-    fs.pipe(f"{root}/inbox/pe/remote.xlsx", b"remote bytes")
+    remote = xlsx_bytes("remote")
+    fs.pipe(f"{root}/inbox/pe/remote.xlsx", remote)
     fs.pipe(f"{root}/inbox/pe/remote.xlsx.part", b"half")
     [received] = polls(watcher, clock)
     assert received.path.startswith("memory://")
     assert received.path.endswith(f"/uploads/{received.upload_id}/remote.xlsx")
-    assert fs.cat(received.path) == b"remote bytes"
+    assert fs.cat(received.path) == remote
     assert not fs.exists(f"{root}/inbox/pe/remote.xlsx")
     assert fs.exists(f"{root}/outbox/{received.upload_id}/receipt.json")
     assert len(events.sent) == 1

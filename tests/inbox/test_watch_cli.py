@@ -55,6 +55,44 @@ def test_once(dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (dirs / "uploads" / event["payload"]["upload_id"] / "a.csv").exists()
 
 
+def test_the_max_wait_option_defaults_to_the_library_default() -> None:
+    import inspect
+
+    default = inspect.signature(sodtrack.watch.watch).parameters["max_wait"].default
+    assert default == sodtrack.inbox.DEFAULT_MAX_WAIT_S
+
+
+def test_once_leaves_a_file_that_does_not_look_whole(
+    dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    class FakeEmitter:
+        def __init__(self, url: str, **kwargs: Any) -> None:
+            pass
+
+        def __call__(self, event: dict[str, Any]) -> None:
+            sent.append(event)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(sodtrack.watch, "_prefect_api", lambda: ("http://p/api", None, None))
+    monkeypatch.setattr(sodtrack.inbox, "PrefectEventsEmitter", FakeEmitter)
+    (dirs / "inbox" / "pe").mkdir(parents=True)
+    cut = dirs / "inbox" / "pe" / "cut.xlsx"
+    cut.write_bytes(b"PK\x03\x04 half a zip")
+    result = CliRunner().invoke(app, ["watch", "--once", "--settle", "0.2"])
+    assert result.exit_code == 0, result.output
+    assert sent == []
+    assert cut.exists()
+    result = CliRunner().invoke(app, ["watch", "--once", "--settle", "0.2", "--max-wait", "0"])
+    assert result.exit_code == 0, result.output
+    [event] = sent
+    assert event["payload"]["file_name"] == "cut.xlsx"
+    assert not cut.exists()
+
+
 def test_once_prints_a_hostile_file_name_on_one_escaped_line(
     dirs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

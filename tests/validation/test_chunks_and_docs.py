@@ -80,11 +80,13 @@ def test_duplicate_id_across_two_chunks(
     (row_count,) = [
         r
         for r in outcome.results
-        if r.type == "expect_table_row_count_to_be_between" and r.severity == "critical"
+        if r.type == "expect_table_row_count_to_be_between"
+        and r.severity == "critical"
+        and "published_row_count" in r.parameters
     ]
     assert row_count.success
     assert row_count.observed_value == 12
-    assert outcome.parameters["row_count_min"] == 11
+    assert outcome.parameters["published_row_count"] == 12
 
 
 def test_chunked_compound_key_and_row_count_drop(

@@ -16,6 +16,7 @@ from sodtrack.validation import (
     RowCountPolicy,
     collect_ids,
     country_parameters,
+    published_row_count_parameters,
     reference_parameters,
     row_count_parameters,
 )
@@ -40,9 +41,15 @@ def test_row_counts_bands_from_previous() -> None:
         "row_count_warn_min": 950,
         "row_count_warn_max": 1250,
     }
-    # bookings are never deleted: any drop warns, more than 5 % blocks
+    # bookings are never deleted: the band bounds growth only, any drop is blocked by the
+    # suite's published_row_count floor (defaulting to the previous count)
     bounds = row_count_parameters("bookings", 1000)
-    assert (bounds["row_count_min"], bounds["row_count_warn_min"]) == (950, 1000)
+    assert (bounds["row_count_min"], bounds["row_count_warn_min"]) == (None, None)
+    assert (bounds["row_count_max"], bounds["row_count_warn_max"]) == (4000, 1500)
+    assert published_row_count_parameters(1000) == {"published_row_count": 1000}
+    assert published_row_count_parameters(None) == {"published_row_count": None}
+    with pytest.raises(ValueError, match=">= 0"):
+        published_row_count_parameters(-1)
     # the changes log follows activity: no bounds
     assert set(row_count_parameters("booking_changes", 1000).values()) == {None}
 
