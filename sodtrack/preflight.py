@@ -189,6 +189,7 @@ async def check_api(
     """One token request for ``target.country`` (see the module docstring)."""
     from sodtrack.client import (
         AuthError,
+        ConflictError,
         ContractViolation,
         RejectedError,
         RetryableError,
@@ -221,7 +222,7 @@ async def check_api(
                         setting="SODTRACK_CLIENT_ID/SODTRACK_CLIENT_SECRET",
                     ) from None
                 problem = f"{exc.status} {exc.code}"
-            except RejectedError as exc:
+            except (RejectedError, ConflictError) as exc:
                 problem = str(exc.status)
             except ContractViolation:
                 problem = "with something that is not a token"
