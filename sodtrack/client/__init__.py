@@ -23,6 +23,7 @@ from sodtrack.client.errors import (
     RetryableError,
     RetryExhausted,
     SodtrackError,
+    UnreadableResponse,
 )
 from sodtrack.client.pagination import (
     Completeness,
@@ -61,5 +62,6 @@ __all__ = [
     "SodtrackClient",
     "SodtrackError",
     "TokenBucket",
+    "UnreadableResponse",
     "WriteResult",
 ]
