@@ -330,6 +330,11 @@ class Loader:
         rec = self._rec(b.step.ref)
         if rec.state in ("done", "rejected"):
             return
+        unchecked = self.checked.unchecked.get(b.position)
+        if unchecked is not None:
+            # Its checks could not be read in this run: not sent, retried by the next run.
+            self.fail(b.step.ref, "failed_transient", unchecked, kind="transient")
+            return
         if resolved is None:
             # Sent by an earlier run, and its SKU no longer resolves: the booking may exist,
             # so this is not final; a person should look (the message says what changed).
