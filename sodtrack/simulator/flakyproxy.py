@@ -227,7 +227,7 @@ def _error_page(status: int, *, html: bool) -> tuple[bytes, str]:
             "</body></html>"
         )
         return page.encode(), "text/html"
-    envelope = {
+    envelope: dict[str, object] = {
         "error": {
             "code": "unavailable" if status != 500 else "internal_error",
             "message": f"{phrase} (flaky proxy)",
@@ -244,7 +244,7 @@ def serve_flaky_proxy(proxy: FlakyProxy, host: str = "127.0.0.1") -> Iterator[st
     """Serve ``proxy`` on a free port of ``host`` in a background thread; yields its URL."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
-    box: dict[str, asyncio.AbstractServer] = {}
+    box: dict[str, asyncio.Server] = {}
 
     async def start() -> None:
         box["server"] = await asyncio.start_server(proxy.handle, host, 0)
