@@ -22,6 +22,10 @@ draw. About ``rate`` of all answers are spoiled, in these ways (:data:`FAULTS`, 
     cut_200      forwarded; a 2xx answered 200 with its body cut short (well framed)
     empty_200    forwarded; a 2xx answered 200 with an empty body
 
+:attr:`FlakyProxy.script` adds faults on cue: ``"GET /api/v1/catalog/services"`` → a list of
+fault kinds given, in order, to the next requests of that method and path (whatever the
+draw), e.g. to spoil the checks before writing on every run.
+
 ``cut_200`` and ``empty_200`` only spoil answers that were 2xx (an error answer passes
 through; it is counted as ``passed``). :attr:`FlakyProxy.counts` holds how many of each were
 served; ``ok`` counts answers passed through untouched.
@@ -80,6 +84,8 @@ class FlakyProxy:
     counts: Counter[str] = field(default_factory=Counter)
     """Fault kind (or ``ok``, ``passed``) → answers served that way."""
     requests: int = 0
+    script: dict[str, list[str]] = field(default_factory=dict)
+    """``"METHOD /path"`` → fault kinds for its next requests (consumed in order)."""
     _seen: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -87,6 +93,12 @@ class FlakyProxy:
 
     def draw(self, method: str, target: str, body: bytes) -> str | None:
         """The fault for this request (``None``: forward and answer faithfully)."""
+        cue = f"{method} {target.partition('?')[0]}"
+        with self._lock:
+            scripted = self.script.get(cue)
+            if scripted:
+                self.requests += 1
+                return scripted.pop(0)
         identity = hashlib.sha256(method.encode() + b" " + target.encode() + b"\n" + body)
         key = identity.hexdigest()
         with self._lock:

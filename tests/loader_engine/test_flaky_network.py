@@ -8,6 +8,10 @@ the write committed (dropped, 502, stalled), 2xx bodies cut short and empty. The
 (projects, stages, payments; made by ``synthesize_upload`` against the live catalog) must
 complete in at most three runs of the load (each re-run resumes through the ledger), with
 every row created exactly once: checked against the simulator's own records.
+
+On every run the first answers of the checks before writing (the services list, the coverage
+zones list) are spoiled too, as in the issue's reproduction (a cut-short ``200`` there failed
+the whole batch, run after run).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from sodtrack.client import Credentials, RateLimiter, RetryPolicy, SodtrackClient
+from sodtrack.contract.limits import API_PREFIX
 from sodtrack.loader import ParsedUpload, read_upload
 from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger
@@ -102,19 +107,27 @@ def _figures(i: int, result: UploadResult, elapsed: float) -> str:
     )
 
 
+PRE_CHECKS = {
+    f"GET {API_PREFIX}/catalog/services": ["cut_200", "empty_200"],
+    f"GET {API_PREFIX}/coverage/zones": ["5xx_html", "cut_200"],
+}
+
+
+@pytest.mark.parametrize("seed", [10, 11])
 async def test_200_rows_through_a_flaky_proxy_complete_in_three_runs_exactly_once(
-    tmp_path: Path,
+    tmp_path: Path, seed: int
 ) -> None:
     app = create_app(small_config())
     parsed = await _make_file(app, tmp_path / "flaky.xlsx")
     ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
-    proxy = FlakyProxy("", seed=10, rate=0.12, stall_s=READ_TIMEOUT_S + 0.4)
+    proxy = FlakyProxy("", seed=seed, rate=0.12, stall_s=READ_TIMEOUT_S + 0.4)
     runs: list[UploadResult] = []
     lines: list[str] = []
     with serve_in_thread(app) as sim_url:
         proxy.upstream = sim_url
         with serve_flaky_proxy(proxy) as proxy_url:
             for i in range(1, MAX_RUNS + 1):
+                proxy.script = {cue: list(kinds) for cue, kinds in PRE_CHECKS.items()}
                 started = time.monotonic()
                 async with flaky_client(proxy_url) as client:
                     result = await run_upload(parsed, client, ledger, uploaded_by="flaky")
@@ -134,6 +147,7 @@ async def test_200_rows_through_a_flaky_proxy_complete_in_three_runs_exactly_onc
     # The network was really bad, in every way the proxy knows.
     spoiled = sum(n for k, n in proxy.counts.items() if k in FAULTS)
     assert spoiled / proxy.requests > 0.07, proxy.counts
+    assert all(not kinds for kinds in proxy.script.values()), "the scripted faults were served"
     missing = set(FAULTS) - {k for k, n in proxy.counts.items() if n}
     assert not missing, f"fault kinds never served: {missing}"
 
