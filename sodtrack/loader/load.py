@@ -333,8 +333,19 @@ class Loader:
         unchecked = self.checked.unchecked.get(b.position)
         if unchecked is not None:
             # Its checks could not be read in this run: not sent, retried by the next run.
-            self.fail(b.step.ref, "failed_transient", unchecked, kind="transient")
+            self.fail(
+                b.step.ref,
+                "failed_transient",
+                unchecked,
+                kind="transient",
+                data={"phase": "validation"},
+            )
             return
+        if rec.data.get("phase") == "validation":
+            # Held back by its checks in an earlier run; checked now, so a failure from here
+            # on is the booking's own.
+            self.ledger.update_step_data(self.upload_id, b.step.ref[0], b.step.ref[1], {})
+            self._set(b.step.ref, data={})
         if resolved is None:
             # Sent by an earlier run, and its SKU no longer resolves: the booking may exist,
             # so this is not final; a person should look (the message says what changed).

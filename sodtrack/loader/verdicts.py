@@ -138,7 +138,8 @@ def row_verdict(
     return replace(
         base,
         outcome=outcome,
-        failed_step=label,
+        # a booking held back because its checks could not be read failed before any write
+        failed_step="validation" if rec.data.get("phase") == "validation" else label,
         error_code=why.code,
         error_kind="dependency" if rec.state == "skipped" else why.kind,
         message=why.message,

@@ -153,6 +153,8 @@ def _assert_scoped(result: UploadResult, parsed: ParsedUpload, bad: set[int], wo
         if r.position in bad:
             assert r.outcome == "failed_transient"
             assert r.retry_on_rerun
+            assert r.failed_step == "validation"
+            assert r.error_kind == "transient"
             assert r.message is not None
             assert words in r.message, r.message
         else:
@@ -270,3 +272,34 @@ async def test_a_dry_run_answers_unchecked_rows_failed_transient(
             assert r.failed_step == "validation"
         else:
             assert r.outcome == "would_create"
+
+
+async def test_a_row_checked_in_a_later_run_fails_as_itself_not_as_its_checks(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Run 1: its coverage cannot be read (failed_step validation). Run 2: checked, but its
+    booking's create keeps failing: failed_step booking. Run 3: created, once."""
+    parsed = await _parsed(app, tmp_path / "later.csv", 2)
+    row = next(r for r in parsed.rows if not r.project_reference)
+    pos = parsed.rows.index(row)
+
+    def coverage(request: httpx.Request) -> bool:
+        return (
+            _path(request) == "/coverage/check"
+            and request.url.params.get("postal_code") == row.postal_code
+        )
+
+    def create(request: httpx.Request) -> bool:
+        return (
+            request.method == "POST"
+            and _path(request) == "/bookings"
+            and row.external_reference.encode() in request.content
+        )
+
+    first, _ = await _run(app, parsed, ledger, coverage, seed=2)
+    assert first.rows[pos].outcome == "failed_transient"
+    assert first.rows[pos].failed_step == "validation"
+    second, _ = await _run(app, parsed, ledger, create, seed=2)
+    assert second.rows[pos].outcome == "failed_transient"
+    assert second.rows[pos].failed_step == "booking"
+    await _finish(app, parsed, ledger, 2)
