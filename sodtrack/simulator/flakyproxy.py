@@ -87,6 +87,7 @@ class FlakyProxy:
     script: dict[str, list[str]] = field(default_factory=dict)
     """``"METHOD /path"`` → fault kinds for its next requests (consumed in order)."""
     _seen: Counter[str] = field(default_factory=Counter)
+    _upstream: httpx.AsyncClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ the draw
@@ -127,20 +128,28 @@ class FlakyProxy:
     # ------------------------------------------------------------------ serving
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async with httpx.AsyncClient(base_url=self.upstream, timeout=60) as upstream:
-            try:
-                while await self._one(reader, writer, upstream):
-                    pass
-            except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        if self._upstream is None:
+            # One client for every connection (built in the proxy's loop): a client per
+            # connection costs an SSL context each, and a client retrying after timeouts
+            # opens many connections.
+            self._upstream = httpx.AsyncClient(
+                base_url=self.upstream,
+                timeout=60,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            )
+        try:
+            while await self._one(reader, writer, self._upstream):
                 pass
-            except asyncio.CancelledError:
-                # Shutting down (a keep-alive connection still open): end quietly, so that
-                # asyncio's stream callback does not log the cancellation as an error.
-                pass
-            finally:
-                writer.close()
-                with suppress(ConnectionError, OSError):
-                    await writer.wait_closed()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.CancelledError:
+            # Shutting down (a keep-alive connection still open): end quietly, so that
+            # asyncio's stream callback does not log the cancellation as an error.
+            pass
+        finally:
+            writer.close()
+            with suppress(ConnectionError, OSError):
+                await writer.wait_closed()
 
     async def _one(
         self,
@@ -283,6 +292,9 @@ def serve_flaky_proxy(proxy: FlakyProxy, host: str = "127.0.0.1") -> Iterator[st
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if proxy._upstream is not None:
+                await proxy._upstream.aclose()
+                proxy._upstream = None
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
         loop.call_soon_threadsafe(loop.stop)
