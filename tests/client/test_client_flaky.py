@@ -137,6 +137,27 @@ async def test_a_get_answered_200_with_a_cut_short_body_is_retried_and_counted()
     assert all(s > 0 for s in clock.slept)
 
 
+async def test_every_prefix_of_a_real_answer_is_retried_and_the_read_succeeds() -> None:
+    """The corpus of all cut-short answers of a real booking, each served once before the
+    whole answer: every read returns the booking after exactly one retry."""
+    api = FakeApi()
+    queue: list[bytes] = []
+
+    @api.route("GET", "/bookings/bkg_1")
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=queue.pop(0) if queue else BOOKING_BYTES)
+
+    client, _ = make_client(api)
+    cuts = range(len(BOOKING_BYTES))
+    async with client:
+        for cut in cuts:
+            queue.append(BOOKING_BYTES[:cut])
+            assert (await client.get_booking("bkg_1")).id == "bkg_1"
+    assert client.stats.unreadable["get_booking"] == len(cuts)
+    assert client.stats.retries["get_booking"] == len(cuts)
+    assert client.stats.gave_up == {}
+
+
 async def test_a_body_that_stays_unreadable_gives_up_bounded_as_a_transient_failure() -> None:
     api = FakeApi()
     api.route("GET", "/bookings/bkg_1")(
@@ -481,3 +502,77 @@ async def test_an_unreadable_token_answer_is_a_transient_failure_of_the_step() -
         assert (await client.get_booking("bkg_1")).id == "bkg_1"
     assert client.stats.token_fetches == 2
     assert client.stats.retry_causes["unreadable"] == 1
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_generated_spoiled_creates_end_with_exactly_one_booking(seed: int) -> None:
+    """Seeded corpus: each POST may commit or not and its answer may be spoiled in any way
+    (cut at any point, empty, HTML 200, HTML 5xx, dropped, timed out); lookups may be spoiled
+    too. The create ends with the one booking, created exactly once, and says whether it
+    had to reconcile."""
+    rnd = random.Random(seed)
+    api = FakeApi()
+    store: list[str] = []
+    posts = {"n": 0}
+    spoils = ["cut", "empty", "html_200", "html_5xx", "dropped", "timeout", "ok"]
+
+    def spoiled(kind: str, whole: bytes, request: httpx.Request) -> httpx.Response:
+        if kind == "cut":
+            return httpx.Response(200, content=whole[: rnd.randrange(len(whole))])
+        if kind == "empty":
+            return httpx.Response(200, content=b"")
+        if kind == "html_200":
+            return _html(200, rnd)
+        if kind == "html_5xx":
+            return _html(rnd.choice([500, 502, 503, 504]), rnd)
+        if kind == "dropped":
+            raise httpx.RemoteProtocolError("peer closed connection", request=request)
+        raise httpx.ReadTimeout("stalled", request=request)
+
+    conflicts = {"n": 0}
+    posts_spoiled = {"n": 0}
+    clean_201 = {"n": 0}
+
+    @api.route("POST", "/bookings")
+    def create(request: httpx.Request) -> httpx.Response:
+        posts["n"] += 1
+        if store:
+            conflicts["n"] += 1
+            return error(409, "duplicate_external_reference", existing_id="bkg_1")
+        commits = rnd.random() < 0.6
+        if commits:
+            store.append("bkg_1")
+        kind = rnd.choice(spoils) if posts["n"] < 4 else "ok"
+        if kind == "ok":
+            if not commits:
+                store.append("bkg_1")
+            clean_201["n"] += 1
+            return httpx.Response(201, content=BOOKING_BYTES)
+        posts_spoiled["n"] += 1
+        return spoiled(kind, BOOKING_BYTES, request)
+
+    @api.route("GET", "/bookings")
+    def lookup(request: httpx.Request) -> httpx.Response:
+        body = json.dumps({"data": [BOOKING] if store else [], "next_cursor": None}).encode()
+        kind = rnd.choice(spoils) if rnd.random() < 0.3 else "ok"
+        if kind == "ok":
+            return httpx.Response(200, content=body)
+        return spoiled(kind, body, request)
+
+    @api.route("GET", "/bookings/bkg_1")
+    def fetch(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=BOOKING_BYTES)
+
+    policy = RetryPolicy(max_attempts=12, random=rnd.random)
+    client, _ = make_client(api, retry=policy)
+    async with client:
+        result = await client.create_booking(_booking_create())
+    assert store == ["bkg_1"], "exactly one booking exists"
+    assert result.id == "bkg_1"
+    # a committed create is never sent again: it is found by its reference first
+    assert conflicts["n"] == 0
+    assert posts["n"] == 1 + client.stats.reconciliations["create_booking:not_found"]
+    # created: Sodtrack answered this client's POST with the booking; reconciled: an answer
+    # to a POST was lost on the way, so the client had to find out
+    assert result.created == (clean_201["n"] == 1)
+    assert result.reconciled == (posts_spoiled["n"] > 0)
