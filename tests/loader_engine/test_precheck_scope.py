@@ -303,3 +303,36 @@ async def test_a_row_checked_in_a_later_run_fails_as_itself_not_as_its_checks(
     assert second.rows[pos].outcome == "failed_transient"
     assert second.rows[pos].failed_step == "booking"
     await _finish(app, parsed, ledger, 2)
+
+
+async def test_a_row_sent_before_whose_variants_cannot_be_read_waits_for_the_next_run(
+    app: Starlette, ledger: Ledger, tmp_path: Path
+) -> None:
+    """A booking an earlier run sent (and could not confirm) needs its variant for the body:
+    if that service's variants cannot be read, the row waits (validation, transient) and the
+    next run reconciles it: one booking."""
+    parsed = await _parsed(app, tmp_path / "late.csv", 3)
+    row = next(r for r in parsed.rows if r.variant_sku and not r.project_reference)
+    pos = parsed.rows.index(row)
+    async with sim_client(app) as client:
+        catalog = await Catalog.load(client, [(row.service_sku, None)])
+    service_id = catalog.services_by_sku[row.service_sku].id
+
+    def create(request: httpx.Request) -> bool:
+        return (
+            request.method == "POST"
+            and _path(request) == "/bookings"
+            and row.external_reference.encode() in request.content
+        )
+
+    def variants(request: httpx.Request) -> bool:
+        return _path(request) == f"/catalog/services/{service_id}/variants"
+
+    first, _ = await _run(app, parsed, ledger, create, seed=3)
+    assert first.rows[pos].failed_step == "booking"
+    second, _ = await _run(app, parsed, ledger, variants, seed=3)
+    assert second.rows[pos].outcome == "failed_transient"
+    assert second.rows[pos].failed_step == "validation"
+    assert second.rows[pos].message is not None
+    assert "variants of service" in second.rows[pos].message
+    await _finish(app, parsed, ledger, 3)
