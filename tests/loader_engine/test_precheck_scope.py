@@ -333,6 +333,7 @@ async def test_a_row_sent_before_whose_variants_cannot_be_read_waits_for_the_nex
     second, _ = await _run(app, parsed, ledger, variants, seed=3)
     assert second.rows[pos].outcome == "failed_transient"
     assert second.rows[pos].failed_step == "validation"
-    assert second.rows[pos].message is not None
-    assert "variants of service" in second.rows[pos].message
+    message = second.rows[pos].message
+    assert message is not None
+    assert "variants of service" in message
     await _finish(app, parsed, ledger, 3)
