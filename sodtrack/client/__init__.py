@@ -24,6 +24,7 @@ from sodtrack.client.errors import (
     RetryExhausted,
     SodtrackError,
     TokenCountryMismatch,
+    UnreadableResponse,
 )
 from sodtrack.client.pagination import (
     Completeness,
@@ -63,5 +64,6 @@ __all__ = [
     "SodtrackError",
     "TokenBucket",
     "TokenCountryMismatch",
+    "UnreadableResponse",
     "WriteResult",
 ]

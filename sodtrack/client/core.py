@@ -11,11 +11,23 @@ Every call is a :class:`Plan`: a small state machine that says which request to 
         under the concurrency semaphore:
             wait for the rate limiter, send, count, observe X-RateLimit-*
         2xx                      -> plan.on_response: done, or next step without waiting
+        2xx, body unreadable     -> (empty, cut short, not JSON, off the model: the plan's
+                                    parse raises UnreadableResponse) a transient failure
+                                    like a 5xx: ambiguous, so a create is reconciled
         401 invalid/expired      -> forget the token, retry once (a second 401 is an AuthError)
         other 4xx                -> plan.on_error: done (a 409 it can resolve), next step,
                                     or raise the classified error
         429 / 5xx / transport    -> plan.on_transient (a create switches to reconciliation),
                                     RetryPolicy.next_delay -> sleep, or raise RetryExhausted
+                                    (a 429 without Retry-After waits at least
+                                    RetryPolicy.rate_limited_default_s)
+
+An error page (HTML, or any body that is not the error envelope) is classified by its status
+alone: a 5xx is retried, a 4xx is the error its status says (``code="http_<status>"``). A
+stalled answer ends in the HTTP client's read timeout (``Settings.request_timeout_s``), a
+transport failure like a dropped connection. The stats count every retry by its cause
+(``retry_causes``: the status, ``unreadable`` or the exception type) and unreadable answers by
+operation (``unreadable``).
 
 Because reconciliation of an ambiguous create (look the ``external_reference`` up, or fetch
 the ``409``'s ``existing_id``) is just another step of the same plan, the lookups share the
@@ -46,10 +58,11 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from sodtrack.client.auth import BearerToken, Credentials, IssuedToken, TokenManager
 from sodtrack.client.errors import (
     AuthError,
-    ContractViolation,
     RetryableError,
     RetryExhausted,
     SodtrackError,
+    UnreadableReason,
+    UnreadableResponse,
     _ApiError,
     _Transient,
     classify_error,
@@ -153,21 +166,31 @@ class SinglePlan(Plan[T]):
 
 
 def parse_model(response: httpx.Response, model: type[M], operation_id: str) -> M:
-    """Validate a success body, turning a validation failure into a :class:`ContractViolation`
-    whose message names locations and error types only (never input values), raised outside
-    the ``except`` block so that the ``ValidationError`` (which holds the input) is not even
-    its ``__context__``."""
-    problems = ""
-    try:
-        return model.model_validate_json(response.content)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['type']}"
-            for e in exc.errors()[:5]
+    """Validate a success body, or raise :class:`UnreadableResponse` (transient: the engine
+    retries it like a 5xx). Its reason tells an empty body, a body that is not JSON (cut
+    short, an HTML page) and JSON off the model; its message names locations and error types
+    only (never input values), and it is raised outside the ``except`` block so that the
+    ``ValidationError`` (which holds the input) is not even its ``__context__``."""
+    content = response.content
+    if not content.strip():
+        raise UnreadableResponse(
+            operation=operation_id, status=response.status_code, reason="empty"
         )
-    raise ContractViolation(
-        f"{operation_id}: {response.status_code} body does not match {model.__name__}: {problems}",
-        operation=operation_id,
+    problems: list[Any] = []
+    try:
+        return model.model_validate_json(content)
+    except ValidationError as exc:
+        problems = exc.errors()
+    reason: UnreadableReason = (
+        "not_json" if any(e["type"] == "json_invalid" for e in problems) else "off_model"
+    )
+    detail = ""
+    if reason == "off_model":
+        detail = f"does not match {model.__name__}: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['type']}" for e in problems[:5]
+        )
+    raise UnreadableResponse(
+        operation=operation_id, status=response.status_code, reason=reason, detail=detail
     )
 
 
@@ -334,7 +357,16 @@ class Engine:
         if not 200 <= status < 300:
             error = classify_error(status, _error_body(response), operation=op.id)
             raise self._scrubbed(error)
-        parsed = parse_model(response, TokenResponse, op.id)
+        unreadable: UnreadableResponse | None = None
+        try:
+            parsed = parse_model(response, TokenResponse, op.id)
+        except UnreadableResponse as exc:
+            unreadable = exc
+        if unreadable is not None:
+            self.stats.unreadable[op.id] += 1
+            raise _TransientFailure(
+                _Transient("unreadable", ambiguous=False, detail=unreadable.message)
+            )
         self.redact.add(parsed.access_token)
         log.debug("%s: new token, expires_in=%ss", op.id, parsed.expires_in)
         return IssuedToken(SecretStr(parsed.access_token), float(parsed.expires_in), requested_at)
@@ -388,16 +420,25 @@ class Engine:
                 status = response.status_code
                 if 200 <= status < 300:
                     refreshed_after_401 = False
-                    done = plan.on_response(step, response)
-                    if done is not None:
-                        return done.value
-                    continue
-                if status in RETRYABLE_STATUSES:
-                    failure = _Transient(
-                        str(status),
-                        parse_retry_after(response.headers.get(HEADER_RETRY_AFTER)),
-                        ambiguous=status != 429,
-                    )
+                    unreadable: UnreadableResponse | None = None
+                    done: Done[T] | None = None
+                    try:
+                        done = plan.on_response(step, response)
+                    except UnreadableResponse as exc:
+                        unreadable = exc
+                    if unreadable is None:
+                        if done is not None:
+                            return done.value
+                        continue
+                    # Read like a 5xx: the server acted (a create is reconciled), the answer
+                    # was lost on the way.
+                    self.stats.unreadable[step.op.id] += 1
+                    failure = _Transient("unreadable", ambiguous=True, detail=unreadable.message)
+                elif status in RETRYABLE_STATUSES:
+                    retry_after = parse_retry_after(response.headers.get(HEADER_RETRY_AFTER))
+                    if status == 429 and retry_after is None:
+                        retry_after = self.retry.rate_limited_default_s
+                    failure = _Transient(str(status), retry_after, ambiguous=status != 429)
                 else:
                     body = _error_body(response)
                     if (
@@ -438,6 +479,8 @@ class Engine:
                     if safe
                     else "not safe to repeat: no external_reference to reconcile by"
                 )
+                if failure.detail:
+                    reason += f"; last: {failure.detail}"
                 self.stats.gave_up[plan.label] += 1
                 exhausted = RetryExhausted(
                     operation=plan.label,
@@ -451,6 +494,7 @@ class Engine:
                 log.warning("%s", exhausted.message)
                 raise exhausted
             self.stats.retries[plan.label] += 1
+            self.stats.retry_causes[failure.label] += 1
             log.info(
                 "%s: %s on %s, retry %d in %.2fs",
                 plan.label,

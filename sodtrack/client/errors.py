@@ -4,6 +4,9 @@
 
     SodtrackError                      classification
     ├── RetryableError                 retry      transient; a later run may succeed
+    │   ├── UnreadableResponse         retry      a 2xx whose body is empty, cut short, not
+    │   │                                         JSON or off the model (retried like a 5xx;
+    │   │                                         a create behind one is reconciled)
     │   └── RetryExhausted             retry      the retry loop gave up (reconcile if the
     │                                             last try of a create may have committed)
     ├── ConflictError                  reconcile  409: the thing exists, ``existing_id`` names it
@@ -16,7 +19,7 @@
     │   └── TokenCountryMismatch        reject     the token is for another country than the
     │                                             one asked for (also a ConfigurationError)
     └── ContractViolation              reject     the server answered outside the contract
-                                                  (unparsable body, cursor loop)
+                                                  in a way no retry cures (cursor loop)
 
 Classification comes from ``sodtrack.contract.errors`` (``RETRYABLE_STATUSES``,
 ``CONFLICT_CODES``, ``AUTH_RETRY_CODES``, ``NEEDS_A_PERSON``); :func:`classify_error`
@@ -70,9 +73,34 @@ class SodtrackError(Exception):
 
 
 class RetryableError(SodtrackError):
-    """A transient failure (429, 5xx, timeout, dropped connection)."""
+    """A transient failure (429, 5xx, timeout, dropped connection, unreadable 2xx answer)."""
 
     default_classification: ClassVar[Classification] = "retry"
+
+
+UnreadableReason = Literal["empty", "not_json", "off_model"]
+
+
+class UnreadableResponse(RetryableError):
+    """A success status (2xx) whose body cannot be read as the contract's model: empty, cut
+    short or not JSON (an HTML page from a proxy), or JSON off the model.
+
+    Transient by classification: the request engine retries it like a 5xx (a read is sent
+    again; a create whose answer is unreadable may have been committed, so it is reconciled).
+    ``reason`` says which of the three it was; the message names the failing locations and
+    error types only, never a value of the body.
+    """
+
+    def __init__(
+        self, *, operation: str, status: int, reason: UnreadableReason, detail: str = ""
+    ) -> None:
+        self.status = status
+        self.reason: UnreadableReason = reason
+        self.detail = detail
+        text = f"{operation}: {status} answer unreadable ({reason.replace('_', ' ')})"
+        if detail:
+            text += f": {detail}"
+        super().__init__(text, operation=operation)
 
 
 class RetryExhausted(RetryableError):
@@ -212,12 +240,15 @@ class _Transient:
     """One transient failure, as the retry loop records it (internal)."""
 
     label: str
-    """``"503"`` or an exception type name such as ``"RemoteProtocolError"``."""
+    """``"503"``, ``"unreadable"`` (a 2xx whose body could not be read) or an exception
+    type name such as ``"RemoteProtocolError"``; the stats count retries by it."""
     retry_after: float | None = None
     ambiguous: bool = False
     """The request may have been processed (a 5xx, or a connection lost after sending)."""
     fatal: bool = False
     """A transport failure that no retry can cure (an unsupported URL scheme)."""
+    detail: str = ""
+    """What was wrong (an unreadable body's reason and locations; never a value)."""
 
 
 _AUTH_CODES_403 = frozenset({ErrorCode.INSUFFICIENT_SCOPE})

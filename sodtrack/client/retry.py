@@ -35,13 +35,21 @@ class RetryPolicy:
     budget_s: float = 300.0
     """Upper bound on a call's elapsed time (tries and waits) when deciding to wait again."""
     max_retry_after_s: float = 120.0
+    rate_limited_default_s: float = 1.0
+    """The floor of the wait after a ``429`` that carries no ``Retry-After`` (a proxy's or a
+    gateway's, not the API's own): treated as if it said this many seconds."""
     random: Callable[[], float] = field(default=_random.random, compare=False, repr=False)
     """Uniform source in [0, 1); injected by tests."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if self.base_delay_s < 0 or self.max_delay_s < 0 or self.budget_s < 0:
+        if (
+            self.base_delay_s < 0
+            or self.max_delay_s < 0
+            or self.budget_s < 0
+            or self.rate_limited_default_s < 0
+        ):
             raise ValueError("delays and budget must not be negative")
 
     def backoff_cap(self, attempt: int) -> float:

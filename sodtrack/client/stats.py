@@ -24,6 +24,11 @@ class ClientStats:
     """(operation, status or exception type) → count."""
     retries: Counter[str] = field(default_factory=Counter)
     """operation → retries (a retry is a wait followed by another attempt)."""
+    retry_causes: Counter[str] = field(default_factory=Counter)
+    """cause → retries: an HTTP status (``"503"``), ``"unreadable"`` (a 2xx whose body could
+    not be read) or a transport exception's type name (``"ReadTimeout"``)."""
+    unreadable: Counter[str] = field(default_factory=Counter)
+    """operation → 2xx answers whose body was empty, cut short, not JSON or off the model."""
     rate_limited: int = 0
     """429 responses."""
     retry_wait_s: float = 0.0
@@ -73,6 +78,8 @@ class ClientStats:
             "requests": self.requests_by_operation(),
             "retries_total": self.total_retries,
             "retries": dict(sorted(self.retries.items())),
+            "retry_causes": dict(sorted(self.retry_causes.items())),
+            "unreadable": dict(sorted(self.unreadable.items())),
             "rate_limited_429": self.rate_limited,
             "retry_wait_s": round(self.retry_wait_s, 3),
             "limiter_wait_s": round(self.limiter_wait_s, 3),

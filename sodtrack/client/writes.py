@@ -1,8 +1,10 @@
 """Creates that are safe to repeat: the create, reconcile-by-reference and 409 plans.
 
-A create can fail *ambiguously* (5xx, connection dropped after sending, read timeout): the
-server may or may not have committed it. :class:`CreatePlan` is the state machine that the
-engine's single retry loop drives for every create::
+A create can fail *ambiguously* (5xx, connection dropped after sending, read timeout, a
+``2xx`` whose body is empty, cut short, not JSON or off the model: ``UnreadableResponse``):
+the server may or may not have committed it; it is never assumed either way.
+:class:`CreatePlan` is the state machine that the engine's single retry loop drives for every
+create::
 
     CREATE ──201──────────────────────────────► done (created=True)
       │ ──409 duplicate (existing_id)──► FETCH ──found──► done (created=False)

@@ -127,6 +127,24 @@ def dry_answers(
         if i in checked.rejected:
             out.append(_rejected(i, row, checked.rejected[i], "validation", warnings[i]))
             continue
+        if i in checked.unchecked:
+            why = checked.unchecked[i]
+            out.append(
+                RowResult(
+                    i,
+                    row.sheet,
+                    row.row_number,
+                    "failed_transient",
+                    failed_step="validation",
+                    error_code=why.code,
+                    error_kind=why.kind,
+                    message=why.message,
+                    suggested_fix=why.suggested_fix,
+                    retry_on_rerun=True,
+                    warnings=warnings[i],
+                )
+            )
+            continue
         rec = states.get(("booking", row.external_reference))
         if rec is not None and rec.state == "rejected":
             out.append(_rejected(i, row, explanation_of(rec), "booking", warnings[i]))

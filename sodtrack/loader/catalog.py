@@ -19,17 +19,27 @@
   of the file asking for the same (zone, start) share its capacity, in file order.
 
 Availability is a snapshot: it can change before (or during) the real run; the engine says so.
+
+A read that fails transiently even after the client's retries (:class:`RetryableError`) fails
+only what it concerns: a service's variants list the rows naming a variant of that service
+(:attr:`Catalog.unavailable`), a coverage check its ``(postal_code, service)`` pair
+(:attr:`Coverage.failed`), an availability window the rows of that zone and window
+(:attr:`AvailabilityResult.failed`); the checks answer those rows ``failed_transient`` and let
+the others go on. Only the services list (every row needs it) and the zones list (in ``zones``
+mode, every pair needs it) fail every row they serve. Other errors (credentials, a contract
+violation) are not about rows and still stop the checks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
+from sodtrack.client.errors import RetryableError
 from sodtrack.contract.countries import Country
 from sodtrack.contract.limits import (
     AVAILABILITY_MAX_DAYS,
@@ -39,6 +49,8 @@ from sodtrack.contract.limits import (
 )
 from sodtrack.contract.models import Availability as AvailabilityModel
 from sodtrack.contract.models import CoverageCheck, CoverageZone, Service, Variant
+
+T = TypeVar("T")
 
 
 class CatalogClient(Protocol):
@@ -83,10 +95,29 @@ SkuProblem = Literal[
 ]
 
 
+async def _each(
+    calls: Sequence[Awaitable[T]],
+) -> list[T | RetryableError]:
+    """Await ``calls`` together; a transient failure is returned in its place, any other
+    error propagates (after the others have finished)."""
+    answers = await asyncio.gather(*calls, return_exceptions=True)
+    out: list[T | RetryableError] = []
+    for answer in answers:
+        if isinstance(answer, RetryableError):
+            out.append(answer)
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            out.append(answer)
+    return out
+
+
 @dataclass
 class Catalog:
     services_by_sku: dict[str, Service] = field(default_factory=dict)
     variants_by_service: dict[str, dict[str, Variant]] = field(default_factory=dict)
+    unavailable: dict[str, RetryableError] = field(default_factory=dict)
+    """Service id → why its variants could not be read (a transient failure)."""
     _sku_by_id: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -106,11 +137,22 @@ class Catalog:
             {by_sku[s].id for s, v in wanted if v is not None and s in by_sku}
             | {sid for sid in variants_of if sid in known}
         )
-        lists = await asyncio.gather(*(client.collect_variants(sid) for sid in need_variants))
-        variants = {
-            sid: {v.sku: v for v in vs} for sid, vs in zip(need_variants, lists, strict=True)
-        }
-        return cls(by_sku, variants)
+        lists = await _each([client.collect_variants(sid) for sid in need_variants])
+        variants: dict[str, dict[str, Variant]] = {}
+        unavailable: dict[str, RetryableError] = {}
+        for sid, answer in zip(need_variants, lists, strict=True):
+            if isinstance(answer, RetryableError):
+                unavailable[sid] = answer
+            else:
+                variants[sid] = {v.sku: v for v in answer}
+        return cls(by_sku, variants, unavailable=unavailable)
+
+    def unreadable(self, service_sku: str, variant_sku: str | None) -> RetryableError | None:
+        """Why this pair cannot be resolved now (its service's variants could not be read)."""
+        service = self.services_by_sku.get(service_sku)
+        if service is None or variant_sku is None:
+            return None
+        return self.unavailable.get(service.id)
 
     def service_sku(self, service_id: str) -> str | None:
         """The SKU of a service id (None if the catalog has no such service)."""
@@ -157,25 +199,37 @@ class Coverage:
         self.client = client
         self.mode = mode
         self.cache: dict[tuple[str, str], CoverageAnswer] = {}
+        self.failed: dict[tuple[str, str], RetryableError] = {}
+        """Pairs whose coverage could not be read (transient); not cached, asked again."""
         self.requests = 0
 
     async def resolve(
         self, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], CoverageAnswer]:
+        """The answer of every pair that could be read; the others are in :attr:`failed`."""
+        pairs = list(pairs)
         todo = sorted(set(pairs) - set(self.cache))
+        for pair in todo:
+            self.failed.pop(pair, None)
         mode = self.mode
         if mode == "auto":
             mode = "check" if len(todo) <= self.AUTO_CHECK_MAX_PAIRS else "zones"
         if todo and mode == "check":
-            answers = await asyncio.gather(
-                *(self.client.check_coverage(pc, sid) for pc, sid in todo)
-            )
+            answers = await _each([self.client.check_coverage(pc, sid) for pc, sid in todo])
             self.requests += len(todo)
             for pair, ans in zip(todo, answers, strict=True):
-                self.cache[pair] = CoverageAnswer(ans.covered, ans.zone_id)
+                if isinstance(ans, RetryableError):
+                    self.failed[pair] = ans
+                else:
+                    self.cache[pair] = CoverageAnswer(ans.covered, ans.zone_id)
         elif todo:
-            zones = await self.client.collect_coverage_zones(active=True)
             self.requests += 1
+            try:
+                zones = await self.client.collect_coverage_zones(active=True)
+            except RetryableError as exc:
+                for pair in todo:
+                    self.failed[pair] = exc
+                return {p: self.cache[p] for p in pairs if p in self.cache}
             # the contract's rule: the active zone with the lowest id (byte order) serving it
             zones = sorted((z for z in zones if z.active), key=lambda z: z.id.encode())
             by_code: dict[str, list[CoverageZone]] = {}
@@ -185,7 +239,7 @@ class Coverage:
             for pc, sid in todo:
                 zone = next((z for z in by_code.get(pc, []) if sid in z.service_ids), None)
                 self.cache[(pc, sid)] = CoverageAnswer(zone is not None, zone.id if zone else None)
-        return {p: self.cache[p] for p in pairs}
+        return {p: self.cache[p] for p in pairs if p in self.cache}
 
 
 def slot_shape_problem(start: datetime, country: Country) -> bool:
@@ -220,14 +274,22 @@ class SlotVerdict:
     demand: int = 0
 
 
+@dataclass
+class AvailabilityResult:
+    verdicts: list[SlotVerdict] = field(default_factory=list)
+    failed: dict[int, RetryableError] = field(default_factory=dict)
+    """Rows (position) whose window could not be read (transient): not judged."""
+
+
 async def check_availability(
     client: CatalogClient, demands: list[SlotDemand], country: Country
-) -> list[SlotVerdict]:
+) -> AvailabilityResult:
     """Rows whose slot is not offered, or whose (zone, start) the file oversubscribes.
 
     One availability request per (zone, window of at most 14 local days). A start the API
     does not list (too soon, too far ahead) is ``outside_booking_window``; beyond a start's
-    capacity, the later rows (file order) are ``no_capacity``.
+    capacity, the later rows (file order) are ``no_capacity``. A window that cannot be read
+    (a transient failure after the client's retries) leaves its rows unjudged, in ``failed``.
     """
     tz = country.tz
     by_zone: dict[str, list[SlotDemand]] = {}
@@ -246,24 +308,32 @@ async def check_availability(
             prev = day
         requests.append((zone_id, rep, window_start, days[-1]))
 
-    answers = await asyncio.gather(
-        *(
+    answers = await _each(
+        [
             client.get_availability(rep.service_id, rep.postal_code, d0, d1)
             for _, rep, d0, d1 in requests
-        )
+        ]
     )
     capacity: dict[tuple[str, datetime], int] = {}
-    for (zone_id, _, _, _), ans in zip(requests, answers, strict=True):
+    out = AvailabilityResult()
+    for (zone_id, _, d0, d1), ans in zip(requests, answers, strict=True):
+        if isinstance(ans, RetryableError):
+            for d in by_zone[zone_id]:
+                if d0 <= d.start.astimezone(tz).date() <= d1:
+                    out.failed[d.position] = ans
+            continue
         for slot in ans.data:
             capacity[(zone_id, slot.start.astimezone(UTC))] = slot.capacity
 
-    verdicts: list[SlotVerdict] = []
+    verdicts = out.verdicts
     used: dict[tuple[str, datetime], int] = {}
     wanted: dict[tuple[str, datetime], int] = {}
     for d in demands:
         key = (d.zone_id, d.start.astimezone(UTC))
         wanted[key] = wanted.get(key, 0) + 1
     for d in sorted(demands, key=lambda d: d.position):
+        if d.position in out.failed:
+            continue
         key = (d.zone_id, d.start.astimezone(UTC))
         if key not in capacity:
             verdicts.append(SlotVerdict(d.position, "outside_booking_window"))
@@ -272,7 +342,7 @@ async def check_availability(
             verdicts.append(SlotVerdict(d.position, "no_capacity", capacity[key], wanted[key]))
             continue
         used[key] = used.get(key, 0) + 1
-    return verdicts
+    return out
 
 
 def local_text(start: datetime, country: Country) -> str:

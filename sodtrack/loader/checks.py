@@ -20,6 +20,12 @@ own place would make its slot look full). Rows whose booking Sodtrack already ho
 checked as creates but compared with it (:mod:`.compare`); of those, a correction that moves
 the booking has its new start checked (:func:`check_moves`: slot shape, and capacity in the
 booking's zone when availability is checked) before any ``PATCH``.
+
+A check that cannot be read (a transient failure after the client's retries: see
+:mod:`.catalog`) affects only the rows it concerns: they are ``unchecked``, answered
+``failed_transient`` with a message naming the check, and checked again by the next run of
+the file; the other rows go on and load. An unchecked row's price is unknown, so its
+project's payments are not judged in step 5 (the API remains the judge).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sodtrack.client.errors import RetryableError
 from sodtrack.contract.countries import Country
 from sodtrack.contract.models import Booking
 from sodtrack.loader.catalog import (
@@ -42,7 +49,12 @@ from sodtrack.loader.catalog import (
     local_text,
     slot_shape_problem,
 )
-from sodtrack.loader.messages import Explanation, explain_check, explain_correction_failed
+from sodtrack.loader.messages import (
+    Explanation,
+    explain_check,
+    explain_correction_failed,
+    explain_transient,
+)
 from sodtrack.loader.rows import BookingRow
 
 
@@ -86,6 +98,14 @@ class Checked:
     """Rows whose SKUs resolved (position → service, variant, price)."""
     catalog: Catalog | None = None
     """The catalog read for the checks (reused for rows sent by an earlier run)."""
+    unchecked: dict[int, Explanation] = field(default_factory=dict)
+    """Rows whose checks could not be read (transient): not rejected, not loaded in this
+    run, answered ``failed_transient`` (position → why)."""
+
+
+def unchecked_explanation(what: str, exc: RetryableError) -> Explanation:
+    """A row left unchecked: which check could not be read, and the client's reason."""
+    return explain_transient(step="validation", reason=f"{what}: {exc.message}")
 
 
 async def check_rows(
@@ -112,6 +132,12 @@ async def check_rows(
 
     for pos in todo:
         row = rows[pos]
+        unreadable = catalog.unreadable(row.service_sku, row.variant_sku)
+        if unreadable is not None:
+            out.unchecked[pos] = unchecked_explanation(
+                f"the variants of service {row.service_sku} could not be read", unreadable
+            )
+            continue
         resolved = catalog.resolve(row.service_sku, row.variant_sku)
         if isinstance(resolved, str):
             reject(pos, resolved)
@@ -128,6 +154,13 @@ async def check_rows(
     pairs = {pos: (rows[pos].postal_code, r.service.id) for pos, r in out.resolved.items()}
     answers = await coverage.resolve(pairs.values())
     for pos, pair in pairs.items():
+        failed = coverage.failed.get(pair)
+        if failed is not None:
+            out.unchecked[pos] = unchecked_explanation(
+                f"the coverage of postal code {pair[0]} could not be read", failed
+            )
+            del out.resolved[pos]
+            continue
         if not answers[pair].covered:
             reject(pos, "postal_code_not_covered")
             del out.resolved[pos]
@@ -149,7 +182,13 @@ async def check_rows(
                     start,
                 )
             )
-        for verdict in await check_availability(client, demands, country):
+        slots = await check_availability(client, demands, country)
+        for pos, failure in slots.failed.items():
+            out.unchecked[pos] = unchecked_explanation(
+                "the availability of its slot could not be read", failure
+            )
+            del out.resolved[pos]
+        for verdict in slots.verdicts:
             reject(
                 verdict.position,
                 verdict.problem,
@@ -250,7 +289,8 @@ async def check_moves(
             )
         )
     if availability and demands:
-        for verdict in await check_availability(client, demands, country):
+        # A window that cannot be read leaves the move to Sodtrack's own check at the PATCH.
+        for verdict in (await check_availability(client, demands, country)).verdicts:
             zone = next(d.zone_id for d in demands if d.position == verdict.position)
             refuse(
                 verdict.position,

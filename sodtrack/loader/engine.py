@@ -35,7 +35,13 @@ from sodtrack.client.errors import SodtrackError
 from sodtrack.contract.countries import get_country
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
-from sodtrack.loader.checks import check_moves, check_payments, check_rows, reader_rejection
+from sodtrack.loader.checks import (
+    check_moves,
+    check_payments,
+    check_rows,
+    reader_rejection,
+    unchecked_explanation,
+)
 from sodtrack.loader.compare import compare
 from sodtrack.loader.existing import (
     Found,
@@ -308,8 +314,9 @@ async def _validate_and_load(
                     del checked.rejected[i]
                     existing.add(i)
     except SodtrackError as exc:
-        # The checks could not complete: nothing is written; every row still gets its answer
-        # (what the ledger already knows, else "failed_transient, re-run").
+        # Checks every row needs (the services list) or an error not about rows (credentials,
+        # a contract violation) could not complete: nothing is written; every row still gets
+        # its answer. A check that fails for some rows only leaves those rows unchecked.
         why = explain_exception(exc, "validation", {})
         plan = build_plan(rows, frozenset(set(reader_rejected) | prior_rejected))
         known = real_answers(rows, plan, reader_rejected, states, run_no, warnings)
@@ -319,6 +326,13 @@ async def _validate_and_load(
         ]
     if catalog is not None:
         for i in late:
+            unreadable = catalog.unreadable(rows[i].service_sku, rows[i].variant_sku)
+            if unreadable is not None:
+                checked.unchecked[i] = unchecked_explanation(
+                    f"the variants of service {rows[i].service_sku} could not be read",
+                    unreadable,
+                )
+                continue
             resolved = catalog.resolve(rows[i].service_sku, rows[i].variant_sku)
             if not isinstance(resolved, str):
                 checked.resolved[i] = resolved
@@ -343,6 +357,8 @@ async def _validate_and_load(
     if progress is not None:
         progress("validate", len(rows), len(rows))
 
+    # Unchecked rows stay in the plan (their project, stage and the other rows go on); the
+    # loader answers their booking failed_transient without sending it.
     plan = build_plan(rows, frozenset(excluded))
 
     if dry_run:

@@ -455,6 +455,22 @@ class Loader:
         rec = self._rec(b.step.ref)
         if rec.state in ("done", "rejected"):
             return
+        unchecked = self.checked.unchecked.get(b.position)
+        if unchecked is not None:
+            # Its checks could not be read in this run: not sent, retried by the next run.
+            self.fail(
+                b.step.ref,
+                "failed_transient",
+                unchecked,
+                kind="transient",
+                data={"phase": "validation"},
+            )
+            return
+        if rec.data.get("phase") == "validation":
+            # Held back by its checks in an earlier run; checked now, so a failure from here
+            # on is the booking's own.
+            self.ledger.update_step_data(self.upload_id, b.step.ref[0], b.step.ref[1], {})
+            self._set(b.step.ref, data={})
         ctx = row_context(row, self.country)
         want = booking_want(row)
         projects = {project_id: row.project_reference or ""} if project_id else {}

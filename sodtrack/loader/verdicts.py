@@ -147,10 +147,18 @@ def row_verdict(
     return replace(
         base,
         outcome=outcome,
-        failed_step=label,
+        failed_step=_failed_step(label, rec),
         error_code=why.code,
         error_kind="dependency" if rec.state == "skipped" else why.kind,
         message=why.message,
         suggested_fix=why.suggested_fix,
         retry_on_rerun=retries(rec),
     )
+
+
+def _failed_step(label: str, rec: StepRecord) -> str:
+    """A booking held back because its checks could not be read (``failed_transient`` with
+    ``phase=validation``) failed before any write: step ``validation``. (A payment refused by
+    the checks keeps ``payment``: its booking was written.)"""
+    held_back = rec.state == "failed_transient" and rec.data.get("phase") == "validation"
+    return "validation" if label == "booking" and held_back else label

@@ -246,20 +246,24 @@ async def test_a_permanent_rejection_is_not_retried() -> None:
     assert client.stats.requests[("get_booking", "404")] == 1
 
 
-async def test_a_body_outside_the_contract_is_a_contract_violation_without_values() -> None:
+async def test_a_body_outside_the_contract_is_retried_then_reported_without_values() -> None:
+    """An off-model 2xx is an unreadable answer (issue #10): retried like a 5xx, and the
+    give-up names the failing location, never the value."""
     api = FakeApi()
 
     @api.route("GET", "/bookings/bkg_1")
     def bad(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={**booking_json("bkg_1", "OPS-1"), "price": 12.5})
 
-    client, _ = make_client(api)
+    client, _ = make_client(api, retry=RetryPolicy(max_attempts=3, random=lambda: 0.5))
     async with client:
-        with pytest.raises(ContractViolation) as caught:
+        with pytest.raises(RetryExhausted) as caught:
             await client.get_booking("bkg_1")
+    assert caught.value.attempts == 3
     assert "price" in str(caught.value)
     assert "12.5" not in str(caught.value)
     assert caught.value.__context__ is None
+    assert client.stats.unreadable["get_booking"] == 3
 
 
 # ---------------------------------------------------------------- requests on the wire
