@@ -192,10 +192,10 @@ async def check_api(
         ConflictError,
         ContractViolation,
         RejectedError,
-        RetryableError,
         SodtrackClient,
         SodtrackError,
         TokenCountryMismatch,
+        TokenUnavailable,
     )
 
     setting = _url_setting(settings)
@@ -226,15 +226,18 @@ async def check_api(
                 problem = str(exc.status)
             except ContractViolation:
                 problem = "with something that is not a token"
-            except RetryableError as exc:
-                last = exc.message.rsplit(":", 1)[-1].strip()
-                if not last.endswith(("ConnectError", "ConnectTimeout")):
+            except TokenUnavailable as exc:
+                last = exc.what
+                if exc.cause == "not_connected":
+                    continue
+                if exc.cause == "unreadable":
+                    problem = "with something that is not a token"
+                else:
                     warning = (
                         f"the token endpoint of {target.host} answered {last}: going on, the "
                         "run's own retries decide"
                     )
                     return Target(target.country, target.base_url, target.host, warning=warning)
-                continue
             except SodtrackError as exc:  # a transport no retry cures (a bad URL)
                 problem = f"with {exc.message.removeprefix('issue_token: ')}"
             answered = problem if problem.startswith("with") else f"answered {problem}"

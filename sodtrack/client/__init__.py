@@ -24,6 +24,7 @@ from sodtrack.client.errors import (
     RetryExhausted,
     SodtrackError,
     TokenCountryMismatch,
+    TokenUnavailable,
     UnreadableResponse,
 )
 from sodtrack.client.pagination import (
@@ -64,6 +65,7 @@ __all__ = [
     "SodtrackError",
     "TokenBucket",
     "TokenCountryMismatch",
+    "TokenUnavailable",
     "UnreadableResponse",
     "WriteResult",
 ]

@@ -58,9 +58,10 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from sodtrack.client.auth import BearerToken, Credentials, IssuedToken, TokenManager
 from sodtrack.client.errors import (
     AuthError,
-    RetryableError,
     RetryExhausted,
     SodtrackError,
+    TokenUnavailable,
+    TransientCause,
     UnreadableReason,
     UnreadableResponse,
     _ApiError,
@@ -341,15 +342,18 @@ class Engine:
         # ``.request`` carries the secret in its body) must not become their __context__.
         name = ""
         never = False
+        not_sent = False
         try:
             response = await self._send(step, None)
         except httpx.TransportError as exc:
             name = type(exc).__name__
             never = isinstance(exc, _NEVER_RETRY)
+            not_sent = isinstance(exc, _NOT_SENT)
         if name:
             if never:
                 raise SodtrackError(f"{op.id}: {name}", operation=op.id)
-            raise _TransientFailure(_Transient(f"{op.id}:{name}"))
+            cause: TransientCause = "not_connected" if not_sent else "connection_lost"
+            raise _TransientFailure(_Transient(f"{op.id}:{name}", cause=cause))
         status = response.status_code
         if status in RETRYABLE_STATUSES:
             retry_after = parse_retry_after(response.headers.get(HEADER_RETRY_AFTER))
@@ -365,7 +369,9 @@ class Engine:
         if unreadable is not None:
             self.stats.unreadable[op.id] += 1
             raise _TransientFailure(
-                _Transient("unreadable", ambiguous=False, detail=unreadable.message)
+                _Transient(
+                    "unreadable", ambiguous=False, detail=unreadable.message, cause="unreadable"
+                )
             )
         self.redact.add(parsed.access_token)
         log.debug("%s: new token, expires_in=%ss", op.id, parsed.expires_in)
@@ -376,13 +382,13 @@ class Engine:
         the credentials and the token's country. A transient failure is a
         :class:`RetryableError` naming it; the others are raised as the token fetch raises
         them (``AuthError``, ``TokenCountryMismatch``, ``NotFoundError``...)."""
-        label = ""
+        failure: _Transient | None = None
         try:
             await self.tokens.get()
         except _TransientFailure as exc:
-            label = exc.failure.label
-        if label:
-            raise RetryableError(f"issue_token: {label}", operation="issue_token")
+            failure = exc.failure
+        if failure is not None:
+            raise TokenUnavailable(what=failure.label.rpartition(":")[2], cause=failure.cause)
 
     def _scrubbed(self, error: _ApiError) -> _ApiError:
         clean = self.redact(error.message)

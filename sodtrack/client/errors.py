@@ -103,6 +103,23 @@ class UnreadableResponse(RetryableError):
         super().__init__(text, operation=operation)
 
 
+TransientCause = Literal["not_connected", "connection_lost", "status", "unreadable"]
+"""Why one attempt failed transiently: the connection was never made (nothing was sent), it
+was lost after sending, a retryable status (429, 5xx) was answered, or a 2xx answer could not
+be read."""
+
+
+class TokenUnavailable(RetryableError):
+    """One attempt at the token endpoint failed transiently (:meth:`Engine.authenticate`, the
+    preflight's single probe); ``cause`` says how, so callers never read the message."""
+
+    def __init__(self, *, what: str, cause: TransientCause) -> None:
+        super().__init__(f"issue_token: {what}", operation="issue_token")
+        self.what = what
+        """What was seen: a status (``"503"``), an exception type, or ``"unreadable"``."""
+        self.cause: TransientCause = cause
+
+
 class RetryExhausted(RetryableError):
     """The retry loop gave up: too many attempts or the wait budget ran out.
 
@@ -249,6 +266,7 @@ class _Transient:
     """A transport failure that no retry can cure (an unsupported URL scheme)."""
     detail: str = ""
     """What was wrong (an unreadable body's reason and locations; never a value)."""
+    cause: TransientCause = "status"
 
 
 _AUTH_CODES_403 = frozenset({ErrorCode.INSUFFICIENT_SCOPE})

@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from sodtrack.client.errors import SodtrackError
+from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import get_country
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
@@ -313,6 +314,10 @@ async def _validate_and_load(
                 if rows[i].external_reference in more.bookings:
                     del checked.rejected[i]
                     existing.add(i)
+    except ConfigurationError:
+        # A setting is wrong (e.g. the token is for another country): nothing was written,
+        # and no re-run fixes it; the caller says so in one line (exit 2).
+        raise
     except SodtrackError as exc:
         # Checks every row needs (the services list) or an error not about rows (credentials,
         # a contract violation) could not complete: nothing is written; every row still gets

@@ -334,7 +334,7 @@ async def test_a_stalled_answer_hits_the_read_timeout_and_is_retried() -> None:
             if b"/auth/token" in head:
                 body = json.dumps(
                     {
-                        "access_token": "t" * 24,
+                        "access_token": FakeApi().issue(),  # a JWT with country "cl"
                         "token_type": "Bearer",
                         "expires_in": 900,
                         "scope": "all",
