@@ -1,5 +1,6 @@
 """Bombs through ``sodtrack-etl load --dry-run`` in a subprocess, against a loopback simulator:
-exit 2 within seconds, peak RSS under 300 MiB, the limit and its setting named, nothing
+exit 2, peak RSS under 300 MiB (the time to refuse is a benchmark, ``bench/bench_refuse.py``,
+not an assertion), the limit and its setting named, nothing
 created and no file written beyond the refusal's own (empty) answer.
 
 On main (08cc8d1) the first case aborted the child (SIGABRT, exit 134: calamine allocating
@@ -12,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,9 +95,8 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, str]] = {
 }
 
 
-def _run(sim: Sim, path: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+def _run(sim: Sim, path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **SMALL_ENV, "COLUMNS": "200"}
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", CHILD, "load", str(path), "--dry-run"],
         env=env,
@@ -106,23 +105,22 @@ def _run(sim: Sim, path: Path) -> tuple[subprocess.CompletedProcess[str], float]
         timeout=120,
         check=False,
     )
-    return done, time.monotonic() - started
+    return done
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_a_bomb_exits_2_quickly_and_small_writing_nothing(sim: Sim, name: str) -> None:
+def test_a_bomb_exits_2_small_writing_nothing(sim: Sim, name: str) -> None:
     build, suffix, setting = CASES[name]
     inbox = sim.root / "inbox"
     inbox.mkdir()
     path = build(inbox / f"{name}{suffix}")
     before = sim.writes()
-    done, elapsed = _run(sim, path)
+    done = _run(sim, path)
     assert done.returncode == 2, done.stdout + done.stderr
     output = " ".join((done.stdout + done.stderr).split())
     assert setting in output, output
     peak_kib = int(done.stderr.rsplit("peak_rss_kib: ", 1)[1].split()[0])
     assert peak_kib < 300 * 1024, peak_kib
-    assert elapsed < 30, elapsed  # a fresh interpreter's imports included
     assert sim.writes() == before
     # Only the refusal's own answer: empty results and rejects, a summary naming the limit.
     written = [p for p in sim.outbox.rglob("*") if p.is_file()]
