@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from orchestration.pg import PG_URL, SKIP_REASON, drop_database, fresh_postgres_database
+from orchestration.pg import drop_database, fresh_postgres_database, require_postgres
 
 from sodtrack.contract.countries import COUNTRIES
 from sodtrack.loader.ledger import file_sha256, upload_id_for
@@ -497,9 +497,7 @@ def test_sqlite_state_store(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_postgres_state_store(stack: Stack, tmp_path: Path) -> None:
-    if not PG_URL:
-        pytest.skip(SKIP_REASON)
-    url, admin = fresh_postgres_database(PG_URL)
+    url, admin = fresh_postgres_database(require_postgres())
     try:
         _variant(stack, tmp_path, Variant("postgres", 21, (100, 135, 170)), url)
     finally:

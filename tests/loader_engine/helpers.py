@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -13,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
+from orchestration.pg import require_postgres
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
@@ -130,9 +129,6 @@ def assert_matches_store(app: Starlette, result: UploadResult, rows: Sequence[An
             assert st.count_bookings(row.external_reference) == 0
 
 
-PG_URL = os.environ.get("SODTRACK_TEST_POSTGRES_URL")
-
-
 @contextmanager
 def ledger_for(kind: str, tmp_path: Path) -> Iterator[Ledger]:
     """A fresh ledger: SQLite under ``tmp_path``, or PostgreSQL (``SODTRACK_TEST_POSTGRES_URL``)
@@ -144,13 +140,12 @@ def ledger_for(kind: str, tmp_path: Path) -> Iterator[Ledger]:
         finally:
             led.close()
         return
-    if not PG_URL:
-        pytest.skip("PostgreSQL ledger tests need SODTRACK_TEST_POSTGRES_URL")
+    pg_url = require_postgres()
     schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
+    admin = sa.create_engine(pg_url)
     with admin.begin() as conn:
         conn.execute(sa.schema.CreateSchema(schema))
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = sa.engine.make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
     led = Ledger(url.render_as_string(hide_password=False))
     try:
         yield led

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from orchestration.pg import require_postgres
 from sqlalchemy import insert, update
 
 from sodtrack.state import (
@@ -25,7 +25,6 @@ from sodtrack.state import (
     updated_since,
 )
 
-PG_URL = os.environ.get("SODTRACK_TEST_POSTGRES_URL")
 T = datetime(2026, 11, 28, 3, 15, 42, 123456, tzinfo=UTC)
 
 
@@ -34,9 +33,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
     if request.param == "sqlite":
         s = StateStore(f"sqlite:///{tmp_path}/deep/er/state.db")
     else:
-        if not PG_URL:
-            pytest.skip("no PostgreSQL: set SODTRACK_TEST_POSTGRES_URL to run these")
-        s = StateStore(PG_URL)
+        s = StateStore(require_postgres())
     yield s
     s.dispose()
 
@@ -219,9 +216,7 @@ with store.lock(sys.argv[3], timeout_s=60, poll_s=0.02):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_lock_serialises_processes(tmp_path: Path, backend: str) -> None:
-    if backend == "postgresql" and not PG_URL:
-        pytest.skip("no PostgreSQL: set SODTRACK_TEST_POSTGRES_URL to run these")
-    url = PG_URL if backend == "postgresql" and PG_URL else f"sqlite:///{tmp_path}/state.db"
+    url = require_postgres() if backend == "postgresql" else f"sqlite:///{tmp_path}/state.db"
     StateStore(url).dispose()  # create the tables before the race
     log = tmp_path / "log.txt"
     name = f"nightly:{_key()}"
