@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -34,8 +34,13 @@ def sim_client(
     rate: float | None = None,
     concurrency: int = 16,
     retry: RetryPolicy | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> SodtrackClient:
-    """A real client on the simulator: in-process (``app``) or over a socket (``base_url``)."""
+    """A real client on the simulator: in-process (``app``) or over a socket (``base_url``).
+
+    ``clock`` replaces the monotonic clock of the client and its rate limiter (on a
+    :class:`virtual_time.VirtualTimeLoop`: ``loop.time``; its sleeps are the loop's own)."""
+    timing: dict[str, Any] = {} if clock is None else {"clock": clock}
     if app is not None:
         http = httpx.AsyncClient(transport=SimulatorTransport(app), timeout=30)
         url = "http://sim"
@@ -52,8 +57,9 @@ def sim_client(
         country="cl",
         credentials=Credentials("sim-client", SecretStr("sim-secret")),
         retry=retry,
-        rate_limiter=RateLimiter(rate) if rate else None,
+        rate_limiter=RateLimiter(rate, **timing) if rate else None,
         max_concurrency=concurrency,
+        **timing,
         owns_http=True,
     )
 
