@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 from virtual_time import run_virtual
 
+from sodtrack.client import RetryPolicy
 from sodtrack.loader import ParsedUpload, read_upload
 from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger, steps_table
@@ -111,12 +113,15 @@ async def _complete(
     base_url: str | None,
     rate: float,
     clock: Callable[[], float] | None = None,
+    seed: int | None = None,
 ) -> tuple[UploadResult, list[UploadResult]]:
-    """Run until nothing is left to retry (failed_transient is retried by the next run)."""
+    """Run until nothing is left to retry (failed_transient is retried by the next run).
+    ``seed`` seeds the retries' jitter (on virtual time, the whole run is then repeatable)."""
     runs: list[UploadResult] = []
-    for _ in range(4):
+    for i in range(4):
+        retry = None if seed is None else RetryPolicy(random=random.Random(seed + i).random)
         async with sim_client(
-            app, base_url=base_url, rate=rate, concurrency=32, clock=clock
+            app, base_url=base_url, rate=rate, concurrency=32, clock=clock, retry=retry
         ) as client:
             result = await run_upload(
                 parsed, client, ledger, uploaded_by="acceptance", concurrency=128
@@ -141,7 +146,9 @@ async def _2000_rows_under_faults(tmp_path: Path) -> None:
     ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
     before = app.state.sim.counters_snapshot()
     started, wall = clock(), time.monotonic()
-    final, runs = await _complete(app, parsed, ledger, base_url=None, rate=RATE, clock=clock)
+    final, runs = await _complete(
+        app, parsed, ledger, base_url=None, rate=RATE, clock=clock, seed=11
+    )
     elapsed, wall = clock() - started, time.monotonic() - wall
     _check(app, parsed, final)
     sim = app.state.sim.counters_snapshot()
