@@ -18,8 +18,9 @@ inbox watcher with the environment its flow runs inherit, and checks, all at onc
   the rows and the other finding them (the ``load:<sha256>`` lock), and the simulator holds
   each booking once.
 
-The PostgreSQL variant skips, saying so, when ``SODTRACK_TEST_POSTGRES_URL`` is unset
-(``.ci/run`` starts a throwaway server with ``scripts/postgres.sh`` and sets it).
+The PostgreSQL variant skips, saying so, when ``SODTRACK_TEST_POSTGRES_URL`` is unset, and
+fails instead under ``SODTRACK_REQUIRE_POSTGRES=1`` (``.ci/run`` starts a throwaway server
+with ``scripts/postgres.sh`` and sets both).
 """
 
 from __future__ import annotations
