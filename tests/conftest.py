@@ -38,8 +38,9 @@ def sim_server(sim_app: Starlette) -> Iterator[str]:
 # --no-loadscope-reorder``, as ``make test`` runs it): units (a test, or an ``xdist_group``)
 # in collection order, one to each worker, then one more to a worker whenever it has two or
 # fewer tests pending. So the four longest come first, in the order that gives each its own
-# worker: the 2,000-row upload through a 10 req/s limit (~400 s, mostly waiting), the Prefect
-# deployment module (one group, one server), the kill -9 upload, the killed extraction runs.
+# worker: the 2,000-row upload under faults (~400 s of API time through a 10 req/s limit, on
+# virtual time: ~20 s of work), the Prefect deployment module (one group, one server), the
+# kill -9 upload, the killed extraction runs.
 # Everything else keeps its collection order. Measure with ``PYTEST_ADDOPTS=--durations=25``.
 LONG_RUNNING = (
     "tests/loader_engine/test_acceptance.py::test_2000_rows",

@@ -21,6 +21,7 @@ from client_fakes import FakeApi, booking_json, error, make_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from virtual_time import run_virtual
 
 from sodtrack.client import (
     Credentials,
@@ -313,8 +314,16 @@ async def test_a_429_without_headers_waits_the_default_even_when_jitter_draws_ze
 # ---------------------------------------------------------------- stalls: the read timeout
 
 
-async def test_a_stalled_answer_hits_the_read_timeout_and_is_retried() -> None:
-    """A real server on loopback that holds its first answer longer than the read timeout."""
+def test_a_stalled_answer_hits_the_read_timeout_and_is_retried() -> None:
+    """A real server on loopback that holds its first answer longer than the read timeout.
+
+    On virtual time (``tests/virtual_time.py``): the stall, the read timeout and the retry's
+    backoff are timers of one virtual clock, so a busy machine cannot make the retried request
+    outlast the read timeout too, and nothing waits for real."""
+    run_virtual(_a_stalled_answer_hits_the_read_timeout_and_is_retried)
+
+
+async def _a_stalled_answer_hits_the_read_timeout_and_is_retried() -> None:
     served = {"n": 0}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -363,6 +372,7 @@ async def test_a_stalled_answer_hits_the_read_timeout_and_is_retried() -> None:
         country="cl",
         credentials=Credentials("id", SecretStr("secret-value")),
         retry=RetryPolicy(base_delay_s=0.01),
+        clock=asyncio.get_running_loop().time,
         owns_http=True,
     )
     try:

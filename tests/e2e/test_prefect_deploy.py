@@ -18,8 +18,9 @@ inbox watcher with the environment its flow runs inherit, and checks, all at onc
   the rows and the other finding them (the ``load:<sha256>`` lock), and the simulator holds
   each booking once.
 
-The PostgreSQL variant skips, saying so, when ``SODTRACK_TEST_POSTGRES_URL`` is unset
-(``.ci/run`` starts a throwaway server with ``scripts/postgres.sh`` and sets it).
+The PostgreSQL variant skips, saying so, when ``SODTRACK_TEST_POSTGRES_URL`` is unset, and
+fails instead under ``SODTRACK_REQUIRE_POSTGRES=1`` (``.ci/run`` starts a throwaway server
+with ``scripts/postgres.sh`` and sets both).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from orchestration.pg import PG_URL, SKIP_REASON, drop_database, fresh_postgres_database
+from orchestration.pg import drop_database, fresh_postgres_database, require_postgres
 
 from sodtrack.contract.countries import COUNTRIES
 from sodtrack.loader.ledger import file_sha256, upload_id_for
@@ -497,9 +498,7 @@ def test_sqlite_state_store(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_postgres_state_store(stack: Stack, tmp_path: Path) -> None:
-    if not PG_URL:
-        pytest.skip(SKIP_REASON)
-    url, admin = fresh_postgres_database(PG_URL)
+    url, admin = fresh_postgres_database(require_postgres())
     try:
         _variant(stack, tmp_path, Variant("postgres", 21, (100, 135, 170)), url)
     finally:

@@ -15,8 +15,6 @@ import hashlib
 import io
 import os
 import random
-import threading
-import time
 from pathlib import Path
 
 import openpyxl
@@ -153,10 +151,11 @@ def test_csv_rule_edge_cases() -> None:
 
 
 def test_a_copy_that_pauses_longer_than_the_settle_time_is_taken_once_whole(tmp_path: Path) -> None:
-    """A thread writes half a workbook, pauses for many settle times, writes the rest; the
-    watcher polls all along with a real clock. On main the half was taken after the pause."""
+    """A copier writes half a workbook through one open handle, pauses for many settle times
+    (by the watcher's injected clock) while the watcher polls, writes the rest; the file is
+    taken once, whole. On main the half was taken after the pause."""
     box = Box(tmp_path)
-    settle, pause = 0.05, 0.5
+    settle = 1.0
     watcher = InboxWatcher(
         inbox=str(box.inbox),
         uploads=str(box.uploads),
@@ -166,47 +165,27 @@ def test_a_copy_that_pauses_longer_than_the_settle_time_is_taken_once_whole(tmp_
         emit=box.events,
         settle_s=settle,
         max_wait_s=60.0,
+        clock=box.clock,
     )
     data = workbook_bytes(random.Random(SEED))
     target = box.inbox / "cl" / "slow copy.xlsx"
-    paused = threading.Event()
-    finished = threading.Event()
-
-    def copy() -> None:
-        with target.open("wb") as fh:
-            fh.write(data[: len(data) // 2])
-            fh.flush()
-            os.fsync(fh.fileno())
-            paused.set()
-            time.sleep(pause)
-            paused.clear()
-            fh.write(data[len(data) // 2 :])
-        finished.set()
-
-    writer = threading.Thread(target=copy)
-    writer.start()
-    taken = []
-    polls_while_paused_and_settled = 0
-    deadline = time.monotonic() + 20
-    paused_at: float | None = None
-    while time.monotonic() < deadline:
-        if paused.is_set():
-            paused_at = paused_at or time.monotonic()
-            if time.monotonic() - paused_at > 3 * settle:
-                polls_while_paused_and_settled += 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    taken: list[Received] = []
+    with target.open("wb") as fh:
+        fh.write(data[: len(data) // 2])
+        fh.flush()
+        os.fsync(fh.fileno())
+        for _ in range(10):  # the pause: ten times the settle time, polled all along
+            taken += watcher.poll()
+            box.clock.now += settle
+        assert taken == [], "the half-written workbook was taken"
+        fh.write(data[len(data) // 2 :])
+    for _ in range(8):  # taken once settled, and never again
         taken += watcher.poll()
-        if finished.is_set() and taken:
-            break
-        time.sleep(0.01)
-    writer.join()
-    for _ in range(5):  # and never again
-        time.sleep(settle)
-        taken += watcher.poll()
-    assert polls_while_paused_and_settled >= 1, "the pause must outlast the settle time"
+        box.clock.now += settle
     [received] = taken
     assert received.sha256 == hashlib.sha256(data).hexdigest()
-    stored = Path(received.path).read_bytes()
-    assert stored == data
+    assert Path(received.path).read_bytes() == data
     assert len(box.events.sent) == 1
 
 

@@ -15,6 +15,7 @@ import fsspec
 import httpx
 import openpyxl
 import pytest
+from orchestration.pg import require_postgres
 
 from sodtrack.inbox import (
     EVENT_NAME,
@@ -28,8 +29,6 @@ from sodtrack.inbox import (
     is_candidate,
 )
 from sodtrack.loader.ledger import upload_id_for
-
-PG_URL = os.environ.get("SODTRACK_TEST_POSTGRES_URL")
 
 
 def xlsx_bytes(*values: str) -> bytes:
@@ -328,18 +327,17 @@ def test_two_watchers_on_one_inbox_announce_each_file_once_sqlite(tmp_path: Path
     _two_watchers_one_inbox(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
 
 
-@pytest.mark.skipif(not PG_URL, reason="needs SODTRACK_TEST_POSTGRES_URL (.ci/run sets it)")
 def test_two_watchers_on_one_inbox_announce_each_file_once_postgres(tmp_path: Path) -> None:
-    assert PG_URL
+    pg_url = require_postgres()
     import sqlalchemy as sa
 
     from sodtrack.inbox import inbox_table
 
-    engine = sa.create_engine(PG_URL)
+    engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
         inbox_table.drop(conn, checkfirst=True)
     engine.dispose()
-    _two_watchers_one_inbox(tmp_path, PG_URL)
+    _two_watchers_one_inbox(tmp_path, pg_url)
 
 
 def test_the_emitter_posts_prefect_events() -> None:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import csv
-import os
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
+from orchestration.pg import require_postgres
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
@@ -35,8 +34,13 @@ def sim_client(
     rate: float | None = None,
     concurrency: int = 16,
     retry: RetryPolicy | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> SodtrackClient:
-    """A real client on the simulator: in-process (``app``) or over a socket (``base_url``)."""
+    """A real client on the simulator: in-process (``app``) or over a socket (``base_url``).
+
+    ``clock`` replaces the monotonic clock of the client and its rate limiter (on a
+    :class:`virtual_time.VirtualTimeLoop`: ``loop.time``; its sleeps are the loop's own)."""
+    timing: dict[str, Any] = {} if clock is None else {"clock": clock}
     if app is not None:
         http = httpx.AsyncClient(transport=SimulatorTransport(app), timeout=30)
         url = "http://sim"
@@ -53,8 +57,9 @@ def sim_client(
         country="cl",
         credentials=Credentials("sim-client", SecretStr("sim-secret")),
         retry=retry,
-        rate_limiter=RateLimiter(rate) if rate else None,
+        rate_limiter=RateLimiter(rate, **timing) if rate else None,
         max_concurrency=concurrency,
+        **timing,
         owns_http=True,
     )
 
@@ -130,9 +135,6 @@ def assert_matches_store(app: Starlette, result: UploadResult, rows: Sequence[An
             assert st.count_bookings(row.external_reference) == 0
 
 
-PG_URL = os.environ.get("SODTRACK_TEST_POSTGRES_URL")
-
-
 @contextmanager
 def ledger_for(kind: str, tmp_path: Path) -> Iterator[Ledger]:
     """A fresh ledger: SQLite under ``tmp_path``, or PostgreSQL (``SODTRACK_TEST_POSTGRES_URL``)
@@ -144,13 +146,12 @@ def ledger_for(kind: str, tmp_path: Path) -> Iterator[Ledger]:
         finally:
             led.close()
         return
-    if not PG_URL:
-        pytest.skip("PostgreSQL ledger tests need SODTRACK_TEST_POSTGRES_URL")
+    pg_url = require_postgres()
     schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL)
+    admin = sa.create_engine(pg_url)
     with admin.begin() as conn:
         conn.execute(sa.schema.CreateSchema(schema))
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = sa.engine.make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
     led = Ledger(url.render_as_string(hide_password=False))
     try:
         yield led

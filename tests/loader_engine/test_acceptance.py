@@ -3,33 +3,46 @@ accounted for exactly once and no duplicate in the simulator's own records; the 
 ``kill -9`` mid-run and a re-run.
 
 Faults: ``fault_rate=0.2`` (503 before processing), ``drop_after_commit_rate=0.1`` (committed,
-then answered 500 or cut off), rate limit 10 req/s. The kill test runs the load in a separate
-process against a real uvicorn simulator on loopback, kills it with SIGKILL once the ledger
-shows progress, and re-runs; it uses a faster rate limit (100 req/s) to stay short, with the
-same faults.
+then answered 500 or cut off), rate limit 10 req/s.
+
+The 2,000-row test runs on virtual time (``tests/virtual_time.py``): the client's clock and
+rate limiter, its retry sleeps, the simulator's rate limiter and every other wait read one
+virtual clock, the event loop's, which jumps instead of waiting. It needs ~500 s of API time
+through the 10 req/s limit and waits for none of it; that the client kept to the limit is
+checked against the same clock, by the simulator's count of 429s.
+
+The kill test runs the load in a separate process against a real uvicorn simulator on
+loopback, kills it with SIGKILL once the ledger shows progress, and re-runs; it uses a faster
+rate limit (:data:`KILL_RATE`) to stay short, with the same faults.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from virtual_time import run_virtual
 
+from sodtrack.client import RetryPolicy
 from sodtrack.loader import ParsedUpload, read_upload
 from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger, steps_table
 from sodtrack.loader.outcomes import UploadResult
 from sodtrack.loader.synth import synthesize_upload
 from sodtrack.simulator.app import create_app
-from sodtrack.simulator.testing import serve_in_thread, small_config
+from sodtrack.simulator.clock import Clock, parse_rfc3339
+from sodtrack.simulator.testing import SIM_NOW, serve_in_thread, small_config
 
 from .helpers import (
     SIM_TODAY,
@@ -45,10 +58,14 @@ PROJECTS = 100
 WORKER = Path(__file__).with_name("load_worker.py")
 KILL_RATE = 300.0
 """Requests/second of the kill test (its point is the kill, not the pacing)."""
+RATE = 10.0
+"""The simulator's rate limit in the fault test, and the client's own pace."""
 
 
-async def _make_file(app: Starlette, path: Path, prefix: str) -> ParsedUpload:
-    async with sim_client(app) as client:
+async def _make_file(
+    app: Starlette, path: Path, prefix: str, clock: Callable[[], float] | None = None
+) -> ParsedUpload:
+    async with sim_client(app, clock=clock) as client:
         await synthesize_upload(
             client,
             path,
@@ -95,11 +112,17 @@ async def _complete(
     *,
     base_url: str | None,
     rate: float,
+    clock: Callable[[], float] | None = None,
+    seed: int | None = None,
 ) -> tuple[UploadResult, list[UploadResult]]:
-    """Run until nothing is left to retry (failed_transient is retried by the next run)."""
+    """Run until nothing is left to retry (failed_transient is retried by the next run).
+    ``seed`` seeds the retries' jitter (on virtual time, the whole run is then repeatable)."""
     runs: list[UploadResult] = []
-    for _ in range(4):
-        async with sim_client(app, base_url=base_url, rate=rate, concurrency=32) as client:
+    for i in range(4):
+        retry = None if seed is None else RetryPolicy(random=random.Random(seed + i).random)
+        async with sim_client(
+            app, base_url=base_url, rate=rate, concurrency=32, clock=clock, retry=retry
+        ) as client:
             result = await run_upload(
                 parsed, client, ledger, uploaded_by="acceptance", concurrency=128
             )
@@ -110,24 +133,45 @@ async def _complete(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
-async def test_2000_rows_under_faults_every_row_once_no_duplicates(tmp_path: Path) -> None:
-    config = small_config(fault_rate=0.2, drop_after_commit_rate=0.1, rate_limit=10.0)
-    app = create_app(config)
-    parsed = await _make_file(app, tmp_path / "faults.xlsx", "FLT")
+@pytest.mark.timeout(300)
+def test_2000_rows_under_faults_every_row_once_no_duplicates(tmp_path: Path) -> None:
+    run_virtual(lambda: _2000_rows_under_faults(tmp_path))
+
+
+async def _2000_rows_under_faults(tmp_path: Path) -> None:
+    clock = asyncio.get_running_loop().time  # virtual: see the module docstring
+    config = small_config(fault_rate=0.2, drop_after_commit_rate=0.1, rate_limit=RATE)
+    app = create_app(config, clock=Clock(parse_rfc3339(SIM_NOW), monotonic=clock))
+    parsed = await _make_file(app, tmp_path / "faults.xlsx", "FLT", clock)
     ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
-    started = time.monotonic()
-    final, runs = await _complete(app, parsed, ledger, base_url=None, rate=10.0)
-    elapsed = time.monotonic() - started
+    before = app.state.sim.counters_snapshot()
+    started, wall = clock(), time.monotonic()
+    final, runs = await _complete(
+        app, parsed, ledger, base_url=None, rate=RATE, clock=clock, seed=11
+    )
+    elapsed, wall = clock() - started, time.monotonic() - wall
     _check(app, parsed, final)
     sim = app.state.sim.counters_snapshot()
     assert sim["faults"] > 0
     assert sum(sim["drops"].values()) > 0
+    requests = sum(r.requests for r in runs)
+    answered = _answered(sim) - _answered(before)  # 429s included
+    limited = sim["rate_limited"] - before["rate_limited"]
+    # the client kept to the limit, by the simulator's measure on the same clock
+    assert limited <= 0.02 * answered, (limited, answered)
+    # and the load took the time the limit imposes: no request was answered for free
+    assert elapsed >= (answered - limited - config.burst) / RATE, (elapsed, answered)
     print(
-        f"\n2,000 rows under faults: {len(runs)} run(s), {elapsed:.0f}s, "
-        f"requests {sum(r.requests for r in runs)}, faults {sim['faults']}, "
-        f"drops {sim['drops']}, first run {runs[0].counts}"
+        f"\n2,000 rows under faults: {len(runs)} run(s), {elapsed:.0f}s virtual "
+        f"({wall:.0f}s wall), requests {requests} (simulator: {answered}, "
+        f"429 {limited}), faults {sim['faults']}, drops {sim['drops']}, "
+        f"first run {runs[0].counts}"
     )
+
+
+def _answered(counters: dict[str, Any]) -> int:
+    """Every API request the simulator answered, by its own counters."""
+    return sum(n for by in counters["requests"].values() for n in by.values())
 
 
 def _progress(ledger_path: Path) -> int:

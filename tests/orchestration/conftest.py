@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .pg import PG_URL, drop_database, fresh_postgres_database
+from .pg import drop_database, fresh_postgres_database, require_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -16,9 +16,7 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.db'}"
         return
-    if not PG_URL:
-        pytest.skip("PostgreSQL: set SODTRACK_TEST_POSTGRES_URL (.ci/run starts a server)")
-    url, admin = fresh_postgres_database(PG_URL)
+    url, admin = fresh_postgres_database(require_postgres())
     try:
         yield url
     finally:

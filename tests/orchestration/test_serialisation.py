@@ -9,7 +9,6 @@ The end-to-end test (tests/e2e) shows the same through a real Prefect server and
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from pathlib import Path
 
@@ -34,43 +33,65 @@ def _overlap(a: Interval, b: Interval) -> bool:
     return a[1] < b[2] and b[1] < a[2]
 
 
+LOCK_TIMEOUT_S = 30.0
+"""How long a run waits for its lock here: what a broken wait (one blocking the event loop,
+or Peru waiting for Chile's lock) ends in, as a ``LockTimeout``."""
+
+
 async def test_two_runs_of_a_country_take_turns_and_other_countries_go_on(
     state_url: str,
 ) -> None:
+    """Ordered by events, not by timing: Chile's first run keeps its lock until Peru's run has
+    finished and the event loop has gone on turning while Chile's second run waits.
+
+    Peru's run finishing at all shows it never waited for Chile's lock; Chile's first run being
+    released at all (by this event loop) shows that a run waiting for a lock does not stall
+    the loop; the log's order shows Chile's runs did not overlap. Each broken case ends in a
+    ``LockTimeout``, never in a wrong guess about how long something took."""
     stores = [StateStore(state_url) for _ in range(3)]
-    intervals: list[Interval] = []
-    ticks: list[float] = []
-    done = asyncio.Event()
+    log: list[str] = []
+    cl1_holds, cl2_waits, release_cl1 = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    async def run(store: StateStore, lock: str, tag: str) -> None:
-        async with state_lock(store, lock):
-            start = time.monotonic()
-            await asyncio.sleep(0.6)
-            intervals.append((tag, start, time.monotonic()))
+    async def chile_first() -> None:
+        async with state_lock(stores[0], "nightly:cl", timeout_s=LOCK_TIMEOUT_S):
+            log.append("cl-1 in")
+            cl1_holds.set()
+            await release_cl1.wait()
+            log.append("cl-1 out")
 
-    async def ticker() -> None:  # the event loop must keep turning while a run waits
-        while not done.is_set():
-            ticks.append(time.monotonic())
-            await asyncio.sleep(0.05)
+    async def chile_second() -> None:
+        await cl1_holds.wait()
+        cl2_waits.set()
+        async with state_lock(stores[1], "nightly:cl", timeout_s=LOCK_TIMEOUT_S):
+            log.append("cl-2 in")
+            log.append("cl-2 out")
 
-    tick = asyncio.create_task(ticker())
-    started = time.monotonic()
+    async def peru() -> None:
+        await cl1_holds.wait()
+        async with state_lock(stores[2], "nightly:pe", timeout_s=LOCK_TIMEOUT_S):
+            log.append("pe in")
+            log.append("pe out")
+
+    async def conductor(pe: asyncio.Task[None]) -> None:
+        await cl2_waits.wait()
+        await pe  # Peru is done while Chile's first run still holds its lock
+        # The second run's thread tries the lock at once, then every poll; give it a few
+        # polls' time (less would only weaken the check below, never fail it).
+        await asyncio.sleep(0.6)
+        assert "cl-2 in" not in log, "Chile's second run got in while the first held the lock"
+        release_cl1.set()
+
     try:
-        await asyncio.gather(
-            run(stores[0], "nightly:cl", "cl-1"),
-            run(stores[1], "nightly:cl", "cl-2"),
-            run(stores[2], "nightly:pe", "pe"),
-        )
+        pe = asyncio.create_task(peru())
+        first = asyncio.create_task(chile_first())
+        second = asyncio.create_task(chile_second())
+        await conductor(pe)
+        await asyncio.gather(first, second)
     finally:
-        done.set()
-        await tick
         for s in stores:
             s.dispose()
-    by = {tag: (tag, a, b) for tag, a, b in intervals}
-    assert not _overlap(by["cl-1"], by["cl-2"]), "two runs of one country interleaved"
-    assert by["pe"][1] - started < 0.5, "another country waited for Chile's lock"
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert max(gaps) < 0.4, f"the event loop stalled {max(gaps):.2f}s while waiting for a lock"
+    assert log.index("pe out") < log.index("cl-1 out"), log
+    assert log.index("cl-1 out") < log.index("cl-2 in"), log
 
 
 async def test_a_failing_run_releases_its_lock(state_url: str) -> None:

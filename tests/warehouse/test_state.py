@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, update
+from orchestration.pg import require_postgres
+from sqlalchemy import insert, select, update
 
 from sodtrack.state import (
     DEFAULT_LOOKBACK,
@@ -25,7 +25,6 @@ from sodtrack.state import (
     updated_since,
 )
 
-PG_URL = os.environ.get("SODTRACK_TEST_POSTGRES_URL")
 T = datetime(2026, 11, 28, 3, 15, 42, 123456, tzinfo=UTC)
 
 
@@ -34,9 +33,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
     if request.param == "sqlite":
         s = StateStore(f"sqlite:///{tmp_path}/deep/er/state.db")
     else:
-        if not PG_URL:
-            pytest.skip("no PostgreSQL: set SODTRACK_TEST_POSTGRES_URL to run these")
-        s = StateStore(PG_URL)
+        s = StateStore(require_postgres())
     yield s
     s.dispose()
 
@@ -175,32 +172,50 @@ def test_lock_timeout_and_release(store: StateStore) -> None:
         pass
 
 
+def _eventually(condition: Callable[[], bool], what: str, within_s: float = 30.0) -> None:
+    """Wait for ``condition`` (a heartbeat thread's doing): an event, not a gap of time."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {within_s}s"
+        time.sleep(0.01)
+
+
 def test_row_lock_takes_over_an_expired_holder_and_heartbeats(tmp_path: Path) -> None:
-    store = StateStore(f"sqlite:///{tmp_path}/state.db")
-    now = datetime.now(UTC)
+    """Expiry and renewal read the store's injected clock; a heartbeat is awaited as an
+    event, so a slow machine (a late beat) cannot make the test fail or pass by chance."""
+    clock = [datetime(2026, 11, 28, 3, 0, tzinfo=UTC)]
+    store = StateStore(f"sqlite:///{tmp_path}/state.db", clock=lambda: clock[0])
+
+    def expires_at() -> datetime:
+        with store.engine.connect() as conn:
+            value: datetime = conn.execute(
+                select(locks.c.expires_at).where(locks.c.name == "nightly:cl")
+            ).scalar_one()
+        return value
+
     with store.engine.begin() as conn:  # a holder that died an hour ago
         conn.execute(
             insert(locks).values(
                 name="nightly:cl",
                 owner="dead:1",
-                acquired_at=now - timedelta(hours=2),
-                expires_at=now - timedelta(hours=1),
+                acquired_at=clock[0] - timedelta(hours=2),
+                expires_at=clock[0] - timedelta(hours=1),
             )
         )
     with store.lock("nightly:cl", timeout_s=1) as held:
         assert not held.lost
     # a live holder's heartbeat keeps renewing a short ttl, so nobody takes it over
     with store.lock("nightly:cl", ttl_s=0.3) as held:
-        time.sleep(0.5)
+        clock[0] += timedelta(hours=1)  # long past the ttl: only a beat keeps the lock
+        _eventually(lambda: expires_at() > clock[0], "the heartbeat renewed the lock")
         with (
             pytest.raises(LockTimeout),
-            store.lock("nightly:cl", timeout_s=0.4, ttl_s=0.3, poll_s=0.05),
+            store.lock("nightly:cl", timeout_s=0.2, ttl_s=0.3, poll_s=0.05),
         ):
             pass  # pragma: no cover
         with store.engine.begin() as conn:  # now someone steals it behind our back
             conn.execute(update(locks).values(owner="thief"))
-        time.sleep(0.3)
-        assert held.lost
+        _eventually(lambda: held.lost, "the heartbeat noticed the lock was taken over")
     store.dispose()
 
 
@@ -219,9 +234,7 @@ with store.lock(sys.argv[3], timeout_s=60, poll_s=0.02):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_lock_serialises_processes(tmp_path: Path, backend: str) -> None:
-    if backend == "postgresql" and not PG_URL:
-        pytest.skip("no PostgreSQL: set SODTRACK_TEST_POSTGRES_URL to run these")
-    url = PG_URL if backend == "postgresql" and PG_URL else f"sqlite:///{tmp_path}/state.db"
+    url = require_postgres() if backend == "postgresql" else f"sqlite:///{tmp_path}/state.db"
     StateStore(url).dispose()  # create the tables before the race
     log = tmp_path / "log.txt"
     name = f"nightly:{_key()}"
