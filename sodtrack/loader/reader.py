@@ -30,11 +30,11 @@ CSV
 
     Every record after the header (the found one: titles above it are not data) has the
     header's number of fields: one with more or fewer cannot be trusted to line up and is
-    rejected (never padded nor cut to width). A file that ends mid-record is refused whole (``file_truncated``, nothing loaded): bytes that
-    end inside a character, a quoted value still open at the end, or a last record short of
-    fields with no line break after it: what a copy taken while still being written looks
-    like. A complete last record without a line break is read, with a warning: a cut inside
-    its last value looks the same.
+    rejected (never padded nor cut to width). A file that ends mid-record is refused whole
+    (``file_truncated``, nothing loaded): bytes that end inside a character, a quoted value
+    still open at the end, or a last record short of fields with no line break after it: what
+    a copy taken while still being written looks like. A complete last record without a line
+    break is read, with a warning: a cut inside its last value looks the same.
 
 XLSX
     Read with python-calamine: typed cells straight from the workbook, never through CSV,

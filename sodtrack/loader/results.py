@@ -42,8 +42,9 @@ characters, never as the control character.
 
 Spreadsheet safety: every text cell goes through
 :func:`~sodtrack.loader.neutralise.neutralise_formula` (a leading ``=``, ``+``, ``-``, ``@``…
-gets a ``'``); in CSV every field is quoted and every segment after a ``,`` or ``;`` that
-would start a formula is neutralised too (safe for a ``,`` and a ``;`` reader alike). XLSX
+gets a ``'``); in CSV every field is quoted and every segment after a ``,``, a ``;`` or a line
+break that would start a formula is neutralised too (safe for a ``,`` and a ``;`` reader
+alike: LibreOffice checks it, tests/loader_engine/test_results_libreoffice.py). XLSX
 cells are written as explicit strings (never as formulas, never re-typed: postal codes keep
 their zeros), and a literal ``_xHHHH_`` in the text is escaped (``_x005F_``) so Excel and
 calamine show it as typed. CSV is UTF-8 with a BOM so that Excel shows accents right, with
