@@ -27,7 +27,14 @@ from hypothesis import strategies as st
 from sodtrack.loader import read_upload
 from sodtrack.loader.neutralise import FORMULA_TRIGGERS, neutralise_csv_field
 from sodtrack.loader.outcomes import RowResult, UploadResult
-from sodtrack.loader.results import ResultFiles, original_text, write_csv, write_results
+from sodtrack.loader.results import (
+    CELL_MAX_CHARS,
+    ResultFiles,
+    fit_cell,
+    original_text,
+    write_csv,
+    write_results,
+)
 from sodtrack.loader.rows import BookingRow
 from sodtrack.textsafe import cell_safe
 
@@ -330,3 +337,26 @@ def test_a_long_file_name_still_gives_writable_result_names(tmp_path: Path) -> N
     files = write_results(result, parsed.rows, parsed.columns, tmp_path / "out")
     assert files.complete, files.failed
     assert all(len(p.name.encode()) <= 255 for p in files.paths().values())
+
+
+@HYPOTHESIS
+@given(
+    st.integers(CELL_MAX_CHARS // 2 - 10, CELL_MAX_CHARS * 2),
+    st.text(st.sampled_from("a;=\U0001f389\x01\x0b"), min_size=1, max_size=12),
+)
+def test_a_cell_is_cut_to_what_a_spreadsheet_holds_saying_so(length: int, unit: str) -> None:
+    """Excel counts UTF-16 code units (an emoji is two) and holds 32,767 in a cell; the text
+    is cut after control characters became ``<U+XXXX>``, never inside one."""
+    text = cell_safe((unit * (length // len(unit) + 1))[:length])
+    fitted = fit_cell(text)
+    units = len(text.encode("utf-16-le")) // 2
+    if units <= CELL_MAX_CHARS:
+        assert fitted == text
+        return
+    assert len(fitted.encode("utf-16-le")) // 2 <= CELL_MAX_CHARS
+    head, note = fitted.split(" …[cut: ", 1)
+    assert text.startswith(head)
+    assert note == f"{units:,} characters in all, a cell holds {CELL_MAX_CHARS:,}]"
+    assert len(head) > CELL_MAX_CHARS // 2 - 100
+    last = head.rfind("<U+")
+    assert last == -1 or ">" in head[last:]  # never cut inside an escape

@@ -34,7 +34,7 @@ from sodtrack.loader import ParsedUpload, read_upload
 from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.outcomes import UploadResult
-from sodtrack.loader.results import ResultFiles, write_results
+from sodtrack.loader.results import CELL_MAX_CHARS, ResultFiles, write_results
 from sodtrack.loader.rows import BookingRow
 from sodtrack.loader.synth import synthesize_upload
 from sodtrack.simulator.app import create_app
@@ -80,13 +80,17 @@ SURROGATES = ["sur\ud800rogate", "\udfff", "a\udbff\udc00b"]  # lone, and a pair
 
 
 def corpus(rng: random.Random, n: int) -> list[str]:
-    """``n`` hostile texts: each fixed one, then random mixes, and two very long ones."""
+    """``n`` hostile texts: each fixed one, random mixes, and three very long ones, those at
+    positions 0, 1 and 3 (the first row's extra column and notes, the second's extra column:
+    cells every row has)."""
     texts = list(HOSTILE)
-    while len(texts) < n - 2:
+    while len(texts) < n:
         texts.append("".join(rng.choice(HOSTILE) for _ in range(rng.randint(2, 4))))
-    texts.append("ñ" * 6_000 + ";=1+1")  # long, a formula after a delimiter at the end
-    texts.append("=" + "\x0b" * 3_000 + "x" * 3_000)  # every control char grows to 8 chars
     rng.shuffle(texts)
+    texts[0] = "ñ" * 6_000 + ";=1+1"  # long, a formula after a delimiter at its end
+    texts[1] = "=" + "\x0b" * 3_000 + "x" * 3_000  # a control character grows to 8 characters
+    # Past a cell's 32,767 characters once escaped (so is the message that quotes it).
+    texts[3] = "\x01" * 4_500 + "🎉" * 100  # (a vertical tab: whitespace, stripped)
     return texts[:n]
 
 
@@ -240,6 +244,20 @@ def _formula_cells(path: Path) -> list[str]:
         ]
     finally:
         wb.close()
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def test_no_cell_is_longer_than_a_spreadsheet_cell_holds(loaded: Loaded) -> None:
+    files = loaded.files
+    tables = [_csv(files.results_csv), _csv(files.rejects_csv)]
+    tables += [_calamine(files.results_xlsx), _calamine(files.rejects_xlsx)]
+    longest = max(_units(c) for table in tables for line in table for c in line)
+    assert longest <= CELL_MAX_CHARS
+    cut = [c for line in tables[0] for c in line if "…[cut: " in c]
+    assert cut, "the corpus has a value past the limit: it is cut, saying so"
 
 
 def test_libreoffice_exports_the_xlsx_files_cell_for_cell(
