@@ -3,7 +3,8 @@
 Files made by LibreOffice differ from openpyxl's and Excel's (shared strings, styles,
 ``hidden="false"`` on every row, merged cells...), so the loader is tested on them too.
 
-The ``soffice`` fixture (see ``tests/loader/conftest.py``) *skips* a test, saying why, when
+The ``soffice`` fixture (defined here, imported by ``tests/loader/conftest.py`` and
+``tests/loader_engine/conftest.py``) *skips* a test, saying why, when
 LibreOffice is not installed, unless ``SODTRACK_REQUIRE_LIBREOFFICE=1`` is set (CI sets it,
 after installing LibreOffice: ``.ci/run``), in which case the test *fails*: a CI run can never
 pass by silently skipping them.
@@ -53,16 +54,33 @@ def require_soffice() -> str:
     )
 
 
+def register_marker(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "libreoffice: needs LibreOffice's soffice (skips without it, fails without it when "
+        f"{REQUIRE_ENV}=1)",
+    )
+
+
+@pytest.fixture(scope="session")
+def soffice() -> str:
+    """Path of ``soffice``; skips (or fails, under SODTRACK_REQUIRE_LIBREOFFICE=1) without."""
+    return require_soffice()
+
+
 def convert(
     sources: Sequence[Path],
     target: str,
     outdir: Path,
     *,
     soffice: str,
+    infilter: str | None = None,
     timeout: float = CONVERT_TIMEOUT,
 ) -> list[Path]:
     """Convert ``sources`` in one ``soffice`` run to ``target`` (``xlsx``, ``ods``, ``xls``,
-    or ``ext:Filter Name``) into ``outdir``; returns the converted paths, in order.
+    or ``ext:Filter Name[:options]``) into ``outdir``; returns the converted paths, in order.
+    ``infilter`` is the import filter and its options (``CSV:44,34,76,1``: fields split on
+    ``,``, text quoted by ``"``, UTF-8, from line 1).
 
     ``outdir`` must not hold the sources (a conversion to the same format would overwrite
     them).
@@ -78,6 +96,7 @@ def convert(
             "--headless",
             "--norestore",
             "--nolockcheck",
+            *([f"--infilter={infilter}"] if infilter else []),
             "--convert-to",
             target,
             "--outdir",

@@ -13,10 +13,13 @@ in Chile and most of Latin America and Europe). So a CSV field is neutralised fo
 readers (:func:`neutralise_csv_field`): its start, and every segment after a ``,`` or a ``;``
 (and any ``"`` right after it, which a reader may take for an opening quote) that would start
 a formula, get the ``'`` (``x;=1+1`` is written ``"x;'=1+1"``); and the CSV writers quote
-every field
-(``csv.QUOTE_ALL``), so a reader that honours quotes sees one cell whatever its delimiter
-(line breaks inside a quoted cell stay inside it: they are not neutralised). The reader strips
-a whole-cell ``'`` on re-upload; an inner one (``x;'=1+1``) is read as written.
+every field (``csv.QUOTE_ALL``), so a reader that honours quotes sees one cell whatever its
+delimiter. A line break inside a field is a boundary too: a ``;`` reader opening a ``,`` file
+takes a quote for an opening one only at the start of a value, so the quotes of a field after
+a ``,`` are text to it and a line break inside that field ends the record; what follows it
+starts a new record's first cell (LibreOffice does this: ``a\n=1+1`` would be a live
+``=1+1``), so it is written ``a\n'=1+1``. The reader strips a whole-cell ``'`` on re-upload;
+an inner one (``x;'=1+1``, ``a\n'=1+1``) is read as written.
 
 Apply it to *text* written to a cell, not to numbers written as numbers: ``-45`` written as a
 numeric cell is a number, ``"-45"`` written as text becomes ``'-45``.
@@ -29,7 +32,7 @@ from typing import Final
 
 FORMULA_TRIGGERS: frozenset[str] = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 CSV_DELIMITERS: Final = frozenset(",;")
-_SEGMENT_FORMULA: Final = re.compile('([,;]"*)(?=[=+\\-@\t\r\uff1d\uff0b\uff0d\uff20])')
+_SEGMENT_FORMULA: Final = re.compile('([,;\r\n]"*)(?=[=+\\-@\t\r\uff1d\uff0b\uff0d\uff20])')
 
 
 def needs_neutralising(text: str) -> bool:
@@ -44,5 +47,6 @@ def neutralise_formula(text: str) -> str:
 
 def neutralise_csv_field(text: str) -> str:
     """``text`` made safe as a CSV field for a ``,`` reader and a ``;`` reader alike: its
-    start and every segment after a delimiter that would start a formula get a ``'``."""
+    start and every segment after a delimiter or a line break that would start a formula
+    get a ``'``."""
     return _SEGMENT_FORMULA.sub(r"\1'", neutralise_formula(text))

@@ -11,20 +11,30 @@ CSV
     the mark is dropped). Without one, UTF-16/32 LE/BE show in where the NUL bytes fall in
     the first 256 bytes (a Latin letter has zero high bytes); Excel's "Unicode text" is
     UTF-16 LE with a mark, TAB-separated. Otherwise strict UTF-8, else strict CP-1252
-    (Excel's "CSV" on Windows), else Latin-1. A second pass parses. The delimiter (``,``
-    ``;`` tab ``|``) is the one that occurs most often *outside quotes* in the header record,
-    ties going to the one that splits the next records into as many fields (``csv.Sniffer``
-    guesses from character frequencies and is easily fooled by decimal commas). Row numbers
-    count records, as a spreadsheet shows them (a quoted field may span lines; it is still
-    one row); messages also name the physical line(s), as a text editor numbers them.
+    (Excel's "CSV" on Windows), else Latin-1. A second pass parses.
 
-    Every record after the header has the header's number of fields: one with more or fewer
-    cannot be trusted to line up and is rejected (never padded nor cut to width). A file
-    that ends mid-record is refused whole (``file_truncated``, nothing loaded): bytes that
-    end inside a character, a quoted value still open at the end, or a last record short of
-    fields with no line break after it: what a copy taken while still being written looks
-    like. A complete last record without a line break is read, with a warning: a cut inside
-    its last value looks the same.
+    Which record is the header: as for XLSX, the first of the top :data:`HEADER_SEARCH_ROWS`
+    records naming enough columns the loader knows, so a title line, a date or a blank line
+    above it is fine; row numbers stay the file's own. When none is, ``header_not_found``
+    says which lines were looked at. The delimiter (``,`` ``;`` tab ``|``) is found from the
+    file's first 64 KiB parsed with each one in turn (quotes and all, as the reader will):
+    the one under which a header row is found; when several are, one that splits the header,
+    then the one whose following records have the header's number of fields, then the wider
+    header, then the earlier. When no delimiter shows a header: the one the reader parses
+    furthest with, then that splits the most records into one same number of fields (more
+    than one). A one-cell title line, or one with a comma in it above a ``;`` table, does
+    not decide it (``csv.Sniffer`` guesses from character frequencies and is easily fooled
+    by decimal commas). Row numbers count records, as a spreadsheet shows them (a quoted
+    field may span lines; it is still one row); messages also name the physical line(s), as
+    a text editor numbers them.
+
+    Every record after the header (the found one: titles above it are not data) has the
+    header's number of fields: one with more or fewer cannot be trusted to line up and is
+    rejected (never padded nor cut to width). A file that ends mid-record is refused whole
+    (``file_truncated``, nothing loaded): bytes that end inside a character, a quoted value
+    still open at the end, or a last record short of fields with no line break after it: what
+    a copy taken while still being written looks like. A complete last record without a line
+    break is read, with a warning: a cut inside its last value looks the same.
 
 XLSX
     Read with python-calamine: typed cells straight from the workbook, never through CSV,
@@ -58,8 +68,10 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +89,9 @@ from sodtrack.loader.merges import MergedRange
 FileType = Literal["csv", "xlsx"]
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+HEADER_SEARCH_ROWS = 20
+"""The header row is looked for in this many rows at the top of a sheet, or records at the
+top of a CSV (a title, a date or a line of instructions often sits above it)."""
 HeaderTest = Callable[[Sequence[object]], bool]
 """Whether a row's cells are the header row (:func:`~sodtrack.loader.headers.looks_like_header`)."""
 _CHUNK = 1 << 20
@@ -170,10 +185,10 @@ def read_table(
 ) -> RawTable:
     """Open ``path`` (CSV or XLSX, judged by its bytes) and return its header and rows.
 
-    ``is_header`` tells the XLSX reader which row is the header (see :func:`read_xlsx`)."""
+    ``is_header`` tells which row is the header (see :func:`read_xlsx`, :func:`read_csv`)."""
     if sniff_file_type(path) == "xlsx":
         return read_xlsx(path, sheet=sheet, is_header=is_header)
-    return read_csv(path)
+    return read_csv(path, is_header=is_header)
 
 
 def file_sha256(path: Path) -> str:
@@ -369,57 +384,67 @@ def detect_encoding(path: Path) -> tuple[str, str, list[UploadIssue]]:
     return encoding, digest.hexdigest(), issues
 
 
-def _logical_lines(sample: str, limit: int) -> list[str]:
-    """Split text into records (newlines inside double quotes do not end a record)."""
-    lines: list[str] = []
-    start = 0
-    quoted = False
-    i = 0
-    n = len(sample)
-    while i < n and len(lines) < limit:
-        ch = sample[i]
-        if ch == '"':
-            quoted = not quoted
-        elif ch in "\r\n" and not quoted:
-            lines.append(sample[start:i])
-            if ch == "\r" and i + 1 < n and sample[i + 1] == "\n":
-                i += 1
-            start = i + 1
-        i += 1
-    if len(lines) < limit and start < n:
-        lines.append(sample[start:])
-    return [line for line in lines if line.strip()]
+_VOTE_RECORDS: Final = 40
+"""Records of the sample parsed per delimiter: the header search's, and as many after it."""
 
 
-def _count_outside_quotes(line: str, delimiter: str) -> int:
-    count = 0
-    quoted = False
-    for ch in line:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == delimiter and not quoted:
-            count += 1
-    return count
+def _sample_records(sample: str, delimiter: str, limit: int) -> list[list[str]]:
+    """The first ``limit`` records of ``sample`` as the reader parses them with ``delimiter``
+    (a blank line is ``[]``); fewer when the sample ends, or the reader would stop, before
+    (a quote in a place ``delimiter`` does not allow: a sign it is not the delimiter)."""
+    records: list[list[str]] = []
+    reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter, strict=True)
+    try:
+        for cells in reader:
+            records.append(cells)
+            if len(records) >= limit:
+                break
+    except csv.Error:  # or the sample ends inside a value: the reader judges the file
+        pass
+    return records
 
 
-def detect_delimiter(sample: str) -> str:
-    """The delimiter of a CSV, from the first records of its text (see the module docstring)."""
-    lines = _logical_lines(sample, limit=21)
-    if not lines:
-        return ","
-    header = lines[0]
-    counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
-    best = max(counts.values())
-    if best == 0:
-        return ","
-    tied = [d for d in DELIMITERS if counts[d] == best]
-    if len(tied) == 1 or len(lines) == 1:
-        return tied[0]
+def _has_value(cells: Sequence[str]) -> bool:
+    return any(c.strip() for c in cells)
 
-    def agreement(delimiter: str) -> int:
-        return sum(_count_outside_quotes(line, delimiter) == best for line in lines[1:])
 
-    return max(tied, key=agreement)
+def detect_delimiter(sample: str, is_header: HeaderTest | None = None) -> str:
+    """The delimiter of a CSV, from the first records of its text (see the module docstring).
+
+    ``is_header`` tells a header row (by default one naming enough columns the loader knows).
+    """
+    test = is_header or looks_like_header
+    candidates: list[tuple[bool, int, int, int, int, str]] = []
+    for order, delimiter in enumerate(DELIMITERS):
+        records = _sample_records(sample, delimiter, _VOTE_RECORDS)
+        for index, cells in enumerate(records[:HEADER_SEARCH_ROWS]):
+            if _has_value(cells) and test(cells):
+                following = [r for r in records[index + 1 :] if r]  # blank lines: []
+                agree = sum(len(r) == len(cells) for r in following)
+                candidates.append((len(cells) > 1, agree, len(cells), -index, -order, delimiter))
+                break
+    if candidates:
+        return max(candidates)[-1]
+    return _vote_delimiter(sample)
+
+
+def _vote_delimiter(sample: str) -> str:
+    """No header row in sight: the delimiter under which the reader gets furthest (a quote
+    where the delimiter does not allow one stops it), then that splits the most records into
+    one same number (more than one) of fields, ties going to more fields, then to
+    :data:`DELIMITERS` order."""
+    best: tuple[int, int, int, int] | None = None
+    chosen = ","
+    for order, delimiter in enumerate(DELIMITERS):
+        records = _sample_records(sample, delimiter, _VOTE_RECORDS)
+        widths = Counter(len(r) for r in records if len(r) > 1 and _has_value(r))
+        if not widths:
+            continue
+        width, agree = max(widths.items(), key=lambda item: (item[1], item[0]))
+        key = (len(records), agree, width, -order)
+        if best is None or key > best:
+            best, chosen = key, delimiter
+    return chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,8 +466,10 @@ class RecordShape:
         return f"lines {self.first_line}-{self.last_line}"
 
 
-def read_csv(path: Path) -> RawTable:
-    """Read a CSV file: detect encoding and delimiter, then stream its records."""
+def read_csv(path: Path, *, is_header: HeaderTest | None = None) -> RawTable:
+    """Read a CSV file: detect encoding and delimiter, find the header among the first
+    :data:`HEADER_SEARCH_ROWS` records (``is_header`` tells one; by default a record naming
+    enough columns the loader knows), then stream the records after it."""
     encoding, digest, issues = detect_encoding(path)
     try:
         with path.open("r", encoding=encoding, newline="") as f:
@@ -457,27 +484,23 @@ def read_csv(path: Path) -> RawTable:
                 "Upload the sheet with its header row and one row per booking.",
             )
         )
-    delimiter = detect_delimiter(sample)
+    test = is_header or looks_like_header
+    delimiter = detect_delimiter(sample, test)
     stream = path.open("r", encoding=encoding, newline="")
-    records = _CsvRecords(stream, delimiter, issues)
+    records = _CsvRecords(stream, delimiter, issues, test)
     rows = iter(records)
     header_row = 0
     header: list[object] = []
     for row_number, cells in rows:
-        if any(c.strip() for c in cells):
+        if row_number == records.header:
             header_row, header = row_number, list(cells)
             break
-    if not header:
+        if row_number >= HEADER_SEARCH_ROWS:
+            break
+    if not header_row:
         stream.close()
         broken = next((i for i in issues if i.severity == "error"), None)
-        raise UnreadableFile(
-            broken
-            or UploadIssue(
-                IssueCode.EMPTY_FILE,
-                "The file has no header row.",
-                "Put the column names in the first row.",
-            )
-        )
+        raise UnreadableFile(broken or _csv_header_not_found(records.searched_lines))
     return RawTable(
         file_type="csv",
         file_sha256=digest,
@@ -496,11 +519,26 @@ def read_csv(path: Path) -> RawTable:
     )
 
 
+def _csv_header_not_found(lines: int) -> UploadIssue:
+    where = f"lines 1-{lines}" if lines > 1 else "line 1"
+    return UploadIssue(
+        IssueCode.HEADER_NOT_FOUND,
+        f"No header row found: looked at {where} of the file for a row naming the columns "
+        "(external_reference, service_sku, scheduled_start, customer_first_name...), and "
+        "none does.",
+        f"Put the column names in one line within the first {HEADER_SEARCH_ROWS} of the "
+        "file (the template's headers, or names in English, Spanish or Portuguese), or map "
+        "your headers with a mapping file.",
+    )
+
+
 class _CsvRecords:
     """The CSV's records, numbered from 1, with what is learnt while reading them.
 
-    The first record with a value is the header; every later record whose number of fields
-    differs goes to ``shapes`` (before it is yielded). Records are yielded one behind the
+    The header is the first of the top :data:`HEADER_SEARCH_ROWS` records that ``is_header``
+    accepts (``header``, set before it is yielded; ``searched_lines`` is the physical line
+    where the search ended); every later record whose number of fields differs goes to
+    ``shapes`` (before it is yielded). Records are yielded one behind the
     parser, so the last one can be judged at the end of the file: without a line break after
     it and short of fields, it is cut mid-way and the file is refused as truncated (an
     upload-level issue, the record not yielded); without a line break but complete, it is
@@ -511,10 +549,15 @@ class _CsvRecords:
     spanning several lines whose value holds many delimiters is put in ``merged``.
     """
 
-    def __init__(self, stream: IO[str], delimiter: str, issues: list[UploadIssue]) -> None:
+    def __init__(
+        self, stream: IO[str], delimiter: str, issues: list[UploadIssue], is_header: HeaderTest
+    ) -> None:
         self.stream = stream
         self.delimiter = delimiter
         self.issues = issues
+        self.is_header = is_header
+        self.header: int | None = None
+        self.searched_lines = 0
         self.merged: set[int] = set()
         self.shapes: dict[int, RecordShape] = {}
         self.unterminated: set[int] = set()
@@ -548,8 +591,11 @@ class _CsvRecords:
                 if held is not None:
                     yield held[0], held[1]
                 if width is None:
-                    if any(c.strip() for c in cells):
-                        width, header = len(cells), number
+                    if number <= HEADER_SEARCH_ROWS:
+                        self.searched_lines = end_line
+                        if _has_value(cells) and self.is_header(cells):
+                            width = len(cells)
+                            header = self.header = number
                 elif len(cells) != width:
                     self.shapes[number] = RecordShape(len(cells), width, first_line, end_line)
                 held = (number, cells, first_line)
@@ -648,11 +694,6 @@ def _typed(value: object) -> object:
     if type(value) is float and value.is_integer():
         return int(value)
     return value
-
-
-HEADER_SEARCH_ROWS = 20
-"""The header row is looked for in this many rows at the top of a sheet (a title, a date or
-a line of instructions often sits above it)."""
 
 
 def _sheet_list(names: Sequence[str]) -> str:
@@ -1014,6 +1055,7 @@ def _count_hidden_rows(stream: IO[bytes]) -> list[int | None]:
 
 __all__ = [
     "DELIMITERS",
+    "HEADER_SEARCH_ROWS",
     "TRUNCATED_MESSAGES",
     "CellProblem",
     "RawTable",

@@ -42,12 +42,18 @@ characters, never as the control character.
 
 Spreadsheet safety: every text cell goes through
 :func:`~sodtrack.loader.neutralise.neutralise_formula` (a leading ``=``, ``+``, ``-``, ``@``…
-gets a ``'``); in CSV every field is quoted and every segment after a ``,`` or ``;`` that
-would start a formula is neutralised too (safe for a ``,`` and a ``;`` reader alike). XLSX
+gets a ``'``); in CSV every field is quoted and every segment after a ``,``, a ``;`` or a line
+break that would start a formula is neutralised too (safe for a ``,`` and a ``;`` reader
+alike: LibreOffice checks it, tests/loader_engine/test_results_libreoffice.py). XLSX
 cells are written as explicit strings (never as formulas, never re-typed: postal codes keep
 their zeros), and a literal ``_xHHHH_`` in the text is escaped (``_x005F_``) so Excel and
 calamine show it as typed. CSV is UTF-8 with a BOM so that Excel shows accents right, with
 CRLF line ends.
+
+A cell holds at most 32,767 characters (:data:`CELL_MAX_CHARS`; Excel refuses or cuts longer
+text): a longer one (a long value whose control characters became ``<U+XXXX>``, a message
+quoting it) is cut there, in CSV and XLSX alike, and ends with a visible ``…[cut: N
+characters in all, a cell holds 32,767]``.
 """
 
 from __future__ import annotations
@@ -109,9 +115,15 @@ REJECT_COLUMNS: Final = (
 _SOURCES: Final[Mapping[str, tuple[str, ...]]] = {
     "scheduled_start": ("scheduled_start", "scheduled_date", "scheduled_time"),
 }
+CELL_MAX_CHARS: Final = 32_767
+"""What a spreadsheet cell holds (Excel's limit, in UTF-16 code units): longer text (a long
+value whose control characters grew to ``<U+XXXX>``, a message quoting it) is cut, saying so
+in the cell."""
 STEM_BYTES: Final = 120
 """The most of the upload's file name a results file name keeps (the rest are ids, suffixes)."""
 _OOXML_ESCAPE: Final = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+_PARTIAL_ESCAPE: Final = re.compile(r"<(?:U(?:\+[0-9A-F]{0,6})?)?\Z")
+"""The start of a ``<U+XXXX>`` escape at the end of a text cut short."""
 FILE_KINDS: Final = ("results_csv", "results_xlsx", "rejects_csv", "rejects_xlsx", "summary_json")
 _SUFFIXES: Final[Mapping[str, str]] = {
     "results_csv": "results.csv",
@@ -312,18 +324,48 @@ def rejects_table(
 
 
 def write_csv(path: Path, header: Sequence[str], body: Iterable[Sequence[str]]) -> None:
-    """UTF-8 with BOM, CRLF, every field quoted, escaped (:func:`~sodtrack.textsafe.cell_safe`)
-    and neutralised for ``,`` and ``;`` readers; atomic, ``0600``."""
+    """UTF-8 with BOM, CRLF, every field quoted, escaped (:func:`~sodtrack.textsafe.cell_safe`),
+    neutralised for ``,`` and ``;`` readers and cut to what a cell holds (:func:`fit_cell`);
+    atomic, ``0600``."""
     with atomic_text(path, encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
-        writer.writerow([neutralise_csv_field(cell_safe(h)) for h in header])
+        writer.writerow([fit_cell(neutralise_csv_field(cell_safe(h))) for h in header])
         for cells in body:
-            writer.writerow([neutralise_csv_field(cell_safe(c)) for c in cells])
+            writer.writerow([fit_cell(neutralise_csv_field(cell_safe(c))) for c in cells])
 
 
 def _xlsx_text(text: str) -> str:
-    """Cell text as OOXML stores it: escaped, neutralised, a literal ``_xHHHH_`` kept literal."""
-    return _OOXML_ESCAPE.sub(r"_x005F_\1", neutralise_formula(cell_safe(text)))
+    """Cell text as OOXML stores it: escaped, neutralised, cut to what a cell holds, a
+    literal ``_xHHHH_`` kept literal."""
+    return _OOXML_ESCAPE.sub(r"_x005F_\1", fit_cell(neutralise_formula(cell_safe(text))))
+
+
+def _units(text: str) -> int:
+    """Length in UTF-16 code units, as Excel counts it (a character beyond the BMP is two)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def fit_cell(text: str) -> str:
+    """``text`` if a spreadsheet cell holds it (:data:`CELL_MAX_CHARS`), else its start and a
+    visible note that it was cut (never inside a ``<U+XXXX>`` escape)."""
+    if len(text) <= CELL_MAX_CHARS // 2:  # the common case, without counting
+        return text
+    units = _units(text)
+    if units <= CELL_MAX_CHARS:
+        return text
+    note = f" …[cut: {units:,} characters in all, a cell holds {CELL_MAX_CHARS:,}]"
+    room = CELL_MAX_CHARS - len(note)
+    end = 0
+    used = 0
+    for end, ch in enumerate(text):  # noqa: B007
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > room:
+            break
+    head = text[:end]
+    partial = _PARTIAL_ESCAPE.search(head, max(0, len(head) - 12))
+    if partial is not None:
+        head = head[: partial.start()]
+    return head + note
 
 
 def _xlsx_row(ws: WriteOnlyWorksheet, cells: Sequence[str], bold: bool = False) -> list[Any]:

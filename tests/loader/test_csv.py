@@ -393,7 +393,9 @@ def test_generated_csv_files_read_back_cell_for_cell(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "b.csv"
         path.write_bytes(data)
-        raw = read_table(path)
+        # The generated names are no known columns: the first record with a value is taken
+        # as the header (tests/loader/test_csv_header_search.py covers finding a real one).
+        raw = read_table(path, is_header=lambda cells: any(str(c).strip() for c in cells))
         read_rows = list(raw.rows)
     if codec == "cp1252":
         text = "".join([*header, *(c for r in rows for c in r)])

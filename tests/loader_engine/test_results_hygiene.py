@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -26,7 +27,14 @@ from hypothesis import strategies as st
 from sodtrack.loader import read_upload
 from sodtrack.loader.neutralise import FORMULA_TRIGGERS, neutralise_csv_field
 from sodtrack.loader.outcomes import RowResult, UploadResult
-from sodtrack.loader.results import ResultFiles, original_text, write_csv, write_results
+from sodtrack.loader.results import (
+    CELL_MAX_CHARS,
+    ResultFiles,
+    fit_cell,
+    original_text,
+    write_csv,
+    write_results,
+)
 from sodtrack.loader.rows import BookingRow
 from sodtrack.textsafe import cell_safe
 
@@ -170,14 +178,19 @@ def test_any_text_in_any_cell_writes_every_file(texts: list[str], message: str) 
 
 @HYPOTHESIS
 @given(
-    st.text(alphabet=st.sampled_from("ab 1;,=+-@\t\r\"'x"), max_size=20),
+    st.text(alphabet=st.sampled_from("ab 1;,=+-@\t\r\n\"'x"), max_size=20),
     st.sampled_from(sorted(FORMULA_TRIGGERS)),
 )
 def test_csv_fields_never_start_a_formula_for_a_comma_or_semicolon_reader(
     text: str, trigger: str
 ) -> None:
     """``x;=1+1`` and its kind: read by a ``,`` reader, a ``;`` reader, or one splitting on
-    the delimiter without honouring quotes, no cell starts a formula."""
+    the delimiter and on line breaks without honouring quotes, no cell starts a formula.
+
+    A ``;`` reader does not honour the quotes of a ``,`` file's fields that follow a ``,``
+    (LibreOffice: a quote opens a value only at the start of one), so a line break inside
+    such a field ends its record there and the text after it starts a new record's first
+    cell (found by tests/loader_engine/test_results_libreoffice.py)."""
     value = f"{text}{trigger}1+1"
     with _tmp() as tmp:
         path = tmp / "r.csv"
@@ -186,7 +199,7 @@ def test_csv_fields_never_start_a_formula_for_a_comma_or_semicolon_reader(
     for delimiter in ",;":
         for cell in _cells_as_spreadsheets_read(raw, delimiter):
             assert not _formula(cell), (delimiter, cell)
-        for segment in raw.split(delimiter):  # a reader ignoring quotes
+        for segment in re.split(f"[{delimiter}\r\n]", raw):  # a reader ignoring quotes
             assert not _formula(segment), (delimiter, segment)
 
 
@@ -324,3 +337,26 @@ def test_a_long_file_name_still_gives_writable_result_names(tmp_path: Path) -> N
     files = write_results(result, parsed.rows, parsed.columns, tmp_path / "out")
     assert files.complete, files.failed
     assert all(len(p.name.encode()) <= 255 for p in files.paths().values())
+
+
+@HYPOTHESIS
+@given(
+    st.integers(CELL_MAX_CHARS // 2 - 10, CELL_MAX_CHARS * 2),
+    st.text(st.sampled_from("a;=\U0001f389\x01\x0b"), min_size=1, max_size=12),
+)
+def test_a_cell_is_cut_to_what_a_spreadsheet_holds_saying_so(length: int, unit: str) -> None:
+    """Excel counts UTF-16 code units (an emoji is two) and holds 32,767 in a cell; the text
+    is cut after control characters became ``<U+XXXX>``, never inside one."""
+    text = cell_safe((unit * (length // len(unit) + 1))[:length])
+    fitted = fit_cell(text)
+    units = len(text.encode("utf-16-le")) // 2
+    if units <= CELL_MAX_CHARS:
+        assert fitted == text
+        return
+    assert len(fitted.encode("utf-16-le")) // 2 <= CELL_MAX_CHARS
+    head, note = fitted.split(" …[cut: ", 1)
+    assert text.startswith(head)
+    assert note == f"{units:,} characters in all, a cell holds {CELL_MAX_CHARS:,}]"
+    assert len(head) > CELL_MAX_CHARS // 2 - 100
+    last = head.rfind("<U+")
+    assert last == -1 or ">" in head[last:]  # never cut inside an escape
