@@ -145,4 +145,3 @@ class State:
         old_us = project.updated_us
         project.updated_us = self.stamp(at_us)
         client.project_index.move(old_us, project.updated_us, project.id)
-
