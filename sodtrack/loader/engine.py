@@ -34,6 +34,7 @@ from typing import Any, Final
 from sodtrack.client.errors import SodtrackError
 from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import get_country
+from sodtrack.contract.models import BookingStatus
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
 from sodtrack.loader.checks import (
@@ -53,7 +54,7 @@ from sodtrack.loader.existing import (
 )
 from sodtrack.loader.ledger import Ledger, StepRecord, upload_id_for
 from sodtrack.loader.load import Loader, LoaderClient, Progress, explain_exception
-from sodtrack.loader.messages import Explanation
+from sodtrack.loader.messages import Explanation, explain_new_booking_status
 from sodtrack.loader.outcomes import RowResult, UploadResult
 from sodtrack.loader.plan import StepRef, build_plan
 from sodtrack.loader.upload import ParsedUpload
@@ -284,6 +285,16 @@ async def _validate_and_load(
             coverage_mode=coverage_mode,
             catalog=catalog,
         )
+        # A new booking starts scheduled: a row for one Sodtrack does not have (as far as
+        # is known here) asking for another status is refused, not created and moved on
+        # (:func:`~sodtrack.loader.messages.explain_new_booking_status`). A real run looks
+        # these up by reference below: found, they are corrections like any other.
+        for i in never_sent:
+            status = rows[i].booking_status
+            if status not in (None, BookingStatus.SCHEDULED) and i not in checked.rejected:
+                checked.rejected[i] = explain_new_booking_status(
+                    reference=rows[i].external_reference, status=str(status)
+                )
         # Corrections that move a booking: the new start is checked like a new one's.
         project_refs = {p.id: ref for ref, p in found.projects.items()}
         moves = {}

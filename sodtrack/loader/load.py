@@ -61,6 +61,7 @@ from sodtrack.client.errors import (
 from sodtrack.client.results import WriteResult
 from sodtrack.contract import models as m
 from sodtrack.contract.countries import Country
+from sodtrack.contract.models import booking_status_path
 from sodtrack.loader.catalog import CatalogClient
 from sodtrack.loader.checks import Checked, row_context
 from sodtrack.loader.compare import Comparison, compare, describe
@@ -354,6 +355,7 @@ class Loader:
                 sodtrack_id=sodtrack_id,
                 differences=differing,
                 cancelled=comparison.cancelled,
+                status_refused=comparison.status_refused is not None,
             )
             self.fail(ref, "rejected", why, sodtrack_id=sodtrack_id, data={"existing": True})
             return None
@@ -476,7 +478,7 @@ class Loader:
         projects = {project_id: row.project_reference or ""} if project_id else {}
         correct = Correction(
             lambda bk: compare("booking", want, booking_have(bk, self.checked.catalog, projects)),
-            lambda bid, c: self.client.update_booking(bid, m.BookingUpdate(**c.patch_body())),
+            partial(self._correct_booking, reason=row.cancellation_reason),
         )
 
         def price(bk: m.Booking) -> dict[str, Any]:
@@ -505,6 +507,33 @@ class Loader:
         await self.attempt(
             b.step.ref, lambda: self.client.create_booking(body), ctx, price, correct
         )
+
+    async def _correct_booking(
+        self, booking_id: str, c: Comparison, *, reason: str | None
+    ) -> m.Booking:
+        """Apply a booking's correction: the fields first (a new start needs a status that
+        may still be rescheduled), then the status one step of the contract's graph at a
+        time, each an absolute value (a step repeated after a lost answer is a no-op; the next
+        run reads where it was left and walks on from there)."""
+        record: m.Booking | None = None
+        body = c.patch_body()
+        if body:
+            record = await self.client.update_booking(booking_id, m.BookingUpdate(**body))
+        move = c.status_move
+        if move is not None:
+            here, there = move
+            if record is not None:
+                here = record.status
+            steps = booking_status_path(here, there)
+            for step in steps if steps is not None else (there,):  # refused by the API
+                if step == m.BookingStatus.CANCELLED:
+                    # A row saying cancelled always has its reason (a row check).
+                    record = await self.client.cancel_booking(booking_id, reason or "")
+                else:
+                    update = m.BookingUpdate(status=step)
+                    record = await self.client.update_booking(booking_id, update)
+        assert record is not None, "an update verdict without a change"
+        return record
 
     async def _stage(self, s: StageLoad, project_id: str) -> None:
         ref = s.step.ref
