@@ -7,7 +7,7 @@ Sheets:
     document id and references formatted as text (``@``) so Excel keeps leading zeros; the
     date, time and amount columns formatted for the country; drop-down lists for
     ``service_sku`` and ``variant_sku`` (active SKUs, from the ``catalog`` sheet),
-    ``payment_method`` and ``payment_currency``, and a whole-number check on
+    ``booking_status``, ``payment_method`` and ``payment_currency``, and a whole-number check on
     ``stage_sequence``.
 ``instructions``
     the rules in plain language: required columns, dates (day first, the country's time

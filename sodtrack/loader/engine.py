@@ -6,10 +6,12 @@
    Sodtrack already holds under the rows' references (:mod:`.existing`: the ledger's memory
    of other uploads, and in a dry run a lookup by reference), which are *compared* with their
    rows (:mod:`.compare`) instead of being checked as creates; then for the others SKUs,
-   coverage, slot shape and (optionally) capacity against Sodtrack; then payments against
-   each project's total. A dry run stops here, writes nothing, and answers
-   ``would_create`` / ``would_update`` / ``rejected`` (a correction the API cannot apply),
-   with the notice that availability can change before the real run.
+   coverage, slot shape and (optionally) capacity against Sodtrack; a new booking asking for
+   a status other than scheduled is refused (a real run first looks it up by reference: found,
+   it is a correction); then payments against each project's total. A dry run stops here,
+   writes nothing, and answers ``would_create`` / ``would_update`` / ``rejected`` (a
+   correction the API cannot apply), with the notice that availability can change before the
+   real run.
 2. **Load** the plan (:mod:`.plan`): per project, in order, project → its bookings
    (concurrently) → its stages (holding the bookings created) → its payments (file order);
    projects concurrently with each other and with the plain bookings. Concurrency is

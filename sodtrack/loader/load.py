@@ -28,7 +28,10 @@ Errors, from the client's classification:
 Corrections: a record that already exists (known before the run, or answered by a ``409`` /
 found by reference) is compared with its row (:mod:`.compare`, :meth:`Loader.settle`):
 identical → ``done``; only fields the API can change differ (a booking's start and notes, a
-project's or stage's name) → ``PATCH`` with absolute values under the same in-flight protocol
+project's or stage's name; a booking's status, walked one ``PATCH`` per step of the
+contract's graph after the fields, or cancelled with the row's reason, see
+:meth:`Loader._correct_booking`) → ``PATCH`` with absolute values under the same in-flight
+protocol
 (the step is marked ``in_flight`` with the record's id and ``{"existing": true, "update":
 [...]}`` first, so a lost answer is settled by the next run reading the record, and the record
 is never taken for one this upload created), then ``done`` with ``updated_run``: the row is

@@ -8,6 +8,8 @@ the project. The checks here need only the row itself (and the country):
   e-mail and phone, ``address_line1``, ``city``, ``region``, ``postal_code``;
 - payment fields are all-or-nothing (reference, amount, method, paid_at; the currency defaults
   to the country's and must equal it), and a payment needs a ``project_reference``;
+- ``booking_status`` (optional, en/es/pt values) ``cancelled`` needs a
+  ``cancellation_reason``, and a reason needs ``cancelled``;
 - stage fields need a ``project_reference``, and a ``stage_name`` needs its ``stage_sequence``
   (a sequence alone is fine when another row of the stage names it: a cross-row check);
 - formats, enums and amounts, through :mod:`sodtrack.loader.values`.
