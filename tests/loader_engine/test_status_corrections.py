@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
@@ -29,6 +30,7 @@ from sodtrack.loader.cancel import cancel_upload
 from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.outcomes import UploadResult
+from sodtrack.loader.results import write_results
 from sodtrack.loader.synth import COLUMNS, synthesize_upload
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
@@ -169,6 +171,16 @@ async def test_cancel_with_reason_uses_the_cancel_endpoint(
     assert _by_ref(result, path)[ref].outcome == "updated"
     rec = _rec(app, ref)
     assert (rec["status"], rec["cancelled_reason"]) == ("cancelled", "El cliente se mudó")
+    parsed = read_upload(path, "cl")
+    files = write_results(result, parsed.rows, parsed.columns, tmp_path / "out")
+    assert not files.failed
+    written = {r["input: external_reference"]: r for r in read_rows(files.results_csv)}
+    assert written[ref]["outcome"] == "updated"
+    assert written[ref]["read as: booking_status"] == "cancelled"
+    sheet = load_workbook(files.results_xlsx, read_only=True).active
+    assert sheet is not None
+    cells = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    assert "read as: booking_status" in cells
     writes = _booking_writes(app)
     again = await _load(app, ledger, path)
     assert again.counts["already_existed"] == len(rows)
