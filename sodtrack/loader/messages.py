@@ -401,7 +401,7 @@ def explain_correction_refused(
             + ".",
             f"Give the row a new reference if the {label} is still wanted, or remove the row.",
         )
-    rule = STATUS_RULE if status_refused else CHANGEABLE
+    rule = f"{STATUS_RULE}; {CHANGEABLE}" if status_refused else CHANGEABLE
     return Explanation(
         "correction_not_allowed",
         "invalid",
