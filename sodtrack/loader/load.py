@@ -530,8 +530,8 @@ class Loader:
             steps = booking_status_path(here, there)
             for step in steps if steps is not None else (there,):  # refused by the API
                 if step == m.BookingStatus.CANCELLED:
-                    # A row saying cancelled always has its reason (a row check).
-                    record = await self.client.cancel_booking(booking_id, reason or "")
+                    assert reason, "a row saying cancelled always has its reason (a row check)"
+                    record = await self.client.cancel_booking(booking_id, reason)
                 else:
                     update = m.BookingUpdate(status=step)
                     record = await self.client.update_booking(booking_id, update)
