@@ -7,7 +7,7 @@ Sheets:
     document id and references formatted as text (``@``) so Excel keeps leading zeros; the
     date, time and amount columns formatted for the country; drop-down lists for
     ``service_sku`` and ``variant_sku`` (active SKUs, from the ``catalog`` sheet),
-    ``payment_method`` and ``payment_currency``, and a whole-number check on
+    ``booking_status``, ``payment_method`` and ``payment_currency``, and a whole-number check on
     ``stage_sequence``.
 ``instructions``
     the rules in plain language: required columns, dates (day first, the country's time
@@ -37,7 +37,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from sodtrack.bulkload import EXIT_CODES
 from sodtrack.contract.countries import Country, get_country
 from sodtrack.contract.limits import MAX_HORIZON_DAYS, SLOT_FIRST_HOUR, SLOT_LAST_HOUR
-from sodtrack.contract.models import Service, Variant
+from sodtrack.contract.models import BookingStatus, Service, Variant
 from sodtrack.loader.headers import CANONICAL_COLUMNS
 from sodtrack.loader.values import PAYMENT_METHODS
 
@@ -79,6 +79,8 @@ TEXT_COLUMNS: Final = frozenset(
         "payment_currency",
     }
 )
+BOOKING_STATUSES: Final[tuple[str, ...]] = tuple(str(s) for s in BookingStatus)
+"""The drop-down list of ``booking_status`` (the contract's statuses, in their order)."""
 DATE_FORMAT: Final = "dd/mm/yyyy"
 TIME_FORMAT: Final = "hh:mm"
 
@@ -112,6 +114,12 @@ def _help(country: Country) -> dict[str, str]:
         "postal_code": f"Required. {country.name}: like {country.postal_code_example} "
         "(kept as text: leading zeros stay).",
         "notes": "Optional. Anything the technician should know.",
+        "booking_status": "Optional; leave it empty for a new booking (it starts "
+        "scheduled). To correct a booking already in Sodtrack: "
+        f"{', '.join(BOOKING_STATUSES)}. It only moves forward one way, "
+        "scheduled → confirmed → in_progress → completed, or to cancelled before completed.",
+        "cancellation_reason": "Only with booking_status cancelled, and then required: why "
+        "it was cancelled.",
         "project_reference": "Only for projects: the same reference on every row of one "
         "project (one customer, several bookings).",
         "project_name": "Only for projects: the project's name (one row is enough).",
@@ -304,8 +312,14 @@ def instructions(country: Country, catalog: CatalogLists) -> list[str]:
         "Every row gets exactly one outcome in the results file (CSV and XLSX, same order as "
         "this sheet): created, updated, already_existed, rejected, skipped_dependency, "
         "failed_transient (or would_create / would_update in a dry run), with a message and "
-        "a suggested fix. A row already in Sodtrack with another start, notes or project or "
-        "stage name is updated; other differences are rejected, naming the fields.",
+        "a suggested fix. A row already in Sodtrack with another start, notes, status or "
+        "project or stage name is updated; other differences are rejected, naming the fields.",
+        "Statuses: booking_status corrects a booking already in Sodtrack. It moves forward "
+        "only (scheduled → confirmed → in_progress → completed; several steps at once are "
+        "fine), or to cancelled (with a cancellation_reason) from anything but completed; "
+        "going back, or leaving completed or cancelled, is rejected. A new booking always "
+        "starts scheduled: a new row with another status is rejected (load it first, then "
+        "upload its status). An empty cell leaves the status as it is.",
         "Rows to fix are also in a rejects file with your columns as you wrote them: fix "
         "them there and upload that file. Loading the same file again creates nothing twice.",
         "",
@@ -401,6 +415,17 @@ def _bookings_sheet(ws: object, country: Country, catalog: CatalogLists) -> None
             showInputMessage=True,
         ),
         "variant_sku",
+    )
+    add(
+        DataValidation(
+            type="list",
+            formula1='"' + ",".join(BOOKING_STATUSES) + '"',
+            allow_blank=True,
+            showErrorMessage=True,
+            errorTitle="Booking status",
+            error=f"One of: {', '.join(BOOKING_STATUSES)}, or empty.",
+        ),
+        "booking_status",
     )
     add(
         DataValidation(

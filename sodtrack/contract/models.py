@@ -125,13 +125,49 @@ class BookingStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-BOOKING_PROGRESSION: tuple[BookingStatus, ...] = (
-    BookingStatus.SCHEDULED,
-    BookingStatus.CONFIRMED,
-    BookingStatus.IN_PROGRESS,
-    BookingStatus.COMPLETED,
-)
-"""The one-step-at-a-time path a booking's status follows (any but completed may cancel)."""
+BOOKING_TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
+    BookingStatus.SCHEDULED: frozenset({BookingStatus.CONFIRMED, BookingStatus.CANCELLED}),
+    BookingStatus.CONFIRMED: frozenset({BookingStatus.IN_PROGRESS, BookingStatus.CANCELLED}),
+    BookingStatus.IN_PROGRESS: frozenset({BookingStatus.COMPLETED, BookingStatus.CANCELLED}),
+    BookingStatus.COMPLETED: frozenset(),
+    BookingStatus.CANCELLED: frozenset(),
+}
+"""The contract's booking status graph, the one table: every status a booking may be moved
+to by one request from each status (``PATCH /bookings/{id}`` with ``status`` one step on, or
+to ``cancelled``; ``POST /bookings/{id}/cancel``). Setting the current status is a no-op, not
+a transition. The simulator enforces it and the loader's corrections walk it."""
+
+
+def _progression() -> tuple[BookingStatus, ...]:
+    path = [BookingStatus.SCHEDULED]
+    while after := sorted(BOOKING_TRANSITIONS[path[-1]] - {BookingStatus.CANCELLED}):
+        path.append(after[0])
+    return tuple(path)
+
+
+BOOKING_PROGRESSION: tuple[BookingStatus, ...] = _progression()
+"""The one-step-at-a-time path a booking's status follows (any but completed may cancel),
+read off :data:`BOOKING_TRANSITIONS`: scheduled → confirmed → in_progress → completed."""
+
+
+def booking_status_path(
+    current: BookingStatus | str, wanted: BookingStatus | str
+) -> tuple[BookingStatus, ...] | None:
+    """The statuses to set one request at a time to take a booking from ``current`` to
+    ``wanted`` (the shortest walk of :data:`BOOKING_TRANSITIONS`): ``()`` when they are equal,
+    ``None`` when the graph has no way (backwards, or out of completed or cancelled)."""
+    start, goal = BookingStatus(current), BookingStatus(wanted)
+    paths: dict[BookingStatus, tuple[BookingStatus, ...]] = {start: ()}
+    frontier = [start]
+    while frontier:
+        here = frontier.pop(0)
+        if here == goal:
+            return paths[here]
+        for after in sorted(BOOKING_TRANSITIONS[here]):
+            if after not in paths:
+                paths[after] = (*paths[here], after)
+                frontier.append(after)
+    return None
 
 
 class ProjectStatus(StrEnum):

@@ -10,6 +10,14 @@ resource field (sheet column)     compared   the API can change it
 booking  scheduled_start          instant    yes: ``PATCH /bookings/{id}`` (slot checked
                                              again: a ``slot_unavailable`` refuses it)
 booking  notes                    text       yes: ``PATCH /bookings/{id}``
+booking  booking_status           status     along the contract's graph only
+                                             (:data:`~sodtrack.contract.models.BOOKING_TRANSITIONS`):
+                                             forward, one ``PATCH`` per step, or
+                                             ``POST /bookings/{id}/cancel`` with the row's
+                                             ``cancellation_reason``; backwards or out of
+                                             completed/cancelled: no
+booking  cancellation_reason      text       no (compared only when both are cancelled: the
+                                             first reason stays)
 booking  service_sku, variant_sku id         no (the row's SKUs resolved to catalog ids)
 booking  customer_*, address_*,   text       no
          city, region, postal_code
@@ -24,9 +32,15 @@ payment  paid_at                  instant    no
 payment  stage_sequence           id         no (the stage the payment names)
 ======== ======================== ========== ==========================================
 
-The sheet has no status or cancellation column, so a booking's ``status`` is not compared;
-a booking Sodtrack holds *cancelled* is never "the same" as a row asking for it, and its
-reference cannot be reused: that is a refusal of its own (:attr:`Comparison.cancelled`).
+A booking's status is compared only when the row gives one (an empty ``booking_status``
+says nothing about it: Sodtrack moves bookings on by itself). Whether a different status is
+a change the API can make depends on both values: :func:`~sodtrack.contract.models.
+booking_status_path` walks the contract's one table; no walk (``confirmed`` back to
+``scheduled``, ``completed`` to ``cancelled``) is a refusal naming both values and why. A
+booking Sodtrack holds *cancelled*, against a row without a status, is never "the same" as
+the row, and its reference cannot be reused: that is a refusal of its own
+(:attr:`Comparison.cancelled`); against a row saying ``cancelled`` it is the same (then the
+reasons are compared too).
 
 Normalisation is the loader's: values are compared as the loader interpreted them (what it
 would send), text with surrounding blanks dropped and empty equal to missing, timestamps as
@@ -49,8 +63,10 @@ from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
+from sodtrack.contract.models import BookingStatus, booking_status_path
+
 Resource = Literal["booking", "project", "stage", "payment"]
-Kind = Literal["text", "instant", "money", "id"]
+Kind = Literal["text", "instant", "money", "id", "status"]
 Verdict = Literal["identical", "update", "refuse"]
 
 
@@ -89,6 +105,8 @@ FIELDS: Final[tuple[FieldRule, ...]] = (
     FieldRule("booking", "scheduled_start", "instant", patch="scheduled_start"),
     *(FieldRule("booking", f, k) for f, k in _PARTY),
     FieldRule("booking", "notes", "text", patch="notes"),
+    FieldRule("booking", "booking_status", "status", patch="status"),
+    FieldRule("booking", "cancellation_reason", "text"),
     FieldRule("booking", "project_reference", "id"),
     FieldRule("project", "project_name", "text", patch="name"),
     *(FieldRule("project", f, k) for f, k in _PARTY),
@@ -100,6 +118,10 @@ FIELDS: Final[tuple[FieldRule, ...]] = (
     FieldRule("payment", "stage_sequence", "id"),
 )
 """Every comparable field of every resource, in the order messages list them."""
+
+
+STATUS_FIELD: Final = "booking_status"
+REASON_FIELD: Final = "cancellation_reason"
 
 
 def rules_for(resource: Resource) -> tuple[FieldRule, ...]:
@@ -144,11 +166,34 @@ class Comparison:
     def changed_fields(self) -> tuple[str, ...]:
         return tuple(d.field for d in self.differences)
 
+    @property
+    def status_refused(self) -> Difference | None:
+        """A status the contract's graph cannot reach from Sodtrack's (the refusal says why)."""
+        return next(
+            (d for d in self.differences if d.field == STATUS_FIELD and not d.patchable), None
+        )
+
+    @property
+    def status_move(self) -> tuple[BookingStatus, BookingStatus] | None:
+        """``(Sodtrack's status, the row's)`` when the update moves the status (walked one
+        step at a time by the caller, after the :meth:`patch_body`)."""
+        if self.verdict != "update":
+            return None
+        d = next((d for d in self.differences if d.field == STATUS_FIELD), None)
+        if d is None:
+            return None
+        return BookingStatus(str(d.there)), BookingStatus(str(d.here))
+
     def patch_body(self) -> dict[str, object]:
-        """The PATCH body that applies every (patchable) difference, absolute values."""
+        """The PATCH body that applies every patchable difference but the status (absolute
+        values), ``{}`` when none."""
         if self.verdict != "update":
             return {}
-        return {d.patch: d.here for d in self.differences if d.patch is not None}
+        return {
+            d.patch: d.here
+            for d in self.differences
+            if d.patch is not None and d.field != STATUS_FIELD
+        }
 
 
 def normalise(kind: Kind, value: object) -> object:
@@ -179,6 +224,9 @@ def normalise(kind: Kind, value: object) -> object:
         except InvalidOperation:
             return str(value)
         return d.normalize() if d.is_finite() else d
+    if kind == "status":
+        text = str(value).strip()
+        return text or None
     text = str(value)
     return text or None
 
@@ -190,17 +238,26 @@ def compare(
 
     Both map canonical field names to values; a field missing from ``want`` is not compared
     (the sheet has no such column, or the engine has no way to know the row's value).
-    ``have["status"] == "cancelled"`` marks a cancelled booking.
+    ``have["booking_status"] == "cancelled"`` marks a cancelled booking.
     """
     diffs: list[Difference] = []
+    already_cancelled = resource == "booking" and have.get(STATUS_FIELD) == BookingStatus.CANCELLED
     for rule in rules_for(resource):
         if rule.field not in want:
             continue
+        if rule.field == REASON_FIELD and not already_cancelled:
+            continue  # a reason is applied by the cancellation itself
         here = normalise(rule.kind, want[rule.field])
         there = normalise(rule.kind, have.get(rule.field))
-        if here != there:
+        if here == there:
+            continue
+        if rule.kind == "status":
+            path = booking_status_path(str(there), str(here)) if there and here else None
+            diffs.append(Difference(rule.field, there, here, path is not None, rule.patch))
+        else:
             diffs.append(Difference(rule.field, there, here, rule.patchable, rule.patch))
-    cancelled = resource == "booking" and have.get("status") == "cancelled"
+    # Without a status of its own, a row is never "the same" as a cancelled booking.
+    cancelled = already_cancelled and STATUS_FIELD not in want
     return Comparison(resource, tuple(diffs), cancelled)
 
 

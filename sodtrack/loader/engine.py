@@ -6,10 +6,12 @@
    Sodtrack already holds under the rows' references (:mod:`.existing`: the ledger's memory
    of other uploads, and in a dry run a lookup by reference), which are *compared* with their
    rows (:mod:`.compare`) instead of being checked as creates; then for the others SKUs,
-   coverage, slot shape and (optionally) capacity against Sodtrack; then payments against
-   each project's total. A dry run stops here, writes nothing, and answers
-   ``would_create`` / ``would_update`` / ``rejected`` (a correction the API cannot apply),
-   with the notice that availability can change before the real run.
+   coverage, slot shape and (optionally) capacity against Sodtrack; a new booking asking for
+   a status other than scheduled is refused (a real run first looks it up by reference: found,
+   it is a correction); then payments against each project's total. A dry run stops here,
+   writes nothing, and answers ``would_create`` / ``would_update`` / ``rejected`` (a
+   correction the API cannot apply), with the notice that availability can change before the
+   real run.
 2. **Load** the plan (:mod:`.plan`): per project, in order, project → its bookings
    (concurrently) → its stages (holding the bookings created) → its payments (file order);
    projects concurrently with each other and with the plain bookings. Concurrency is
@@ -34,6 +36,7 @@ from typing import Any, Final
 from sodtrack.client.errors import SodtrackError
 from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import get_country
+from sodtrack.contract.models import BookingStatus
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
 from sodtrack.loader.checks import (
@@ -53,7 +56,7 @@ from sodtrack.loader.existing import (
 )
 from sodtrack.loader.ledger import Ledger, StepRecord, upload_id_for
 from sodtrack.loader.load import Loader, LoaderClient, Progress, explain_exception
-from sodtrack.loader.messages import Explanation
+from sodtrack.loader.messages import Explanation, explain_new_booking_status
 from sodtrack.loader.outcomes import RowResult, UploadResult
 from sodtrack.loader.plan import StepRef, build_plan
 from sodtrack.loader.upload import ParsedUpload
@@ -284,6 +287,16 @@ async def _validate_and_load(
             coverage_mode=coverage_mode,
             catalog=catalog,
         )
+        # A new booking starts scheduled: a row for one Sodtrack does not have (as far as
+        # is known here) asking for another status is refused, not created and moved on
+        # (:func:`~sodtrack.loader.messages.explain_new_booking_status`). A real run looks
+        # these up by reference below: found, they are corrections like any other.
+        for i in never_sent:
+            status = rows[i].booking_status
+            if status not in (None, BookingStatus.SCHEDULED) and i not in checked.rejected:
+                checked.rejected[i] = explain_new_booking_status(
+                    reference=rows[i].external_reference, status=str(status)
+                )
         # Corrections that move a booking: the new start is checked like a new one's.
         project_refs = {p.id: ref for ref, p in found.projects.items()}
         moves = {}

@@ -189,6 +189,15 @@ def booking_want(row: BookingRow) -> dict[str, object]:
         **_party_want(row),
         "notes": row.notes,
         "project_reference": row.project_reference,
+        # Compared only when the row gives a status (empty: the sheet says nothing of it).
+        **(
+            {
+                "booking_status": str(row.booking_status),
+                "cancellation_reason": row.cancellation_reason,
+            }
+            if row.booking_status is not None
+            else {}
+        ),
     }
 
 
@@ -215,7 +224,8 @@ def booking_have(
         **_party_have(booking.customer, booking.address),
         "notes": booking.notes,
         "project_reference": project,
-        "status": str(booking.status),
+        "booking_status": str(booking.status),
+        "cancellation_reason": booking.cancelled_reason,
     }
 
 

@@ -28,7 +28,10 @@ Errors, from the client's classification:
 Corrections: a record that already exists (known before the run, or answered by a ``409`` /
 found by reference) is compared with its row (:mod:`.compare`, :meth:`Loader.settle`):
 identical → ``done``; only fields the API can change differ (a booking's start and notes, a
-project's or stage's name) → ``PATCH`` with absolute values under the same in-flight protocol
+project's or stage's name; a booking's status, walked one ``PATCH`` per step of the
+contract's graph after the fields, or cancelled with the row's reason, see
+:meth:`Loader._correct_booking`) → ``PATCH`` with absolute values under the same in-flight
+protocol
 (the step is marked ``in_flight`` with the record's id and ``{"existing": true, "update":
 [...]}`` first, so a lost answer is settled by the next run reading the record, and the record
 is never taken for one this upload created), then ``done`` with ``updated_run``: the row is
@@ -61,6 +64,7 @@ from sodtrack.client.errors import (
 from sodtrack.client.results import WriteResult
 from sodtrack.contract import models as m
 from sodtrack.contract.countries import Country
+from sodtrack.contract.models import booking_status_path
 from sodtrack.loader.catalog import CatalogClient
 from sodtrack.loader.checks import Checked, row_context
 from sodtrack.loader.compare import Comparison, compare, describe
@@ -354,6 +358,7 @@ class Loader:
                 sodtrack_id=sodtrack_id,
                 differences=differing,
                 cancelled=comparison.cancelled,
+                status_refused=comparison.status_refused is not None,
             )
             self.fail(ref, "rejected", why, sodtrack_id=sodtrack_id, data={"existing": True})
             return None
@@ -476,7 +481,7 @@ class Loader:
         projects = {project_id: row.project_reference or ""} if project_id else {}
         correct = Correction(
             lambda bk: compare("booking", want, booking_have(bk, self.checked.catalog, projects)),
-            lambda bid, c: self.client.update_booking(bid, m.BookingUpdate(**c.patch_body())),
+            partial(self._correct_booking, reason=row.cancellation_reason),
         )
 
         def price(bk: m.Booking) -> dict[str, Any]:
@@ -505,6 +510,33 @@ class Loader:
         await self.attempt(
             b.step.ref, lambda: self.client.create_booking(body), ctx, price, correct
         )
+
+    async def _correct_booking(
+        self, booking_id: str, c: Comparison, *, reason: str | None
+    ) -> m.Booking:
+        """Apply a booking's correction: the fields first (a new start needs a status that
+        may still be rescheduled), then the status one step of the contract's graph at a
+        time, each an absolute value (a step repeated after a lost answer is a no-op; the next
+        run reads where it was left and walks on from there)."""
+        record: m.Booking | None = None
+        body = c.patch_body()
+        if body:
+            record = await self.client.update_booking(booking_id, m.BookingUpdate(**body))
+        move = c.status_move
+        if move is not None:
+            here, there = move
+            if record is not None:
+                here = record.status
+            steps = booking_status_path(here, there)
+            for step in steps if steps is not None else (there,):  # refused by the API
+                if step == m.BookingStatus.CANCELLED:
+                    assert reason, "a row saying cancelled always has its reason (a row check)"
+                    record = await self.client.cancel_booking(booking_id, reason)
+                else:
+                    update = m.BookingUpdate(status=step)
+                    record = await self.client.update_booking(booking_id, update)
+        assert record is not None, "an update verdict without a change"
+        return record
 
     async def _stage(self, s: StageLoad, project_id: str) -> None:
         ref = s.step.ref

@@ -348,12 +348,43 @@ _RESOURCE_LABELS: Final[Mapping[str, str]] = {
     "payment": "payment",
 }
 CHANGEABLE: Final = (
-    "the API can change only a booking's start and notes, a project's name and a stage's name"
+    "the API can change only a booking's start, notes and status (forward, or to cancelled "
+    "before it is completed), a project's name and a stage's name"
+)
+STATUS_RULE: Final = (
+    "a booking's status only moves forward (scheduled → confirmed → in_progress → "
+    "completed) or to cancelled before it is completed, never back nor out of completed or "
+    "cancelled"
 )
 
 
+def explain_new_booking_status(*, reference: str, status: str) -> Explanation:
+    """A row for a booking Sodtrack does not have, asking for a status other than scheduled.
+
+    Refused, not applied after the create: a new booking starts scheduled, and a visit
+    created only to be marked done or cancelled at once would take a slot it never uses and
+    claim work nobody recorded in Sodtrack."""
+    return Explanation(
+        "status_of_new_booking",
+        "invalid",
+        f"Booking {reference} is not in Sodtrack yet, and the row asks for it {status}; a "
+        "new booking always starts scheduled, and the loader does not create a booking only "
+        "to move it on.",
+        "Clear booking_status (or write scheduled) to create it; once it is in Sodtrack, "
+        "upload the row again with its status."
+        if status != "cancelled"
+        else "Remove the row: there is nothing to cancel in Sodtrack.",
+    )
+
+
 def explain_correction_refused(
-    *, resource: str, reference: str, sodtrack_id: str, differences: str, cancelled: bool = False
+    *,
+    resource: str,
+    reference: str,
+    sodtrack_id: str,
+    differences: str,
+    cancelled: bool = False,
+    status_refused: bool = False,
 ) -> Explanation:
     """A re-uploaded row that differs from Sodtrack's record in what the API cannot change.
 
@@ -370,11 +401,12 @@ def explain_correction_refused(
             + ".",
             f"Give the row a new reference if the {label} is still wanted, or remove the row.",
         )
+    rule = f"{STATUS_RULE}; {CHANGEABLE}" if status_refused else CHANGEABLE
     return Explanation(
         "correction_not_allowed",
         "invalid",
         f"Sodtrack already has {label} {reference} ({sodtrack_id}) with a different "
-        f"{differences}; {CHANGEABLE}, so nothing was changed.",
+        f"{differences}; {rule}, so nothing was changed.",
         f"If Sodtrack is right, copy its values into the row and upload it again; if the row "
         f"is right, cancel {reference} in Sodtrack and upload the row under a new reference "
         "(references are never reused).",

@@ -5,8 +5,9 @@ Outcomes
 ``created``             this run created the row's writes (its booking, or a step it was
                         still missing: stage, payment)
 ``updated``             Sodtrack had the row under the same references with different values
-                        the API can change (a booking's start or notes, a project's or a
-                        stage's name): this run changed them (counts like ``created``)
+                        the API can change (a booking's start, notes or status, a
+                        project's or a stage's name): this run changed them (counts like
+                        ``created``)
 ``already_existed``     everything the row needs exists already, identical (an earlier run of
                         the same upload created it, or Sodtrack had it under the same
                         references with the same values)

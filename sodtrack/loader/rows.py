@@ -8,6 +8,8 @@ the project. The checks here need only the row itself (and the country):
   e-mail and phone, ``address_line1``, ``city``, ``region``, ``postal_code``;
 - payment fields are all-or-nothing (reference, amount, method, paid_at; the currency defaults
   to the country's and must equal it), and a payment needs a ``project_reference``;
+- ``booking_status`` (optional, en/es/pt values) ``cancelled`` needs a
+  ``cancellation_reason``, and a reason needs ``cancelled``;
 - stage fields need a ``project_reference``, and a ``stage_name`` needs its ``stage_sequence``
   (a sequence alone is fine when another row of the stage names it: a cross-row check);
 - formats, enums and amounts, through :mod:`sodtrack.loader.values`.
@@ -30,6 +32,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sodtrack.contract.countries import Country
+from sodtrack.contract.models import BookingStatus
 from sodtrack.loader.headers import CANONICAL_COLUMNS, PAYMENT_COLUMNS
 from sodtrack.loader.issues import InvalidValue, IssueCode, Note, RowIssue, Severity
 from sodtrack.loader.merges import merged_cells_issue
@@ -37,6 +40,7 @@ from sodtrack.loader.reader import CellProblem
 from sodtrack.loader.values import (
     PaymentMethod,
     parse_amount,
+    parse_booking_status,
     parse_currency,
     parse_date_cell,
     parse_datetime,
@@ -93,6 +97,11 @@ class BookingRow:
     region: str
     postal_code: str
     notes: str | None
+    booking_status: BookingStatus | None
+    """The status the sheet asks for; None: the sheet says nothing about it (see
+    :mod:`sodtrack.loader.compare`)."""
+    cancellation_reason: str | None
+    """Given exactly when ``booking_status`` is cancelled (a row error otherwise)."""
     project_reference: str | None
     project_name: str | None
     stage_sequence: int | None
@@ -332,6 +341,7 @@ def build_row(
     postal_code = b.parse_noted("postal_code", lambda raw: parse_postal_code(raw, country))
     b.require("postal_code", postal_code, "the postal code")
     notes = b.parse("notes", parse_text)
+    booking_status, cancellation_reason = _status(b)
 
     project_reference = b.parse("project_reference", parse_reference)
     project_name = b.parse("project_name", parse_text)
@@ -391,6 +401,8 @@ def build_row(
         region=region or "",
         postal_code=postal_code or "",
         notes=notes,
+        booking_status=booking_status,
+        cancellation_reason=cancellation_reason,
         project_reference=project_reference,
         project_name=project_name,
         stage_sequence=stage_sequence,
@@ -457,6 +469,38 @@ def _scheduled_start(b: _Builder) -> datetime | None:
         return None
     b.note("scheduled_time" if has_time_column else "scheduled_date", tz_note)
     return value
+
+
+def _status(b: _Builder) -> tuple[BookingStatus | None, str | None]:
+    """The optional status and cancellation reason: a cancellation needs its reason, and a
+    reason belongs to a cancellation only."""
+    status = b.parse("booking_status", parse_booking_status)
+    reason = b.parse("cancellation_reason", parse_text)
+    if (
+        status == BookingStatus.CANCELLED
+        and reason is None
+        and "cancellation_reason" not in b.failed
+    ):
+        b.add(
+            "cancellation_reason",
+            IssueCode.CANCELLATION_REASON_REQUIRED,
+            "The row cancels the booking but gives no reason; Sodtrack keeps the reason of "
+            "every cancellation.",
+            "Fill in cancellation_reason (e.g. 'the customer moved'), or change the status.",
+        )
+    elif (
+        reason is not None
+        and status != BookingStatus.CANCELLED
+        and "booking_status" not in b.failed
+    ):
+        b.add(
+            "cancellation_reason",
+            IssueCode.REASON_WITHOUT_CANCELLATION,
+            f"The row gives a cancellation reason but its status is "
+            f"{status or 'not given'}, not cancelled; it is unclear whether to cancel.",
+            "Set booking_status to cancelled to cancel the booking, or clear the reason.",
+        )
+    return status, reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sodtrack.contract.countries import Country
+from sodtrack.contract.models import BookingStatus
 from sodtrack.loader.headers import header_key
 from sodtrack.loader.issues import InvalidValue, IssueCode, Note
 from sodtrack.loader.neutralise import needs_neutralising
@@ -910,6 +911,76 @@ def parse_payment_method(raw: object) -> PaymentMethod:
             "(efectivo/dinheiro) or financing (financiamiento/financiamento).",
         )
     return method
+
+
+_STATUS_ALIASES: dict[BookingStatus, tuple[str, ...]] = {
+    BookingStatus.SCHEDULED: (
+        "scheduled",
+        "programada",
+        "programado",
+        "agendada",
+        "agendado",
+        "reservada",
+        "pendiente",
+        "pendente",
+    ),
+    BookingStatus.CONFIRMED: ("confirmed", "confirmada", "confirmado"),
+    BookingStatus.IN_PROGRESS: (
+        "in progress",
+        "in_progress",
+        "started",
+        "en curso",
+        "en proceso",
+        "en progreso",
+        "iniciada",
+        "em andamento",
+        "em curso",
+        "em progresso",
+        "iniciado",
+    ),
+    BookingStatus.COMPLETED: (
+        "completed",
+        "done",
+        "completada",
+        "completado",
+        "terminada",
+        "terminado",
+        "finalizada",
+        "finalizado",
+        "realizada",
+        "concluída",
+        "concluida",
+        "concluído",
+        "concluido",
+    ),
+    BookingStatus.CANCELLED: (
+        "cancelled",
+        "canceled",
+        "cancelada",
+        "cancelado",
+        "anulada",
+        "anulado",
+    ),
+}
+_STATUS_INDEX: dict[str, BookingStatus] = {
+    header_key(alias): status for status, aliases in _STATUS_ALIASES.items() for alias in aliases
+}
+
+
+def parse_booking_status(raw: object) -> BookingStatus:
+    """A booking's status, from English, Spanish or Portuguese (``confirmada``, ``em
+    andamento``, ``concluída``...): one of the contract's :class:`BookingStatus`."""
+    text = cell_text(raw)
+    status = _STATUS_INDEX.get(header_key(text))
+    if status is None:
+        raise InvalidValue(
+            IssueCode.INVALID_BOOKING_STATUS,
+            f"{_quote(text)} is not a booking status the loader knows.",
+            "Use scheduled (programada/agendada), confirmed (confirmada), in_progress "
+            "(en curso/em andamento), completed (completada/concluída) or cancelled "
+            "(cancelada), or leave the cell empty.",
+        )
+    return status
 
 
 def parse_stage_sequence(raw: object) -> int:

@@ -13,13 +13,11 @@ that the invariants hold in one place:
 from __future__ import annotations
 
 import heapq
-import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from sodtrack.contract.countries import Country
-from sodtrack.contract.models import BOOKING_PROGRESSION
 from sodtrack.simulator.store import (
     BookingRec,
     Capacity,
@@ -147,12 +145,3 @@ class State:
         old_us = project.updated_us
         project.updated_us = self.stamp(at_us)
         client.project_index.move(old_us, project.updated_us, project.id)
-
-
-def booking_status_after(status: str) -> str | None:
-    """The next status on the one-step path, None at its end (or off it: cancelled)."""
-    path = BOOKING_PROGRESSION
-    for here, after in itertools.pairwise(path):
-        if here == status:
-            return after
-    return None

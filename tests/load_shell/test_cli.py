@@ -210,6 +210,9 @@ def _check_template(path: Path, services: int, variants: int) -> None:
     assert lists[letter["variant_sku"]].formula1 == f"catalog!$G$2:$G${variants + 1}"
     assert lists[letter["payment_method"]].formula1 == '"card,transfer,cash,financing"'
     assert lists[letter["payment_currency"]].formula1 == '"CLP"'
+    assert lists[letter["booking_status"]].formula1 == (
+        '"scheduled,confirmed,in_progress,completed,cancelled"'
+    )
     assert str(lists[letter["service_sku"]].sqref) == f"{letter['service_sku']}2:" + (
         f"{letter['service_sku']}1048576"
     )
@@ -227,6 +230,8 @@ def _check_template(path: Path, services: int, variants: int) -> None:
         "7500000",
         "Exit codes",
         "  4: ",
+        "booking_status corrects a booking already in Sodtrack",
+        "A new booking always starts scheduled",
     ):
         assert needle in text, needle
 

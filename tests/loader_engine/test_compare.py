@@ -41,11 +41,15 @@ BOOKING: dict[str, object] = {
 
 
 def test_the_table_says_what_the_contract_lets_us_change() -> None:
-    assert patchable_fields("booking") == ("scheduled_start", "notes")
+    # booking_status: along the contract's graph only (the difference says whether it can)
+    assert patchable_fields("booking") == ("scheduled_start", "notes", "booking_status")
     assert patchable_fields("project") == ("project_name",)
     assert patchable_fields("stage") == ("stage_name",)
     assert patchable_fields("payment") == ()
-    assert {r.field for r in rules_for("booking")} == set(BOOKING)
+    assert {r.field for r in rules_for("booking")} == set(BOOKING) | {
+        "booking_status",
+        "cancellation_reason",
+    }
     assert len({(r.resource, r.field) for r in FIELDS}) == len(FIELDS)
 
 
@@ -101,9 +105,44 @@ def test_any_unpatchable_difference_refuses_the_row_and_names_every_field() -> N
 
 
 def test_a_cancelled_booking_is_refused_even_when_identical() -> None:
-    c = compare("booking", BOOKING, dict(BOOKING, status="cancelled"))
+    c = compare("booking", BOOKING, dict(BOOKING, booking_status="cancelled"))
     assert c.cancelled
     assert c.verdict == "refuse"
+
+
+def test_a_row_saying_cancelled_matches_a_cancelled_booking_reason_included() -> None:
+    have = dict(BOOKING, booking_status="cancelled", cancellation_reason="lluvia")
+    same = dict(BOOKING, booking_status="cancelled", cancellation_reason=" lluvia")
+    assert compare("booking", same, have).verdict == "identical"
+    other = compare("booking", dict(same, cancellation_reason="otra"), have)
+    assert other.verdict == "refuse"
+    assert other.changed_fields == ("cancellation_reason",)
+    assert not other.cancelled
+
+
+def test_status_differences_follow_the_contracts_graph() -> None:
+    have = dict(BOOKING, booking_status="scheduled", cancellation_reason=None)
+    forward = compare("booking", dict(BOOKING, booking_status="completed", notes="x"), have)
+    assert forward.verdict == "update"
+    assert forward.patch_body() == {"notes": "x"}  # the status is walked, not PATCHed whole
+    assert forward.status_move == ("scheduled", "completed")
+    cancel = compare(
+        "booking", dict(BOOKING, booking_status="cancelled", cancellation_reason="r"), have
+    )
+    assert cancel.status_move == ("scheduled", "cancelled")
+    back = compare(
+        "booking",
+        dict(BOOKING, booking_status="scheduled"),
+        dict(have, booking_status="confirmed"),
+    )
+    assert back.verdict == "refuse"
+    assert back.status_refused is not None
+    assert back.status_move is None
+    assert describe(back.differences) == "booking_status ('confirmed' there, 'scheduled' here)"
+    # No status in the row: not compared, whatever Sodtrack says (it moves bookings on).
+    assert compare("booking", BOOKING, dict(have, booking_status="completed")).verdict == (
+        "identical"
+    )
 
 
 def test_starts_are_shown_in_local_time() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import httpx
 
 from sodtrack.contract import models as m
 from sodtrack.contract.countries import get_country
+from sodtrack.contract.models import BOOKING_TRANSITIONS, BookingStatus, booking_status_path
 from sodtrack.simulator.sim import Simulator
 
 from .helpers import (
@@ -314,3 +316,49 @@ async def test_clients_are_isolated(
     assert [b["id"] for b in listed.json()["data"]] == [theirs.json()["id"]]
     catalog = await http.get(url("list_services"), headers=other)
     assert catalog.json()["meta"]["total_items"] == len(sim.state.shared.services)
+
+
+async def test_status_requests_follow_the_contracts_one_table(
+    http: httpx.AsyncClient, sim: Simulator, auth: dict[str, str]
+) -> None:
+    """Every (current, wanted) pair, each on its own booking: ``PATCH status`` succeeds exactly
+    when the status is the current one (a no-op) or ``BOOKING_TRANSITIONS`` allows the move;
+    ``POST cancel`` exactly when the table lets the booking be cancelled (or it already is)."""
+    place = bookable(sim)
+    statuses = list(BookingStatus)
+    for n, (current, wanted) in enumerate(itertools.product(statuses, statuses)):
+        for how in ("patch", "cancel"):
+            ref = f"ST-{n}-{how}"
+            created = await http.post(
+                url("create_booking"),
+                json=booking_body(place, free_slot(sim, place), ref=ref),
+                headers=auth,
+            )
+            bid = created.json()["id"]
+            walk = booking_status_path(BookingStatus.SCHEDULED, current)
+            assert walk is not None
+            for step in walk:
+                if step == BookingStatus.CANCELLED:
+                    r = await http.post(
+                        url("cancel_booking", booking_id=bid), json={"reason": "x"}, headers=auth
+                    )
+                else:
+                    r = await http.patch(
+                        url("update_booking", booking_id=bid), json={"status": step}, headers=auth
+                    )
+                assert r.status_code == 200, r.text
+            if how == "patch":
+                r = await http.patch(
+                    url("update_booking", booking_id=bid), json={"status": wanted}, headers=auth
+                )
+                ok = wanted == current or wanted in BOOKING_TRANSITIONS[current]
+            else:
+                r = await http.post(
+                    url("cancel_booking", booking_id=bid), json={"reason": "y"}, headers=auth
+                )
+                ok = current == BookingStatus.CANCELLED or (
+                    BookingStatus.CANCELLED in BOOKING_TRANSITIONS[current]
+                )
+            assert (r.status_code == 200) == ok, (current, wanted, how, r.text)
+            if not ok:
+                assert error_of(r)["code"] == "invalid_transition"

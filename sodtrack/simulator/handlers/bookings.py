@@ -7,7 +7,7 @@ from typing import Any
 from sodtrack.contract import models as m
 from sodtrack.contract.errors import ErrorCode, Issue
 from sodtrack.contract.limits import PARAM_CURSOR
-from sodtrack.contract.models import BookingStatus, ProjectStatus
+from sodtrack.contract.models import BOOKING_TRANSITIONS, BookingStatus, ProjectStatus
 from sodtrack.simulator import world
 from sodtrack.simulator.clock import US, parse_rfc3339, to_us
 from sodtrack.simulator.errors import ApiError, Detail, not_found, validation_error
@@ -22,7 +22,6 @@ from sodtrack.simulator.handlers.common import (
     json_object,
     slot_check,
 )
-from sodtrack.simulator.state import booking_status_after
 from sodtrack.simulator.store import BookingRec, ClientState, pack
 from sodtrack.simulator.validation import check_shape, decode_cursor, parse_body
 
@@ -246,11 +245,7 @@ async def update_booking(ctx: Ctx) -> Reply:
             )
     if parsed.status is not None and parsed.status != rec.status:
         wanted = parsed.status
-        ok = wanted == booking_status_after(rec.status) or (
-            wanted == BookingStatus.CANCELLED
-            and rec.status not in (BookingStatus.COMPLETED, BookingStatus.CANCELLED)
-        )
-        if not ok:
+        if wanted not in BOOKING_TRANSITIONS[BookingStatus(rec.status)]:
             raise _transition_error(rec.status, wanted)
         changes["status"] = str(wanted)
     if "notes" in body and body["notes"] != rec.to_dict()["notes"]:
@@ -272,7 +267,7 @@ async def cancel_booking(ctx: Ctx) -> Reply:
     body = parse_body(m.BookingCancel, ctx.raw)
     if rec.status == BookingStatus.CANCELLED:
         return ctx.reply(rec.wire)
-    if rec.status == BookingStatus.COMPLETED:
+    if BookingStatus.CANCELLED not in BOOKING_TRANSITIONS[BookingStatus(rec.status)]:
         raise _transition_error(rec.status, BookingStatus.CANCELLED)
     world.release(ctx.state, rec.id)
     ctx.state.change_booking(
