@@ -1,6 +1,6 @@
 """Concurrent runs take turns: two nightly runs of one country, two loads of one file.
 
-The flows hold ``tasks.runtime.state_lock`` (``nightly:<country>`` in ``flows/nightly.py``,
+The flows hold ``sodtrack.state.hold_lock`` (``nightly:<country>`` in ``flows/nightly.py``,
 ``load:<sha256>`` around a bulk load) on the state store that every worker shares; each
 ``StateStore`` below is a separate engine, as a separate worker process or machine would have.
 The end-to-end test (tests/e2e) shows the same through a real Prefect server and worker.
@@ -24,8 +24,7 @@ from sodtrack.loader.outcomes import UploadResult
 from sodtrack.loader.synth import synthesize_upload
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
-from sodtrack.state import StateStore
-from tasks.runtime import state_lock
+from sodtrack.state import StateStore, hold_lock
 
 Interval = tuple[str, float, float]
 
@@ -43,7 +42,7 @@ async def test_two_runs_of_a_country_take_turns_and_other_countries_go_on(
     done = asyncio.Event()
 
     async def run(store: StateStore, lock: str, tag: str) -> None:
-        async with state_lock(store, lock):
+        async with hold_lock(store, lock):
             start = time.monotonic()
             await asyncio.sleep(0.6)
             intervals.append((tag, start, time.monotonic()))
@@ -77,9 +76,9 @@ async def test_a_failing_run_releases_its_lock(state_url: str) -> None:
     store = StateStore(state_url)
     try:
         with pytest.raises(RuntimeError, match="boom"):
-            async with state_lock(store, "nightly:cl"):
+            async with hold_lock(store, "nightly:cl"):
                 raise RuntimeError("boom")
-        async with state_lock(store, "nightly:cl", timeout_s=2):
+        async with hold_lock(store, "nightly:cl", timeout_s=2):
             pass
     finally:
         store.dispose()
@@ -106,7 +105,7 @@ async def test_two_loads_of_one_file_take_turns_and_create_once(
     async def load(tag: str) -> UploadResult:
         store, ledger = StateStore(state_url), Ledger(state_url)
         try:
-            async with state_lock(store, f"load:{parsed.file_sha256}"):
+            async with hold_lock(store, f"load:{parsed.file_sha256}"):
                 start = time.monotonic()
                 async with sim_client(sim) as client:
                     result = await run_upload(parsed, client, ledger, uploaded_by=tag)
