@@ -322,7 +322,7 @@ def validate(
     _logging(False)
     import pyarrow.compute as pc
 
-    from sodtrack.extract.gate import CHUNK_ROWS, previous_rows
+    from sodtrack.extract.gate import previous_rows
     from sodtrack.validation import ValidationSession, reference_parameters
     from sodtrack.warehouse import Warehouse
     from sodtrack.warehouse.chunks import published_chunks
@@ -364,7 +364,7 @@ def validate(
     snapshot = "snapshot_date" in data.schema.names
     outcome = session.validate(
         dataset,
-        published_chunks(data, code, CHUNK_ROWS),
+        published_chunks(data, code),
         country=code,
         parameters=refs,
         previous_row_count=None if snapshot else previous_rows(wh, dataset, code),
