@@ -11,7 +11,12 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from sodtrack.client import country_client
 from sodtrack.extract.families import Family
 from sodtrack.extract.report import RunReport
-from sodtrack.extract.runner import CountryExtraction, FamilyExtraction, References, extract_family
+from sodtrack.extract.runner import (
+    CountryExtraction,
+    ExtractFamily,
+    FamilyExtraction,
+    References,
+)
 from sodtrack.settings import Settings
 from sodtrack.validation import ValidationSession
 from tasks.runtime import open_state, open_warehouse, quiet_libraries
@@ -38,18 +43,15 @@ async def extract_family_task(
     session = ValidationSession(f"{cx.run_id}-{family.value}", docs_dir=_path(docs_dir))
     try:
         async with country_client(settings, cx.country) as client:
-            done = await extract_family(
-                family,
+            step = ExtractFamily(
                 client,
                 warehouse,
                 store,
                 session,
-                cx,
-                references,
                 full_refresh=full_refresh,
                 lookback=timedelta(minutes=lookback_minutes),
-                progress=lambda dataset, n: None,
             )
+            done = await step(family, cx, references)
             stats = client.stats.as_dict()
         result = done.run
         if session.outcomes and docs_dir:

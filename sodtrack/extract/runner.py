@@ -344,6 +344,41 @@ def clear_dead_runs(warehouse: Warehouse, country: str, run_id: str) -> list[str
     return removed
 
 
+def _no_progress(dataset: str, n: int) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractFamily:
+    """:func:`extract_family` with what one country's families share bound to it (a
+    :data:`FamilyStep`): the CLI's run binds the run's client and session, the flow's task
+    its own."""
+
+    client: SodtrackClient
+    warehouse: Warehouse
+    store: StateStore
+    session: ValidationSession
+    full_refresh: bool = False
+    lookback: timedelta = DEFAULT_LOOKBACK
+    progress: Progress = _no_progress
+
+    async def __call__(
+        self, family: Family, cx: CountryExtraction, references: References
+    ) -> FamilyExtraction:
+        return await extract_family(
+            family,
+            self.client,
+            self.warehouse,
+            self.store,
+            self.session,
+            cx,
+            references,
+            full_refresh=self.full_refresh,
+            lookback=self.lookback,
+            progress=self.progress,
+        )
+
+
 FamilyStep = Callable[[Family, CountryExtraction, References], Awaitable[FamilyExtraction]]
 """``step(family, cx, references)``: one family of one country (:func:`extract_family` with
 its client, stores and session bound; a Prefect task in the flow)."""
@@ -435,26 +470,15 @@ async def run_extraction(
     for country in countries:
         cx = CountryExtraction(country, f"{run_id}-{country}", now())
         async with client_factory(country) as client:
-
-            async def step(
-                family: Family,
-                cx: CountryExtraction,
-                references: References,
-                client: SodtrackClient = client,
-            ) -> FamilyExtraction:
-                return await extract_family(
-                    family,
-                    client,
-                    warehouse,
-                    store,
-                    session,
-                    cx,
-                    references,
-                    full_refresh=options.full_refresh,
-                    lookback=options.lookback,
-                    progress=progress or (lambda dataset, n: None),
-                )
-
+            step = ExtractFamily(
+                client,
+                warehouse,
+                store,
+                session,
+                full_refresh=options.full_refresh,
+                lookback=options.lookback,
+                progress=progress or _no_progress,
+            )
             runs += await extract_country(
                 cx,
                 families,
