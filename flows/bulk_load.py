@@ -34,13 +34,14 @@ from prefect.states import Completed, Failed
 from sodtrack.bulkload import results_dir
 from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import get_country
+from sodtrack.state import hold_lock
 from tasks.load import (
     artifacts_task,
     load_task,
     read_upload_task,
     write_results_task,
 )
-from tasks.runtime import check_configuration_task, open_state, state_lock
+from tasks.runtime import check_configuration_task, open_state
 
 
 def _run_name() -> str:
@@ -91,7 +92,7 @@ async def bulk_load(
     # one failing on the ledger's lease.
     store = open_state(settings)
     try:
-        async with state_lock(store, f"load:{parsed.file_sha256}"):
+        async with hold_lock(store, f"load:{parsed.file_sha256}"):
             result = await load_task(settings, parsed, uploaded_by=uploaded_by, dry_run=dry_run)
     finally:
         store.dispose()

@@ -4,6 +4,11 @@ Countries run concurrently (one subflow each, serialised per country by a lock i
 store so two runs for the same country never interleave); within a country the families run
 in order, because coverage and bookings are validated against the catalog just staged.
 
+The flow only sequences: each country is the library's orchestrator
+(:func:`sodtrack.extract.runner.extract_country`: lock, cleanup of dead runs, families in
+order) with the ``extract-family`` task as its step; the references one family returns are
+given to the next task as an argument, never through shared state.
+
 The first task checks the configuration (``check-configuration``: settings, each country's
 base URL, credentials and token country, the state database, the warehouse folders): a
 ``ConfigurationError`` ends the run ``Failed`` with its one line as the message, before
@@ -21,23 +26,15 @@ from prefect.states import Completed, Failed
 
 from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import get_country
+from sodtrack.extract import runner
 from sodtrack.extract.families import Family, families_for
-from sodtrack.extract.report import FamilyRun, RunReport
-from sodtrack.extract.runner import (
-    CountryExtraction,
-    clear_dead_runs,
-    merge_client_stats,
-    new_run_id,
-)
+from sodtrack.extract.report import FamilyRun
 from sodtrack.settings import Settings
 from tasks.extract import extract_family_task, report_task
-from tasks.runtime import (
-    check_configuration_task,
-    data_dir,
-    open_state,
-    open_warehouse,
-    state_lock,
-)
+from tasks.runtime import check_configuration_task, open_state, open_warehouse
+
+LOCK_TIMEOUT_S = 6 * 3600.0
+"""How long a country's subflow waits for another run of the country to finish."""
 
 
 @flow(name="extract-country", flow_run_name="extract-{country}")
@@ -49,27 +46,34 @@ async def extract_country(
     full_refresh: bool = False,
     lookback_minutes: float = 10.0,
 ) -> list[FamilyRun]:
-    cx = CountryExtraction(country, f"{run_id}-{country}", datetime.now(UTC))
+    cx = runner.CountryExtraction(country, f"{run_id}-{country}", datetime.now(UTC))
+    docs = str(settings.data_dir("docs"))
+
+    async def step(
+        family: Family, cx: runner.CountryExtraction, references: runner.References
+    ) -> runner.FamilyExtraction:
+        return await extract_family_task(
+            settings,
+            cx,
+            family,
+            references,
+            full_refresh=full_refresh,
+            lookback_minutes=lookback_minutes,
+            docs_dir=docs,
+        )
+
     store = open_state(settings)
-    docs = str(data_dir(settings, "docs"))
-    results: list[FamilyRun] = []
     try:
-        async with state_lock(store, f"nightly:{country}"):
-            clear_dead_runs(open_warehouse(settings), country, cx.run_id)
-            for family in families:
-                results.append(
-                    await extract_family_task(
-                        settings,
-                        cx,
-                        family,
-                        full_refresh=full_refresh,
-                        lookback_minutes=lookback_minutes,
-                        docs_dir=docs,
-                    )
-                )
+        return await runner.extract_country(
+            cx,
+            families,
+            step,
+            warehouse=open_warehouse(settings),
+            store=store,
+            lock_timeout_s=LOCK_TIMEOUT_S,
+        )
     finally:
         store.dispose()
-    return results
 
 
 @flow(name="nightly-extract")
@@ -100,13 +104,9 @@ async def nightly(
     codes = [get_country(c).code for c in (countries or [settings.country])]
     families = families_for(datasets)
     started = datetime.now(UTC)
-    run_id = new_run_id(started)
-    report = RunReport(
-        run_id=run_id,
-        started_at=started.isoformat(),
-        countries=codes,
-        full_refresh=full_refresh,
-        warehouse=settings.warehouse,
+    run_id = runner.new_run_id(started)
+    report = runner.start_report(
+        run_id, started, codes, full_refresh=full_refresh, warehouse=settings.warehouse
     )
     per_country = await asyncio.gather(
         *(
@@ -114,11 +114,16 @@ async def nightly(
             for code in codes
         )
     )
-    report.families = [f for runs in per_country for f in runs]
-    report.client = merge_client_stats([f.client for f in report.families])
-    report.finished_at = datetime.now(UTC).isoformat()
-    report.duration_s = round((datetime.now(UTC) - started).total_seconds(), 3)
-    result = await report_task(report, str(data_dir(settings, "reports")))
+    runs = [f for country_runs in per_country for f in country_runs]
+    finished = datetime.now(UTC)
+    runner.finish_report(
+        report,
+        runs,
+        [f.client for f in runs],
+        finished_at=finished,
+        duration_s=(finished - started).total_seconds(),
+    )
+    result = await report_task(report, str(settings.data_dir("reports")))
     logger.info("run report: %s", result.get("report_path"))
     if report.success:
         return Completed(message=f"{run_id}: every dataset published", data=result)

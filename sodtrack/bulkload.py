@@ -44,14 +44,13 @@ data for a rejection), so it takes that class's code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sodtrack.client import SodtrackClient
+from sodtrack.client import country_client
 from sodtrack.contract.countries import get_country
 from sodtrack.loader import (
     Ledger,
@@ -115,16 +114,6 @@ def outbox_root(settings: Settings, path: Path, outbox: str | Path | None = None
     if configured:
         return Path(str(configured))
     return Path(path).resolve().parent.parent / "outbox"
-
-
-@contextlib.asynccontextmanager
-async def country_client(settings: Settings, country: str) -> AsyncIterator[SodtrackClient]:
-    """A client for one country's API (its own token, limiter and stats)."""
-    client = SodtrackClient.from_settings(
-        settings.model_copy(update={"country": get_country(country).code})
-    )
-    async with client:
-        yield client
 
 
 def upload_limits(settings: Settings) -> UploadLimits:

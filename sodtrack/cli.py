@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -191,26 +191,21 @@ async def _run_extract(
     datasets: list[str],
     full_refresh: bool,
 ) -> RunReport:
-    from sodtrack.client import SodtrackClient
+    from sodtrack.client import country_client
     from sodtrack.extract import ExtractionOptions, run_extraction
     from sodtrack.state import StateStore
     from sodtrack.warehouse import Warehouse
 
-    root = Path(settings.warehouse)
-    base = root.parent if root.name == "warehouse" else root
     options = ExtractionOptions(
         countries=tuple(countries),
         datasets=tuple(datasets),
         full_refresh=full_refresh,
-        docs_dir=base / "docs",
-        reports_dir=base / "reports",
+        docs_dir=settings.data_dir("docs"),
+        reports_dir=settings.data_dir("reports"),
     )
 
-    @contextlib.asynccontextmanager
-    async def factory(country: str) -> AsyncIterator[SodtrackClient]:
-        client = SodtrackClient.from_settings(settings.model_copy(update={"country": country}))
-        async with client:
-            yield client
+    def factory(country: str) -> SodtrackClient:
+        return country_client(settings, country)
 
     store = StateStore(settings.state_url)
     try:
@@ -327,7 +322,7 @@ def validate(
     _logging(False)
     import pyarrow.compute as pc
 
-    from sodtrack.extract.gate import CHUNK_ROWS, previous_rows
+    from sodtrack.extract.gate import previous_rows
     from sodtrack.validation import ValidationSession, reference_parameters
     from sodtrack.warehouse import Warehouse
     from sodtrack.warehouse.chunks import published_chunks
@@ -369,7 +364,7 @@ def validate(
     snapshot = "snapshot_date" in data.schema.names
     outcome = session.validate(
         dataset,
-        published_chunks(data, code, CHUNK_ROWS),
+        published_chunks(data, code),
         country=code,
         parameters=refs,
         previous_row_count=None if snapshot else previous_rows(wh, dataset, code),
@@ -679,7 +674,7 @@ def template(
         console.print(f"[red]no published catalog for {code} in {settings.warehouse}[/red]")
         raise typer.Exit(EXIT_UNUSABLE)
     if catalog is None:
-        from sodtrack.bulkload import country_client
+        from sodtrack.client import country_client
 
         _check_api(settings, origin, code)
 
@@ -713,7 +708,8 @@ def cancel(
     Exit codes: 0 every booking the upload created is cancelled; 2 no such upload; 5 some
     could not be cancelled (listed; running the command again retries them).
     """
-    from sodtrack.bulkload import country_client, open_ledger
+    from sodtrack.bulkload import open_ledger
+    from sodtrack.client import country_client
     from sodtrack.loader import CancelResult, LeaseHeld, cancel_upload
 
     _logging(False)

@@ -199,8 +199,9 @@ def _uncovered_code(example: str, valid: Callable[[str], bool], covered: set[str
 
 def bulk_load_demo(settings: Settings, workdir: Path, console: Console) -> int:
     """Steps 5 and 6 of the module docstring; 0 when the pipeline behaved."""
-    from sodtrack.bulkload import EXIT_REJECTED, country_client
+    from sodtrack.bulkload import EXIT_REJECTED
     from sodtrack.cli import _print_load, _run_load
+    from sodtrack.client import country_client
 
     console.rule("Bulk load of a sample spreadsheet")
     path = workdir / "inbox" / SAMPLE_NAME

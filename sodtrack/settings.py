@@ -138,9 +138,11 @@ class Settings(BaseSettings):
             return self.base_url.rstrip("/").replace("{country}", code)
         return _BASE_URLS[self.env].format(country=code)
 
-    @property
-    def data_dir(self) -> Path:
-        return Path("data")
+    def data_dir(self, name: str) -> Path:
+        """A folder beside the warehouse (``reports``, ``docs``): ``<root>/../<name>`` when the
+        warehouse folder is called ``warehouse``, else ``<root>/<name>``."""
+        root = Path(self.warehouse)
+        return (root.parent if root.name == "warehouse" else root) / name
 
 
 # ---------------------------------------------------------------- resolving at the edge

@@ -27,6 +27,7 @@ All timestamps are stored and returned as aware UTC datetimes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -36,7 +37,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -465,3 +466,24 @@ class StateStore:
                 held.lost = True
                 log.error("lock %r: lost (taken over after expiry)", held.name)
                 return
+
+
+@contextlib.asynccontextmanager
+async def hold_lock(
+    store: StateStore, name: str, *, timeout_s: float = 3600.0
+) -> AsyncIterator[NamedLock]:
+    """``store.lock(name)`` for async code: waiting for the lock happens in a thread, so a run
+    blocked on one country's lock never stalls the other countries of its event loop.
+
+    The names in use: ``nightly:<country>`` (one extraction of a country at a time, across
+    processes and machines sharing ``SODTRACK_STATE_URL``) and ``load:<sha256>`` (one load of
+    a file at a time)."""
+    manager = store.lock(name, timeout_s=timeout_s)
+    held = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield held
+    except BaseException as exc:
+        if not await asyncio.to_thread(manager.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(manager.__exit__, None, None, None)

@@ -8,12 +8,18 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from sodtrack.client import country_client
 from sodtrack.extract.families import Family
-from sodtrack.extract.report import FamilyRun, RunReport
-from sodtrack.extract.runner import CountryExtraction, extract_family
+from sodtrack.extract.report import RunReport
+from sodtrack.extract.runner import (
+    CountryExtraction,
+    ExtractFamily,
+    FamilyExtraction,
+    References,
+)
 from sodtrack.settings import Settings
 from sodtrack.validation import ValidationSession
-from tasks.runtime import country_client, open_state, open_warehouse, quiet_libraries
+from tasks.runtime import open_state, open_warehouse, quiet_libraries
 
 
 @task(name="extract-family", retries=0, task_run_name="{family}-{cx.country}")
@@ -21,30 +27,33 @@ async def extract_family_task(
     settings: Settings,
     cx: CountryExtraction,
     family: Family,
+    references: References,
     *,
     full_refresh: bool,
     lookback_minutes: float,
     docs_dir: str | None,
-) -> FamilyRun:
-    """Stage one family of one country, validate it, publish it or quarantine it."""
+) -> FamilyExtraction:
+    """Stage one family of one country, validate it, publish it or quarantine it
+    (:func:`~sodtrack.extract.runner.extract_family`, with its own client, stores and
+    validation session: everything it needs comes in its arguments, so it could run in
+    another process). ``references``: what the country's previous family returned."""
     quiet_libraries()
     logger = get_run_logger()
     warehouse, store = open_warehouse(settings), open_state(settings)
     session = ValidationSession(f"{cx.run_id}-{family.value}", docs_dir=_path(docs_dir))
     try:
         async with country_client(settings, cx.country) as client:
-            result = await extract_family(
-                family,
+            step = ExtractFamily(
                 client,
                 warehouse,
                 store,
                 session,
-                cx,
                 full_refresh=full_refresh,
                 lookback=timedelta(minutes=lookback_minutes),
-                progress=lambda dataset, n: None,
             )
+            done = await step(family, cx, references)
             stats = client.stats.as_dict()
+        result = done.run
         if session.outcomes and docs_dir:
             docs = session.build_docs()
             result.docs_path = str(docs) if docs else None
@@ -69,7 +78,7 @@ async def extract_family_task(
         logger.warning("%s", warning)
     if result.error:
         logger.error("%s/%s failed: %s", cx.country, family.value, result.error)
-    return result
+    return done
 
 
 @task(name="publish-run-report", retries=0)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
-from sodtrack.client import SodtrackClient
 from sodtrack.config_errors import InvalidSetting
 from sodtrack.preflight import preflight
 from sodtrack.settings import Origin, Settings, resolve_settings
-from sodtrack.state import NamedLock, StateStore
+from sodtrack.state import StateStore
 from sodtrack.warehouse import Warehouse
 
 
@@ -75,8 +71,8 @@ async def check_configuration_task(
     if warehouse_outputs:
         label = "warehouse" if warehouse else "SODTRACK_WAREHOUSE"
         root = Path(settings.warehouse)
-        folders += [(root, label), (data_dir(settings, "reports"), label)]
-        folders.append((data_dir(settings, "docs"), label))
+        folders += [(root, label), (settings.data_dir("reports"), label)]
+        folders.append((settings.data_dir("docs"), label))
     if outbox_for is not None:
         label = "outbox" if outbox else "SODTRACK_OUTBOX"
         folders.append((outbox_root(settings, Path(outbox_for), outbox), label))
@@ -97,47 +93,12 @@ def secret_from_block(name: str) -> str:
     return value
 
 
-@contextlib.asynccontextmanager
-async def country_client(settings: Settings, country: str) -> AsyncIterator[SodtrackClient]:
-    """A client for one country's API (its own token, limiter and stats)."""
-    client = SodtrackClient.from_settings(settings.model_copy(update={"country": country}))
-    async with client:
-        yield client
-
-
 def open_warehouse(settings: Settings) -> Warehouse:
     return Warehouse(settings.warehouse)
 
 
 def open_state(settings: Settings) -> StateStore:
     return StateStore(settings.state_url)
-
-
-@contextlib.asynccontextmanager
-async def state_lock(
-    store: StateStore, name: str, *, timeout_s: float = 6 * 3600.0
-) -> AsyncIterator[NamedLock]:
-    """``store.lock(name)`` for async flows: waiting for the lock happens in a thread, so a
-    run blocked on one country's lock never stalls the other countries of its event loop.
-
-    The names in use: ``nightly:<country>`` (one extraction of a country at a time, across
-    processes and machines sharing ``SODTRACK_STATE_URL``) and ``load:<sha256>`` (one load of
-    a file at a time)."""
-    manager = store.lock(name, timeout_s=timeout_s)
-    held = await asyncio.to_thread(manager.__enter__)
-    try:
-        yield held
-    except BaseException as exc:
-        if not await asyncio.to_thread(manager.__exit__, type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        await asyncio.to_thread(manager.__exit__, None, None, None)
-
-
-def data_dir(settings: Settings, name: str) -> Path:
-    """Folders beside the warehouse for run reports and Data Docs (local runs)."""
-    root = Path(settings.warehouse)
-    return (root.parent if root.name == "warehouse" else root) / name
 
 
 def quiet_libraries() -> None:

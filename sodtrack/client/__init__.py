@@ -12,7 +12,7 @@ Modules, one concern each:
 """
 
 from sodtrack.client.auth import Credentials
-from sodtrack.client.client import SodtrackClient
+from sodtrack.client.client import SodtrackClient, country_client
 from sodtrack.client.errors import (
     AuthError,
     ConflictError,
@@ -68,4 +68,5 @@ __all__ = [
     "TokenUnavailable",
     "UnreadableResponse",
     "WriteResult",
+    "country_client",
 ]

@@ -552,3 +552,12 @@ class SodtrackClient:
             repost_is_safe=body.external_reference is not None,
         )
         return await self._create(plan)
+
+
+def country_client(settings: Settings, country: str) -> SodtrackClient:
+    """A client for one country's API (its own token, limiter and stats), for ``async with``:
+    ``settings`` with ``country`` in place of its own (any code or name :func:`get_country`
+    knows)."""
+    return SodtrackClient.from_settings(
+        settings.model_copy(update={"country": get_country(country).code})
+    )

@@ -1,7 +1,10 @@
 """The nightly extraction: Sodtrack → staged Parquet → Great Expectations → published datasets.
 
-A library (no Prefect): the flows in ``flows/`` sequence these steps as tasks, and the CLI
-runs the same steps directly. One run, for one country::
+A library (no Prefect). One orchestrator per country, ``runner.extract_country`` (the
+country's lock, the cleanup of dead runs, the families in order, each step given the
+references the previous one returned, as a value): the CLI and the demo reach it through
+``run_extraction``, the Prefect flow (``flows/nightly.py``) calls it with a task per family as
+its step. One run, for one country::
 
     plan_bookings_read   (the published data decides: full when the warehouse has no
                           bookings of the country, whatever the state store's watermark)
@@ -19,7 +22,7 @@ run beside variants of another: ``catalog`` (categories, services, variants), ``
 
 from sodtrack.extract.families import FAMILIES, Family, families_for
 from sodtrack.extract.report import DatasetRun, FamilyRun, RunReport
-from sodtrack.extract.runner import ExtractionOptions, run_extraction
+from sodtrack.extract.runner import ExtractionOptions, extract_country, run_extraction
 
 __all__ = [
     "FAMILIES",
@@ -28,6 +31,7 @@ __all__ = [
     "Family",
     "FamilyRun",
     "RunReport",
+    "extract_country",
     "families_for",
     "run_extraction",
 ]

@@ -1,8 +1,8 @@
 """The publishing gate: a family is validated whole, then published whole or quarantined whole.
 
 * Every staged dataset of the family runs through its Great Expectations suite (streamed
-  file by file in chunks of at most ``CHUNK_ROWS`` rows, so memory is bounded whatever the
-  data size).
+  file by file as decoded batches, which the validation coalesces into its Great
+  Expectations runs, so memory is bounded whatever the data size).
 * ``bookings`` never shrinks: its suite's critical ``published_row_count`` expectation
   requires at least as many staged rows as the published rows the publish replaces
   (:func:`replaced_rows`: the country's whole dataset on a full run, the touched months on
@@ -30,7 +30,7 @@ from sodtrack.validation import (
     published_row_count_parameters,
 )
 from sodtrack.warehouse import Warehouse, layout
-from sodtrack.warehouse.chunks import iter_chunks
+from sodtrack.warehouse.chunks import READ_BATCH_ROWS, iter_chunks
 from sodtrack.warehouse.schemas import get_spec
 
 NO_ROW_BOUNDS = RowCountPolicy(
@@ -45,24 +45,18 @@ def _partition_values(key: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in key.split("/") if "=" in part)
 
 
-CHUNK_ROWS = 100_000
-"""Rows read per chunk: small files are coalesced up to it, so a Great Expectations run (a
-fixed cost of ~1 s for the bookings suite, then the validation's own batches of
-``DEFAULT_BATCH_ROWS``) is paid per 100,000 rows, not per partition; memory stays bounded by
-it."""
-
-
 def staged_chunks(
-    warehouse: Warehouse, dataset: str, run_id: str, chunk_rows: int = CHUNK_ROWS
+    warehouse: Warehouse, dataset: str, run_id: str, *, read_rows: int = READ_BATCH_ROWS
 ) -> Iterator[pa.Table]:
-    """The staged rows in chunks of at most ``chunk_rows`` rows, with the partition columns.
+    """The staged rows as decoded batches of at most ``read_rows`` rows, with the partition
+    columns; the validation sizes its runs from them (``DEFAULT_BATCH_ROWS``).
 
     Streamed file by file (``sodtrack.warehouse.chunks``), whatever the partitions' sizes:
     ``booking_changes`` stages a single partition per run (its extraction date), which for
     a full run holds every booking. Uniqueness across chunks is the validation's business
-    (it tracks keys between chunks).
+    (it tracks keys between batches).
     """
-    return iter_chunks(warehouse.staged_dataset(dataset, run_id), chunk_rows)
+    return iter_chunks(warehouse.staged_dataset(dataset, run_id), read_rows=read_rows)
 
 
 def previous_rows(warehouse: Warehouse, dataset: str, country: str) -> int | None:

@@ -1,8 +1,12 @@
 """One nightly extraction run over one or more countries, without any orchestrator.
 
-The Prefect flows call the same steps one task at a time (``flows/nightly.py``); the CLI and
-the tests call :func:`run_extraction`. Countries run one after another here; the Prefect
-flow runs them concurrently.
+:func:`extract_country` is the one orchestrator of a country (its lock, the cleanup of dead
+runs, the families in order, each given the references the previous one returned): the CLI,
+the demo and the tests reach it through :func:`run_extraction`, the Prefect flow
+(``flows/nightly.py``) calls it with a task per family as its ``step``. A step is
+:func:`extract_family`; what one family passes to the next is a value
+(:class:`FamilyExtraction`), so tasks could run in separate processes. Countries run one
+after another here; the Prefect flow runs them concurrently.
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ from sodtrack.extract import gate
 from sodtrack.extract.families import FAMILIES, Family, families_for
 from sodtrack.extract.report import DatasetRun, FamilyRun, RunReport, iso
 from sodtrack.extract.staging import Progress, stage_bookings, stage_catalog, stage_coverage
-from sodtrack.state import StateStore, updated_since
+from sodtrack.state import StateStore, hold_lock, updated_since
 from sodtrack.validation import ValidationSession, reference_parameters
 from sodtrack.validation.suites import P_CATEGORY_IDS, P_SERVICE_IDS, P_VARIANT_IDS, P_ZONE_IDS
 from sodtrack.warehouse import DATASETS, Warehouse, layout
@@ -59,44 +63,64 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"nightly-{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class CountryExtraction:
-    """The state of one country's run: what it staged, and the references for validation."""
+    """One country's part of a run (a value: tasks in other processes get a copy)."""
 
     country: str
     run_id: str
     """The warehouse run id (``<run>-<country>``): each country stages apart."""
     extracted_at: datetime
-    references: dict[str, Any] = field(default_factory=dict)
 
-    def add_references(self, warehouse: Warehouse, datasets: Mapping[str, str]) -> None:
-        """Reference ids from this run's staging (``datasets``: dataset → reference name)."""
-        for dataset, name in datasets.items():
-            table = warehouse.staged_table(dataset, self.run_id, {"country": self.country})
-            self.references.update(reference_parameters(**{name: table}))
 
-    def forget_references(self, datasets: tuple[str, ...]) -> None:
-        """Drop the references a family's staging gave: it was not published (quarantined,
-        failed), so later families check against the published version instead."""
-        for dataset in datasets:
-            if dataset in _REFERENCES:
-                self.references.pop(_REFERENCES[dataset][1], None)
+References = dict[str, list[str]]
+"""Suite parameter → the ids a family's rows may refer to (:func:`reference_parameters`)."""
 
-    def fill_published_references(self, warehouse: Warehouse) -> None:
-        """Missing references from the published versions (an incremental bookings run
-        checks its bookings against the catalog and coverage analysts can see)."""
-        for dataset, (name, parameter) in _REFERENCES.items():
-            if parameter in self.references or warehouse.current_version(dataset) is None:
-                continue
-            table = warehouse.read_current(dataset).to_table(
-                columns=["id", "country", "snapshot_date"]
-            )
-            mine = table.filter(pc.equal(table["country"], self.country))
-            if mine.num_rows == 0:
-                continue
-            latest = pc.max(mine["snapshot_date"]).as_py()
-            mine = mine.filter(pc.equal(mine["snapshot_date"], latest))
-            self.references.update(reference_parameters(**{name: mine}))
+
+@dataclass(frozen=True, slots=True)
+class FamilyExtraction:
+    """What one family step returns: its run, and the references the country's next family
+    checks against (given to the next step explicitly, never shared mutable state)."""
+
+    run: FamilyRun
+    references: References
+
+
+def staged_references(
+    warehouse: Warehouse, cx: CountryExtraction, datasets: Mapping[str, str]
+) -> References:
+    """Reference ids from this run's staging (``datasets``: dataset → reference name)."""
+    found: References = {}
+    for dataset, name in datasets.items():
+        table = warehouse.staged_table(dataset, cx.run_id, {"country": cx.country})
+        found.update(reference_parameters(**{name: table}))
+    return found
+
+
+def without_references(references: Mapping[str, list[str]], family: Family) -> References:
+    """``references`` less the ones ``family``'s staging gave: it was not published
+    (quarantined, failed), so later families check against the published version instead."""
+    dropped = {_REFERENCES[d][1] for d in FAMILIES[family] if d in _REFERENCES}
+    return {name: ids for name, ids in references.items() if name not in dropped}
+
+
+def with_published_references(
+    warehouse: Warehouse, country: str, references: Mapping[str, list[str]]
+) -> References:
+    """``references`` completed from the published versions (an incremental bookings run
+    checks its bookings against the catalog and coverage analysts can see)."""
+    filled = dict(references)
+    for dataset, (name, parameter) in _REFERENCES.items():
+        if parameter in filled or warehouse.current_version(dataset) is None:
+            continue
+        table = warehouse.read_current(dataset).to_table(columns=["id", "country", "snapshot_date"])
+        mine = table.filter(pc.equal(table["country"], country))
+        if mine.num_rows == 0:
+            continue
+        latest = pc.max(mine["snapshot_date"]).as_py()
+        mine = mine.filter(pc.equal(mine["snapshot_date"], latest))
+        filled.update(reference_parameters(**{name: mine}))
+    return filled
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,13 +213,18 @@ async def extract_family(
     store: StateStore,
     session: ValidationSession,
     cx: CountryExtraction,
+    references: Mapping[str, list[str]],
     *,
     full_refresh: bool,
     lookback: timedelta,
     progress: Progress,
-) -> FamilyRun:
-    """Stage, validate, then publish or quarantine one family of one country."""
+) -> FamilyExtraction:
+    """Stage, validate, then publish or quarantine one family of one country.
+
+    ``references``: what the country's earlier families of this run returned (empty for the
+    first); the result's references are what the next family gets."""
     fam = FamilyRun(family.value, cx.country)
+    refs = dict(references)
     started = time.monotonic()
     full = full_refresh
     read: BookingsRead | None = None
@@ -206,15 +235,18 @@ async def extract_family(
             fam.datasets = await stage_catalog(
                 client, warehouse, cx.country, cx.run_id, cx.extracted_at, progress
             )
-            cx.add_references(
-                warehouse,
-                {"categories": "categories", "services": "services", "variants": "variants"},
+            refs.update(
+                staged_references(
+                    warehouse,
+                    cx,
+                    {"categories": "categories", "services": "services", "variants": "variants"},
+                )
             )
         elif family is Family.COVERAGE:
             fam.datasets = await stage_coverage(
                 client, warehouse, cx.country, cx.run_id, cx.extracted_at, progress
             )
-            cx.add_references(warehouse, {"coverage_zones": "zones"})
+            refs.update(staged_references(warehouse, cx, {"coverage_zones": "zones"}))
         else:
             read = plan_bookings_read(warehouse, store, cx.country, full_refresh=full_refresh)
             if read.note is not None:
@@ -235,18 +267,18 @@ async def extract_family(
                 progress=progress,
             )
             extra = {"bookings": merge.stats()}
-        cx.fill_published_references(warehouse)
+        refs = with_published_references(warehouse, cx.country, refs)
         outcomes = gate.validate_family(
             fam,
             warehouse,
             session,
             cx.run_id,
-            references=cx.references,
+            references=refs,
             full_refresh=full,
         )
         gate.publish_or_quarantine(fam, warehouse, cx.run_id, outcomes, extra_stats=extra)
         if fam.status != "published":
-            cx.forget_references(FAMILIES[family])
+            refs = without_references(refs, family)
         if family is Family.BOOKINGS and fam.status == "published" and read is not None:
             after = merge.watermark_after
             if after is not None:
@@ -259,7 +291,7 @@ async def extract_family(
                 fam.watermark_after = fam.watermark_before
     except Exception as exc:  # one family's failure must not hide the others' outcome
         log.exception("%s/%s failed", cx.country, family.value)
-        cx.forget_references(FAMILIES[family])
+        refs = without_references(refs, family)
         fam.status = "failed"
         fam.error = f"{type(exc).__name__}: {exc}"
         for dataset in FAMILIES[family]:
@@ -270,7 +302,7 @@ async def extract_family(
             if d.status == "staged":
                 d.status = "failed"
     log.info("%s/%s %s in %.1f s", cx.country, family.value, fam.status, time.monotonic() - started)
-    return fam
+    return FamilyExtraction(fam, refs)
 
 
 def clear_dead_runs(warehouse: Warehouse, country: str, run_id: str) -> list[str]:
@@ -312,6 +344,101 @@ def clear_dead_runs(warehouse: Warehouse, country: str, run_id: str) -> list[str
     return removed
 
 
+def _no_progress(dataset: str, n: int) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractFamily:
+    """:func:`extract_family` with what one country's families share bound to it (a
+    :data:`FamilyStep`): the CLI's run binds the run's client and session, the flow's task
+    its own."""
+
+    client: SodtrackClient
+    warehouse: Warehouse
+    store: StateStore
+    session: ValidationSession
+    full_refresh: bool = False
+    lookback: timedelta = DEFAULT_LOOKBACK
+    progress: Progress = _no_progress
+
+    async def __call__(
+        self, family: Family, cx: CountryExtraction, references: References
+    ) -> FamilyExtraction:
+        return await extract_family(
+            family,
+            self.client,
+            self.warehouse,
+            self.store,
+            self.session,
+            cx,
+            references,
+            full_refresh=self.full_refresh,
+            lookback=self.lookback,
+            progress=self.progress,
+        )
+
+
+FamilyStep = Callable[[Family, CountryExtraction, References], Awaitable[FamilyExtraction]]
+"""``step(family, cx, references)``: one family of one country (:func:`extract_family` with
+its client, stores and session bound; a Prefect task in the flow)."""
+
+
+async def extract_country(
+    cx: CountryExtraction,
+    families: list[Family],
+    step: FamilyStep,
+    *,
+    warehouse: Warehouse,
+    store: StateStore,
+    lock_timeout_s: float = 3600.0,
+) -> list[FamilyRun]:
+    """The families of one country, in order, under the country's lock: the one orchestrator
+    of the CLI, the demo and the Prefect flow (which gives its task as ``step``).
+
+    Holds ``nightly:<country>`` (waiting in a thread, so other countries of the event loop
+    go on), removes what dead runs of the country left, then runs ``step`` per family, each
+    given the references the previous one returned."""
+    runs: list[FamilyRun] = []
+    async with hold_lock(store, f"nightly:{cx.country}", timeout_s=lock_timeout_s):
+        clear_dead_runs(warehouse, cx.country, cx.run_id)
+        references: References = {}
+        for family in families:
+            done = await step(family, cx, references)
+            runs.append(done.run)
+            references = done.references
+    return runs
+
+
+def start_report(
+    run_id: str, started_at: datetime, countries: list[str], *, full_refresh: bool, warehouse: str
+) -> RunReport:
+    """The report of a run that starts (families and totals come with :func:`finish_report`)."""
+    return RunReport(
+        run_id=run_id,
+        started_at=started_at.isoformat(),
+        countries=countries,
+        full_refresh=full_refresh,
+        warehouse=warehouse,
+    )
+
+
+def finish_report(
+    report: RunReport,
+    families: list[FamilyRun],
+    client_stats: list[dict[str, Any]],
+    *,
+    finished_at: datetime,
+    duration_s: float,
+) -> RunReport:
+    """The families' runs, the clients' summed counters and the end of the run."""
+    report.families = families
+    report.client = merge_client_stats(client_stats)
+    report.finished_at = finished_at.isoformat()
+    report.duration_s = round(duration_s, 3)
+    return report
+
+
 async def run_extraction(
     options: ExtractionOptions,
     *,
@@ -321,47 +448,52 @@ async def run_extraction(
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RunReport:
-    """Extract, validate and publish the asked families for each country; write the report."""
+    """Extract, validate and publish the asked families for each country; write the report.
+
+    Countries run one after another, each with one client and one validation session for
+    the whole run (one Data Docs site)."""
     started_at = now()
     clock0 = time.monotonic()
     run_id = options.run_id or new_run_id(started_at)
     countries = [get_country(c).code for c in options.countries]
     families = families_for(options.datasets)
-    report = RunReport(
-        run_id=run_id,
-        started_at=started_at.isoformat(),
-        countries=countries,
+    report = start_report(
+        run_id,
+        started_at,
+        countries,
         full_refresh=options.full_refresh,
         warehouse=str(warehouse.root),
     )
     session = ValidationSession(run_id, docs_dir=options.docs_dir)
+    runs: list[FamilyRun] = []
     client_stats: list[dict[str, Any]] = []
     for country in countries:
         cx = CountryExtraction(country, f"{run_id}-{country}", now())
-        with store.lock(f"nightly:{country}", timeout_s=options.lock_timeout_s):
-            clear_dead_runs(warehouse, country, cx.run_id)
-            async with client_factory(country) as client:
-                for family in families:
-                    report.families.append(
-                        await extract_family(
-                            family,
-                            client,
-                            warehouse,
-                            store,
-                            session,
-                            cx,
-                            full_refresh=options.full_refresh,
-                            lookback=options.lookback,
-                            progress=progress or (lambda dataset, n: None),
-                        )
-                    )
-                client_stats.append(client.stats.as_dict())
-    report.client = merge_client_stats(client_stats)
+        async with client_factory(country) as client:
+            step = ExtractFamily(
+                client,
+                warehouse,
+                store,
+                session,
+                full_refresh=options.full_refresh,
+                lookback=options.lookback,
+                progress=progress or _no_progress,
+            )
+            runs += await extract_country(
+                cx,
+                families,
+                step,
+                warehouse=warehouse,
+                store=store,
+                lock_timeout_s=options.lock_timeout_s,
+            )
+            client_stats.append(client.stats.as_dict())
     if options.docs_dir is not None and session.outcomes:
         docs = session.build_docs()
         report.docs_path = str(docs) if docs else None
-    report.finished_at = now().isoformat()
-    report.duration_s = round(time.monotonic() - clock0, 3)
+    finish_report(
+        report, runs, client_stats, finished_at=now(), duration_s=time.monotonic() - clock0
+    )
     if options.reports_dir is not None:
         report.write(options.reports_dir)
     return report

@@ -57,7 +57,7 @@ from sodtrack.warehouse import layout
 from sodtrack.warehouse.convert import bookings_batch
 from sodtrack.warehouse.publish import Warehouse
 from sodtrack.warehouse.schemas import DATASETS
-from sodtrack.warehouse.writer import DEFAULT_ROW_GROUP_ROWS, conform
+from sodtrack.warehouse.writer import DEFAULT_ROW_GROUP_ROWS, StagingWriter, conform
 
 WORK = "_work"
 _SEQ = "_seq"
@@ -236,183 +236,55 @@ class BookingsRun:
     def _merge(
         self, watermark_before: datetime | None, full_refresh: bool, started: float
     ) -> MergeResult:
+        """The merge as named steps: pin the base, decide on narrow keys, stage the changes
+        log, choose the winning versions, rebuild each touched month."""
         wh = self.wh
-        base_version = wh.current_version("bookings")
-        base = wh.read_manifest("bookings", base_version) if base_version else None
-        prefix = f"country={self.country}/"
-        base_parts: dict[str, list[str]] = {}
-        base_rows: dict[str, int] = {}
-        if base is not None and not full_refresh:
-            data = wh.data_path("bookings", base.version_id)
-            for key, part in base.partitions.items():
-                if key.startswith(prefix) and part.files:
-                    # Pin the base: hard links in the work directory keep these bytes
-                    # readable even if garbage collection removes the version meanwhile.
-                    pinned = []
-                    for f in part.files:
-                        link = wh.fs.join(self.work, "base", key, f.name)
-                        wh.fs.share(wh.fs.join(data, key, f.name), link)
-                        pinned.append(link)
-                    base_parts[key] = pinned
-                    base_rows[key] = part.rows
+        base = self._pin_base(full_refresh)
         extraction_date = self.extracted_at.date().isoformat()
         con = self._connect()
         try:
             raw = f"read_parquet('{_sql_str(self._raw_path)}')"
-            # Decide on narrow columns (id, updated_at, month, _seq) first, then pick the wide
-            # rows by _seq: windowing or sorting the 29-column rows themselves is what costs.
-            con.execute(
-                f"""
-                CREATE TABLE keys AS
-                SELECT id, updated_at, {_SEQ},
-                       strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH},
-                       {_SEQ} = max({_SEQ}) OVER (PARTITION BY id, updated_at) AS last_exact,
-                       row_number() OVER (
-                           PARTITION BY id ORDER BY updated_at DESC, {_SEQ} DESC) = 1 AS newest
-                FROM {raw}
-                """  # noqa: S608
-            )
-            # 1. the changes log: exact repeats dropped (the last received kept), in arrival
-            # order (the work file is in arrival order and the filtered scan preserves it).
+            _create_keys(con, raw)
             with wh.stage("booking_changes", self.run_id) as changes:
-                changes.touch({"country": self.country, "extraction_date": extraction_date})
-                reader = _stream(
-                    con,
-                    f"""
-                    SELECT {_COLS}, ?::VARCHAR AS run_id FROM {raw}
-                    WHERE {_SEQ} IN (SELECT {_SEQ} FROM keys WHERE last_exact)
-                    """,  # noqa: S608
-                    [self.run_id],
-                )
-                changes_written = 0
-                for batch in reader:
-                    changes.write(
-                        batch, {"country": self.country, "extraction_date": extraction_date}
-                    )
-                    changes_written += batch.num_rows
-                # 2. the newest version of each changed id (greatest updated_at, a tie to the
-                # last received) ...
-                con.execute("CREATE TABLE latest AS SELECT * FROM keys WHERE newest")
-                distinct_ids, max_updated = con.execute(
-                    "SELECT count(*), max(updated_at) FROM latest"
-                ).fetchall()[0]
-                max_updated = _utc(max_updated)
-                # 3. ... where those ids live now, and which versions win: the incoming one
-                # unless the stored row is strictly newer (a replayed or out-of-order run must
-                # not move a booking back in time; a tie goes to the incoming, later-seen one).
-                if base_parts:
-                    files = [p for ps in base_parts.values() for p in ps]
-                    con.execute(
-                        f"""
-                        CREATE TABLE located AS
-                        SELECT b.id, b.scheduled_month AS {_MONTH}, b.updated_at
-                        FROM read_parquet({_sql_list(files)}, hive_partitioning = true,
-                                          hive_types = {{'country': VARCHAR,
-                                                         'scheduled_month': VARCHAR}}) b
-                        SEMI JOIN latest l ON b.id = l.id
-                        """  # noqa: S608
-                    )
-                else:
-                    con.execute(
-                        f"CREATE TABLE located (id VARCHAR, {_MONTH} VARCHAR, "
-                        "updated_at TIMESTAMPTZ)"
-                    )
-                con.execute(
-                    f"""
-                    CREATE TABLE win AS
-                    SELECT l.id, l.{_SEQ}, l.{_MONTH}, o.{_MONTH} AS old_month,
-                           o.id IS NOT NULL AS existed
-                    FROM latest l LEFT JOIN located o ON l.id = o.id
-                    WHERE o.id IS NULL OR l.updated_at >= o.updated_at
-                    """  # noqa: S608
-                )
-                winners, new_ids, moved_ids = con.execute(
-                    f"""
-                    SELECT count(*), count(*) FILTER (WHERE NOT existed),
-                           count(*) FILTER (WHERE existed AND old_month <> {_MONTH})
-                    FROM win
-                    """  # noqa: S608
-                ).fetchall()[0]
-                months = [
-                    r[0]
-                    for r in con.execute(
-                        f"""
-                        SELECT {_MONTH} FROM win UNION SELECT old_month FROM win WHERE existed
-                        ORDER BY 1
-                        """  # noqa: S608
-                    ).fetchall()
-                ]
-                # The wide winning rows, once, sorted by month then id: each month's query
-                # below then reads a contiguous, already ordered range.
-                con.execute(
-                    f"""
-                    CREATE TABLE winners AS
-                    SELECT {_COLS}, strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH}
-                    FROM {raw} WHERE {_SEQ} IN (SELECT {_SEQ} FROM win)
-                    ORDER BY {_MONTH}, id
-                    """  # noqa: S608
-                )
+                changes_written = self._write_changes(con, raw, changes, extraction_date)
+                decision = _decide_winners(con, raw, base.parts)
                 changes.finish(
                     watermark_before=watermark_before,
-                    watermark_after=max_updated,
+                    watermark_after=decision.max_updated,
                     stats={"received": self._received, "changes_written": changes_written},
                     finished_at=datetime.now(UTC),
                 )
             wh.step("merge:changes_staged")
-            # 4. rebuild each touched month.
-            touched: list[str] = []
-            removed: list[str] = []
-            rows_written = 0
-            with wh.stage("bookings", self.run_id, base_version=base_version) as out:
-                for month in months:
-                    values = {"country": self.country, "scheduled_month": month}
-                    key = layout.partition_path(layout.partition(_BOOKINGS, values))
-                    touched.append(key)
-                    out.replace([values])
-                    current = base_parts.get(key)
-                    incoming = f"SELECT {_COLS} FROM winners WHERE {_MONTH} = ?"  # noqa: S608
-                    if current:
-                        stored = f"read_parquet({_sql_list(current)})"
-                        kept = f"SELECT {_COLS} FROM {stored} c ANTI JOIN winners w ON c.id = w.id"  # noqa: S608
-                        incoming = f"{kept} UNION ALL {incoming}"
-                    # Rows within a partition: carried rows first (in their stored order),
-                    # then this run's, by id. No global ORDER BY: not worth a sort per month.
-                    reader = _stream(con, incoming, [month])
-                    n = 0
-                    for batch in reader:
-                        out.write(batch, values)
-                        n += batch.num_rows
-                    out.close_partition(values)  # one month buffered at a time
-                    rows_written += n
-                    if n == 0:
-                        removed.append(key)
-                    wh.step("merge:partition_written")
-                untouched = sum(r for k, r in base_rows.items() if k not in set(touched))
+            with wh.stage("bookings", self.run_id, base_version=base.version) as out:
+                touched, removed, rows_written = self._rebuild_months(
+                    con, out, decision.months, base.parts
+                )
+                untouched = sum(r for k, r in base.rows.items() if k not in set(touched))
                 result = MergeResult(
                     run_id=self.run_id,
                     country=self.country,
                     full_refresh=full_refresh,
-                    base_version=base_version,
+                    base_version=base.version,
                     received=self._received,
                     exact_repeats=self._received - changes_written,
                     changes_written=changes_written,
-                    distinct_ids=distinct_ids,
-                    superseded=changes_written - distinct_ids,
-                    stale_ignored=distinct_ids - winners,
-                    new_ids=new_ids,
-                    moved_ids=moved_ids,
+                    distinct_ids=decision.distinct_ids,
+                    superseded=changes_written - decision.distinct_ids,
+                    stale_ignored=decision.distinct_ids - decision.winners,
+                    new_ids=decision.new_ids,
+                    moved_ids=decision.moved_ids,
                     rows_written=rows_written,
                     bookings_total=untouched + rows_written,
                     partitions_touched=tuple(touched),
                     partitions_removed=tuple(removed),
                     watermark_before=watermark_before,
-                    watermark_after=max_updated,
+                    watermark_after=decision.max_updated,
                     seconds=time.monotonic() - started,
                 )
                 out.finish(
                     replace_scope={"country": self.country} if full_refresh else None,
                     watermark_before=watermark_before,
-                    watermark_after=max_updated,
+                    watermark_after=decision.max_updated,
                     stats=result.stats(),
                     finished_at=datetime.now(UTC),
                 )
@@ -421,12 +293,199 @@ class BookingsRun:
         finally:
             con.close()
 
+    def _pin_base(self, full_refresh: bool) -> _Base:
+        """The country's partitions of the current version (none for a full refresh), pinned:
+        hard links in the work directory keep their bytes readable even if garbage
+        collection removes the version meanwhile."""
+        wh = self.wh
+        version = wh.current_version("bookings")
+        manifest = wh.read_manifest("bookings", version) if version else None
+        base = _Base(version)
+        if manifest is None or full_refresh:
+            return base
+        prefix = f"country={self.country}/"
+        data = wh.data_path("bookings", manifest.version_id)
+        for key, part in manifest.partitions.items():
+            if key.startswith(prefix) and part.files:
+                pinned = []
+                for f in part.files:
+                    link = wh.fs.join(self.work, "base", key, f.name)
+                    wh.fs.share(wh.fs.join(data, key, f.name), link)
+                    pinned.append(link)
+                base.parts[key] = pinned
+                base.rows[key] = part.rows
+        return base
+
+    def _write_changes(
+        self, con: duckdb.DuckDBPyConnection, raw: str, changes: StagingWriter, extraction_date: str
+    ) -> int:
+        """The changes log: exact repeats dropped (the last received kept), in arrival order
+        (the work file is in arrival order and the filtered scan preserves it). Returns the
+        rows written."""
+        values = {"country": self.country, "extraction_date": extraction_date}
+        changes.touch(values)
+        reader = _stream(
+            con,
+            f"""
+            SELECT {_COLS}, ?::VARCHAR AS run_id FROM {raw}
+            WHERE {_SEQ} IN (SELECT {_SEQ} FROM keys WHERE last_exact)
+            """,  # noqa: S608
+            [self.run_id],
+        )
+        written = 0
+        for batch in reader:
+            changes.write(batch, values)
+            written += batch.num_rows
+        return written
+
+    def _rebuild_months(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        out: StagingWriter,
+        months: list[str],
+        base_parts: dict[str, list[str]],
+    ) -> tuple[list[str], list[str], int]:
+        """Each touched month: its stored rows less the changed ids, then the winners whose
+        month it is, streamed and closed before the next. Returns the touched and the removed
+        (left empty) partitions, and the rows written."""
+        wh = self.wh
+        touched: list[str] = []
+        removed: list[str] = []
+        rows_written = 0
+        for month in months:
+            values = {"country": self.country, "scheduled_month": month}
+            key = layout.partition_path(layout.partition(_BOOKINGS, values))
+            touched.append(key)
+            out.replace([values])
+            current = base_parts.get(key)
+            incoming = f"SELECT {_COLS} FROM winners WHERE {_MONTH} = ?"  # noqa: S608
+            if current:
+                stored = f"read_parquet({_sql_list(current)})"
+                kept = f"SELECT {_COLS} FROM {stored} c ANTI JOIN winners w ON c.id = w.id"  # noqa: S608
+                incoming = f"{kept} UNION ALL {incoming}"
+            # Rows within a partition: carried rows first (in their stored order), then this
+            # run's, by id. No global ORDER BY: not worth a sort per month.
+            reader = _stream(con, incoming, [month])
+            n = 0
+            for batch in reader:
+                out.write(batch, values)
+                n += batch.num_rows
+            out.close_partition(values)  # one month buffered at a time
+            rows_written += n
+            if n == 0:
+                removed.append(key)
+            wh.step("merge:partition_written")
+        return touched, removed, rows_written
+
     def _flush(self) -> None:
         if self._buffered:
             table = pa.Table.from_batches(self._buffer, schema=self._raw_schema)
             self._raw.write_table(table, row_group_size=self.row_group_rows)
             self._buffer.clear()
             self._buffered = 0
+
+
+@dataclass(slots=True)
+class _Base:
+    """The published version a merge starts from, pinned in the work directory."""
+
+    version: str | None
+    parts: dict[str, list[str]] = field(default_factory=dict)
+    """Partition key → the pinned paths of its files (the country's only)."""
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """Which versions win, taken on the narrow columns (tables ``latest``, ``located``,
+    ``win`` and the wide ``winners`` sorted by month then id are left in the connection)."""
+
+    distinct_ids: int
+    max_updated: datetime | None
+    winners: int
+    new_ids: int
+    moved_ids: int
+    months: list[str]
+    """The touched months: the winners' new ones and the ones they leave."""
+
+
+def _create_keys(con: duckdb.DuckDBPyConnection, raw: str) -> None:
+    """Decide on narrow columns (id, updated_at, month, _seq) first, then pick the wide rows
+    by _seq: windowing or sorting the 29-column rows themselves is what costs."""
+    con.execute(
+        f"""
+        CREATE TABLE keys AS
+        SELECT id, updated_at, {_SEQ},
+               strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH},
+               {_SEQ} = max({_SEQ}) OVER (PARTITION BY id, updated_at) AS last_exact,
+               row_number() OVER (
+                   PARTITION BY id ORDER BY updated_at DESC, {_SEQ} DESC) = 1 AS newest
+        FROM {raw}
+        """  # noqa: S608
+    )
+
+
+def _decide_winners(
+    con: duckdb.DuckDBPyConnection, raw: str, base_parts: dict[str, list[str]]
+) -> _Decision:
+    """The newest version of each changed id (greatest updated_at, a tie to the last
+    received), where those ids live now, and which versions win: the incoming one unless the
+    stored row is strictly newer (a replayed or out-of-order run must not move a booking back
+    in time; a tie goes to the incoming, later-seen one)."""
+    con.execute("CREATE TABLE latest AS SELECT * FROM keys WHERE newest")
+    distinct_ids, max_updated = con.execute(
+        "SELECT count(*), max(updated_at) FROM latest"
+    ).fetchall()[0]
+    if base_parts:
+        files = [p for ps in base_parts.values() for p in ps]
+        con.execute(
+            f"""
+            CREATE TABLE located AS
+            SELECT b.id, b.scheduled_month AS {_MONTH}, b.updated_at
+            FROM read_parquet({_sql_list(files)}, hive_partitioning = true,
+                              hive_types = {{'country': VARCHAR,
+                                             'scheduled_month': VARCHAR}}) b
+            SEMI JOIN latest l ON b.id = l.id
+            """  # noqa: S608
+        )
+    else:
+        con.execute(f"CREATE TABLE located (id VARCHAR, {_MONTH} VARCHAR, updated_at TIMESTAMPTZ)")
+    con.execute(
+        f"""
+        CREATE TABLE win AS
+        SELECT l.id, l.{_SEQ}, l.{_MONTH}, o.{_MONTH} AS old_month,
+               o.id IS NOT NULL AS existed
+        FROM latest l LEFT JOIN located o ON l.id = o.id
+        WHERE o.id IS NULL OR l.updated_at >= o.updated_at
+        """  # noqa: S608
+    )
+    winners, new_ids, moved_ids = con.execute(
+        f"""
+        SELECT count(*), count(*) FILTER (WHERE NOT existed),
+               count(*) FILTER (WHERE existed AND old_month <> {_MONTH})
+        FROM win
+        """  # noqa: S608
+    ).fetchall()[0]
+    months = [
+        r[0]
+        for r in con.execute(
+            f"""
+            SELECT {_MONTH} FROM win UNION SELECT old_month FROM win WHERE existed
+            ORDER BY 1
+            """  # noqa: S608
+        ).fetchall()
+    ]
+    # The wide winning rows, once, sorted by month then id: each month's query then reads a
+    # contiguous, already ordered range.
+    con.execute(
+        f"""
+        CREATE TABLE winners AS
+        SELECT {_COLS}, strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH}
+        FROM {raw} WHERE {_SEQ} IN (SELECT {_SEQ} FROM win)
+        ORDER BY {_MONTH}, id
+        """  # noqa: S608
+    )
+    return _Decision(distinct_ids, _utc(max_updated), winners, new_ids, moved_ids, months)
 
 
 def _stream(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.RecordBatchReader:

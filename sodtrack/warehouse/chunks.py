@@ -7,6 +7,8 @@ the batches it had handed out while a slow consumer (a Great Expectations run of
 through the scanner and ~630 MiB reading each file with ``ParquetFile.iter_batches``. So here
 each file is read sequentially, one row-group-sized batch at a time, and its hive partition
 values (from the fragment's partition expression) are appended as constant string columns.
+The batches go out as decoded: the validation alone coalesces them into its Great Expectations
+runs (``sodtrack.validation.batching``), so there is one chunk path from page to GX.
 
 A file's own columns are kept as they are: a file missing a declared column stays visibly
 missing to the validation (the scanner would have filled it with nulls).
@@ -20,7 +22,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-_READ_BATCH_ROWS = 64 * 1024
+READ_BATCH_ROWS = 64 * 1024
+"""Rows decoded at a time: a file's batches are handed out as read."""
 
 PartitionFilter = Callable[[Mapping[str, str]], bool]
 
@@ -33,30 +36,29 @@ def partition_values(fragment: ds.Fragment) -> dict[str, str]:
 
 def iter_chunks(
     data: ds.FileSystemDataset,
-    chunk_rows: int,
     *,
     where: PartitionFilter | None = None,
+    read_rows: int = READ_BATCH_ROWS,
 ) -> Iterator[pa.Table]:
-    """Every row of ``data`` (of the partitions ``where`` accepts) in tables of at most
-    ``chunk_rows`` rows, partition columns included; small files are coalesced, big ones cut.
+    """Every row of ``data`` (of the partitions ``where`` accepts) as the decoded batches
+    of its files, in file order, each of at most ``read_rows`` rows with the partition
+    columns appended. Nothing is coalesced here: the validation sizes its Great Expectations
+    runs (:func:`sodtrack.validation.batching.gx_batches`, the one place that does).
 
-    Memory: one chunk being assembled plus one decoded batch, whatever the dataset's size.
+    Memory: one decoded batch at a time, whatever the dataset's or a partition's size.
     """
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if read_rows < 1:
+        raise ValueError(f"read_rows must be >= 1, got {read_rows}")
     partition_fields = [
         f for f in data.schema if data.partitioning and f.name in data.partitioning.schema.names
     ]
-    pending: list[pa.Table] = []
-    rows = 0
-    schema: pa.Schema | None = None
     for fragment in data.get_fragments():
         values = partition_values(fragment)
         if where is not None and not where(values):
             continue
         with data.filesystem.open_input_file(fragment.path) as handle:
             parquet = pq.ParquetFile(handle)
-            for batch in parquet.iter_batches(batch_size=min(chunk_rows, _READ_BATCH_ROWS)):
+            for batch in parquet.iter_batches(batch_size=read_rows):
                 if not batch.num_rows:
                     continue
                 table = pa.Table.from_batches([batch])
@@ -64,25 +66,15 @@ def iter_chunks(
                     if f.name not in table.column_names and f.name in values:
                         column = pa.array([values[f.name]] * table.num_rows, pa.string())
                         table = table.append_column(f.name, column)
-                if pending and (rows + table.num_rows > chunk_rows or table.schema != schema):
-                    yield _concat(pending)
-                    pending, rows = [], 0
-                pending.append(table)
-                schema = table.schema
-                rows += table.num_rows
-    if pending:
-        yield _concat(pending)
-
-
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+                yield table
 
 
 def published_chunks(
-    data: ds.FileSystemDataset, country: str, chunk_rows: int
+    data: ds.FileSystemDataset, country: str, *, read_rows: int = READ_BATCH_ROWS
 ) -> Iterator[pa.Table]:
-    """One country's rows of a published version in bounded chunks: for a snapshot dataset,
-    its latest ``snapshot_date`` only (what ``sodtrack-etl validate`` checks)."""
+    """One country's rows of a published version in bounded chunks (:func:`iter_chunks`): for
+    a snapshot dataset, its latest ``snapshot_date`` only (what ``sodtrack-etl validate``
+    checks)."""
     mine = [
         values
         for values in (partition_values(f) for f in data.get_fragments())
@@ -96,4 +88,4 @@ def published_chunks(
             return False
         return latest is None or values.get("snapshot_date") == latest
 
-    return iter_chunks(data, chunk_rows, where=where)
+    return iter_chunks(data, where=where, read_rows=read_rows)

@@ -18,7 +18,8 @@ from sodtrack.extract.runner import CountryExtraction
 from sodtrack.settings import Settings
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.testing import serve_in_thread
-from tasks.runtime import data_dir, load_settings
+from sodtrack.validation.suites import P_CATEGORY_IDS, P_SERVICE_IDS, P_VARIANT_IDS
+from tasks.runtime import load_settings
 
 from .helpers import (
     DATASET_NAMES,
@@ -100,8 +101,8 @@ def test_settings_and_folders_from_the_environment(env: tuple[object, Path]) -> 
     assert settings.warehouse == str(root / "warehouse")
     assert settings.base_url_for("cl").startswith("http://127.0.0.1:")
     assert load_settings("/elsewhere/wh").warehouse == "/elsewhere/wh"
-    assert data_dir(settings, "reports") == root / "reports"
-    assert data_dir(Settings(warehouse="/x/lake"), "docs") == Path("/x/lake/docs")
+    assert settings.data_dir("reports") == root / "reports"
+    assert Settings(warehouse="/x/lake").data_dir("docs") == Path("/x/lake/docs")
 
 
 def test_extract_family_task_logic(env: tuple[object, Path]) -> None:
@@ -113,18 +114,23 @@ def test_extract_family_task_logic(env: tuple[object, Path]) -> None:
     settings = load_settings()
     cx = CountryExtraction("cl", "unit-cl", datetime.now(UTC))
     with disable_run_logger():
-        fam = asyncio.run(
+        done = asyncio.run(
             extract_family_task.fn(
                 settings,
                 cx,
                 Family.CATALOG,
+                {},
                 full_refresh=False,
                 lookback_minutes=10,
                 docs_dir=str(root / "docs"),
             )
         )
+    fam = done.run
     assert fam.status == "published", (fam.error, fam.critical_failures)
     assert [d.dataset for d in fam.datasets] == ["categories", "services", "variants"]
+    # the ids the next family checks against: the catalog just staged, returned as a value
+    assert set(done.references) == {P_CATEGORY_IDS, P_SERVICE_IDS, P_VARIANT_IDS}
+    assert all(done.references.values())
     assert fam.client["requests_total"] > 0
     assert fam.docs_path is not None
     assert Path(fam.docs_path).exists()
@@ -145,15 +151,24 @@ def test_the_flow_tasks_ignore_a_watermark_without_published_bookings(
     store.set_watermark("cl", "bookings", stale, "a-warehouse-that-moved")
     store.dispose()
     cx = CountryExtraction("cl", "moved-cl", datetime.now(UTC))
+    families = []
+    references: dict[str, list[str]] = {}
     with disable_run_logger():
-        families = [
-            asyncio.run(
+        for family in (Family.CATALOG, Family.COVERAGE, Family.BOOKINGS):
+            # each call as a separate process would make it: arguments in, a value out
+            done = asyncio.run(
                 extract_family_task.fn(
-                    settings, cx, family, full_refresh=False, lookback_minutes=10, docs_dir=None
+                    settings,
+                    cx,
+                    family,
+                    references,
+                    full_refresh=False,
+                    lookback_minutes=10,
+                    docs_dir=None,
                 )
             )
-            for family in (Family.CATALOG, Family.COVERAGE, Family.BOOKINGS)
-        ]
+            families.append(done.run)
+            references = done.references
     bookings = families[-1]
     assert bookings.status == "published", (bookings.error, bookings.critical_failures)
     assert bookings.full

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from sodtrack.extract import families_for, gate
 from sodtrack.extract.families import Family
 from sodtrack.extract.runner import clear_dead_runs
+from sodtrack.validation.batching import gx_batches
 from sodtrack.warehouse import DATASETS, Warehouse
 from sodtrack.warehouse.chunks import published_chunks
 
@@ -86,7 +88,9 @@ def _categories(n: int, start: int = 0) -> pa.RecordBatch:
 
 def test_staged_chunks_are_bounded_even_within_one_partition(tmp_path: Path) -> None:
     """``booking_changes`` stages one partition per run (its extraction date): a full run of
-    a million bookings is one partition, which must not be validated as one table."""
+    a million bookings is one partition, which must not be read or validated as one table.
+    The read hands out decoded batches of at most ``read_rows``; the validation alone sizes
+    its GX runs from them."""
     wh = Warehouse(tmp_path / "wh", durable=False)
     big = {"country": "cl", "snapshot_date": "2026-06-10"}
     small = {"country": "cl", "snapshot_date": "2026-06-09"}
@@ -96,7 +100,7 @@ def test_staged_chunks_are_bounded_even_within_one_partition(tmp_path: Path) -> 
         out.write(_categories(30, 5000), small)
         out.finish(finished_at=datetime(2026, 6, 10, tzinfo=UTC))
 
-    chunks = list(gate.staged_chunks(wh, "categories", "run-cl", chunk_rows=100))
+    chunks = list(gate.staged_chunks(wh, "categories", "run-cl", read_rows=100))
 
     assert all(0 < c.num_rows <= 100 for c in chunks), [c.num_rows for c in chunks]
     assert sum(c.num_rows for c in chunks) == 1030
@@ -105,6 +109,9 @@ def test_staged_chunks_are_bounded_even_within_one_partition(tmp_path: Path) -> 
     days = {d for c in chunks for d in c.column("snapshot_date").to_pylist()}
     assert days == {"2026-06-09", "2026-06-10"}
     assert all(c.column("country").to_pylist() == ["cl"] * c.num_rows for c in chunks)
+    runs = list(gx_batches(chunks, 100))
+    assert [r.num_rows for r in runs] == [100] * 10 + [30]
+    assert [i for r in runs for i in r.column("id").to_pylist()] == ids
 
 
 def test_published_chunks_read_one_countrys_latest_snapshot(tmp_path: Path) -> None:
@@ -122,14 +129,45 @@ def test_published_chunks_read_one_countrys_latest_snapshot(tmp_path: Path) -> N
         out.finish(finished_at=datetime(2026, 6, 11, tzinfo=UTC))
     wh.publish("categories", "run-1")
 
-    chunks = list(published_chunks(wh.read_current("categories"), "cl", chunk_rows=100))
+    chunks = list(published_chunks(wh.read_current("categories"), "cl", read_rows=100))
 
-    assert [c.num_rows for c in chunks] == [100, 100, 30]
+    assert all(0 < c.num_rows <= 100 for c in chunks), [c.num_rows for c in chunks]
     assert {d for c in chunks for d in c.column("snapshot_date").to_pylist()} == {"2026-06-10"}
     assert {d for c in chunks for d in c.column("country").to_pylist()} == {"cl"}
     ids = [i for c in chunks for i in c.column("id").to_pylist()]
     assert ids == [f"cat_{n:06d}" for n in range(100, 330)]
-    assert list(published_chunks(wh.read_current("categories"), "ar", chunk_rows=100)) == []
+    assert [r.num_rows for r in gx_batches(chunks, 100)] == [100, 100, 30]
+    assert list(published_chunks(wh.read_current("categories"), "ar", read_rows=100)) == []
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_one_chunk_path_from_files_to_gx_runs(tmp_path: Path, seed: int) -> None:
+    """Generated stagings (partitions, row groups, read size, GX batch size at random):
+    every row reaches the GX runs exactly once, in file order; no decoded batch exceeds the
+    read size and no GX run the batch size; runs are full but for the last one."""
+    rng = random.Random(seed)
+    wh = Warehouse(tmp_path / "wh", durable=False)
+    start = 0
+    with wh.stage("categories", "run-cl", row_group_rows=rng.randint(1, 80)) as out:
+        for day in range(rng.randint(1, 4)):
+            values = {"country": "cl", "snapshot_date": f"2026-06-{day + 1:02d}"}
+            for _ in range(rng.randint(1, 3)):
+                n = rng.randint(0, 300)
+                out.write(_categories(n, start), values)
+                start += n
+        out.finish(finished_at=datetime(2026, 6, 10, tzinfo=UTC))
+    read_rows, batch_rows = rng.randint(1, 150), rng.randint(1, 400)
+
+    chunks = list(gate.staged_chunks(wh, "categories", "run-cl", read_rows=read_rows))
+    runs = list(gx_batches(chunks, batch_rows))
+
+    assert all(0 < c.num_rows <= read_rows for c in chunks)
+    sizes = [r.num_rows for r in runs]
+    assert all(0 < n <= batch_rows for n in sizes)
+    assert all(n == batch_rows for n in sizes[:-1]), sizes
+    ids = [i for r in runs for i in r.column("id").to_pylist()]
+    assert ids == [i for c in chunks for i in c.column("id").to_pylist()]
+    assert sorted(ids) == [f"cat_{n:06d}" for n in range(start)]
 
 
 def test_iter_chunks_keeps_a_files_missing_column_missing(tmp_path: Path) -> None:
@@ -151,7 +189,7 @@ def test_iter_chunks_keeps_a_files_missing_column_missing(tmp_path: Path) -> Non
         partitioning=ds.partitioning(pa.schema([("country", pa.string())]), flavor="hive"),
     )
 
-    (chunk,) = iter_chunks(data, 100)
+    (chunk,) = iter_chunks(data)
 
     assert "parent_id" not in chunk.column_names
     assert chunk.column("country").to_pylist() == ["cl"] * 5

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from sodtrack.bulkload import country_client
+from sodtrack.client import country_client
 from sodtrack.demo import Sample, write_sample
 from sodtrack.loader.synth import synthesize_upload
 from sodtrack.settings import Settings

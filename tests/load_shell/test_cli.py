@@ -13,8 +13,8 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner, Result
 
 from sodtrack import bulkload, cli
-from sodtrack.bulkload import country_client
 from sodtrack.cli import app
+from sodtrack.client import country_client
 from sodtrack.loader import read_upload
 from sodtrack.loader.synth import COLUMNS
 from sodtrack.settings import Settings

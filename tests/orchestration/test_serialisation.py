@@ -1,6 +1,6 @@
 """Concurrent runs take turns: two nightly runs of one country, two loads of one file.
 
-The flows hold ``tasks.runtime.state_lock`` (``nightly:<country>`` in ``flows/nightly.py``,
+The flows hold ``sodtrack.state.hold_lock`` (``nightly:<country>`` in ``flows/nightly.py``,
 ``load:<sha256>`` around a bulk load) on the state store that every worker shares; each
 ``StateStore`` below is a separate engine, as a separate worker process or machine would have.
 The end-to-end test (tests/e2e) shows the same through a real Prefect server and worker.
@@ -23,8 +23,7 @@ from sodtrack.loader.outcomes import UploadResult
 from sodtrack.loader.synth import synthesize_upload
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
-from sodtrack.state import StateStore
-from tasks.runtime import state_lock
+from sodtrack.state import StateStore, hold_lock
 
 Interval = tuple[str, float, float]
 
@@ -53,7 +52,7 @@ async def test_two_runs_of_a_country_take_turns_and_other_countries_go_on(
     cl1_holds, cl2_waits, release_cl1 = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def chile_first() -> None:
-        async with state_lock(stores[0], "nightly:cl", timeout_s=LOCK_TIMEOUT_S):
+        async with hold_lock(stores[0], "nightly:cl", timeout_s=LOCK_TIMEOUT_S):
             log.append("cl-1 in")
             cl1_holds.set()
             await release_cl1.wait()
@@ -62,13 +61,13 @@ async def test_two_runs_of_a_country_take_turns_and_other_countries_go_on(
     async def chile_second() -> None:
         await cl1_holds.wait()
         cl2_waits.set()
-        async with state_lock(stores[1], "nightly:cl", timeout_s=LOCK_TIMEOUT_S):
+        async with hold_lock(stores[1], "nightly:cl", timeout_s=LOCK_TIMEOUT_S):
             log.append("cl-2 in")
             log.append("cl-2 out")
 
     async def peru() -> None:
         await cl1_holds.wait()
-        async with state_lock(stores[2], "nightly:pe", timeout_s=LOCK_TIMEOUT_S):
+        async with hold_lock(stores[2], "nightly:pe", timeout_s=LOCK_TIMEOUT_S):
             log.append("pe in")
             log.append("pe out")
 
@@ -98,9 +97,9 @@ async def test_a_failing_run_releases_its_lock(state_url: str) -> None:
     store = StateStore(state_url)
     try:
         with pytest.raises(RuntimeError, match="boom"):
-            async with state_lock(store, "nightly:cl"):
+            async with hold_lock(store, "nightly:cl"):
                 raise RuntimeError("boom")
-        async with state_lock(store, "nightly:cl", timeout_s=2):
+        async with hold_lock(store, "nightly:cl", timeout_s=2):
             pass
     finally:
         store.dispose()
@@ -127,7 +126,7 @@ async def test_two_loads_of_one_file_take_turns_and_create_once(
     async def load(tag: str) -> UploadResult:
         store, ledger = StateStore(state_url), Ledger(state_url)
         try:
-            async with state_lock(store, f"load:{parsed.file_sha256}"):
+            async with hold_lock(store, f"load:{parsed.file_sha256}"):
                 start = time.monotonic()
                 async with sim_client(sim) as client:
                     result = await run_upload(parsed, client, ledger, uploaded_by=tag)

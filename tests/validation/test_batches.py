@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from sodtrack.validation.runner import _batches, _Counted
+from sodtrack.validation.batching import Counted as _Counted
+from sodtrack.validation.batching import gx_batches as _batches
 
 
 def _t(start: int, n: int) -> pa.Table:
