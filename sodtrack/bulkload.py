@@ -67,7 +67,6 @@ from sodtrack.loader.limits import UploadLimits
 from sodtrack.loader.load import Progress
 from sodtrack.loader.outcomes import SUCCESS
 from sodtrack.settings import Settings
-from sodtrack.state import normalise_url
 from sodtrack.textsafe import printable
 
 EXIT_OK: Final = 0
@@ -103,7 +102,7 @@ def exit_code_for(result: UploadResult) -> int:
 
 def open_ledger(settings: Settings) -> Ledger:
     """The load ledger lives in the state store's database (tables ``load_*``)."""
-    return Ledger(normalise_url(settings.state_url))
+    return Ledger(settings.state_url)
 
 
 def outbox_root(settings: Settings, path: Path, outbox: str | Path | None = None) -> Path:

@@ -265,7 +265,7 @@ def check_state(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-    from sodtrack.state import normalise_url
+    from sodtrack.db import normalise_url
 
     setting = "SODTRACK_STATE_URL"
     shown = mask_url(url)

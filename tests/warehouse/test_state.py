@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, update
 
+from sodtrack.db import normalise_url
 from sodtrack.state import (
     DEFAULT_LOOKBACK,
     LockTimeout,
     StateStore,
     locks,
-    normalise_url,
     updated_since,
 )
 
