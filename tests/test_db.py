@@ -13,6 +13,7 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -79,7 +80,7 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         drop_database(admin, url)
 
 
-TYPES: list[tuple[sa.types.TypeEngine[object], list[tuple[str | None, str | None]]]] = [
+TYPES: list[tuple[sa.types.TypeEngine[Any], list[tuple[str | None, str | None]]]] = [
     (sa.String(40), [(None, None), ("'none'", "none"), ("''", "")]),
     (sa.Integer(), [(None, None), ("0", "0"), ("7", "7")]),
     (sa.Text(), [(None, None), ("'x'", "x")]),
