@@ -9,7 +9,7 @@ Every command starts the same way (:func:`_configure`): resolve the settings (en
 ``.env`` file, options), run :func:`sodtrack.preflight.preflight` for what the command
 needs (base URL, credentials and the token's country, state database, output folders), and
 print on stderr what it talks to and where the credentials came from. A
-:class:`~sodtrack.config_errors.ConfigurationError`, there or later, is one line on stderr
+:class:`~sodtrack.errors.ConfigurationError`, there or later, is one line on stderr
 (``configuration error: SODTRACK_ENV: 'staging' is not one of dev, uat, prod``) and exit
 ``2``, before anything is written.
 """
@@ -63,7 +63,7 @@ EXIT_CONFIGURATION = 2
 
 def _configuration_error(exc: Exception) -> typer.Exit:
     """Print a ``ConfigurationError`` as its one line; the exit to raise."""
-    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.errors import ConfigurationError
 
     line = exc.line if isinstance(exc, ConfigurationError) else str(exc)
     typer.echo(f"configuration error: {line}", err=True)
@@ -73,7 +73,7 @@ def _configuration_error(exc: Exception) -> typer.Exit:
 @contextlib.contextmanager
 def _configuration_errors() -> Iterator[None]:
     """A ``ConfigurationError`` raised by the work (not only by the preflight) → exit 2."""
-    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.errors import ConfigurationError
 
     try:
         yield
@@ -95,7 +95,7 @@ def _configure(
     """Settings resolved and checked for one command (see the module docstring); prints the
     notice (unless ``notice=False``: :func:`_check_api` prints it later), or the
     configuration error and exits 2."""
-    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.errors import ConfigurationError
     from sodtrack.preflight import run_preflight
     from sodtrack.settings import resolve_settings
 
@@ -122,7 +122,7 @@ def _configure(
 def _check_api(settings: Settings, origin: Origin, country: str) -> None:
     """The API check for a country known only later (``cancel``: the upload's country;
     ``template``: when the warehouse has no catalog), then the notice."""
-    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.errors import ConfigurationError
     from sodtrack.preflight import run_preflight
 
     try:
@@ -586,6 +586,7 @@ def load(
     the rejects file. Loading the same file again resumes it and creates nothing twice.
     """
     from sodtrack.bulkload import outbox_root
+    from sodtrack.errors import UploadMismatch
     from sodtrack.loader import LeaseHeld, MappingFileError
 
     _logging(verbose)
@@ -621,9 +622,7 @@ def load(
     except MappingFileError as exc:
         console.print(f"[red]nothing loaded:[/red] {_safe(exc)}")
         raise typer.Exit(EXIT_UNUSABLE) from None
-    except ValueError as exc:
-        if not str(exc).startswith("upload "):  # the ledger refusing a re-run; else a bug
-            raise
+    except UploadMismatch as exc:
         console.print(f"[red]nothing loaded:[/red] {_safe(exc)} (or --new-upload)")
         raise typer.Exit(EXIT_UNUSABLE) from None
     _print_load(run)

@@ -7,7 +7,7 @@
     for line in report.notice(): print(line, file=sys.stderr)
 
 In this order, stopping at the first problem with one
-:class:`~sodtrack.config_errors.ConfigurationError` (exit 2 at the CLI, a failed flow without
+:class:`~sodtrack.errors.ConfigurationError` (exit 2 at the CLI, a failed flow without
 retries on Prefect), so that a wrong setting never reaches the point where bookings are
 created or files written:
 
@@ -48,7 +48,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sodtrack.config_errors import (
+from sodtrack.contract.countries import get_country
+from sodtrack.contract.limits import API_PREFIX
+from sodtrack.errors import (
     ConfigurationError,
     CredentialsRejected,
     InsecureTransport,
@@ -57,8 +59,6 @@ from sodtrack.config_errors import (
     StateStoreUnavailable,
     UnusableBaseUrl,
 )
-from sodtrack.contract.countries import get_country
-from sodtrack.contract.limits import API_PREFIX
 from sodtrack.settings import Origin, Settings, mask_url
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -188,12 +188,12 @@ async def check_api(
 ) -> Target:
     """One token request for ``target.country`` (see the module docstring)."""
     from sodtrack.client import (
+        ApiError,
         AuthError,
         ConflictError,
         ContractViolation,
         RejectedError,
         SodtrackClient,
-        SodtrackError,
         TokenCountryMismatch,
         TokenUnavailable,
     )
@@ -238,7 +238,7 @@ async def check_api(
                         "run's own retries decide"
                     )
                     return Target(target.country, target.base_url, target.host, warning=warning)
-            except SodtrackError as exc:  # a transport no retry cures (a bad URL)
+            except ApiError as exc:  # a transport no retry cures (a bad URL)
                 problem = f"with {exc.message.removeprefix('issue_token: ')}"
             answered = problem if problem.startswith("with") else f"answered {problem}"
             hint = ""

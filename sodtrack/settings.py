@@ -3,7 +3,7 @@
 Every variable is listed in ``.env.example``. Library modules never read ``os.environ``: the
 edges call :func:`resolve_settings`, the one place that does, and get the settings together
 with their :class:`Origin` (which variable came from where, for the notice every command
-prints) or one :class:`~sodtrack.config_errors.InvalidSetting` naming the variable.
+prints) or one :class:`~sodtrack.errors.InvalidSetting` naming the variable.
 
 The ``.env`` file
 -----------------
@@ -36,8 +36,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sodtrack.config_errors import InvalidSetting
 from sodtrack.contract.countries import get_country
+from sodtrack.errors import InvalidSetting
 
 
 class Environment(StrEnum):

@@ -58,15 +58,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
 from sodtrack.db import AddColumn, engine_for, ensure_schema
+from sodtrack.errors import LockTimeout
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOOKBACK = timedelta(minutes=10)
 DEFAULT_URL = "sqlite:///data/state/state.db"
-
-
-class LockTimeout(TimeoutError):
-    """A named lock was not acquired within the timeout."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -71,7 +71,7 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     if not PG_URL:
         pytest.skip("SODTRACK_TEST_POSTGRES_URL not set")
-    from tests.orchestration.pg import drop_database, fresh_postgres_database
+    from orchestration.pg import drop_database, fresh_postgres_database
 
     url, admin = fresh_postgres_database(PG_URL)
     try:

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sodtrack.client import TokenCountryMismatch
-from sodtrack.config_errors import CredentialsRejected, UnusableBaseUrl
 from sodtrack.contract.errors import RETRYABLE_STATUSES
+from sodtrack.errors import CredentialsRejected, UnusableBaseUrl
 from sodtrack.preflight import CONNECT_ATTEMPTS, Target, check_api, check_base_url
 from sodtrack.settings import Settings
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sodtrack.config_errors import (
+from sodtrack.errors import (
     ConfigurationError,
     InsecureTransport,
     InvalidSetting,

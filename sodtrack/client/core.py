@@ -57,14 +57,14 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from sodtrack.client.auth import BearerToken, Credentials, IssuedToken, TokenManager
 from sodtrack.client.errors import (
+    ApiError,
     AuthError,
     RetryExhausted,
-    SodtrackError,
     TokenUnavailable,
     TransientCause,
     UnreadableReason,
     UnreadableResponse,
-    _ApiError,
+    _EnvelopeError,
     _Transient,
     classify_error,
 )
@@ -135,7 +135,7 @@ class Plan(Generic[T]):
     def on_response(self, step: Step, response: httpx.Response) -> Done[T] | None:
         raise NotImplementedError
 
-    def on_error(self, step: Step, error: _ApiError) -> Done[T] | None:
+    def on_error(self, step: Step, error: _EnvelopeError) -> Done[T] | None:
         raise error
 
     def on_transient(self, step: Step, failure: _Transient) -> None:
@@ -351,7 +351,7 @@ class Engine:
             not_sent = isinstance(exc, _NOT_SENT)
         if name:
             if never:
-                raise SodtrackError(f"{op.id}: {name}", operation=op.id)
+                raise ApiError(f"{op.id}: {name}", operation=op.id)
             cause: TransientCause = "not_connected" if not_sent else "connection_lost"
             raise _TransientFailure(_Transient(f"{op.id}:{name}", cause=cause))
         status = response.status_code
@@ -390,7 +390,7 @@ class Engine:
         if failure is not None:
             raise TokenUnavailable(what=failure.label.rpartition(":")[2], cause=failure.cause)
 
-    def _scrubbed(self, error: _ApiError) -> _ApiError:
+    def _scrubbed(self, error: _EnvelopeError) -> _EnvelopeError:
         clean = self.redact(error.message)
         if clean != error.message:
             error.message = clean
@@ -472,7 +472,7 @@ class Engine:
 
             assert failure is not None  # every other branch returned, continued or raised
             if failure.fatal:
-                raise SodtrackError(f"{step.op.id}: {failure.label}", operation=step.op.id)
+                raise ApiError(f"{step.op.id}: {failure.label}", operation=step.op.id)
             failures += 1
             seen.append(failure.label)
             plan.on_transient(step, failure)

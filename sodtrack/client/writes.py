@@ -44,7 +44,7 @@ import httpx
 from pydantic import BaseModel
 
 from sodtrack.client.core import Done, Plan, Step, parse_model
-from sodtrack.client.errors import ConflictError, _ApiError, _Transient
+from sodtrack.client.errors import ConflictError, _EnvelopeError, _Transient
 from sodtrack.client.pagination import PageNumberPaginator
 from sodtrack.client.results import WriteResult
 from sodtrack.client.stats import ClientStats
@@ -192,7 +192,7 @@ class CreatePlan(Plan[WriteResult[Any]]):
         self.label = create.op.id
         self.state = "create"
         self.finder: Finder[Any] | None = None
-        self.conflict: _ApiError | None = None
+        self.conflict: _EnvelopeError | None = None
         self.ambiguous_seen = False
         self.unresolved = False
         """An ambiguous failure happened and no lookup has shown it uncommitted since."""
@@ -213,7 +213,7 @@ class CreatePlan(Plan[WriteResult[Any]]):
         found, more = self.finder.on_response(response)
         return self._after_find(found, more)
 
-    def on_error(self, step: Step, error: _ApiError) -> Done[WriteResult[Any]] | None:
+    def on_error(self, step: Step, error: _EnvelopeError) -> Done[WriteResult[Any]] | None:
         if self.state == "create":
             if error.code == self.conflict_code and error.existing_id:
                 return self._on_conflict(error)
@@ -242,7 +242,7 @@ class CreatePlan(Plan[WriteResult[Any]]):
 
     # -------------------------------------------------------------- transitions
 
-    def _on_conflict(self, error: _ApiError) -> Done[WriteResult[Any]] | None:
+    def _on_conflict(self, error: _EnvelopeError) -> Done[WriteResult[Any]] | None:
         existing_id = error.existing_id
         assert existing_id is not None
         if self.fetch_existing is None:

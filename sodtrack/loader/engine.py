@@ -31,9 +31,9 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Final
 
-from sodtrack.client.errors import SodtrackError
-from sodtrack.config_errors import ConfigurationError
+from sodtrack.client.errors import ApiError
 from sodtrack.contract.countries import get_country
+from sodtrack.errors import ConfigurationError
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
 from sodtrack.loader.checks import (
@@ -318,7 +318,7 @@ async def _validate_and_load(
         # A setting is wrong (e.g. the token is for another country): nothing was written,
         # and no re-run fixes it; the caller says so in one line (exit 2).
         raise
-    except SodtrackError as exc:
+    except ApiError as exc:
         # Checks every row needs (the services list) or an error not about rows (credentials,
         # a contract violation) could not complete: nothing is written; every row still gets
         # its answer. A check that fails for some rows only leaves those rows unchecked.

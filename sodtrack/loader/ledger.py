@@ -72,6 +72,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sodtrack.db import AddColumn, engine_for, ensure_schema
+from sodtrack.errors import LeaseHeld, UploadMismatch
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///data/state/ledger.db"
 
@@ -254,10 +255,6 @@ class RowRecord:
     interpreted: dict[str, Any] = field(default_factory=dict)
 
 
-class LeaseHeld(RuntimeError):
-    """Another live worker is driving this upload."""
-
-
 @dataclass(frozen=True, slots=True)
 class UploadRun:
     """What :meth:`Ledger.begin_upload` hands back: the upload and this run's number."""
@@ -369,9 +366,9 @@ class Ledger:
                 return UploadRun(upload_id, 1, False, owner)
             self._check_lease(existing, now, take_over)
             if existing.file_sha256 != file_sha256:
-                raise ValueError(f"upload {upload_id} belongs to another file")
+                raise UploadMismatch(f"upload {upload_id} belongs to another file")
             if int(existing.row_count) != row_count:
-                raise ValueError(
+                raise UploadMismatch(
                     f"upload {upload_id} was read as {existing.row_count} rows, now as "
                     f"{row_count} (another mapping or sheet?): start a new upload instead"
                 )

@@ -50,13 +50,13 @@ from functools import partial
 from typing import Any, Literal, Protocol
 
 from sodtrack.client.errors import (
+    ApiError,
     AuthError,
     ConflictError,
     ContractViolation,
     NeedsAPerson,
     RejectedError,
     RetryableError,
-    SodtrackError,
 )
 from sodtrack.client.results import WriteResult
 from sodtrack.contract import models as m
@@ -116,7 +116,7 @@ class LoaderClient(CatalogClient, ExistingClient, Protocol):
     async def cancel_booking(self, booking_id: str, reason: str) -> m.Booking: ...
 
 
-def explain_exception(exc: SodtrackError, step: str, ctx: Mapping[str, Any]) -> Explanation:
+def explain_exception(exc: ApiError, step: str, ctx: Mapping[str, Any]) -> Explanation:
     """A client error as the results file tells it."""
     if isinstance(exc, RetryableError | ContractViolation):
         return explain_transient(step=step, reason=exc.message, context=ctx)
@@ -135,7 +135,7 @@ def explain_exception(exc: SodtrackError, step: str, ctx: Mapping[str, Any]) -> 
 FailState = Literal["failed_transient", "rejected", "skipped"]
 
 
-def state_for(exc: SodtrackError) -> FailState:
+def state_for(exc: ApiError) -> FailState:
     """Ledger state of a step that raised: only rejections are final."""
     if isinstance(exc, RejectedError | ConflictError):
         return "rejected"
@@ -305,7 +305,7 @@ class Loader:
         self._set(ref, state="in_flight", attempts=rec.attempts + 1)
         try:
             result = await call()
-        except SodtrackError as exc:
+        except ApiError as exc:
             why = explain_exception(exc, ref[0], ctx)
             if isinstance(exc, NeedsAPerson):
                 why = Explanation(why.code, "conflict", why.message, why.suggested_fix)
@@ -369,7 +369,7 @@ class Loader:
         assert correct.patch is not None, "a patchable difference without a PATCH"
         try:
             updated = await correct.patch(sodtrack_id, comparison)
-        except SodtrackError as exc:
+        except ApiError as exc:
             why = explain_exception(exc, ref[0], ctx)
             if isinstance(exc, NeedsAPerson):
                 why = Explanation(why.code, "conflict", why.message, why.suggested_fix)
@@ -569,7 +569,7 @@ class Loader:
             stage = await self.client.update_stage(
                 project_id, stage_id, m.StageUpdate(booking_ids=ids)
             )
-        except SodtrackError as exc:
+        except ApiError as exc:
             why = explain_exception(exc, "stage", ctx)
             self.fail(ref, state_for(exc), why, sodtrack_id=stage_id, data=rec.data)
             return

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import insert, update
 
 from sodtrack.db import normalise_url
+from sodtrack.errors import LockTimeout
 from sodtrack.state import (
     DEFAULT_LOOKBACK,
-    LockTimeout,
     StateStore,
     locks,
     updated_since,
