@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sodtrack.contract.countries import get_country
+from sodtrack.contract.environments import BASE_URLS
 from sodtrack.errors import InvalidSetting
 
 
@@ -44,14 +45,6 @@ class Environment(StrEnum):
     DEV = "dev"
     UAT = "uat"
     PROD = "prod"
-
-
-# The one place base URLs are built (sodtrack-api.md § Environments).
-_BASE_URLS: dict[Environment, str] = {
-    Environment.DEV: "https://dev.integration.{country}.sodtrack-shared.sodtrack.com",
-    Environment.UAT: "https://uat.integration.{country}.sodtrack-shared.sodtrack.com",
-    Environment.PROD: "https://integration.{country}.sodtrack-shared.sodtrack.com",
-}
 
 
 class Settings(BaseSettings):
@@ -136,7 +129,7 @@ class Settings(BaseSettings):
         code = get_country(country or self.country).code
         if self.base_url:
             return self.base_url.rstrip("/").replace("{country}", code)
-        return _BASE_URLS[self.env].format(country=code)
+        return BASE_URLS[self.env].format(country=code)
 
     @property
     def data_dir(self) -> Path:

@@ -30,6 +30,7 @@ import httpx
 from pydantic import BaseModel
 
 from sodtrack.client.auth import Credentials
+from sodtrack.client.baseurl import check_base_url
 from sodtrack.client.core import Engine, SinglePlan, Step, parse_model
 from sodtrack.client.pagination import CursorPaginator, PageNumberPaginator
 from sodtrack.client.ratelimit import RateLimiter
@@ -114,12 +115,10 @@ class SodtrackClient:
         """A client for ``settings`` (base URL, credentials, timeout, budget, limits).
 
         Without ``http`` the client creates (and on close, closes) its own ``AsyncClient``.
-        The base URL is checked first (:func:`sodtrack.preflight.check_base_url`): a URL
+        The base URL is checked first (:func:`sodtrack.client.baseurl.check_base_url`): a URL
         without scheme or host, or plain ``http`` to a host outside loopback without
         ``SODTRACK_ALLOW_INSECURE_HTTP``, raises a ``ConfigurationError`` and nothing is sent.
         """
-        from sodtrack.preflight import check_base_url
-
         check_base_url(settings)
         owns = http is None
         if http is None:
