@@ -64,7 +64,7 @@ from sodtrack.loader import (
     write_results,
 )
 from sodtrack.loader.limits import UploadLimits
-from sodtrack.loader.load import Progress
+from sodtrack.loader.load import PhaseProgress
 from sodtrack.loader.outcomes import SUCCESS
 from sodtrack.settings import Settings
 from sodtrack.textsafe import printable
@@ -162,7 +162,7 @@ async def load(
     uploaded_by: str,
     dry_run: bool = False,
     check_availability: bool | None = None,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     new_upload: str | None = None,
 ) -> UploadResult:
     """Check every row live (catalog, coverage and, by default on a dry run only, slot
@@ -401,7 +401,7 @@ async def run_load(
     check_availability: bool | None = None,
     out: str | Path | None = None,
     outbox: str | Path | None = None,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     new_upload: str | None = None,
 ) -> LoadRun:
     """read → load → results files, in one call (the CLI, the demo)."""

@@ -1,7 +1,7 @@
 """The request engine: the client's one retry loop, around one HTTP attempt at a time.
 
 Every call is a :class:`Plan`: a small state machine that says which request to send next
-(:class:`Step`) and what a response means (done with a value, or go on with another step).
+(:class:`ApiRequest`) and what a response means (done with a value, or go on with another step).
 :meth:`Engine.run` drives it::
 
     loop:
@@ -90,7 +90,7 @@ _JSON = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class ApiRequest:
     """One HTTP request of a plan."""
 
     op: Operation
@@ -110,7 +110,7 @@ class Step:
         params: Mapping[str, Any] | None = None,
         body: BaseModel | None = None,
         exclude_unset: bool = False,
-    ) -> Step:
+    ) -> ApiRequest:
         content = None
         if body is not None:
             content = body.model_dump_json(
@@ -129,19 +129,19 @@ class Plan(Generic[T]):
 
     label: str = "call"
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         raise NotImplementedError
 
-    def on_response(self, step: Step, response: httpx.Response) -> Done[T] | None:
+    def on_response(self, step: ApiRequest, response: httpx.Response) -> Done[T] | None:
         raise NotImplementedError
 
-    def on_error(self, step: Step, error: _EnvelopeError) -> Done[T] | None:
+    def on_error(self, step: ApiRequest, error: _EnvelopeError) -> Done[T] | None:
         raise error
 
-    def on_transient(self, step: Step, failure: _Transient) -> None:
+    def on_transient(self, step: ApiRequest, failure: _Transient) -> None:
         """A transient failure of ``step`` (before the wait)."""
 
-    def may_retry(self, step: Step, failure: _Transient) -> bool:
+    def may_retry(self, step: ApiRequest, failure: _Transient) -> bool:
         """Whether repeating is safe after this failure (False: give up at once)."""
         return True
 
@@ -154,15 +154,15 @@ class SinglePlan(Plan[T]):
     """One request, retried as is: reads, and writes that are idempotent by nature (PATCH
     with absolute values, cancel)."""
 
-    def __init__(self, step: Step, parse: Callable[[httpx.Response], T]) -> None:
+    def __init__(self, step: ApiRequest, parse: Callable[[httpx.Response], T]) -> None:
         self.step = step
         self.parse = parse
         self.label = step.op.id
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         return self.step
 
-    def on_response(self, step: Step, response: httpx.Response) -> Done[T] | None:
+    def on_response(self, step: ApiRequest, response: httpx.Response) -> Done[T] | None:
         return Done(self.parse(response))
 
 
@@ -273,7 +273,7 @@ class Engine:
 
     # ------------------------------------------------------------------ one HTTP attempt
 
-    async def _send(self, step: Step, token: BearerToken | None) -> httpx.Response:
+    async def _send(self, step: ApiRequest, token: BearerToken | None) -> httpx.Response:
         op = step.op
         url = self.root + op.url(**step.path_params)
         headers: dict[str, str] = {}
@@ -335,7 +335,7 @@ class Engine:
             client_id=self.credentials.client_id,
             client_secret=self.credentials.client_secret.get_secret_value(),
         )
-        step = Step(op, content=body.model_dump_json(exclude_none=True).encode())
+        step = ApiRequest(op, content=body.model_dump_json(exclude_none=True).encode())
         requested_at = self.clock()
         self.stats.token_fetches += 1
         # Exceptions are raised outside the ``except`` blocks: the httpx exception (whose

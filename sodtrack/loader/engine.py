@@ -52,7 +52,7 @@ from sodtrack.loader.existing import (
     find_existing,
 )
 from sodtrack.loader.ledger import Ledger, StepRecord, upload_id_for
-from sodtrack.loader.load import Loader, LoaderClient, Progress, explain_exception
+from sodtrack.loader.load import Loader, LoaderClient, PhaseProgress, explain_exception
 from sodtrack.loader.messages import Explanation
 from sodtrack.loader.outcomes import RowResult, UploadResult
 from sodtrack.loader.plan import StepRef, build_plan
@@ -77,7 +77,7 @@ async def run_upload(
     dry_run: bool = False,
     check_availability: bool = False,
     uploaded_by: str,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     concurrency: int = 32,
     coverage_mode: CoverageMode = "auto",
     new_upload: str | None = None,
@@ -211,7 +211,7 @@ async def _validate_and_load(
     run_no: int,
     dry_run: bool,
     check_availability: bool,
-    progress: Progress | None,
+    progress: PhaseProgress | None,
     concurrency: int,
     coverage_mode: CoverageMode,
     real_upload_id: str,

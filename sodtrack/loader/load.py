@@ -95,7 +95,7 @@ from sodtrack.loader.plan import (
 from sodtrack.loader.rows import BookingRow
 from sodtrack.loader.verdicts import explanation_of, retries
 
-Progress = Callable[[str, int, int], None]
+PhaseProgress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``; phases ``validate`` and ``load``."""
 
 
@@ -172,7 +172,7 @@ class Loader:
         checked: Checked,
         states: dict[StepRef, StepRecord],
         concurrency: int,
-        progress: Progress | None,
+        progress: PhaseProgress | None,
         found: Found | None = None,
     ) -> None:
         self.found = found or Found()
