@@ -108,43 +108,30 @@ async def extract_with_progress(
         store.dispose()
 
 
+REPORT_COLUMNS = (
+    "country",
+    "dataset",
+    "status",
+    "expected",
+    "received",
+    "deduplicated",
+    "written",
+    "rows_total",
+)
+"""The columns of the extraction's "records per dataset" table, in order."""
+_TEXT_COLUMNS = ("country", "dataset", "status")
+
+
 def print_report(report: RunReport) -> None:
     from rich.markdown import Markdown
-
-    console.print(Markdown(report.summary_markdown()))
     from rich.table import Table
 
+    console.print(Markdown(report.summary_markdown()))
     table = Table(title="records per dataset")
-    rows = report.counts_table()
-    for column in (
-        "country",
-        "dataset",
-        "status",
-        "expected",
-        "received",
-        "deduplicated",
-        "written",
-        "rows_total",
-    ):
-        table.add_column(
-            column, justify="right" if column not in ("country", "dataset", "status") else "left"
-        )
-    for row in rows:
-        table.add_row(
-            *(
-                "" if row[c] is None else str(row[c])
-                for c in (
-                    "country",
-                    "dataset",
-                    "status",
-                    "expected",
-                    "received",
-                    "deduplicated",
-                    "written",
-                    "rows_total",
-                )
-            )
-        )
+    for column in REPORT_COLUMNS:
+        table.add_column(column, justify="left" if column in _TEXT_COLUMNS else "right")
+    for row in report.counts_table():
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in REPORT_COLUMNS))
     console.print(table)
 
 

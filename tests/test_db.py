@@ -9,21 +9,18 @@ is recorded, not applied twice. PostgreSQL variants run with ``SODTRACK_TEST_POS
 from __future__ import annotations
 
 import gc
-import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from orchestration.conftest import state_url  # noqa: F401  (SQLite, and PostgreSQL if set)
 
 from sodtrack import db
 from sodtrack.inbox import Registry
 from sodtrack.loader.ledger import Ledger
 from sodtrack.state import StateStore
-
-PG_URL = os.environ.get("SODTRACK_TEST_POSTGRES_URL")
 
 
 def test_the_three_stores_share_one_engine_per_url(tmp_path: Path) -> None:
@@ -64,22 +61,6 @@ def _url(tmp_path: Path, name: str) -> str:
     return f"sqlite:///{tmp_path}/{name}.db"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield _url(tmp_path, "m")
-        return
-    if not PG_URL:
-        pytest.skip("SODTRACK_TEST_POSTGRES_URL not set")
-    from orchestration.pg import drop_database, fresh_postgres_database
-
-    url, admin = fresh_postgres_database(PG_URL)
-    try:
-        yield url
-    finally:
-        drop_database(admin, url)
-
-
 TYPES: list[tuple[sa.types.TypeEngine[Any], list[tuple[str | None, str | None]]]] = [
     (sa.String(40), [(None, None), ("'none'", "none"), ("''", "")]),
     (sa.Integer(), [(None, None), ("0", "0"), ("7", "7")]),
@@ -102,11 +83,11 @@ def _corpus(seed: int) -> tuple[list[db.AddColumn], dict[str, str | None]]:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_migrations_add_the_declared_columns_once(fresh_url: str, seed: int) -> None:
+def test_migrations_add_the_declared_columns_once(state_url: str, seed: int) -> None:  # noqa: F811
     steps, defaults = _corpus(seed)
     old = sa.MetaData()
     sa.Table("things", old, sa.Column("id", sa.Integer, primary_key=True))
-    engine = db.make_engine(fresh_url)
+    engine = db.make_engine(state_url)
     try:
         db.ensure_schema(old, engine)
         with engine.begin() as conn:
