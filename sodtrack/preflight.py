@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sodtrack.client.baseurl import Target, check_base_url, url_setting
+from sodtrack.client.clock import Sleep
 from sodtrack.contract.countries import get_country
 from sodtrack.contract.limits import API_PREFIX
 from sodtrack.errors import (
@@ -60,8 +61,6 @@ from sodtrack.errors import (
     UnusableBaseUrl,
 )
 from sodtrack.settings import Origin, Settings, mask_url
-
-Sleep = Callable[[float], Awaitable[None]]
 
 CONNECT_ATTEMPTS = 3
 """Token requests tried before a host that cannot be connected to is a configuration error."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -31,6 +30,7 @@ from pydantic import BaseModel
 
 from sodtrack.client.auth import Credentials
 from sodtrack.client.baseurl import check_base_url
+from sodtrack.client.clock import MonotonicClock, Sleep
 from sodtrack.client.core import ApiRequest, Engine, SinglePlan, parse_model
 from sodtrack.client.pagination import CursorPaginator, PageNumberPaginator
 from sodtrack.client.ratelimit import RateLimiter
@@ -58,9 +58,6 @@ from sodtrack.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
-
 
 def _query(model: BaseModel) -> dict[str, Any]:
     """A contract query model as query parameters (JSON forms: ``true``, ``...Z``, dates)."""
@@ -79,7 +76,7 @@ class SodtrackClient:
         credentials: Credentials,
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         max_concurrency: int = 8,
         token_margin_s: float = 60.0,

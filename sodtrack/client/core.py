@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -56,6 +56,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from sodtrack.client.auth import BearerToken, Credentials, IssuedToken, TokenManager
+from sodtrack.client.clock import MonotonicClock, Sleep
 from sodtrack.client.errors import (
     ApiError,
     AuthError,
@@ -81,8 +82,6 @@ log = logging.getLogger("sodtrack.client")
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _NEVER_RETRY = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
@@ -238,7 +237,7 @@ class Engine:
         credentials: Credentials,
         retry: RetryPolicy,
         limiter: RateLimiter,
-        clock: Clock,
+        clock: MonotonicClock,
         sleep: Sleep,
         max_concurrency: int,
         token_margin_s: float,
