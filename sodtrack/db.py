@@ -16,10 +16,11 @@ parent's engine (the cache is keyed by process id as well). ``sqlite://`` (in me
 cached: each store gets its own private database, as before.
 
 SQLite: the file is created owner-only before the first connection (``0600``, its folders
-``0700``, so the ``-wal``/``-shm`` files too: :mod:`sodtrack.private`); every connection uses the
-WAL journal (readers never block the writer), ``synchronous=NORMAL`` (durable against a killed
-process; only an OS crash could lose the last commits, never corrupt the file) and waits up to
-30 s for a competing writer instead of failing at once with "database is locked".
+``0700``, so the ``-wal``/``-shm`` files too: :mod:`sodtrack.private`); every connection waits up
+to 30 s for a competing writer instead of failing at once with "database is locked". The ledger
+puts the file in WAL mode (:func:`use_wal`: readers never block the writer); a connection to a
+file in WAL mode uses ``synchronous=NORMAL`` (durable against a killed process; only an OS crash
+could lose the last commits, never corrupt the file).
 PostgreSQL: ``pool_pre_ping`` (a connection the server closed is replaced, not handed out).
 JSON columns are serialised with ``default=str`` (datetimes in run details).
 
@@ -78,10 +79,30 @@ def normalise_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    if cur.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        cur.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode (see use_wal)
     cur.close()
+
+
+def use_wal(engine: Engine) -> None:
+    """Put a SQLite database in WAL mode (persistent: every later connection finds it so and
+    uses ``synchronous=NORMAL``); other databases are left as they are.
+
+    The ledger asks for it (readers never block the writer; a killed process loses nothing
+    it committed, only an OS crash could lose the last commits, never corrupt the file). A
+    state database no ledger has opened keeps SQLite's default journal, as before: a copy of
+    its one file is a complete backup."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+    finally:
+        raw.close()
 
 
 def make_engine(url: str) -> Engine:

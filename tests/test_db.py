@@ -25,7 +25,10 @@ from sodtrack.state import StateStore
 
 def test_the_three_stores_share_one_engine_per_url(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/state.db"
-    store, ledger, registry = StateStore(url), Ledger(url), Registry(url)
+    store = StateStore(url)
+    with store.engine.connect() as conn:  # the state store alone keeps SQLite's journal
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "delete"
+    ledger, registry = Ledger(url), Registry(url)
     assert store.engine is ledger.engine is registry.engine
     other = StateStore(f"sqlite:///{tmp_path}/other.db")
     assert other.engine is not store.engine
@@ -33,8 +36,9 @@ def test_the_three_stores_share_one_engine_per_url(tmp_path: Path) -> None:
     assert {"sodtrack_watermarks", "load_uploads", "sodtrack_inbox"} <= names
     store.dispose()  # the shared engine stays usable after one store closes
     assert ledger.get_upload("nope") is None
-    with registry.engine.connect() as conn:
+    with registry.engine.connect() as conn:  # the ledger's WAL mode, for every connection
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(sa.text("PRAGMA synchronous")).scalar() == 1  # NORMAL
     ledger.close()
     other.dispose()
 

@@ -71,7 +71,7 @@ from typing import Any, Final, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sodtrack.db import AddColumn, engine_for, ensure_schema
+from sodtrack.db import AddColumn, engine_for, ensure_schema, use_wal
 from sodtrack.errors import LeaseHeld, UploadMismatch
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///data/state/ledger.db"
@@ -301,6 +301,7 @@ class Ledger:
             self.engine = url
         else:
             self.engine = engine_for(url)
+            use_wal(self.engine)
         self.lease_s = lease_s
         ensure_schema(metadata, self.engine, MIGRATIONS)
 
