@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_extract import (
+from benchkit import (
     RssSampler,
     load,
     maxrss_mib,

@@ -32,8 +32,8 @@ from prefect import State, flow, get_run_logger
 from prefect.states import Completed, Failed
 
 from sodtrack.bulkload import results_dir
-from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import get_country
+from sodtrack.errors import ConfigurationError
 from sodtrack.state import hold_lock
 from tasks.load import (
     artifacts_task,

@@ -24,8 +24,8 @@ from typing import Any
 from prefect import State, flow, get_run_logger
 from prefect.states import Completed, Failed
 
-from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import get_country
+from sodtrack.errors import ConfigurationError
 from sodtrack.extract import runner
 from sodtrack.extract.families import Family, families_for
 from sodtrack.extract.report import FamilyRun

@@ -63,10 +63,9 @@ from sodtrack.loader import (
     write_results,
 )
 from sodtrack.loader.limits import UploadLimits
-from sodtrack.loader.load import Progress
+from sodtrack.loader.load import PhaseProgress
 from sodtrack.loader.outcomes import SUCCESS
 from sodtrack.settings import Settings
-from sodtrack.state import normalise_url
 from sodtrack.textsafe import printable
 
 EXIT_OK: Final = 0
@@ -102,7 +101,7 @@ def exit_code_for(result: UploadResult) -> int:
 
 def open_ledger(settings: Settings) -> Ledger:
     """The load ledger lives in the state store's database (tables ``load_*``)."""
-    return Ledger(normalise_url(settings.state_url))
+    return Ledger(settings.state_url)
 
 
 def outbox_root(settings: Settings, path: Path, outbox: str | Path | None = None) -> Path:
@@ -152,7 +151,7 @@ async def load(
     uploaded_by: str,
     dry_run: bool = False,
     check_availability: bool | None = None,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     new_upload: str | None = None,
 ) -> UploadResult:
     """Check every row live (catalog, coverage and, by default on a dry run only, slot
@@ -391,7 +390,7 @@ async def run_load(
     check_availability: bool | None = None,
     out: str | Path | None = None,
     outbox: str | Path | None = None,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     new_upload: str | None = None,
 ) -> LoadRun:
     """read → load → results files, in one call (the CLI, the demo)."""

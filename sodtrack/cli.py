@@ -2,14 +2,22 @@
 
 The same library work the Prefect flows sequence, from a terminal, with progress bars:
 ``extract`` (nightly extraction), ``validate`` (re-run the suites on a published version),
-``demo`` (the main job end to end against the embedded simulator). Heavy imports (pandas,
-pyarrow, Great Expectations) happen inside the commands so ``--help`` stays instant.
+``demo`` (the main job end to end against the embedded simulator), ``load``/``template``/
+``cancel`` (bulk loads) and ``watch`` (the upload inbox; it needs a Prefect server to announce
+uploads to: ``PREFECT_API_URL``, from the environment or the active Prefect profile, with
+``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server wants them). Heavy imports
+(pandas, pyarrow, Great Expectations) happen inside the commands so ``--help`` stays instant.
+
+The CLI is a shell, like ``flows/`` and ``tasks/``: ``watch`` imports the Prefect side
+(``tasks/watch.py``, where the Prefect API is) inside the command, so the rest of the library
+never imports Prefect. What the CLI and the demo share (console, progress bars, the extraction
+and the bulk load run and printed) is in :mod:`sodtrack.terminal`; neither imports the other.
 
 Every command starts the same way (:func:`_configure`): resolve the settings (environment,
 ``.env`` file, options), run :func:`sodtrack.preflight.preflight` for what the command
 needs (base URL, credentials and the token's country, state database, output folders), and
 print on stderr what it talks to and where the credentials came from. A
-:class:`~sodtrack.config_errors.ConfigurationError`, there or later, is one line on stderr
+:class:`~sodtrack.errors.ConfigurationError`, there or later, is one line on stderr
 (``configuration error: SODTRACK_ENV: 'staging' is not one of dev, uat, prod``) and exit
 ``2``, before anything is written.
 """
@@ -19,23 +27,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from sodtrack.watch import watch
+from sodtrack.terminal import (
+    console,
+    extract_with_progress,
+    load_with_progress,
+    print_load,
+    print_report,
+    safe,
+)
 
 if TYPE_CHECKING:
-    from rich.progress import Progress as RichProgress
-    from rich.progress import TaskID
-
-    from sodtrack.bulkload import LoadRun
-    from sodtrack.client import SodtrackClient
-    from sodtrack.extract import RunReport
     from sodtrack.settings import Origin, Settings
     from sodtrack.template import CatalogLists
 
@@ -44,7 +53,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold credentials
 )
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 EXIT_OK = 0
 EXIT_NOT_PUBLISHED = 3
@@ -63,7 +71,7 @@ EXIT_CONFIGURATION = 2
 
 def _configuration_error(exc: Exception) -> typer.Exit:
     """Print a ``ConfigurationError`` as its one line; the exit to raise."""
-    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.errors import ConfigurationError
 
     line = exc.line if isinstance(exc, ConfigurationError) else str(exc)
     typer.echo(f"configuration error: {line}", err=True)
@@ -73,7 +81,7 @@ def _configuration_error(exc: Exception) -> typer.Exit:
 @contextlib.contextmanager
 def _configuration_errors() -> Iterator[None]:
     """A ``ConfigurationError`` raised by the work (not only by the preflight) → exit 2."""
-    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.errors import ConfigurationError
 
     try:
         yield
@@ -95,7 +103,7 @@ def _configure(
     """Settings resolved and checked for one command (see the module docstring); prints the
     notice (unless ``notice=False``: :func:`_check_api` prints it later), or the
     configuration error and exits 2."""
-    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.errors import ConfigurationError
     from sodtrack.preflight import run_preflight
     from sodtrack.settings import resolve_settings
 
@@ -122,7 +130,7 @@ def _configure(
 def _check_api(settings: Settings, origin: Origin, country: str) -> None:
     """The API check for a country known only later (``cancel``: the upload's country;
     ``template``: when the warehouse has no catalog), then the notice."""
-    from sodtrack.config_errors import ConfigurationError
+    from sodtrack.errors import ConfigurationError
     from sodtrack.preflight import run_preflight
 
     try:
@@ -131,16 +139,6 @@ def _check_api(settings: Settings, origin: Origin, country: str) -> None:
         raise _configuration_error(exc) from None
     for line in report.notice():
         typer.echo(line, err=True)
-
-
-def _safe(text: object) -> str:
-    """User-supplied text (file names, headers, cell values in messages) for ``console.print``:
-    control characters escaped (:func:`sodtrack.textsafe.printable`), rich markup inert."""
-    from rich.markup import escape
-
-    from sodtrack.textsafe import printable
-
-    return escape(printable(text))
 
 
 def _without_password(url: str) -> str:
@@ -159,113 +157,6 @@ def _logging(verbose: bool) -> None:
     )
     for name in ("httpx", "httpcore", "great_expectations"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def _progress(unit: str = "records") -> Iterator[RichProgress]:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        yield progress
-
-
-async def _run_extract(
-    settings: Settings,
-    countries: list[str],
-    datasets: list[str],
-    full_refresh: bool,
-) -> RunReport:
-    from sodtrack.client import country_client
-    from sodtrack.extract import ExtractionOptions, run_extraction
-    from sodtrack.state import StateStore
-    from sodtrack.warehouse import Warehouse
-
-    options = ExtractionOptions(
-        countries=tuple(countries),
-        datasets=tuple(datasets),
-        full_refresh=full_refresh,
-        docs_dir=settings.data_dir("docs"),
-        reports_dir=settings.data_dir("reports"),
-    )
-
-    def factory(country: str) -> SodtrackClient:
-        return country_client(settings, country)
-
-    store = StateStore(settings.state_url)
-    try:
-        with _progress() as bars:
-            tasks: dict[str, object] = {}
-
-            def progress(dataset: str, n: int) -> None:
-                if dataset not in tasks:
-                    tasks[dataset] = bars.add_task(dataset, total=None)
-                bars.advance(tasks[dataset], n)  # type: ignore[arg-type]
-
-            return await run_extraction(
-                options,
-                warehouse=Warehouse(settings.warehouse),
-                store=store,
-                client_factory=factory,
-                progress=progress,
-            )
-    finally:
-        store.dispose()
-
-
-def _print_report(report: RunReport) -> None:
-    from rich.markdown import Markdown
-
-    console.print(Markdown(report.summary_markdown()))
-    from rich.table import Table
-
-    table = Table(title="records per dataset")
-    rows = report.counts_table()
-    for column in (
-        "country",
-        "dataset",
-        "status",
-        "expected",
-        "received",
-        "deduplicated",
-        "written",
-        "rows_total",
-    ):
-        table.add_column(
-            column, justify="right" if column not in ("country", "dataset", "status") else "left"
-        )
-    for row in rows:
-        table.add_row(
-            *(
-                "" if row[c] is None else str(row[c])
-                for c in (
-                    "country",
-                    "dataset",
-                    "status",
-                    "expected",
-                    "received",
-                    "deduplicated",
-                    "written",
-                    "rows_total",
-                )
-            )
-        )
-    console.print(table)
 
 
 @app.command()
@@ -306,8 +197,10 @@ def extract(
     )
     countries = country or [settings.country]
     with _configuration_errors():
-        report = asyncio.run(_run_extract(settings, countries, dataset or [], full_refresh))
-    _print_report(report)
+        report = asyncio.run(
+            extract_with_progress(settings, countries, dataset or [], full_refresh)
+        )
+    print_report(report)
     raise typer.Exit(EXIT_OK if report.success else EXIT_NOT_PUBLISHED)
 
 
@@ -408,115 +301,6 @@ def _default_uploader() -> str:
         return "cli"
 
 
-async def _run_load(
-    settings: Settings,
-    path: Path,
-    *,
-    country: str,
-    uploaded_by: str,
-    dry_run: bool = False,
-    sheet: str | None = None,
-    mapping: Path | None = None,
-    check_availability: bool | None = None,
-    out: Path | None = None,
-    new_upload: bool = False,
-) -> LoadRun:
-    """``sodtrack-etl load`` without the printing: read, check, load, results files; a rich
-    progress bar while the engine works (the demo runs this too)."""
-    from sodtrack.bulkload import new_upload_salt, run_load
-    from sodtrack.loader import load_mapping_file
-
-    columns = load_mapping_file(mapping) if mapping else None
-    with _progress("") as bars:
-        tasks: dict[str, TaskID] = {}
-        labels = {"validate": "checking rows", "load": "writing projects and bookings"}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bars.add_task(labels.get(phase, phase), total=total or None)
-            bars.update(tasks[phase], completed=done, total=total or None)
-
-        return await run_load(
-            settings,
-            path,
-            country=country,
-            uploaded_by=uploaded_by,
-            dry_run=dry_run,
-            sheet=sheet,
-            mapping=columns,
-            check_availability=check_availability,
-            out=out,
-            progress=progress,
-            new_upload=new_upload_salt() if new_upload else None,
-        )
-
-
-def _print_load(run: LoadRun, rows: int = 10) -> None:
-    """Counts by outcome, notices, the first rows not created, the files, the verdict."""
-    from rich.table import Table
-
-    from sodtrack.bulkload import EXIT_CODES
-    from sodtrack.textsafe import printable
-
-    r = run.result
-    console.print(f"upload [bold]{r.upload_id}[/bold] (run {r.run_no}) of {_safe(r.file_name)}")
-    counts = r.tally  # the one definition summary.json and the flow's artifacts use
-    table = Table(title=f"{counts.rows} rows by outcome")
-    table.add_column("outcome")
-    table.add_column("rows", justify="right")
-    for item in run.counts_table():
-        table.add_row(item["outcome"], str(item["rows"]))
-    console.print(table)
-    console.print(
-        f"rows needing a person: {counts.needs_a_person}; "
-        f"rows a re-run will retry: {counts.retry_on_rerun}"
-    )
-    for error in r.upload_errors:
-        console.print(f"[red]file:[/red] {_safe(error)}")
-    for issue in run.parsed.upload_issues:
-        if issue.severity != "error":
-            console.print(f"[yellow]file:[/yellow] {_safe(issue.message)}")
-    for notice in r.notices:
-        console.print(f"[yellow]notice:[/yellow] {_safe(notice)}")
-    problems, more = run.problem_rows(rows)
-    if problems:
-        bad = Table(title="rows not created" + (f" (first {rows}; {more} more)" if more else ""))
-        for column in ("row", "reference", "outcome", "message", "suggested fix"):
-            bad.add_column(column, overflow="fold")
-        for p in problems:
-            bad.add_row(
-                *(
-                    _safe(p[k])
-                    for k in ("row", "external_reference", "outcome", "message", "suggested_fix")
-                )
-            )
-        console.print(bad)
-    console.print(
-        f"{r.requests} requests in {r.elapsed_s:.1f} s; every row accounted for: "
-        f"{'yes' if run.accounted_for else '[red]NO[/red]'}"
-    )
-    for kind, why in run.unwritten.items():
-        console.print(
-            f"[red]not written:[/red] {kind}: {_safe(why)} (re-run the same command to write it)"
-        )
-    console.print(f"exit code {run.exit_code}: {EXIT_CODES[run.exit_code]}")
-    written = run.file_paths()
-    typer.echo(f"upload_id: {r.upload_id}")
-    typer.echo(f"run: {r.run_no}")
-    typer.echo(f"needs_a_person: {counts.needs_a_person}")
-    for key, kind in (("results", "results_xlsx"), ("results_csv", "results_csv")):
-        if kind in written:
-            typer.echo(f"{key}: {printable(written[kind])}")
-    if "rejects_xlsx" in written:
-        typer.echo(f"rejects: {printable(written['rejects_xlsx'])} ({run.files.rejects} rows)")
-    if "rejects_csv" in written:
-        typer.echo(f"rejects_csv: {printable(written['rejects_csv'])}")
-    if "summary_json" in written:
-        typer.echo(f"summary: {printable(written['summary_json'])}")
-    for kind, path in run.files.latest.items():
-        typer.echo(f"latest_{kind}: {printable(path)}")
-
-
 @app.command(epilog=LOAD_EXIT_HELP)
 def load(
     file: Annotated[
@@ -581,6 +365,7 @@ def load(
     the rejects file. Loading the same file again resumes it and creates nothing twice.
     """
     from sodtrack.bulkload import outbox_root
+    from sodtrack.errors import UploadMismatch
     from sodtrack.loader import LeaseHeld, MappingFileError
 
     _logging(verbose)
@@ -593,11 +378,11 @@ def load(
     settings, _ = _configure(overrides={"country": country}, outputs_of=folders)
     code = settings.country
     mode = "dry run of" if dry_run else "loading"
-    console.print(f"[bold]{mode} {_safe(file)} for {code}[/bold]")
+    console.print(f"[bold]{mode} {safe(file)} for {code}[/bold]")
     try:
         with _configuration_errors():
             run = asyncio.run(
-                _run_load(
+                load_with_progress(
                     settings,
                     file,
                     country=code,
@@ -611,17 +396,15 @@ def load(
                 )
             )
     except LeaseHeld as exc:
-        console.print(f"[yellow]{_safe(exc)}[/yellow]: run the command again later; it resumes.")
+        console.print(f"[yellow]{safe(exc)}[/yellow]: run the command again later; it resumes.")
         raise typer.Exit(EXIT_INCOMPLETE) from None
     except MappingFileError as exc:
-        console.print(f"[red]nothing loaded:[/red] {_safe(exc)}")
+        console.print(f"[red]nothing loaded:[/red] {safe(exc)}")
         raise typer.Exit(EXIT_UNUSABLE) from None
-    except ValueError as exc:
-        if not str(exc).startswith("upload "):  # the ledger refusing a re-run; else a bug
-            raise
-        console.print(f"[red]nothing loaded:[/red] {_safe(exc)} (or --new-upload)")
+    except UploadMismatch as exc:
+        console.print(f"[red]nothing loaded:[/red] {safe(exc)} (or --new-upload)")
         raise typer.Exit(EXIT_UNUSABLE) from None
-    _print_load(run)
+    print_load(run)
     raise typer.Exit(run.exit_code)
 
 
@@ -719,15 +502,15 @@ def cancel(
         record = ledger.get_upload(upload_id)
         if record is None:
             console.print(
-                f"[red]no upload {_safe(upload_id)} in the ledger "
-                f"({_safe(_without_password(settings.state_url))})"
+                f"[red]no upload {safe(upload_id)} in the ledger "
+                f"({safe(_without_password(settings.state_url))})"
                 "[/red]"
             )
             raise typer.Exit(EXIT_UNUSABLE)
         code = settings.country if country else record.country
         if code != record.country:
             console.print(
-                f"[red]upload {_safe(upload_id)} is for {record.country}, not {code}[/red]"
+                f"[red]upload {safe(upload_id)} is for {record.country}, not {code}[/red]"
             )
             raise typer.Exit(EXIT_UNUSABLE)
         _check_api(settings, origin, code)
@@ -740,18 +523,18 @@ def cancel(
             with _configuration_errors():
                 result = asyncio.run(run())
         except LeaseHeld as exc:
-            console.print(f"[yellow]{_safe(exc)}[/yellow]: run the command again later.")
+            console.print(f"[yellow]{safe(exc)}[/yellow]: run the command again later.")
             raise typer.Exit(EXIT_INCOMPLETE) from None
     finally:
         ledger.close()
     console.print(
-        f"upload {_safe(upload_id)} ({_safe(record.file_name)}, {record.country}): cancelled "
+        f"upload {safe(upload_id)} ({safe(record.file_name)}, {record.country}): cancelled "
         f"{result.cancelled} booking(s) now, {result.already_cancelled} already cancelled "
         "by an earlier cancel"
     )
     for reference, message in result.failed:
-        console.print(f"[red]not cancelled[/red] {_safe(reference)}: {_safe(message)}")
-    console.print(_safe(result.note))
+        console.print(f"[red]not cancelled[/red] {safe(reference)}: {safe(message)}")
+    console.print(safe(result.note))
     typer.echo(f"cancelled: {result.cancelled}")
     raise typer.Exit(EXIT_OK if result.complete else EXIT_INCOMPLETE)
 
@@ -770,7 +553,102 @@ def demo(
     raise typer.Exit(run_demo(country=country, bookings=bookings, workdir=workdir, console=console))
 
 
-app.command()(watch)
+EXIT_NO_API = 2
+"""``watch``: no Prefect API to announce uploads to."""
+
+
+@app.command()
+def watch(
+    inbox: Annotated[
+        str | None, typer.Option(help="Inbox folder or fsspec URL (default SODTRACK_INBOX).")
+    ] = None,
+    uploads: Annotated[
+        str | None, typer.Option(help="Where uploads are kept (default SODTRACK_UPLOADS).")
+    ] = None,
+    outbox: Annotated[
+        str | None, typer.Option(help="Where results land (default SODTRACK_OUTBOX).")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 2.0,
+    settle: Annotated[
+        float, typer.Option(help="Seconds a file must stay unchanged before it is taken.")
+    ] = 1.0,
+    max_wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a stable file that does not look whole (a zip without its "
+            "directory, a CSV without a final line end) waits before it is taken anyway."
+        ),
+    ] = 900.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Poll twice (settle apart) and exit: for cron.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Watch the upload inbox: each new spreadsheet is stored under an upload id and a
+    ``sodtrack.upload.received`` event starts the ``bulk-load`` deployment on Prefect."""
+    from sodtrack.inbox import InboxWatcher, PrefectEventsEmitter, Registry
+    from sodtrack.textsafe import printable
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("inbox", inbox), ("uploads", uploads), ("outbox", outbox)) if v
+    }
+    # Settings, state database and the three folders checked up front (exit 2, one line);
+    # the watcher never talks to the Sodtrack API itself, the flows it starts do.
+    settings, _ = _configure(
+        overrides=overrides,
+        api=False,
+        outputs_of=lambda s: [
+            (s.inbox, "--inbox" if inbox else "SODTRACK_INBOX"),
+            (s.uploads, "--uploads" if uploads else "SODTRACK_UPLOADS"),
+            (s.outbox, "--outbox" if outbox else "SODTRACK_OUTBOX"),
+        ],
+    )
+    from tasks import watch as prefect_side  # the Prefect side, imported only here
+
+    api_url, api_key, auth_string = prefect_side.prefect_api()
+    if not api_url:
+        typer.echo(
+            "PREFECT_API_URL is not set: the watcher announces uploads to a Prefect server "
+            "(e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_NO_API)
+    emitter = PrefectEventsEmitter(api_url, api_key=api_key, auth_string=auth_string)
+    registry = Registry(settings.state_url)
+    watcher = InboxWatcher(
+        inbox=settings.inbox,
+        uploads=settings.uploads,
+        outbox=settings.outbox,
+        default_country=settings.country,
+        registry=registry,
+        emit=emitter,
+        settle_s=settle,
+        max_wait_s=max_wait,
+    )
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        if once:
+            watcher.poll()
+            stop.wait(settle)
+            for received in watcher.poll():
+                name = printable(received.file_name)  # a newline in a name forges no line
+                typer.echo(f"{received.upload_id}\t{received.country}\t{name}")
+        else:
+            watcher.run(interval_s=interval, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        emitter.close()
+        registry.close()
 
 
 def main() -> None:

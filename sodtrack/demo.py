@@ -48,7 +48,7 @@ UNKNOWN_SKU = "NO-SUCH-SKU-404"
 
 
 def run_demo(*, country: str, bookings: int, workdir: Path, console: Console) -> int:
-    from sodtrack.cli import _print_report, _run_extract
+    from sodtrack.terminal import extract_with_progress, print_report
 
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -69,14 +69,14 @@ def run_demo(*, country: str, bookings: int, workdir: Path, console: Console) ->
             outbox=str(workdir / "outbox"),
         )
         console.rule("Nightly extraction (first run: everything)")
-        report = asyncio.run(_run_extract(settings, [country], [], False))
-        _print_report(report)
+        report = asyncio.run(extract_with_progress(settings, [country], [], False))
+        print_report(report)
         if not report.success:
             return 3
         console.rule("A day passes in the simulator; incremental run")
         httpx.post(f"{url}/_sim/clock/advance", json={"seconds": 86_400}).raise_for_status()
-        report = asyncio.run(_run_extract(settings, [country], ["bookings"], False))
-        _print_report(report)
+        report = asyncio.run(extract_with_progress(settings, [country], ["bookings"], False))
+        print_report(report)
         if not report.success:
             return 3
         _show_query(warehouse, console)
@@ -200,8 +200,8 @@ def _uncovered_code(example: str, valid: Callable[[str], bool], covered: set[str
 def bulk_load_demo(settings: Settings, workdir: Path, console: Console) -> int:
     """Steps 5 and 6 of the module docstring; 0 when the pipeline behaved."""
     from sodtrack.bulkload import EXIT_REJECTED
-    from sodtrack.cli import _print_load, _run_load
     from sodtrack.client import country_client
+    from sodtrack.terminal import load_with_progress, print_load
 
     console.rule("Bulk load of a sample spreadsheet")
     path = workdir / "inbox" / SAMPLE_NAME
@@ -220,11 +220,13 @@ def bulk_load_demo(settings: Settings, workdir: Path, console: Console) -> int:
         console.print(f"  {ref}: {why}")
 
     def load() -> LoadRun:
-        return asyncio.run(_run_load(settings, path, country=settings.country, uploaded_by="demo"))
+        return asyncio.run(
+            load_with_progress(settings, path, country=settings.country, uploaded_by="demo")
+        )
 
     console.print(f"\n$ sodtrack-etl load {path} --country {settings.country}")
     first = load()
-    _print_load(first)
+    print_load(first)
     _show_results(first, console)
     rejected = {
         first.parsed.rows[r.position].external_reference
@@ -239,7 +241,7 @@ def bulk_load_demo(settings: Settings, workdir: Path, console: Console) -> int:
     console.rule("The same file again: nothing new is created")
     console.print(f"$ sodtrack-etl load {path} --country {settings.country}")
     again = load()
-    _print_load(again)
+    print_load(again)
     created = again.result.counts.get("created", 0)
     ok = (
         first.exit_code == EXIT_REJECTED

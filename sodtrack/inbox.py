@@ -79,10 +79,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from sodtrack.contract.countries import COUNTRIES, get_country
-from sodtrack.dbschema import create_tables
+from sodtrack.db import AddColumn, engine_for, ensure_schema
 from sodtrack.loader.ledger import upload_id_for
-from sodtrack.private import private_dir, private_sqlite, touch_private
-from sodtrack.state import normalise_url
+from sodtrack.private import private_dir, touch_private
 from sodtrack.textsafe import printable
 
 log = logging.getLogger("sodtrack.inbox")
@@ -340,6 +339,9 @@ inbox_table = sa.Table(
     sa.Column("announcing_until", sa.String(40), nullable=False),
 )
 
+MIGRATIONS: tuple[AddColumn, ...] = ()
+"""Columns added to these tables since databases exist in the field (:mod:`sodtrack.db`)."""
+
 
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
@@ -349,17 +351,8 @@ class Registry:
     """Which uploads were received and announced, in the state store's database."""
 
     def __init__(self, url: str) -> None:
-        url = normalise_url(url)
-        parsed = sa.engine.make_url(url)
-        kwargs: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
-            database = parsed.database
-            private_sqlite(database)  # 0600 file (and so -wal/-shm), 0700 folders
-            kwargs["connect_args"] = {"timeout": 30}
-        else:
-            kwargs["pool_pre_ping"] = True
-        self.engine = sa.create_engine(url, **kwargs)
-        create_tables(_metadata, self.engine)
+        self.engine = engine_for(url)
+        ensure_schema(_metadata, self.engine, MIGRATIONS)
 
     def close(self) -> None:
         self.engine.dispose()

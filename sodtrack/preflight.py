@@ -7,11 +7,12 @@
     for line in report.notice(): print(line, file=sys.stderr)
 
 In this order, stopping at the first problem with one
-:class:`~sodtrack.config_errors.ConfigurationError` (exit 2 at the CLI, a failed flow without
+:class:`~sodtrack.errors.ConfigurationError` (exit 2 at the CLI, a failed flow without
 retries on Prefect), so that a wrong setting never reaches the point where bookings are
 created or files written:
 
-1. **the base URL** of each country, without sending anything (:func:`check_base_url`): a
+1. **the base URL** of each country, without sending anything
+   (:func:`sodtrack.client.baseurl.check_base_url`, which the client runs too): a
    scheme (``http``/``https``) and a host; plain ``http`` only to a loopback host unless
    ``SODTRACK_ALLOW_INSECURE_HTTP=true`` (:class:`InsecureTransport`: the client secret
    would travel unencrypted);
@@ -39,46 +40,32 @@ secret came from (never the secret), and the ``.env`` file read, if any.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-from sodtrack.config_errors import (
+from sodtrack.client.baseurl import Target, check_base_url, url_setting
+from sodtrack.client.clock import Sleep
+from sodtrack.contract.countries import get_country
+from sodtrack.contract.limits import API_PREFIX
+from sodtrack.errors import (
     ConfigurationError,
     CredentialsRejected,
-    InsecureTransport,
     InvalidSetting,
     OutputNotWritable,
     StateStoreUnavailable,
     UnusableBaseUrl,
 )
-from sodtrack.contract.countries import get_country
-from sodtrack.contract.limits import API_PREFIX
 from sodtrack.settings import Origin, Settings, mask_url
-
-Sleep = Callable[[float], Awaitable[None]]
 
 CONNECT_ATTEMPTS = 3
 """Token requests tried before a host that cannot be connected to is a configuration error."""
 CONNECT_BACKOFF_S = 0.5
 PROBE_NAME = ".sodtrack-write-probe"
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One country's API as a run talks to it."""
-
-    country: str
-    base_url: str
-    host: str
-    checked: bool = False
-    """A token was issued for this country (False: not checked, or a transient answer)."""
-    warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,60 +105,7 @@ class Preflight:
         return lines
 
 
-# ---------------------------------------------------------------- 1. the base URL
-
-
-def _is_loopback(host: str) -> bool:
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _url_setting(settings: Settings) -> str:
-    return "SODTRACK_BASE_URL" if settings.base_url else "SODTRACK_ENV/SODTRACK_COUNTRY"
-
-
-def check_base_url(settings: Settings, country: str | None = None) -> Target:
-    """The base URL of ``country`` is usable and safe to send credentials to (no request)."""
-    setting = _url_setting(settings)
-    code = get_country(country or settings.country).code
-    url = settings.base_url_for(code)
-    shown = mask_url(url)
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError as exc:  # a port that is not a number, a bad IPv6 literal
-        raise UnusableBaseUrl(
-            f"{setting}: {shown!r} is not a URL ({exc})", setting=setting
-        ) from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise UnusableBaseUrl(
-            f"{setting}: {shown!r} does not start with http:// or https://", setting=setting
-        )
-    if not host:
-        raise UnusableBaseUrl(f"{setting}: {shown!r} has no host", setting=setting)
-    if parts.query or parts.fragment:
-        raise UnusableBaseUrl(
-            f"{setting}: {shown!r} must not carry a query or a fragment", setting=setting
-        )
-    if parts.username or parts.password:
-        raise UnusableBaseUrl(
-            f"{setting}: {shown!r} must not carry a user name or password", setting=setting
-        )
-    netloc = host if port is None else f"{host}:{port}"
-    if scheme == "http" and not _is_loopback(host) and not settings.allow_insecure_http:
-        raise InsecureTransport(
-            f"{setting}: {shown} would send the client secret unencrypted to {host}: use "
-            "https, or set SODTRACK_ALLOW_INSECURE_HTTP=true if this network is trusted",
-            setting=setting,
-        )
-    return Target(code, url.rstrip("/"), netloc)
+# ------------------------------------------- 1. the base URL: sodtrack.client.baseurl
 
 
 # ---------------------------------------------------------------- 2. the API and the credentials
@@ -188,17 +122,17 @@ async def check_api(
 ) -> Target:
     """One token request for ``target.country`` (see the module docstring)."""
     from sodtrack.client import (
+        ApiError,
         AuthError,
         ConflictError,
         ContractViolation,
         RejectedError,
         SodtrackClient,
-        SodtrackError,
         TokenCountryMismatch,
         TokenUnavailable,
     )
 
-    setting = _url_setting(settings)
+    setting = url_setting(settings)
     client = SodtrackClient.from_settings(
         settings.model_copy(update={"country": target.country}), http=http
     )
@@ -238,7 +172,7 @@ async def check_api(
                         "run's own retries decide"
                     )
                     return Target(target.country, target.base_url, target.host, warning=warning)
-            except SodtrackError as exc:  # a transport no retry cures (a bad URL)
+            except ApiError as exc:  # a transport no retry cures (a bad URL)
                 problem = f"with {exc.message.removeprefix('issue_token: ')}"
             answered = problem if problem.startswith("with") else f"answered {problem}"
             hint = ""
@@ -265,7 +199,7 @@ def check_state(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-    from sodtrack.state import normalise_url
+    from sodtrack.db import normalise_url
 
     setting = "SODTRACK_STATE_URL"
     shown = mask_url(url)

@@ -3,7 +3,7 @@
 Every variable is listed in ``.env.example``. Library modules never read ``os.environ``: the
 edges call :func:`resolve_settings`, the one place that does, and get the settings together
 with their :class:`Origin` (which variable came from where, for the notice every command
-prints) or one :class:`~sodtrack.config_errors.InvalidSetting` naming the variable.
+prints) or one :class:`~sodtrack.errors.InvalidSetting` naming the variable.
 
 The ``.env`` file
 -----------------
@@ -36,22 +36,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sodtrack.config_errors import InvalidSetting
 from sodtrack.contract.countries import get_country
+from sodtrack.contract.environments import BASE_URLS
+from sodtrack.errors import InvalidSetting
 
 
 class Environment(StrEnum):
     DEV = "dev"
     UAT = "uat"
     PROD = "prod"
-
-
-# The one place base URLs are built (sodtrack-api.md § Environments).
-_BASE_URLS: dict[Environment, str] = {
-    Environment.DEV: "https://dev.integration.{country}.sodtrack-shared.sodtrack.com",
-    Environment.UAT: "https://uat.integration.{country}.sodtrack-shared.sodtrack.com",
-    Environment.PROD: "https://integration.{country}.sodtrack-shared.sodtrack.com",
-}
 
 
 class Settings(BaseSettings):
@@ -136,7 +129,7 @@ class Settings(BaseSettings):
         code = get_country(country or self.country).code
         if self.base_url:
             return self.base_url.rstrip("/").replace("{country}", code)
-        return _BASE_URLS[self.env].format(country=code)
+        return BASE_URLS[self.env].format(country=code)
 
     def data_dir(self, name: str) -> Path:
         """A folder beside the warehouse (``reports``, ``docs``): ``<root>/../<name>`` when the

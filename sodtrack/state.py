@@ -1,9 +1,8 @@
 """Run state: watermarks per (country, dataset), run records, and named locks.
 
 SQLAlchemy Core on whatever ``Settings.state_url`` names: SQLite under ``data/state/`` by
-default (created owner-only: the file ``0600``, its folders ``0700``, see
-:mod:`sodtrack.private`), PostgreSQL by URL (``postgresql://`` is read as
-``postgresql+psycopg://``). The same
+default, PostgreSQL by URL; the engine (shared with the ledger and the inbox registry, owner-only
+SQLite file, WAL) and the schema come from :mod:`sodtrack.db`. The same
 statements run on both: no dialect-specific SQL except the PostgreSQL advisory lock, which is
 the right tool there.
 
@@ -30,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -51,28 +49,22 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
     delete,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 
-from sodtrack.dbschema import create_tables
-from sodtrack.private import private_sqlite
+from sodtrack.db import AddColumn, engine_for, ensure_schema
+from sodtrack.errors import LockTimeout
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOOKBACK = timedelta(minutes=10)
 DEFAULT_URL = "sqlite:///data/state/state.db"
-
-
-class LockTimeout(TimeoutError):
-    """A named lock was not acquired within the timeout."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -132,6 +124,9 @@ locks = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
 )
 
+MIGRATIONS: tuple[AddColumn, ...] = ()
+"""Columns added to these tables since databases exist in the field (:mod:`sodtrack.db`)."""
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -170,34 +165,13 @@ class NamedLock:
     lost: bool = False
 
 
-def normalise_url(url: str) -> str:
-    """``postgresql://`` → ``postgresql+psycopg://`` (psycopg 3 is the driver we ship)."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed.render_as_string(hide_password=False)
-
-
 class StateStore:
     """Watermarks, run records and named locks in one SQL database."""
 
     def __init__(self, url: str = DEFAULT_URL, *, clock: Any = _utcnow) -> None:
-        url = normalise_url(url)
-        parsed = make_url(url)
-        kwargs: dict[str, Any] = {
-            "json_serializer": lambda obj: json.dumps(obj, default=str),
-            "future": True,
-        }
-        if parsed.get_backend_name() == "sqlite":
-            database = parsed.database
-            private_sqlite(database)  # 0600 file (and so -wal/-shm), 0700 folders
-            # Wait for a competing writer instead of failing at once with "database is locked".
-            kwargs["connect_args"] = {"timeout": 30}
-        else:
-            kwargs["pool_pre_ping"] = True
-        self.engine: Engine = create_engine(url, **kwargs)
+        self.engine: Engine = engine_for(url)
         self.clock = clock
-        create_tables(metadata, self.engine)
+        ensure_schema(metadata, self.engine, MIGRATIONS)
 
     @classmethod
     def from_settings(cls, settings: Any) -> StateStore:

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
-from sodtrack.config_errors import InvalidSetting
+from sodtrack.errors import InvalidSetting
 from sodtrack.preflight import preflight
 from sodtrack.settings import Origin, Settings, resolve_settings
 from sodtrack.state import StateStore
@@ -24,7 +24,7 @@ def resolve(warehouse: str | None = None) -> tuple[Settings, Origin]:
     is that block's value (read from the Prefect API the run talks to) and
     ``SODTRACK_CLIENT_SECRET`` is ignored: credentials live in Prefect, not in the worker's
     environment or the deployment file. A value that does not validate, or a block that
-    cannot be read, is an :class:`~sodtrack.config_errors.InvalidSetting`.
+    cannot be read, is an :class:`~sodtrack.errors.InvalidSetting`.
     """
     settings, origin = resolve_settings({"warehouse": warehouse})
     if settings.client_secret_block:

@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sodtrack.client import TokenCountryMismatch
-from sodtrack.config_errors import CredentialsRejected, UnusableBaseUrl
+from sodtrack.client.baseurl import Target, check_base_url
 from sodtrack.contract.errors import RETRYABLE_STATUSES
-from sodtrack.preflight import CONNECT_ATTEMPTS, Target, check_api, check_base_url
+from sodtrack.errors import CredentialsRejected, UnusableBaseUrl
+from sodtrack.preflight import CONNECT_ATTEMPTS, check_api
 from sodtrack.settings import Settings
 
 BASE = "https://sodtrack.test"

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sodtrack.config_errors import (
+from sodtrack.client.baseurl import check_base_url
+from sodtrack.errors import (
     ConfigurationError,
     InsecureTransport,
     InvalidSetting,
@@ -22,7 +23,7 @@ from sodtrack.config_errors import (
     StateStoreUnavailable,
     UnusableBaseUrl,
 )
-from sodtrack.preflight import Preflight, check_base_url, check_output, check_state
+from sodtrack.preflight import Preflight, check_output, check_state
 from sodtrack.settings import Settings, mask_url, resolve_settings, variable
 
 FIELDS = sorted(Settings.model_fields)

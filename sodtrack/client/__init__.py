@@ -14,6 +14,7 @@ Modules, one concern each:
 from sodtrack.client.auth import Credentials
 from sodtrack.client.client import SodtrackClient, country_client
 from sodtrack.client.errors import (
+    ApiError,
     AuthError,
     ConflictError,
     ContractViolation,
@@ -22,7 +23,6 @@ from sodtrack.client.errors import (
     RejectedError,
     RetryableError,
     RetryExhausted,
-    SodtrackError,
     TokenCountryMismatch,
     TokenUnavailable,
     UnreadableResponse,
@@ -41,6 +41,7 @@ from sodtrack.client.stats import ClientStats
 from sodtrack.client.walks import CursorWalk, PageNumberWalk
 
 __all__ = [
+    "ApiError",
     "AuthError",
     "ClientStats",
     "Completeness",
@@ -62,7 +63,6 @@ __all__ = [
     "RetryPolicy",
     "RetryableError",
     "SodtrackClient",
-    "SodtrackError",
     "TokenBucket",
     "TokenCountryMismatch",
     "TokenUnavailable",

@@ -39,10 +39,9 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from sodtrack.client.clock import MonotonicClock
 from sodtrack.client.errors import TokenCountryMismatch
 from sodtrack.contract.limits import TOKEN_TTL_S
-
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +111,7 @@ class IssuedToken:
     access_token: SecretStr
     expires_in: float
     requested_at: float
-    """Clock reading taken just before the request was sent."""
+    """MonotonicClock reading taken just before the request was sent."""
 
 
 class TokenManager:
@@ -122,7 +121,7 @@ class TokenManager:
         self,
         fetch: Callable[[], Awaitable[IssuedToken]],
         *,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         margin_s: float = 60.0,
         country: str | None = None,
         issuer: str = "",

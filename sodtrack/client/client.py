@@ -2,7 +2,7 @@
 
 Method names are the operation ids of ``sodtrack.contract.operations`` (``issue_token`` is
 internal). Paths, query and body field names, status codes and limits all come from the
-contract module: the methods build contract query/body models and hand a :class:`Step` to the
+contract module: the methods build contract query/body models and hand a :class:`ApiRequest` to the
 engine (``core``), which owns auth, rate limiting, concurrency and the one retry loop.
 
 * Reads return contract models.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -30,7 +29,9 @@ import httpx
 from pydantic import BaseModel
 
 from sodtrack.client.auth import Credentials
-from sodtrack.client.core import Engine, SinglePlan, Step, parse_model
+from sodtrack.client.baseurl import check_base_url
+from sodtrack.client.clock import MonotonicClock, Sleep
+from sodtrack.client.core import ApiRequest, Engine, SinglePlan, parse_model
 from sodtrack.client.pagination import CursorPaginator, PageNumberPaginator
 from sodtrack.client.ratelimit import RateLimiter
 from sodtrack.client.results import WriteResult
@@ -57,9 +58,6 @@ from sodtrack.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
-
 
 def _query(model: BaseModel) -> dict[str, Any]:
     """A contract query model as query parameters (JSON forms: ``true``, ``...Z``, dates)."""
@@ -78,7 +76,7 @@ class SodtrackClient:
         credentials: Credentials,
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         max_concurrency: int = 8,
         token_margin_s: float = 60.0,
@@ -114,12 +112,10 @@ class SodtrackClient:
         """A client for ``settings`` (base URL, credentials, timeout, budget, limits).
 
         Without ``http`` the client creates (and on close, closes) its own ``AsyncClient``.
-        The base URL is checked first (:func:`sodtrack.preflight.check_base_url`): a URL
+        The base URL is checked first (:func:`sodtrack.client.baseurl.check_base_url`): a URL
         without scheme or host, or plain ``http`` to a host outside loopback without
         ``SODTRACK_ALLOW_INSECURE_HTTP``, raises a ``ConfigurationError`` and nothing is sent.
         """
-        from sodtrack.preflight import check_base_url
-
         check_base_url(settings)
         owns = http is None
         if http is None:
@@ -188,7 +184,7 @@ class SodtrackClient:
         body: BaseModel | None = None,
         patch: bool = False,
     ) -> M:
-        step = Step.of(op_id, path_params, params=params, body=body, exclude_unset=patch)
+        step = ApiRequest.of(op_id, path_params, params=params, body=body, exclude_unset=patch)
         return await self._engine.run(SinglePlan(step, lambda r: parse_model(r, model, op_id)))
 
     def _pages(
@@ -289,12 +285,12 @@ class SodtrackClient:
         """Create a booking; safe to repeat (reconciled by ``external_reference``)."""
         ref = body.external_reference
         plan = CreatePlan(
-            Step.of("create_booking", body=body),
+            ApiRequest.of("create_booking", body=body),
             m.Booking,
             stats=self.stats,
             lookup=lambda: BookingByReference(ref),
             fetch_existing=lambda existing: GetFinder(
-                Step.of("get_booking", {"booking_id": existing}), m.Booking
+                ApiRequest.of("get_booking", {"booking_id": existing}), m.Booking
             ),
         )
         return await self._create(plan)
@@ -361,12 +357,12 @@ class SodtrackClient:
     async def create_project(self, body: m.ProjectCreate) -> WriteResult[m.Project]:
         """Create a project; safe to repeat (re-POST, the ``409`` names the existing one)."""
         plan = CreatePlan(
-            Step.of("create_project", body=body),
+            ApiRequest.of("create_project", body=body),
             m.Project,
             stats=self.stats,
             repost_is_safe=True,
             fetch_existing=lambda existing: GetFinder(
-                Step.of("get_project", {"project_id": existing}), m.ProjectDetail
+                ApiRequest.of("get_project", {"project_id": existing}), m.ProjectDetail
             ),
         )
         return await self._create(plan)
@@ -408,7 +404,7 @@ class SodtrackClient:
             return (f"booking_ids: requested {wanted}, existing stage has {have}",)
 
         plan = CreatePlan(
-            Step.of("create_stage", {"project_id": project_id}, body=body),
+            ApiRequest.of("create_stage", {"project_id": project_id}, body=body),
             m.Stage,
             stats=self.stats,
             conflict_code=ErrorCode.DUPLICATE_STAGE,
@@ -434,7 +430,7 @@ class SodtrackClient:
         ref = body.external_reference
         path = {"project_id": project_id}
         plan = CreatePlan(
-            Step.of("create_payment", path, body=body),
+            ApiRequest.of("create_payment", path, body=body),
             m.Payment,
             stats=self.stats,
             lookup=lambda: PagedFinder(
@@ -469,7 +465,7 @@ class SodtrackClient:
         form = form if form is not None else m.DocumentUpload()
         fields = {k: str(v) for k, v in _query(form).items()}
         path = {"project_id": project_id}
-        step = Step(
+        step = ApiRequest(
             operation("upload_document"),
             path,
             files={DOCUMENT_FILE_FIELD: (filename, content, content_type)},
@@ -546,7 +542,7 @@ class SodtrackClient:
         ``WriteResult(id=existing_id, resource=None, created=False)`` (the contract has no
         ``GET`` for leads); without one an ambiguous failure is not repeated."""
         plan = CreatePlan(
-            Step.of("submit_lead", {"form_id": form_id}, body=body),
+            ApiRequest.of("submit_lead", {"form_id": form_id}, body=body),
             m.Lead,
             stats=self.stats,
             repost_is_safe=body.external_reference is not None,

@@ -1,7 +1,7 @@
 """The request engine: the client's one retry loop, around one HTTP attempt at a time.
 
 Every call is a :class:`Plan`: a small state machine that says which request to send next
-(:class:`Step`) and what a response means (done with a value, or go on with another step).
+(:class:`ApiRequest`) and what a response means (done with a value, or go on with another step).
 :meth:`Engine.run` drives it::
 
     loop:
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -56,15 +56,16 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from sodtrack.client.auth import BearerToken, Credentials, IssuedToken, TokenManager
+from sodtrack.client.clock import MonotonicClock, Sleep
 from sodtrack.client.errors import (
+    ApiError,
     AuthError,
     RetryExhausted,
-    SodtrackError,
     TokenUnavailable,
     TransientCause,
     UnreadableReason,
     UnreadableResponse,
-    _ApiError,
+    _EnvelopeError,
     _Transient,
     classify_error,
 )
@@ -81,8 +82,6 @@ log = logging.getLogger("sodtrack.client")
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _NEVER_RETRY = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
@@ -90,7 +89,7 @@ _JSON = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class ApiRequest:
     """One HTTP request of a plan."""
 
     op: Operation
@@ -110,7 +109,7 @@ class Step:
         params: Mapping[str, Any] | None = None,
         body: BaseModel | None = None,
         exclude_unset: bool = False,
-    ) -> Step:
+    ) -> ApiRequest:
         content = None
         if body is not None:
             content = body.model_dump_json(
@@ -129,19 +128,19 @@ class Plan(Generic[T]):
 
     label: str = "call"
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         raise NotImplementedError
 
-    def on_response(self, step: Step, response: httpx.Response) -> Done[T] | None:
+    def on_response(self, step: ApiRequest, response: httpx.Response) -> Done[T] | None:
         raise NotImplementedError
 
-    def on_error(self, step: Step, error: _ApiError) -> Done[T] | None:
+    def on_error(self, step: ApiRequest, error: _EnvelopeError) -> Done[T] | None:
         raise error
 
-    def on_transient(self, step: Step, failure: _Transient) -> None:
+    def on_transient(self, step: ApiRequest, failure: _Transient) -> None:
         """A transient failure of ``step`` (before the wait)."""
 
-    def may_retry(self, step: Step, failure: _Transient) -> bool:
+    def may_retry(self, step: ApiRequest, failure: _Transient) -> bool:
         """Whether repeating is safe after this failure (False: give up at once)."""
         return True
 
@@ -154,15 +153,15 @@ class SinglePlan(Plan[T]):
     """One request, retried as is: reads, and writes that are idempotent by nature (PATCH
     with absolute values, cancel)."""
 
-    def __init__(self, step: Step, parse: Callable[[httpx.Response], T]) -> None:
+    def __init__(self, step: ApiRequest, parse: Callable[[httpx.Response], T]) -> None:
         self.step = step
         self.parse = parse
         self.label = step.op.id
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         return self.step
 
-    def on_response(self, step: Step, response: httpx.Response) -> Done[T] | None:
+    def on_response(self, step: ApiRequest, response: httpx.Response) -> Done[T] | None:
         return Done(self.parse(response))
 
 
@@ -238,7 +237,7 @@ class Engine:
         credentials: Credentials,
         retry: RetryPolicy,
         limiter: RateLimiter,
-        clock: Clock,
+        clock: MonotonicClock,
         sleep: Sleep,
         max_concurrency: int,
         token_margin_s: float,
@@ -273,7 +272,7 @@ class Engine:
 
     # ------------------------------------------------------------------ one HTTP attempt
 
-    async def _send(self, step: Step, token: BearerToken | None) -> httpx.Response:
+    async def _send(self, step: ApiRequest, token: BearerToken | None) -> httpx.Response:
         op = step.op
         url = self.root + op.url(**step.path_params)
         headers: dict[str, str] = {}
@@ -335,7 +334,7 @@ class Engine:
             client_id=self.credentials.client_id,
             client_secret=self.credentials.client_secret.get_secret_value(),
         )
-        step = Step(op, content=body.model_dump_json(exclude_none=True).encode())
+        step = ApiRequest(op, content=body.model_dump_json(exclude_none=True).encode())
         requested_at = self.clock()
         self.stats.token_fetches += 1
         # Exceptions are raised outside the ``except`` blocks: the httpx exception (whose
@@ -351,7 +350,7 @@ class Engine:
             not_sent = isinstance(exc, _NOT_SENT)
         if name:
             if never:
-                raise SodtrackError(f"{op.id}: {name}", operation=op.id)
+                raise ApiError(f"{op.id}: {name}", operation=op.id)
             cause: TransientCause = "not_connected" if not_sent else "connection_lost"
             raise _TransientFailure(_Transient(f"{op.id}:{name}", cause=cause))
         status = response.status_code
@@ -390,7 +389,7 @@ class Engine:
         if failure is not None:
             raise TokenUnavailable(what=failure.label.rpartition(":")[2], cause=failure.cause)
 
-    def _scrubbed(self, error: _ApiError) -> _ApiError:
+    def _scrubbed(self, error: _EnvelopeError) -> _EnvelopeError:
         clean = self.redact(error.message)
         if clean != error.message:
             error.message = clean
@@ -472,7 +471,7 @@ class Engine:
 
             assert failure is not None  # every other branch returned, continued or raised
             if failure.fatal:
-                raise SodtrackError(f"{step.op.id}: {failure.label}", operation=step.op.id)
+                raise ApiError(f"{step.op.id}: {failure.label}", operation=step.op.id)
             failures += 1
             seen.append(failure.label)
             plan.on_transient(step, failure)

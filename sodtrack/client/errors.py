@@ -1,8 +1,9 @@
-"""The client's exceptions: a small typed tree, each with the loader's reaction.
+"""The client's exceptions: the ``ApiError`` branch of the project's tree
+(:mod:`sodtrack.errors`), each with the loader's reaction.
 
 ::
 
-    SodtrackError                      classification
+    ApiError                           classification
     ├── RetryableError                 retry      transient; a later run may succeed
     │   ├── UnreadableResponse         retry      a 2xx whose body is empty, cut short, not
     │   │                                         JSON or off the model (retried like a 5xx;
@@ -25,7 +26,7 @@ Classification comes from ``sodtrack.contract.errors`` (``RETRYABLE_STATUSES``,
 ``CONFLICT_CODES``, ``AUTH_RETRY_CODES``, ``NEEDS_A_PERSON``); :func:`classify_error`
 is the one mapping from a status and error body to an exception.
 
-``TokenCountryMismatch`` is also a :class:`sodtrack.config_errors.ConfigurationError`: the
+``TokenCountryMismatch`` is also a :class:`sodtrack.errors.ConfigurationError`: the
 client refuses to go on with a token whose ``country`` claim is not its country (a base URL
 that does not vary by country pointed a ``pe`` run at Chile's server), and every caller
 (CLI, flow) reports it as the configuration error it is: exit 2, never retried.
@@ -41,7 +42,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.errors import (
     CONFLICT_CODES,
     NEEDS_A_PERSON,
@@ -49,30 +49,11 @@ from sodtrack.contract.errors import (
     ErrorCode,
 )
 from sodtrack.contract.models import ErrorBody, ErrorDetail
-
-Classification = Literal["retry", "reconcile", "reject"]
-
-
-class SodtrackError(Exception):
-    """Base of every error the client raises."""
-
-    default_classification: ClassVar[Classification] = "reject"
-
-    def __init__(self, message: str, *, operation: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.operation = operation
-
-    @property
-    def classification(self) -> Classification:
-        """What the loader does with the row: ``retry`` later, ``reconcile``, or ``reject``."""
-        return self.default_classification
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r})"
+from sodtrack.errors import ApiError as ApiError  # the branch root, re-exported
+from sodtrack.errors import Classification, ConfigurationError
 
 
-class RetryableError(SodtrackError):
+class RetryableError(ApiError):
     """A transient failure (429, 5xx, timeout, dropped connection, unreadable 2xx answer)."""
 
     default_classification: ClassVar[Classification] = "retry"
@@ -161,7 +142,7 @@ class RetryExhausted(RetryableError):
         return "reconcile" if self.may_have_committed else "retry"
 
 
-class _ApiError(SodtrackError):
+class _EnvelopeError(ApiError):
     """An error the API answered with its error envelope."""
 
     def __init__(
@@ -191,13 +172,13 @@ class _ApiError(SodtrackError):
         super().__init__(text, operation=operation)
 
 
-class ConflictError(_ApiError):
+class ConflictError(_EnvelopeError):
     """409: the thing already exists (``existing_id``) and the client could not resolve it."""
 
     default_classification: ClassVar[Classification] = "reconcile"
 
 
-class RejectedError(_ApiError):
+class RejectedError(_EnvelopeError):
     """A permanent rejection of this input (400, 403, 404, 405, 413, 422)."""
 
     needs_a_person: ClassVar[bool] = False
@@ -213,7 +194,7 @@ class NotFoundError(RejectedError):
     """404 ``not_found``."""
 
 
-class AuthError(_ApiError):
+class AuthError(_EnvelopeError):
     """Credentials refused, a fresh token refused again, or a missing scope."""
 
 
@@ -248,7 +229,7 @@ class TokenCountryMismatch(AuthError, ConfigurationError):
         self.args = (line,)
 
 
-class ContractViolation(SodtrackError):
+class ContractViolation(ApiError):
     """The server answered something the contract does not allow."""
 
 
@@ -272,7 +253,7 @@ class _Transient:
 _AUTH_CODES_403 = frozenset({ErrorCode.INSUFFICIENT_SCOPE})
 
 
-def classify_error(status: int, body: ErrorBody | None, *, operation: str | None) -> _ApiError:
+def classify_error(status: int, body: ErrorBody | None, *, operation: str | None) -> _EnvelopeError:
     """Map a non-retryable error response to its exception.
 
     401 and ``insufficient_scope`` are :class:`AuthError` (the run's configuration is wrong);
@@ -282,7 +263,7 @@ def classify_error(status: int, body: ErrorBody | None, *, operation: str | None
     :class:`RejectedError`. A body that is not the error envelope gets ``code="http_<status>"``.
     """
     code = body.code if body is not None else f"http_{status}"
-    cls: type[_ApiError]
+    cls: type[_EnvelopeError]
     if status == 401 or code in _AUTH_CODES_403:
         cls = AuthError
     elif status == 409 or code in CONFLICT_CODES:

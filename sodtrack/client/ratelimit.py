@@ -38,9 +38,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sodtrack.client.clock import MonotonicClock, Sleep
 from sodtrack.contract.limits import (
     HEADER_RATE_LIMIT,
     HEADER_RATE_REMAINING,
@@ -50,9 +51,6 @@ from sodtrack.contract.limits import (
 )
 
 _EPSILON = 1e-9
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +161,7 @@ class RateLimiter:
         rate: float | None = None,
         *,
         capacity: float | None = None,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.clock = clock

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from sodtrack.client.core import Engine, SinglePlan, Step, parse_model
+from sodtrack.client.core import ApiRequest, Engine, SinglePlan, parse_model
 from sodtrack.client.pagination import (
     Completeness,
     CompletenessWarning,
@@ -70,7 +70,7 @@ class PageNumberWalk(Generic[M]):
         if params is None:
             self._finish()
             raise StopAsyncIteration
-        step = Step.of(self.op_id, self.path_params, params=params)
+        step = ApiRequest.of(self.op_id, self.path_params, params=params)
         page = await self.engine.run(
             SinglePlan(step, lambda r: parse_model(r, self.page_model, self.op_id))
         )
@@ -156,7 +156,7 @@ class CursorWalk(Generic[R]):
                 await task
 
     async def _fetch(self, params: dict[str, Any]) -> CursorPage[Any]:
-        step = Step.of(self.op_id, params=params)
+        step = ApiRequest.of(self.op_id, params=params)
         return await self.engine.run(
             SinglePlan(step, lambda r: parse_model(r, self.page_model, self.op_id))
         )

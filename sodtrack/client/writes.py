@@ -43,8 +43,8 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from sodtrack.client.core import Done, Plan, Step, parse_model
-from sodtrack.client.errors import ConflictError, _ApiError, _Transient
+from sodtrack.client.core import ApiRequest, Done, Plan, parse_model
+from sodtrack.client.errors import ConflictError, _EnvelopeError, _Transient
 from sodtrack.client.pagination import PageNumberPaginator
 from sodtrack.client.results import WriteResult
 from sodtrack.client.stats import ClientStats
@@ -67,7 +67,7 @@ M = TypeVar("M", bound=BaseModel)
 class Finder(Generic[M]):
     """Finds one record by a sequence of GETs (one step at a time)."""
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         raise NotImplementedError
 
     def on_response(self, response: httpx.Response) -> tuple[M | None, bool]:
@@ -82,11 +82,11 @@ class Finder(Generic[M]):
 class GetFinder(Finder[M]):
     """One ``GET`` by id; a ``404`` means not found."""
 
-    def __init__(self, step: Step, model: type[M]) -> None:
+    def __init__(self, step: ApiRequest, model: type[M]) -> None:
         self.step = step
         self.model = model
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         return self.step
 
     def on_response(self, response: httpx.Response) -> tuple[M | None, bool]:
@@ -104,10 +104,10 @@ class BookingByReference(Finder[Booking]):
             mode="json", exclude_none=True
         )
         params[PARAM_LIMIT] = 1
-        self.step = Step.of("list_bookings", params=params)
+        self.step = ApiRequest.of("list_bookings", params=params)
         self.external_reference = external_reference
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         return self.step
 
     def on_response(self, response: httpx.Response) -> tuple[Booking | None, bool]:
@@ -134,10 +134,10 @@ class PagedFinder(Finder[M]):
         self.match = match
         self.paginator = PageNumberPaginator(PAGE_SIZE_MAX, operation=op_id)
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         params = self.paginator.next_params()
         assert params is not None, "next_step() after the list was exhausted"
-        return Step.of(self.op_id, self.path_params, params=params)
+        return ApiRequest.of(self.op_id, self.path_params, params=params)
 
     def on_response(self, response: httpx.Response) -> tuple[M | None, bool]:
         page = parse_model(response, self.page_model, self.op_id)
@@ -152,10 +152,10 @@ class StageOfProject(Finder[Stage]):
     """``GET /projects/{id}`` and pick the stage by id."""
 
     def __init__(self, project_id: str, stage_id: str) -> None:
-        self.step = Step.of("get_project", {"project_id": project_id})
+        self.step = ApiRequest.of("get_project", {"project_id": project_id})
         self.stage_id = stage_id
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         return self.step
 
     def on_response(self, response: httpx.Response) -> tuple[Stage | None, bool]:
@@ -171,7 +171,7 @@ class CreatePlan(Plan[WriteResult[Any]]):
 
     def __init__(
         self,
-        create: Step,
+        create: ApiRequest,
         model: type[BaseModel],
         *,
         stats: ClientStats,
@@ -192,20 +192,22 @@ class CreatePlan(Plan[WriteResult[Any]]):
         self.label = create.op.id
         self.state = "create"
         self.finder: Finder[Any] | None = None
-        self.conflict: _ApiError | None = None
+        self.conflict: _EnvelopeError | None = None
         self.ambiguous_seen = False
         self.unresolved = False
         """An ambiguous failure happened and no lookup has shown it uncommitted since."""
 
     # -------------------------------------------------------------- Plan
 
-    def next_step(self) -> Step:
+    def next_step(self) -> ApiRequest:
         if self.state == "create":
             return self.create
         assert self.finder is not None
         return self.finder.next_step()
 
-    def on_response(self, step: Step, response: httpx.Response) -> Done[WriteResult[Any]] | None:
+    def on_response(
+        self, step: ApiRequest, response: httpx.Response
+    ) -> Done[WriteResult[Any]] | None:
         if self.state == "create":
             resource = parse_model(response, self.model, step.op.id)
             return Done(self._result(resource, created=True))
@@ -213,7 +215,7 @@ class CreatePlan(Plan[WriteResult[Any]]):
         found, more = self.finder.on_response(response)
         return self._after_find(found, more)
 
-    def on_error(self, step: Step, error: _ApiError) -> Done[WriteResult[Any]] | None:
+    def on_error(self, step: ApiRequest, error: _EnvelopeError) -> Done[WriteResult[Any]] | None:
         if self.state == "create":
             if error.code == self.conflict_code and error.existing_id:
                 return self._on_conflict(error)
@@ -223,7 +225,7 @@ class CreatePlan(Plan[WriteResult[Any]]):
             return self._after_find(None, False)
         raise error
 
-    def on_transient(self, step: Step, failure: _Transient) -> None:
+    def on_transient(self, step: ApiRequest, failure: _Transient) -> None:
         if self.state != "create":
             return  # a lookup step failed: repeat it after the wait
         if failure.ambiguous:
@@ -233,7 +235,7 @@ class CreatePlan(Plan[WriteResult[Any]]):
                 self.state = "lookup"
                 self.finder = self.lookup()
 
-    def may_retry(self, step: Step, failure: _Transient) -> bool:
+    def may_retry(self, step: ApiRequest, failure: _Transient) -> bool:
         return not (self.state == "create" and failure.ambiguous and not self.repost_is_safe)
 
     @property
@@ -242,7 +244,7 @@ class CreatePlan(Plan[WriteResult[Any]]):
 
     # -------------------------------------------------------------- transitions
 
-    def _on_conflict(self, error: _ApiError) -> Done[WriteResult[Any]] | None:
+    def _on_conflict(self, error: _EnvelopeError) -> Done[WriteResult[Any]] | None:
         existing_id = error.existing_id
         assert existing_id is not None
         if self.fetch_existing is None:

@@ -27,9 +27,9 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from sodtrack.contract import limits
 from sodtrack.contract import models as m
 from sodtrack.contract.countries import COUNTRIES
+from sodtrack.contract.environments import BASE_URLS
 from sodtrack.contract.errors import STATUS_OF, ErrorCode
 from sodtrack.contract.operations import OPERATIONS, Operation, Paging
-from sodtrack.settings import _BASE_URLS
 
 OPENAPI_VERSION: Final = "3.1.0"
 API_TITLE: Final = "Sodtrack Integration API"
@@ -430,7 +430,7 @@ def _servers() -> list[dict[str, Any]]:
     servers: list[dict[str, Any]] = [
         {
             "url": template + limits.API_PREFIX,
-            "description": f"Sodtrack {env.value}",
+            "description": f"Sodtrack {env}",
             "variables": {
                 "country": {
                     "enum": countries,
@@ -439,7 +439,7 @@ def _servers() -> list[dict[str, Any]]:
                 }
             },
         }
-        for env, template in _BASE_URLS.items()
+        for env, template in BASE_URLS.items()
     ]
     servers.append(
         {"url": SIMULATOR_URL + limits.API_PREFIX, "description": "Local simulator (sodtrack-sim)"}

@@ -27,6 +27,7 @@ Engine modules: :mod:`.ledger` (durable state), :mod:`.plan` (what to write, in 
 :mod:`.cancel`, :mod:`.synth` (synthetic uploads for demos and benchmarks).
 """
 
+from sodtrack.errors import LeaseHeld
 from sodtrack.loader.cancel import CancelResult, cancel_upload
 from sodtrack.loader.crossrow import ProjectPlan, StagePlan, plan_projects
 from sodtrack.loader.engine import run_upload
@@ -39,7 +40,7 @@ from sodtrack.loader.headers import (
     load_mapping_file,
 )
 from sodtrack.loader.issues import InvalidValue, IssueCode, Note, RowIssue, Severity, UploadIssue
-from sodtrack.loader.ledger import DEFAULT_LEDGER_URL, LeaseHeld, Ledger, upload_id_for
+from sodtrack.loader.ledger import DEFAULT_LEDGER_URL, Ledger, upload_id_for
 from sodtrack.loader.neutralise import needs_neutralising, neutralise_formula
 from sodtrack.loader.outcomes import OUTCOMES, Outcome, RowResult, UploadResult
 from sodtrack.loader.results import ResultFiles, write_results

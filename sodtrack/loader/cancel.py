@@ -18,7 +18,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
-from sodtrack.client.errors import RejectedError, SodtrackError
+from sodtrack.client.errors import ApiError, RejectedError
 from sodtrack.contract import models as m
 from sodtrack.loader.ledger import Ledger, StepRecord
 from sodtrack.loader.messages import explain_api_error, explain_transient
@@ -88,7 +88,7 @@ async def cancel_upload(
                 ledger.mark_in_flight(upload_id, "cancel", booking.key)
                 try:
                     await client.cancel_booking(booking.sodtrack_id, reason)
-                except SodtrackError as exc:
+                except ApiError as exc:
                     state: Literal["rejected", "failed_transient"]
                     if isinstance(exc, RejectedError):
                         why = explain_api_error(

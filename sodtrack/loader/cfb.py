@@ -16,6 +16,8 @@ import struct
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from sodtrack.errors import InputFileError
+
 SIGNATURE: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _HEADER_SIZE: Final = 512
 _HEADER_DIFAT_ENTRIES: Final = 109
@@ -29,7 +31,7 @@ ENCRYPTED_PACKAGE_STREAMS: Final = frozenset({"EncryptionInfo", "EncryptedPackag
 """The streams of an encrypted OOXML package (an XLSX saved with a password)."""
 
 
-class NotACompoundFile(ValueError):
+class NotACompoundFile(InputFileError, ValueError):
     """The bytes are not a readable CFB container."""
 
 

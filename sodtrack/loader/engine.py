@@ -33,10 +33,10 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Final
 
-from sodtrack.client.errors import SodtrackError
-from sodtrack.config_errors import ConfigurationError
+from sodtrack.client.errors import ApiError
 from sodtrack.contract.countries import get_country
 from sodtrack.contract.models import BookingStatus
+from sodtrack.errors import ConfigurationError
 from sodtrack.loader.answers import dry_answers, outcome_record, real_answers, row_record
 from sodtrack.loader.catalog import Catalog, CoverageMode
 from sodtrack.loader.checks import (
@@ -55,7 +55,7 @@ from sodtrack.loader.existing import (
     find_existing,
 )
 from sodtrack.loader.ledger import Ledger, StepRecord, upload_id_for
-from sodtrack.loader.load import Loader, LoaderClient, Progress, explain_exception
+from sodtrack.loader.load import Loader, LoaderClient, PhaseProgress, explain_exception
 from sodtrack.loader.messages import Explanation, explain_new_booking_status
 from sodtrack.loader.outcomes import RowResult, UploadResult
 from sodtrack.loader.plan import StepRef, build_plan
@@ -80,7 +80,7 @@ async def run_upload(
     dry_run: bool = False,
     check_availability: bool = False,
     uploaded_by: str,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     concurrency: int = 32,
     coverage_mode: CoverageMode = "auto",
     new_upload: str | None = None,
@@ -214,7 +214,7 @@ async def _validate_and_load(
     run_no: int,
     dry_run: bool,
     check_availability: bool,
-    progress: Progress | None,
+    progress: PhaseProgress | None,
     concurrency: int,
     coverage_mode: CoverageMode,
     real_upload_id: str,
@@ -331,7 +331,7 @@ async def _validate_and_load(
         # A setting is wrong (e.g. the token is for another country): nothing was written,
         # and no re-run fixes it; the caller says so in one line (exit 2).
         raise
-    except SodtrackError as exc:
+    except ApiError as exc:
         # Checks every row needs (the services list) or an error not about rows (credentials,
         # a contract violation) could not complete: nothing is written; every row still gets
         # its answer. A check that fails for some rows only leaves those rows unchecked.

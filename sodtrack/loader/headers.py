@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sodtrack.errors import InputFileError
 from sodtrack.loader.issues import IssueCode, UploadIssue
 
 CANONICAL_COLUMNS: tuple[str, ...] = (
@@ -549,7 +550,7 @@ ALIAS_INDEX: dict[str, str] = _build_alias_index()
 """Header key -> canonical column, from the canonical names and :data:`ALIASES`."""
 
 
-class MappingFileError(ValueError):
+class MappingFileError(InputFileError, ValueError):
     """A mapping file that cannot be used, with a message fit for an operator."""
 
 

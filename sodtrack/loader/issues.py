@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from sodtrack.errors import InputFileError
+
 Severity = Literal["error", "warning"]
 
 
@@ -126,7 +128,7 @@ class UploadIssue:
     """The header (as written in the file) the issue is about, if any."""
 
 
-class InvalidValue(ValueError):
+class InvalidValue(InputFileError, ValueError):
     """Raised by the pure value parsers: the cell cannot be used, and why, in operator terms."""
 
     def __init__(self, code: IssueCode, message: str, suggested_fix: str) -> None:

@@ -4,11 +4,11 @@ Why it exists: the API is POST-only and a write that timed out may or may not ha
 committed. The ledger is what lets a killed run (``kill -9`` at any instruction) be re-run and
 resume at the right step, create nothing twice, and still give an exact answer for every row.
 
-Storage is SQLAlchemy Core on any URL: SQLite by default (``sqlite:///data/state/ledger.db``,
-directories created ``0700`` and the file ``0600`` before SQLite opens it, so its ``-wal``
-and ``-shm`` are owner-only too: :mod:`sodtrack.private`; WAL journal so readers never block
-the writer and a killed process loses nothing it committed), PostgreSQL
-(``postgresql+psycopg://…``) for several workers, with the same code. Tables are prefixed
+Storage is SQLAlchemy Core on any URL: SQLite by default (``sqlite:///data/state/ledger.db``),
+PostgreSQL for several workers, with the same code. The engine and the schema come from
+:mod:`sodtrack.db` (one engine per database shared with the state store and the inbox registry;
+SQLite owner-only ``0600``/``0700`` with its ``-wal``/``-shm``; WAL journal so readers never block
+the writer and a killed process loses nothing it committed). Tables are prefixed
 ``load_`` so the ledger can share a database with the extraction's watermark store.
 
 Tables
@@ -71,8 +71,8 @@ from typing import Any, Final, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sodtrack.dbschema import create_tables
-from sodtrack.private import private_sqlite
+from sodtrack.db import AddColumn, engine_for, ensure_schema, use_wal
+from sodtrack.errors import LeaseHeld, UploadMismatch
 
 DEFAULT_LEDGER_URL: Final = "sqlite:///data/state/ledger.db"
 
@@ -151,7 +151,11 @@ steps_table = sa.Table(
     sa.Column("data_json", sa.Text, nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
 )
+
 sa.Index("ix_load_steps_state", steps_table.c.upload_id, steps_table.c.state)
+
+MIGRATIONS: tuple[AddColumn, ...] = ()
+"""Columns added to these tables since databases exist in the field (:mod:`sodtrack.db`)."""
 
 
 def _now() -> str:
@@ -251,10 +255,6 @@ class RowRecord:
     interpreted: dict[str, Any] = field(default_factory=dict)
 
 
-class LeaseHeld(RuntimeError):
-    """Another live worker is driving this upload."""
-
-
 @dataclass(frozen=True, slots=True)
 class UploadRun:
     """What :meth:`Ledger.begin_upload` hands back: the upload and this run's number."""
@@ -300,9 +300,10 @@ class Ledger:
         if isinstance(url, Engine):
             self.engine = url
         else:
-            self.engine = _make_engine(url)
+            self.engine = engine_for(url)
+            use_wal(self.engine)
         self.lease_s = lease_s
-        create_tables(metadata, self.engine)
+        ensure_schema(metadata, self.engine, MIGRATIONS)
 
     @property
     def dialect(self) -> str:
@@ -366,9 +367,9 @@ class Ledger:
                 return UploadRun(upload_id, 1, False, owner)
             self._check_lease(existing, now, take_over)
             if existing.file_sha256 != file_sha256:
-                raise ValueError(f"upload {upload_id} belongs to another file")
+                raise UploadMismatch(f"upload {upload_id} belongs to another file")
             if int(existing.row_count) != row_count:
-                raise ValueError(
+                raise UploadMismatch(
                     f"upload {upload_id} was read as {existing.row_count} rows, now as "
                     f"{row_count} (another mapping or sheet?): start a new upload instead"
                 )
@@ -758,27 +759,6 @@ class Ledger:
                 f"upload {existing.upload_id} is being loaded by {held_by} "
                 f"(lease until {existing.lease_until}); wait, or take it over"
             )
-
-
-def _make_engine(url: str) -> Engine:
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        private_sqlite(database)  # 0600 file (and so -wal/-shm), 0700 folders
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL: readers never block the writer; NORMAL sync is durable against a killed
-            # process (only an OS crash could lose the last commits, never corrupt the file).
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
 
 
 def _upload_record(m: sa.RowMapping) -> UploadRecord:

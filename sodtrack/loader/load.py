@@ -53,13 +53,13 @@ from functools import partial
 from typing import Any, Literal, Protocol
 
 from sodtrack.client.errors import (
+    ApiError,
     AuthError,
     ConflictError,
     ContractViolation,
     NeedsAPerson,
     RejectedError,
     RetryableError,
-    SodtrackError,
 )
 from sodtrack.client.results import WriteResult
 from sodtrack.contract import models as m
@@ -99,7 +99,7 @@ from sodtrack.loader.plan import (
 from sodtrack.loader.rows import BookingRow
 from sodtrack.loader.verdicts import explanation_of, retries
 
-Progress = Callable[[str, int, int], None]
+PhaseProgress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``; phases ``validate`` and ``load``."""
 
 
@@ -120,7 +120,7 @@ class LoaderClient(CatalogClient, ExistingClient, Protocol):
     async def cancel_booking(self, booking_id: str, reason: str) -> m.Booking: ...
 
 
-def explain_exception(exc: SodtrackError, step: str, ctx: Mapping[str, Any]) -> Explanation:
+def explain_exception(exc: ApiError, step: str, ctx: Mapping[str, Any]) -> Explanation:
     """A client error as the results file tells it."""
     if isinstance(exc, RetryableError | ContractViolation):
         return explain_transient(step=step, reason=exc.message, context=ctx)
@@ -139,7 +139,7 @@ def explain_exception(exc: SodtrackError, step: str, ctx: Mapping[str, Any]) -> 
 FailState = Literal["failed_transient", "rejected", "skipped"]
 
 
-def state_for(exc: SodtrackError) -> FailState:
+def state_for(exc: ApiError) -> FailState:
     """Ledger state of a step that raised: only rejections are final."""
     if isinstance(exc, RejectedError | ConflictError):
         return "rejected"
@@ -176,7 +176,7 @@ class Loader:
         checked: Checked,
         states: dict[StepRef, StepRecord],
         concurrency: int,
-        progress: Progress | None,
+        progress: PhaseProgress | None,
         found: Found | None = None,
     ) -> None:
         self.found = found or Found()
@@ -309,7 +309,7 @@ class Loader:
         self._set(ref, state="in_flight", attempts=rec.attempts + 1)
         try:
             result = await call()
-        except SodtrackError as exc:
+        except ApiError as exc:
             why = explain_exception(exc, ref[0], ctx)
             if isinstance(exc, NeedsAPerson):
                 why = Explanation(why.code, "conflict", why.message, why.suggested_fix)
@@ -374,7 +374,7 @@ class Loader:
         assert correct.patch is not None, "a patchable difference without a PATCH"
         try:
             updated = await correct.patch(sodtrack_id, comparison)
-        except SodtrackError as exc:
+        except ApiError as exc:
             why = explain_exception(exc, ref[0], ctx)
             if isinstance(exc, NeedsAPerson):
                 why = Explanation(why.code, "conflict", why.message, why.suggested_fix)
@@ -601,7 +601,7 @@ class Loader:
             stage = await self.client.update_stage(
                 project_id, stage_id, m.StageUpdate(booking_ids=ids)
             )
-        except SodtrackError as exc:
+        except ApiError as exc:
             why = explain_exception(exc, "stage", ctx)
             self.fail(ref, state_for(exc), why, sodtrack_id=stage_id, data=rec.data)
             return

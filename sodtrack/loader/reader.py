@@ -81,6 +81,7 @@ from zlib import error as zlib_error
 
 import python_calamine
 
+from sodtrack.errors import InputFileError
 from sodtrack.loader.cfb import is_encrypted_package
 from sodtrack.loader.headers import looks_like_header
 from sodtrack.loader.issues import IssueCode, UploadIssue
@@ -97,7 +98,7 @@ HeaderTest = Callable[[Sequence[object]], bool]
 _CHUNK = 1 << 20
 
 
-class UnreadableFile(Exception):
+class UnreadableFile(InputFileError):
     """The file cannot be read at all; carries the upload-level issue to report."""
 
     def __init__(self, issue: UploadIssue) -> None:

@@ -29,7 +29,7 @@ with no partition at all (nothing extracted yet) has no file, and DuckDB's glob 
 "No files found".
 """
 
-from sodtrack.warehouse.fs import LockTimeout
+from sodtrack.errors import LockTimeout
 from sodtrack.warehouse.manifest import Manifest
 from sodtrack.warehouse.publish import PublishConflict, PublishError, Warehouse
 from sodtrack.warehouse.schemas import DATASETS, SCHEMA_VERSION, DatasetKind, DatasetSpec, get_spec

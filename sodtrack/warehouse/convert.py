@@ -30,10 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sodtrack.contract.models import Booking, Category, CoverageZone, Service, Variant
+from sodtrack.errors import WarehouseError
 from sodtrack.warehouse.schemas import DATASETS, MONEY, TIMESTAMP, DatasetSpec
 
 
-class ConversionError(ValueError):
+class ConversionError(WarehouseError, ValueError):
     """A record cannot be stored exactly (e.g. money with more than two decimals)."""
 
 

@@ -34,9 +34,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-
-class LockTimeout(TimeoutError):
-    """The publish lock could not be taken in time."""
+from sodtrack.errors import LockTimeout
 
 
 class WarehouseFS(Protocol):

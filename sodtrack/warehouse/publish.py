@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from sodtrack.errors import WarehouseError
 from sodtrack.warehouse import layout
 from sodtrack.warehouse.fs import WarehouseFS, open_fs
 from sodtrack.warehouse.manifest import FileEntry, Manifest, PartitionEntry
@@ -61,7 +62,7 @@ DEFAULT_VERSION_GRACE = timedelta(hours=1)
 REPORT_NAME = "validation_report.json"
 
 
-class PublishError(RuntimeError):
+class PublishError(WarehouseError, RuntimeError):
     """The staging cannot be published (incomplete, wrong schema, missing)."""
 
 

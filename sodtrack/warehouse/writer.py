@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sodtrack.errors import WarehouseError
 from sodtrack.warehouse import layout
 from sodtrack.warehouse.fs import WarehouseFS
 from sodtrack.warehouse.schemas import DatasetKind, DatasetSpec
@@ -37,7 +38,7 @@ DEFAULT_ROW_GROUP_ROWS = 128 * 1024
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 
 
-class SchemaMismatch(ValueError):
+class SchemaMismatch(WarehouseError, ValueError):
     """A batch does not have the dataset's schema (drift is an error, never a silent file)."""
 
 

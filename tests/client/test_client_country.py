@@ -21,9 +21,9 @@ from pydantic import SecretStr
 
 from sodtrack.client import AuthError, Credentials, SodtrackClient, TokenCountryMismatch
 from sodtrack.client.auth import token_country
-from sodtrack.config_errors import ConfigurationError
 from sodtrack.contract.countries import COUNTRIES
 from sodtrack.contract.limits import API_PREFIX
+from sodtrack.errors import ConfigurationError
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.testing import SimulatorTransport, small_config
 

@@ -33,9 +33,9 @@ from sodtrack.client import (
     RetryPolicy,
     SodtrackClient,
 )
-from sodtrack.config_errors import InsecureTransport
 from sodtrack.contract import models as m
 from sodtrack.contract.limits import API_PREFIX, PAGE_SIZE_MAX
+from sodtrack.errors import InsecureTransport
 from sodtrack.settings import Settings
 
 CUSTOMER = m.CustomerIn(first_name="Ana", last_name="Rojas", email="ana@example.com")

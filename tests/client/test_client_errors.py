@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sodtrack.client.errors import (
+    ApiError,
     AuthError,
     ConflictError,
     NeedsAPerson,
@@ -12,7 +13,6 @@ from sodtrack.client.errors import (
     RejectedError,
     RetryableError,
     RetryExhausted,
-    SodtrackError,
     classify_error,
 )
 from sodtrack.contract.errors import (
@@ -97,7 +97,7 @@ def test_retry_exhausted_says_what_was_tried() -> None:
         reason="max_attempts=4 reached",
     )
     assert isinstance(error, RetryableError)
-    assert isinstance(error, SodtrackError)
+    assert isinstance(error, ApiError)
     assert error.classification == "retry"
     text = str(error)
     for part in (

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from client_fakes import SECRET, FakeApi, booking_json, error, make_client
 
-from sodtrack.client import AuthError, RejectedError, RetryExhausted, RetryPolicy, SodtrackError
+from sodtrack.client import ApiError, AuthError, RejectedError, RetryExhausted, RetryPolicy
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
@@ -60,7 +60,7 @@ async def test_nothing_the_client_prints_or_raises_contains_a_secret(
         raise httpx.ReadTimeout("down")
 
     client, _ = make_client(api, retry=RetryPolicy(max_attempts=3, random=lambda: 0.0))
-    raised: list[SodtrackError] = []
+    raised: list[ApiError] = []
     with caplog.at_level(logging.DEBUG):
         async with client:
             await client.get_booking("bkg_1")

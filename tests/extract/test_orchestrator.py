@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sodtrack.errors import LockTimeout
 from sodtrack.extract.families import Family
 from sodtrack.extract.report import FamilyRun
 from sodtrack.extract.runner import (
@@ -22,7 +23,7 @@ from sodtrack.extract.runner import (
     extract_country,
     without_references,
 )
-from sodtrack.state import LockTimeout, StateStore
+from sodtrack.state import StateStore
 from sodtrack.validation.suites import P_CATEGORY_IDS, P_SERVICE_IDS, P_VARIANT_IDS, P_ZONE_IDS
 from sodtrack.warehouse import Warehouse, layout
 

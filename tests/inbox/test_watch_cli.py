@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 import sodtrack.inbox
-import sodtrack.watch
+import tasks.watch
+from sodtrack import cli
 from sodtrack.cli import app
 from sodtrack.inbox import EVENT_NAME
 
@@ -23,9 +24,9 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_without_a_prefect_api_it_says_so(dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sodtrack.watch, "_prefect_api", lambda: (None, None, None))
+    monkeypatch.setattr(tasks.watch, "prefect_api", lambda: (None, None, None))
     result = CliRunner().invoke(app, ["watch", "--once"])
-    assert result.exit_code == sodtrack.watch.EXIT_NO_API
+    assert result.exit_code == cli.EXIT_NO_API
     assert "PREFECT_API_URL" in result.output
 
 
@@ -42,7 +43,7 @@ def test_once(dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(sodtrack.watch, "_prefect_api", lambda: ("http://p/api", None, None))
+    monkeypatch.setattr(tasks.watch, "prefect_api", lambda: ("http://p/api", None, None))
     monkeypatch.setattr(sodtrack.inbox, "PrefectEventsEmitter", FakeEmitter)
     (dirs / "inbox" / "pe").mkdir(parents=True)
     (dirs / "inbox" / "pe" / "a.csv").write_bytes(b"external_reference\nX-1\n")
@@ -58,7 +59,7 @@ def test_once(dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_max_wait_option_defaults_to_the_library_default() -> None:
     import inspect
 
-    default = inspect.signature(sodtrack.watch.watch).parameters["max_wait"].default
+    default = inspect.signature(cli.watch).parameters["max_wait"].default
     assert default == sodtrack.inbox.DEFAULT_MAX_WAIT_S
 
 
@@ -77,7 +78,7 @@ def test_once_leaves_a_file_that_does_not_look_whole(
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(sodtrack.watch, "_prefect_api", lambda: ("http://p/api", None, None))
+    monkeypatch.setattr(tasks.watch, "prefect_api", lambda: ("http://p/api", None, None))
     monkeypatch.setattr(sodtrack.inbox, "PrefectEventsEmitter", FakeEmitter)
     (dirs / "inbox" / "pe").mkdir(parents=True)
     cut = dirs / "inbox" / "pe" / "cut.xlsx"
@@ -106,7 +107,7 @@ def test_once_prints_a_hostile_file_name_on_one_escaped_line(
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(sodtrack.watch, "_prefect_api", lambda: ("http://p/api", None, None))
+    monkeypatch.setattr(tasks.watch, "prefect_api", lambda: ("http://p/api", None, None))
     monkeypatch.setattr(sodtrack.inbox, "PrefectEventsEmitter", NoPrefect)
     (dirs / "inbox" / "cl").mkdir(parents=True)
     name = "b\nupl_cl_forged\tcl\tx\x1b[31m.csv"

@@ -399,7 +399,7 @@ class _DiesAfterCommit:
             result = await attr(*args, **kwargs)
             self.left -= 1
             if self.left <= 0:
-                raise _Killed  # not a SodtrackError: nothing records the answer
+                raise _Killed  # not an ApiError: nothing records the answer
             return result
 
         return call

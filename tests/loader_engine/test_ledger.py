@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from sodtrack.errors import LeaseHeld, UploadMismatch
 from sodtrack.loader.ledger import (
     DEFAULT_LEDGER_URL,
-    LeaseHeld,
     Ledger,
     RowRecord,
     upload_id_for,
@@ -87,7 +87,7 @@ def test_a_file_read_into_other_rows_is_not_mixed_into_its_upload(ledger: Ledger
     uid = f"upl_test_{uuid.uuid4().hex[:8]}"
     _begin(ledger, uid)  # 2 rows
     ledger.finish_upload(uid, status="completed", summary={}, owner=None)
-    with pytest.raises(ValueError, match="start a new upload"):
+    with pytest.raises(UploadMismatch, match="start a new upload"):
         ledger.begin_upload(
             upload_id=uid,
             file_sha256="ab" * 32,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from prefect.blocks.system import Secret
 
-from sodtrack.config_errors import InvalidSetting
+from sodtrack.errors import InvalidSetting
 from tasks.runtime import load_settings, resolve
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sodtrack.dbschema import create_tables
+from sodtrack.db import create_tables
 from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.ledger import metadata as ledger_metadata
 from sodtrack.state import StateStore

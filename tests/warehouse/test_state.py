@@ -16,12 +16,12 @@ import pytest
 from orchestration.pg import require_postgres
 from sqlalchemy import insert, select, update
 
+from sodtrack.db import normalise_url
+from sodtrack.errors import LockTimeout
 from sodtrack.state import (
     DEFAULT_LOOKBACK,
-    LockTimeout,
     StateStore,
     locks,
-    normalise_url,
     updated_since,
 )
 
