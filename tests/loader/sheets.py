@@ -27,6 +27,24 @@ BASE: dict[str, object] = {
     "notes": "",
 }
 
+SPANISH: list[str] = [
+    "Referencia externa",
+    "SKU servicio",
+    "Fecha y hora",
+    "Nombre",
+    "Apellido",
+    "Correo",
+    "Teléfono",
+    "RUT",
+    "Dirección",
+    "Dirección 2",
+    "Comuna",
+    "Región",
+    "Código postal",
+    "Notas",
+]
+"""``BASE``'s columns under the Spanish headers an operator in Chile would write."""
+
 PROJECT_COLUMNS = ("project_reference", "project_name", "stage_sequence", "stage_name")
 PAYMENT = ("payment_reference", "payment_amount", "payment_method", "paid_at")
 

@@ -23,25 +23,9 @@ import pytest
 from sodtrack.loader import IssueCode, ParsedUpload, read_upload
 from sodtrack.loader.reader import DELIMITERS, HEADER_SEARCH_ROWS, detect_delimiter
 
-from .sheets import BASE, BOMS, booking, csv_cell
+from .sheets import BASE, BOMS, SPANISH, booking, csv_cell
 
 HEADER = list(BASE)
-SPANISH = [
-    "Referencia externa",
-    "SKU servicio",
-    "Fecha y hora",
-    "Nombre",
-    "Apellido",
-    "Correo",
-    "Teléfono",
-    "RUT",
-    "Dirección",
-    "Dirección 2",
-    "Comuna",
-    "Región",
-    "Código postal",
-    "Notas",
-]
 assert len(SPANISH) == len(HEADER)
 
 # (codec, byte-order mark): every encoding detect_encoding reads.

@@ -17,25 +17,9 @@ from sodtrack.loader import IssueCode, ParsedUpload, read_upload
 from sodtrack.loader.headers import HEADER_MIN_COLUMNS, known_column_count, looks_like_header
 from sodtrack.loader.reader import HEADER_SEARCH_ROWS
 
-from .sheets import BASE, booking, write_xlsx
+from .sheets import BASE, SPANISH, booking, write_xlsx
 
 HEADER = list(BASE)
-SPANISH = [
-    "Referencia externa",
-    "SKU servicio",
-    "Fecha y hora",
-    "Nombre",
-    "Apellido",
-    "Correo",
-    "Teléfono",
-    "RUT",
-    "Dirección",
-    "Dirección 2",
-    "Comuna",
-    "Región",
-    "Código postal",
-    "Notas",
-]
 
 TITLES: list[list[object]] = [
     ["Reservas de diciembre"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,6 @@ from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.outcomes import UploadResult
 from sodtrack.loader.results import write_results
 from sodtrack.loader.synth import synthesize_upload
-from sodtrack.simulator.app import create_app
-from sodtrack.simulator.config import SimConfig
 
 from .helpers import (
     SIM_TODAY,
@@ -43,17 +41,6 @@ from .helpers import (
 )
 
 TZ = ZoneInfo("America/Santiago")
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with ledger_for("sqlite", tmp_path) as led:
-        yield led
-
-
-@pytest.fixture
-def app(sim_config: SimConfig) -> Starlette:
-    return create_app(sim_config)
 
 
 async def _load(app: Starlette, ledger: Ledger, path: Path, **kw: Any) -> UploadResult:

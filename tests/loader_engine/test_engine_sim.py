@@ -21,8 +21,6 @@ from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.results import write_results
 from sodtrack.loader.synth import synthesize_upload
-from sodtrack.simulator.app import create_app
-from sodtrack.simulator.config import SimConfig
 
 from .helpers import (
     SIM_TODAY,
@@ -37,22 +35,11 @@ from .helpers import (
 )
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with ledger_for("sqlite", tmp_path) as led:
-        yield led
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
     """The happy path runs on both back ends (PostgreSQL when configured)."""
     with ledger_for(request.param, tmp_path) as led:
         yield led
-
-
-@pytest.fixture
-def app(sim_config: SimConfig) -> Starlette:
-    return create_app(sim_config)
 
 
 async def _synth(app: Starlette, path: Path, rows: int = 40, projects: int = 6) -> Path:

@@ -10,7 +10,7 @@ with the network healthy creates the rest, each exactly once.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,8 +26,6 @@ from sodtrack.loader.engine import run_upload
 from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.outcomes import UploadResult
 from sodtrack.loader.synth import synthesize_upload
-from sodtrack.simulator.app import create_app
-from sodtrack.simulator.config import SimConfig
 from sodtrack.simulator.testing import SimulatorTransport
 
 from .helpers import (
@@ -35,7 +33,6 @@ from .helpers import (
     assert_every_row_once,
     assert_matches_store,
     assert_no_duplicates,
-    ledger_for,
     sim_client,
 )
 
@@ -77,17 +74,6 @@ def _client(transport: httpx.AsyncBaseTransport) -> SodtrackClient:
         retry=RetryPolicy(max_attempts=3, base_delay_s=0.001, max_delay_s=0.002),
         owns_http=True,
     )
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with ledger_for("sqlite", tmp_path) as led:
-        yield led
-
-
-@pytest.fixture
-def app(sim_config: SimConfig) -> Starlette:
-    return create_app(sim_config)
 
 
 async def _parsed(app: Starlette, path: Path, seed: int) -> ParsedUpload:

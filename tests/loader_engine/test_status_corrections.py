@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import itertools
 import random
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,6 @@ from sodtrack.loader.ledger import Ledger
 from sodtrack.loader.outcomes import UploadResult
 from sodtrack.loader.results import write_results
 from sodtrack.loader.synth import COLUMNS, synthesize_upload
-from sodtrack.simulator.app import create_app
-from sodtrack.simulator.config import SimConfig
 
 from .helpers import (
     SIM_TODAY,
@@ -47,17 +45,6 @@ from .helpers import (
 
 S = BookingStatus
 STATUS_COLUMNS = (*COLUMNS, "booking_status", "cancellation_reason")
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with ledger_for("sqlite", tmp_path) as led:
-        yield led
-
-
-@pytest.fixture
-def app(sim_config: SimConfig) -> Starlette:
-    return create_app(sim_config)
 
 
 def _write(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
