@@ -32,13 +32,13 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from sodtrack.bulkload import read_upload
+from sodtrack.bulkload.engine.ledger import Ledger
+from sodtrack.bulkload.engine.run import run_upload
+from sodtrack.bulkload.outcomes import UploadResult
+from sodtrack.bulkload.synth import synthesize_upload
 from sodtrack.client import Credentials, RateLimiter, RetryPolicy, SodtrackClient
 from sodtrack.contract.limits import API_PREFIX
-from sodtrack.loader import read_upload
-from sodtrack.loader.engine import run_upload
-from sodtrack.loader.ledger import Ledger
-from sodtrack.loader.outcomes import UploadResult
-from sodtrack.loader.synth import synthesize_upload
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.flakyproxy import FAULTS, FlakyProxy, serve_flaky_proxy
 from sodtrack.simulator.testing import SIM_NOW, SimulatorTransport, serve_in_thread, small_config

@@ -21,12 +21,12 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
+from sodtrack.bulkload import read_upload
+from sodtrack.bulkload.engine.ledger import Ledger
+from sodtrack.bulkload.engine.plan import build_plan
+from sodtrack.bulkload.engine.run import run_upload
+from sodtrack.bulkload.synth import synthesize_upload
 from sodtrack.client import Credentials, RateLimiter, SodtrackClient
-from sodtrack.loader import read_upload
-from sodtrack.loader.engine import run_upload
-from sodtrack.loader.ledger import Ledger
-from sodtrack.loader.plan import build_plan
-from sodtrack.loader.synth import synthesize_upload
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
 from sodtrack.simulator.testing import serve_in_thread

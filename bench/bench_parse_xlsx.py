@@ -22,7 +22,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 
-from sodtrack.loader import read_upload
+from sodtrack.bulkload import read_upload
 
 CACHE_DIR = Path("/tmp/sodtrack-bench")
 

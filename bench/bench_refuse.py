@@ -35,15 +35,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # loader.bombs
 
-from loader import bombs
-from loader.sheets import booking, table, write_xlsx
+from bulkload import bombs
+from bulkload.sheets import booking, table, write_xlsx
 
 CACHE_DIR = Path("/tmp/sodtrack-bench/refuse")
 
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from sodtrack.loader import read_upload
+from sodtrack.bulkload import read_upload
 started = time.perf_counter()
 parsed = read_upload(Path(sys.argv[1]), "cl")
 elapsed = time.perf_counter() - started

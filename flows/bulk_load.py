@@ -31,7 +31,7 @@ from typing import Any
 from prefect import State, flow, get_run_logger
 from prefect.states import Completed, Failed
 
-from sodtrack.bulkload import results_dir
+from sodtrack.bulkload.run import results_dir
 from sodtrack.contract.countries import get_country
 from sodtrack.errors import ConfigurationError
 from sodtrack.state import hold_lock

@@ -45,8 +45,8 @@ from sodtrack.terminal import (
 )
 
 if TYPE_CHECKING:
+    from sodtrack.bulkload.template import CatalogLists
     from sodtrack.settings import Origin, Settings
-    from sodtrack.template import CatalogLists
 
 app = typer.Typer(
     help="The Sodtrack data pipeline: nightly Parquet extraction and spreadsheet bulk loads.",
@@ -364,9 +364,9 @@ def load(
     Every row gets exactly one outcome in the results file (CSV and XLSX); rows to fix are in
     the rejects file. Loading the same file again resumes it and creates nothing twice.
     """
-    from sodtrack.bulkload import outbox_root
+    from sodtrack.bulkload import LeaseHeld, MappingFileError
+    from sodtrack.bulkload.run import outbox_root
     from sodtrack.errors import UploadMismatch
-    from sodtrack.loader import LeaseHeld, MappingFileError
 
     _logging(verbose)
 
@@ -429,7 +429,7 @@ def template(
     """Write an XLSX template for a country: the headers (with notes), text-formatted postal
     codes and phones, drop-down lists of active service and variant SKUs, an instructions
     sheet."""
-    from sodtrack.template import catalog_from_api, catalog_from_warehouse, write_template
+    from sodtrack.bulkload.template import catalog_from_api, catalog_from_warehouse, write_template
 
     _logging(False)
     if file.suffix.lower() != ".xlsx":
@@ -491,9 +491,9 @@ def cancel(
     Exit codes: 0 every booking the upload created is cancelled; 2 no such upload; 5 some
     could not be cancelled (listed; running the command again retries them).
     """
-    from sodtrack.bulkload import open_ledger
+    from sodtrack.bulkload import CancelResult, LeaseHeld, cancel_upload
+    from sodtrack.bulkload.run import open_ledger
     from sodtrack.client import country_client
-    from sodtrack.loader import CancelResult, LeaseHeld, cancel_upload
 
     _logging(False)
     settings, origin = _configure(overrides={"country": country}, api=False, url=True, notice=False)
@@ -586,7 +586,7 @@ def watch(
 ) -> None:
     """Watch the upload inbox: each new spreadsheet is stored under an upload id and a
     ``sodtrack.upload.received`` event starts the ``bulk-load`` deployment on Prefect."""
-    from sodtrack.inbox import InboxWatcher, PrefectEventsEmitter, Registry
+    from sodtrack.bulkload.inbox import InboxWatcher, PrefectEventsEmitter, Registry
     from sodtrack.textsafe import printable
 
     logging.basicConfig(

@@ -2,8 +2,8 @@
 
 Three stores share one SQL database (``Settings.state_url``): the run state
 (:mod:`sodtrack.state`: watermarks, runs, locks), the load ledger
-(:mod:`sodtrack.loader.ledger`, tables ``load_*``) and the inbox registry
-(:mod:`sodtrack.inbox`). None of them builds an engine: each asks :func:`engine_for`, and
+(:mod:`sodtrack.bulkload.engine.ledger`, tables ``load_*``) and the inbox registry
+(:mod:`sodtrack.bulkload.inbox`). None of them builds an engine: each asks :func:`engine_for`, and
 creates its tables with :func:`ensure_schema`.
 
 Engines. :func:`engine_for` normalises the URL (``postgresql://`` is read as

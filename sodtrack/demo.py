@@ -40,8 +40,8 @@ from sodtrack.simulator.config import SimConfig
 from sodtrack.simulator.testing import serve_in_thread
 
 if TYPE_CHECKING:
-    from sodtrack.bulkload import LoadRun
-    from sodtrack.loader.catalog import CatalogClient
+    from sodtrack.bulkload.engine.catalog import CatalogClient
+    from sodtrack.bulkload.run import LoadRun
 
 SAMPLE_NAME = "sample-bookings.xlsx"
 UNKNOWN_SKU = "NO-SUCH-SKU-404"
@@ -102,14 +102,14 @@ async def write_sample(
     today: date | None = None,
     seed: int = 11,
 ) -> Sample:
-    """A realistic upload (:func:`~sodtrack.loader.synth.synthesize_upload`) with three rows
+    """A realistic upload (:func:`~sodtrack.bulkload.synth.synthesize_upload`) with three rows
     made wrong on purpose: an unknown SKU, a postal code out of the service's coverage, and a
     payment above its project's total (the booking of that row is created; the payment is
     refused)."""
     from openpyxl import load_workbook
 
+    from sodtrack.bulkload.synth import synthesize_upload
     from sodtrack.contract.countries import get_country
-    from sodtrack.loader.synth import synthesize_upload
 
     ctry = get_country(country)
     summary = await synthesize_upload(
@@ -199,7 +199,7 @@ def _uncovered_code(example: str, valid: Callable[[str], bool], covered: set[str
 
 def bulk_load_demo(settings: Settings, workdir: Path, console: Console) -> int:
     """Steps 5 and 6 of the module docstring; 0 when the pipeline behaved."""
-    from sodtrack.bulkload import EXIT_REJECTED
+    from sodtrack.bulkload.run import EXIT_REJECTED
     from sodtrack.client import country_client
     from sodtrack.terminal import load_with_progress, print_load
 

@@ -16,7 +16,7 @@
     │                               error's ``classification`` is the loader's reaction
     │                               (retry, reconcile, reject)
     ├── InputFileError              an uploaded file cannot be used as it is: ``UnreadableFile``
-    │                               (``sodtrack.loader.reader``, with ``LimitExceeded`` and
+    │                               (``bulkload.reading.reader``, with ``LimitExceeded`` and
     │                               ``HostileFile``), ``NotACompoundFile``, ``MappingFileError``;
     │                               ``InvalidValue``: one cell cannot be used (a row's issue)
     ├── UploadRefused               the ledger refuses this run of an upload: ``LeaseHeld``

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         description="Allow sending credentials over plain http to a host outside loopback.",
     )
 
-    # Upload limits, checked before a file is parsed (sodtrack.loader.limits; defaults there).
+    # Upload limits, checked before a file is parsed (bulkload/reading/limits.py has the defaults).
     upload_max_file_bytes: ByteSize = Field(default=ByteSize(50 << 20), gt=0)
     upload_max_rows: PositiveInt = 100_000
     upload_max_columns: PositiveInt = 200

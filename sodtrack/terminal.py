@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
-    from sodtrack.bulkload import LoadRun
+    from sodtrack.bulkload.run import LoadRun
     from sodtrack.client import SodtrackClient
     from sodtrack.extract import RunReport
     from sodtrack.settings import Settings
@@ -145,8 +145,8 @@ async def load_with_progress(
 ) -> LoadRun:
     """``sodtrack-etl load`` without the printing: read, check, load, results files; a rich
     progress bar while the engine works (the demo runs this too)."""
-    from sodtrack.bulkload import new_upload_salt, run_load
-    from sodtrack.loader import load_mapping_file
+    from sodtrack.bulkload import load_mapping_file
+    from sodtrack.bulkload.run import new_upload_salt, run_load
 
     columns = load_mapping_file(mapping) if mapping else None
     with progress_bars("") as bars:
@@ -177,7 +177,7 @@ def print_load(run: LoadRun, rows: int = 10) -> None:
     """Counts by outcome, notices, the first rows not created, the files, the verdict."""
     from rich.table import Table
 
-    from sodtrack.bulkload import EXIT_CODES
+    from sodtrack.bulkload.run import EXIT_CODES
     from sodtrack.textsafe import printable
 
     r = run.result

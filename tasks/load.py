@@ -1,4 +1,4 @@
-"""Tasks of the bulk load: thin wrappers over :mod:`sodtrack.bulkload` (the same code the
+"""Tasks of the bulk load: thin wrappers over :mod:`sodtrack.bulkload.run` (the same code the
 ``sodtrack-etl load`` command runs), plus the artifacts operations read.
 
 Retries: none at task level, on purpose. The client already retries transient errors (429,
@@ -28,9 +28,9 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from sodtrack import bulkload
-from sodtrack.bulkload import REJECTED_TABLE_LIMIT, LoadRun
-from sodtrack.loader import ParsedUpload, UploadResult
+from sodtrack.bulkload import ParsedUpload, UploadResult
+from sodtrack.bulkload import run as bulkload
+from sodtrack.bulkload.run import REJECTED_TABLE_LIMIT, LoadRun
 from sodtrack.settings import Settings
 from sodtrack.textsafe import printable
 from tasks.runtime import quiet_libraries
@@ -159,7 +159,7 @@ def _link(path: Path) -> str:
 async def artifacts_task(run: LoadRun) -> dict[str, Any]:
     """What operations read on the flow run: a markdown summary, counts by outcome, the rows
     not created with their message and suggested fix (at most
-    :data:`~sodtrack.bulkload.REJECTED_TABLE_LIMIT`, saying how many more), and links to the
+    :data:`~sodtrack.bulkload.run.REJECTED_TABLE_LIMIT`, saying how many more), and links to the
     results and rejects files."""
     r = run.result
     label = f"{printable(r.file_name)} ({r.country}), upload {r.upload_id}"

@@ -63,7 +63,7 @@ async def check_configuration_task(
     nightly run); ``outbox_for``: the upload file whose results folder (``outbox``, else
     ``SODTRACK_OUTBOX``, else beside the file) must be writable (the bulk load).
     """
-    from sodtrack.bulkload import outbox_root
+    from sodtrack.bulkload.run import outbox_root
 
     logger = get_run_logger()
     settings, origin = resolve(warehouse)

@@ -1,6 +1,6 @@
 """The Prefect side of ``sodtrack-etl watch``: where the Prefect API is.
 
-The watcher itself (:mod:`sodtrack.inbox`) posts events over plain HTTP and never imports
+The watcher itself (:mod:`sodtrack.bulkload.inbox`) posts events over plain HTTP and never imports
 Prefect; only this lookup reads Prefect's own settings (the active profile). The CLI, a shell
 like ``flows/`` and ``tasks/``, imports this module inside the ``watch`` command only, so the
 library (every other ``sodtrack`` module) never imports Prefect.

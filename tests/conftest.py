@@ -43,9 +43,9 @@ def sim_server(sim_app: Starlette) -> Iterator[str]:
 # kill -9 upload, the killed extraction runs.
 # Everything else keeps its collection order. Measure with ``PYTEST_ADDOPTS=--durations=25``.
 LONG_RUNNING = (
-    "tests/loader_engine/test_acceptance.py::test_2000_rows",
+    "tests/bulkload/engine/test_acceptance.py::test_2000_rows",
     "tests/e2e/",
-    "tests/loader_engine/test_acceptance.py::test_kill_9",
+    "tests/bulkload/engine/test_acceptance.py::test_kill_9",
     "tests/extract/test_interrupt.py",
 )
 

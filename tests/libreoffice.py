@@ -3,8 +3,8 @@
 Files made by LibreOffice differ from openpyxl's and Excel's (shared strings, styles,
 ``hidden="false"`` on every row, merged cells...), so the loader is tested on them too.
 
-The ``soffice`` fixture (defined here, imported by ``tests/loader/conftest.py`` and
-``tests/loader_engine/conftest.py``) *skips* a test, saying why, when
+The ``soffice`` fixture (defined here, imported by ``tests/bulkload/reading/conftest.py`` and
+``tests/bulkload/engine/conftest.py``) *skips* a test, saying why, when
 LibreOffice is not installed, unless ``SODTRACK_REQUIRE_LIBREOFFICE=1`` is set (CI sets it,
 after installing LibreOffice: ``.ci/run``), in which case the test *fails*: a CI run can never
 pass by silently skipping them.

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from orchestration.conftest import state_url  # noqa: F401  (SQLite, and PostgreSQL if set)
 
 from sodtrack import db
-from sodtrack.inbox import Registry
-from sodtrack.loader.ledger import Ledger
+from sodtrack.bulkload.engine.ledger import Ledger
+from sodtrack.bulkload.inbox import Registry
 from sodtrack.state import StateStore
 
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sodtrack.inbox import InboxWatcher, Registry
-from sodtrack.loader.ledger import Ledger
+from sodtrack.bulkload.engine.ledger import Ledger
+from sodtrack.bulkload.inbox import InboxWatcher, Registry
 from sodtrack.private import atomic_binary, private_dir, touch_private
 from sodtrack.state import StateStore
 from sodtrack.textsafe import cell_safe, printable
@@ -172,7 +172,7 @@ def test_inbox_file_names_never_forge_a_log_line(name: str) -> None:
             records.append(record)
 
     handler = Keep(level=logging.DEBUG)
-    log = logging.getLogger("sodtrack.inbox")
+    log = logging.getLogger("sodtrack.bulkload.inbox")
     log.addHandler(handler)
     old_level = log.level
     log.setLevel(logging.DEBUG)

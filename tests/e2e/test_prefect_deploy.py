@@ -47,9 +47,9 @@ import httpx
 import pytest
 from orchestration.pg import drop_database, fresh_postgres_database, require_postgres
 
+from sodtrack.bulkload.engine.ledger import file_sha256, upload_id_for
+from sodtrack.bulkload.synth import synthesize_upload
 from sodtrack.contract.countries import COUNTRIES
-from sodtrack.loader.ledger import file_sha256, upload_id_for
-from sodtrack.loader.synth import synthesize_upload
 from sodtrack.simulator.testing import SIM_NOW
 
 pytestmark = [
@@ -323,7 +323,7 @@ def _bulk_runs(stack: Stack, upload_id: str) -> list[Any]:
 
 
 def _synthesize(stack: Stack, path: Path, *, seed: int, prefix: str, days: tuple[int, int]) -> Path:
-    from loader_engine.helpers import sim_client
+    from bulkload.helpers import sim_client
 
     async def go() -> None:
         async with sim_client(base_url=f"{stack.sim_url}/cl") as client:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sodtrack.bulkload.inbox import EVENT_NAME, RESOURCE_PREFIX
 from sodtrack.contract.countries import COUNTRIES
-from sodtrack.inbox import EVENT_NAME, RESOURCE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 

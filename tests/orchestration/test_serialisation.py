@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from loader_engine.helpers import SIM_TODAY, assert_no_duplicates, sim_client
+from bulkload.helpers import SIM_TODAY, assert_no_duplicates, sim_client
 from starlette.applications import Starlette
 
-from sodtrack.loader import read_upload
-from sodtrack.loader.engine import run_upload
-from sodtrack.loader.ledger import Ledger
-from sodtrack.loader.outcomes import UploadResult
-from sodtrack.loader.synth import synthesize_upload
+from sodtrack.bulkload import read_upload
+from sodtrack.bulkload.engine.ledger import Ledger
+from sodtrack.bulkload.engine.run import run_upload
+from sodtrack.bulkload.outcomes import UploadResult
+from sodtrack.bulkload.synth import synthesize_upload
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
 from sodtrack.state import StateStore, hold_lock

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sodtrack.bulkload.engine.ledger import Ledger
+from sodtrack.bulkload.engine.ledger import metadata as ledger_metadata
 from sodtrack.db import create_tables
-from sodtrack.loader.ledger import Ledger
-from sodtrack.loader.ledger import metadata as ledger_metadata
 from sodtrack.state import StateStore
 from sodtrack.state import metadata as state_metadata
 

@@ -1,0 +1,98 @@
+"""The spreadsheet bulk load: a CSV or XLSX file of bookings in, every row created in Sodtrack
+(or explained) out, with an exact answer per row. Pure library: no Prefect (the flow's tasks in
+``tasks/load.py`` and the CLI call it).
+
+    upload = read_upload(Path("bookings.xlsx"), "cl", mapping=load_mapping_file(Path("map.yaml")))
+    if upload.has_upload_errors: ...            # the file as a whole cannot be loaded
+    for row in upload.valid_rows: ...           # BookingRow, typed, ready for the API client
+    result = await run_upload(upload, client, Ledger(url), uploaded_by="ana", dry_run=False)
+    write_results(result, upload.rows, upload.columns, Path("out"))   # results + rejects
+    await cancel_upload(result.upload_id, client, ledger)             # undo what it created
+
+The package, one folder per concern (each may import the ones above it in this list, never
+below):
+
+==================  ==============================================================================
+``issues``,         the vocabulary every part shares: typed issues (codes, severities) and the
+``outcomes``        outcome of a row (``RowResult``) and of an upload (``UploadResult``).
+``reading/``        file -> typed rows: ``limits`` (refuse hostile files before parsing),
+                    ``reader`` (CSV dialects, XLSX; ``cfb`` tells encrypted XLSX from .xls,
+                    ``merges`` reads merged cells), ``headers`` (header matching), ``values``
+                    (pure cell parsers), ``rows`` (raw row -> ``BookingRow``), ``crossrow``
+                    (checks across rows, project plans), ``upload`` (``read_upload``).
+``engine/``         rows -> writes in Sodtrack: ``plan`` (what to write, in which order),
+                    ``ledger`` (durable per-row state), ``catalog`` / ``checks`` (validation
+                    against Sodtrack), ``existing`` / ``compare`` (rows Sodtrack already holds:
+                    corrections), ``load`` (the writes), ``verdicts`` (one answer per row),
+                    ``run`` (``run_upload``), ``cancel`` (undo an upload).
+``answers/``        what an operator reads: ``assemble`` (per-row results of a run or dry run),
+                    ``messages`` (plain-language errors and fixes), ``results`` (results and
+                    rejects files), ``neutralise`` (formula-injection guard).
+``inbox``           the watched folder: file completeness, the SQL registry of received
+                    uploads, the ``sodtrack.upload.received`` events, the watcher.
+``template``,       the blank XLSX template for a country (built from the live catalog) and
+``synth``           synthetic uploads for demos, tests and benchmarks.
+``run``             one bulk load end to end as ``sodtrack-etl load`` and the ``bulk-load`` flow
+                    run it: settings wired in, exit code and summary decided.
+==================  ==============================================================================
+"""
+
+from sodtrack.bulkload.answers.neutralise import needs_neutralising, neutralise_formula
+from sodtrack.bulkload.answers.results import ResultFiles, write_results
+from sodtrack.bulkload.engine.cancel import CancelResult, cancel_upload
+from sodtrack.bulkload.engine.ledger import DEFAULT_LEDGER_URL, Ledger, upload_id_for
+from sodtrack.bulkload.engine.run import run_upload
+from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note, RowIssue, Severity, UploadIssue
+from sodtrack.bulkload.outcomes import OUTCOMES, Outcome, RowResult, UploadResult
+from sodtrack.bulkload.reading.crossrow import ProjectPlan, StagePlan, plan_projects
+from sodtrack.bulkload.reading.headers import (
+    ALIASES,
+    CANONICAL_COLUMNS,
+    PAYMENT_COLUMNS,
+    MappingFileError,
+    header_key,
+    load_mapping_file,
+)
+from sodtrack.bulkload.reading.rows import INTERPRETED_FIELDS, BookingRow
+from sodtrack.bulkload.reading.upload import ParsedUpload, read_upload
+from sodtrack.bulkload.reading.values import PAYMENT_METHODS, PaymentMethod
+from sodtrack.errors import LeaseHeld
+
+__all__ = [
+    "ALIASES",
+    "CANONICAL_COLUMNS",
+    "DEFAULT_LEDGER_URL",
+    "INTERPRETED_FIELDS",
+    "OUTCOMES",
+    "PAYMENT_COLUMNS",
+    "PAYMENT_METHODS",
+    "BookingRow",
+    "CancelResult",
+    "InvalidValue",
+    "IssueCode",
+    "LeaseHeld",
+    "Ledger",
+    "MappingFileError",
+    "Note",
+    "Outcome",
+    "ParsedUpload",
+    "PaymentMethod",
+    "ProjectPlan",
+    "ResultFiles",
+    "RowIssue",
+    "RowResult",
+    "Severity",
+    "StagePlan",
+    "UploadIssue",
+    "UploadResult",
+    "cancel_upload",
+    "header_key",
+    "load_mapping_file",
+    "needs_neutralising",
+    "neutralise_formula",
+    "plan_projects",
+    "read_upload",
+    "run_upload",
+    "upload_id_for",
+    "write_results",
+]

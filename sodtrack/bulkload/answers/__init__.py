@@ -1,0 +1,1 @@
+"""The answers: one result per row, the results and rejects files, the messages."""

@@ -1,0 +1,1 @@
+"""The load engine: plan, ledger, checks against Sodtrack, writes, verdicts."""
