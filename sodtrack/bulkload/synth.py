@@ -25,33 +25,15 @@ from typing import Any
 
 from openpyxl import Workbook
 
+from sodtrack.bulkload.columns import SPEC
 from sodtrack.bulkload.engine.catalog import CatalogClient
 from sodtrack.contract.countries import get_country
 from sodtrack.contract.limits import SLOT_FIRST_HOUR, SLOT_LAST_HOUR, SLOT_WEEKDAYS
 from sodtrack.contract.models import CoverageZone, Service, Variant
 
-COLUMNS: tuple[str, ...] = (
-    "external_reference",
-    "service_sku",
-    "variant_sku",
-    "scheduled_start",
-    "customer_first_name",
-    "customer_last_name",
-    "customer_email",
-    "address_line1",
-    "city",
-    "region",
-    "postal_code",
-    "notes",
-    "project_reference",
-    "project_name",
-    "stage_sequence",
-    "stage_name",
-    "payment_reference",
-    "payment_amount",
-    "payment_method",
-    "paid_at",
-)
+COLUMNS: tuple[str, ...] = SPEC.synth_columns
+"""The columns a synthetic file has (``synth: true`` in ``schemas/bulkload/columns.yaml``);
+:func:`synthesize_upload` fills each of them on some row (checked by a test)."""
 _FIRST = ("Ana", "José", "María", "Luis", "Carmen", "Jorge", "Lucía", "Pedro", "Sofía", "Raúl")
 _LAST = ("Rojas", "Muñoz", "González", "Pérez", "Díaz", "Silva", "Núñez", "Soto", "Araya")
 _STREETS = ("Av. Providencia", "Calle Larga", "Los Aromos", "Pasaje Ñuble", "Av. del Mar")

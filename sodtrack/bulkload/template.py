@@ -1,5 +1,8 @@
 """``sodtrack-etl template``: an XLSX a person can fill in, for one country.
 
+The columns, their help comments, number formats and drop-down lists come from the column
+spec, ``schemas/bulkload/columns.yaml`` (:mod:`sodtrack.bulkload.columns`).
+
 Sheets:
 
 ``bookings`` (first, the one the loader reads)
@@ -34,7 +37,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from sodtrack.bulkload.reading.headers import CANONICAL_COLUMNS
+from sodtrack.bulkload.columns import SPEC, TemplateFormat, TemplateList
 from sodtrack.bulkload.reading.values import PAYMENT_METHODS
 from sodtrack.bulkload.run import EXIT_CODES
 from sodtrack.contract.countries import Country, get_country
@@ -47,38 +50,18 @@ CATALOG_SHEET: Final = "catalog"
 LAST_ROW: Final = 1_048_576
 """Excel's last row: formats and lists cover every row a person may fill."""
 
-TEMPLATE_COLUMNS: Final[tuple[str, ...]] = tuple(
-    c for c in CANONICAL_COLUMNS if c != "scheduled_start"
-)
-"""The canonical columns, the date and the time apart (``scheduled_start`` also works)."""
+TEMPLATE_COLUMNS: Final[tuple[str, ...]] = tuple(c.name for c in SPEC.template_columns)
+"""The columns with a ``template`` entry in the spec: the canonical columns, the date and the
+time apart (``scheduled_start`` also works)."""
 
 REQUIRED: Final = frozenset(
-    {
-        "external_reference",
-        "service_sku",
-        "scheduled_date",
-        "scheduled_time",
-        "customer_first_name",
-        "customer_last_name",
-        "address_line1",
-        "city",
-        "region",
-        "postal_code",
-    }
+    c.name for c in SPEC.template_columns if c.required in ("always", "schedule")
 )
+"""Required on every row (highlighted): the always-required columns, the date and the time."""
 TEXT_COLUMNS: Final = frozenset(
-    {
-        "external_reference",
-        "service_sku",
-        "variant_sku",
-        "customer_phone",
-        "customer_document_id",
-        "postal_code",
-        "project_reference",
-        "payment_reference",
-        "payment_currency",
-    }
+    c.name for c in SPEC.template_columns if c.template and c.template.format == "text"
 )
+"""Formatted as text (``@``) so Excel keeps leading zeros and does not read numbers."""
 BOOKING_STATUSES: Final[tuple[str, ...]] = tuple(str(s) for s in BookingStatus)
 """The drop-down list of ``booking_status`` (the contract's statuses, in their order)."""
 DATE_FORMAT: Final = "dd/mm/yyyy"
@@ -90,49 +73,31 @@ def amount_format(country: Country) -> str:
 
 
 def _help(country: Country) -> dict[str, str]:
-    tz = country.time_zone
-    return {
-        "external_reference": "Required. Your own unique id for the booking (letters, digits, "
-        ". _ -; at most 64). Loading the same file again never creates it twice.",
-        "service_sku": "Required. The service's SKU: pick it from the list.",
-        "variant_sku": "Optional. A variant of that service (its price replaces the "
-        "service's base price): pick it from the list.",
-        "scheduled_date": f"Required. Day first: dd/mm/yyyy (03/12/2026 is 3 December), in "
-        f"{country.name}'s time ({tz}).",
-        "scheduled_time": f"Required. Start on the hour, {SLOT_FIRST_HOUR:02d}:00 to "
-        f"{SLOT_LAST_HOUR:02d}:00, Monday to Saturday ({tz}).",
-        "customer_first_name": "Required.",
-        "customer_last_name": "Required.",
-        "customer_email": "E-mail or phone: at least one is required.",
-        "customer_phone": f"E-mail or phone: at least one is required. With or without "
-        f"{country.phone_prefix}.",
-        "customer_document_id": "Optional. The customer's national id, as text.",
-        "address_line1": "Required. Street and number.",
-        "address_line2": "Optional. Apartment, floor...",
-        "city": "Required.",
-        "region": "Required.",
-        "postal_code": f"Required. {country.name}: like {country.postal_code_example} "
-        "(kept as text: leading zeros stay).",
-        "notes": "Optional. Anything the technician should know.",
-        "booking_status": "Optional; leave it empty for a new booking (it starts "
-        "scheduled). To correct a booking already in Sodtrack: "
-        f"{', '.join(BOOKING_STATUSES)}. It only moves forward one way, "
-        "scheduled → confirmed → in_progress → completed, or to cancelled before completed.",
-        "cancellation_reason": "Only with booking_status cancelled, and then required: why "
-        "it was cancelled.",
-        "project_reference": "Only for projects: the same reference on every row of one "
-        "project (one customer, several bookings).",
-        "project_name": "Only for projects: the project's name (one row is enough).",
-        "stage_sequence": "Only for projects: the stage number, 1, 2, 3... Rows with the same "
-        "number are one stage.",
-        "stage_name": "Only for projects: the stage's name (one row per stage is enough).",
-        "payment_reference": "Only for payments: your unique id for the payment.",
-        "payment_amount": f"Only for payments: the amount in {country.currency} with "
-        f"{country.minor_units} decimals; a project's payments may not exceed its total.",
-        "payment_currency": f"Optional: {country.currency} (the default).",
-        "payment_method": f"Only for payments: {', '.join(PAYMENT_METHODS)}.",
-        "paid_at": "Only for payments: the day it was paid, dd/mm/yyyy.",
+    """Each template column's header comment, the spec's help filled for ``country``."""
+    values = {
+        "country_name": country.name,
+        "time_zone": country.time_zone,
+        "phone_prefix": country.phone_prefix,
+        "postal_code_example": country.postal_code_example,
+        "currency": country.currency,
+        "minor_units": country.minor_units,
+        "slot_first_hour": f"{SLOT_FIRST_HOUR:02d}",
+        "slot_last_hour": f"{SLOT_LAST_HOUR:02d}",
+        "booking_statuses": ", ".join(BOOKING_STATUSES),
+        "payment_methods": ", ".join(PAYMENT_METHODS),
     }
+    return {c.name: c.template.help_for(values) for c in SPEC.template_columns if c.template}
+
+
+def _number_format(column_format: TemplateFormat, country: Country) -> str:
+    formats: dict[TemplateFormat, str] = {
+        "text": "@",
+        "date": DATE_FORMAT,
+        "time": TIME_FORMAT,
+        "amount": amount_format(country),
+        "integer": "0",
+    }
+    return formats[column_format]
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,15 +324,9 @@ def _bookings_sheet(ws: object, country: Country, catalog: CatalogLists) -> None
     notes = _help(country)
     required_fill = PatternFill("solid", fgColor="FFF2CC")
     optional_fill = PatternFill("solid", fgColor="E7EEF7")
-    formats = dict.fromkeys(TEXT_COLUMNS, "@")
-    formats.update(
-        scheduled_date=DATE_FORMAT,
-        scheduled_time=TIME_FORMAT,
-        paid_at=DATE_FORMAT,
-        payment_amount=amount_format(country),
-        stage_sequence="0",
-    )
-    for i, name in enumerate(TEMPLATE_COLUMNS, start=1):
+    for i, column in enumerate(SPEC.template_columns, start=1):
+        assert column.template is not None
+        name = column.name
         cell = ws.cell(row=1, column=i, value=name)
         cell.font = Font(bold=True)
         cell.fill = required_fill if name in REQUIRED else optional_fill
@@ -376,20 +335,19 @@ def _bookings_sheet(ws: object, country: Country, catalog: CatalogLists) -> None
         letter = get_column_letter(i)
         dim = ws.column_dimensions[letter]
         dim.width = max(14, len(name) + 4)
-        if name in formats:
-            dim.number_format = formats[name]
+        if column.template.format is not None:
+            dim.number_format = _number_format(column.template.format, country)
+        if column.template.list is not None:
+            dv = _data_validation(column.template.list, country, catalog)
+            dv.add(f"{letter}2:{letter}{LAST_ROW}")
+            ws.add_data_validation(dv)
     ws.freeze_panes = "A2"
 
-    def column(name: str) -> str:
-        letter = get_column_letter(TEMPLATE_COLUMNS.index(name) + 1)
-        return f"{letter}2:{letter}{LAST_ROW}"
 
-    def add(dv: DataValidation, name: str) -> None:
-        dv.add(column(name))
-        ws.add_data_validation(dv)
-
-    add(
-        DataValidation(
+def _data_validation(kind: TemplateList, country: Country, catalog: CatalogLists) -> DataValidation:
+    """The drop-down list (or check) a column's cells get, by the spec's ``template.list``."""
+    if kind == "services":
+        return DataValidation(
             type="list",
             formula1=_list_range("A", len(catalog.services)),
             allow_blank=True,
@@ -399,11 +357,9 @@ def _bookings_sheet(ws: object, country: Country, catalog: CatalogLists) -> None
             promptTitle="service_sku",
             prompt="Pick the service from the list.",
             showInputMessage=True,
-        ),
-        "service_sku",
-    )
-    add(
-        DataValidation(
+        )
+    if kind == "variants":
+        return DataValidation(
             type="list",
             formula1=_list_range("G", len(catalog.variants)),
             allow_blank=True,
@@ -413,54 +369,43 @@ def _bookings_sheet(ws: object, country: Country, catalog: CatalogLists) -> None
             promptTitle="variant_sku",
             prompt="Optional: a variant of the row's service.",
             showInputMessage=True,
-        ),
-        "variant_sku",
-    )
-    add(
-        DataValidation(
+        )
+    if kind == "booking_statuses":
+        return DataValidation(
             type="list",
             formula1='"' + ",".join(BOOKING_STATUSES) + '"',
             allow_blank=True,
             showErrorMessage=True,
             errorTitle="Booking status",
             error=f"One of: {', '.join(BOOKING_STATUSES)}, or empty.",
-        ),
-        "booking_status",
-    )
-    add(
-        DataValidation(
+        )
+    if kind == "payment_methods":
+        return DataValidation(
             type="list",
             formula1='"' + ",".join(PAYMENT_METHODS) + '"',
             allow_blank=True,
             showErrorMessage=True,
             errorTitle="Payment method",
             error=f"One of: {', '.join(PAYMENT_METHODS)}.",
-        ),
-        "payment_method",
-    )
-    add(
-        DataValidation(
+        )
+    if kind == "currency":
+        return DataValidation(
             type="list",
             formula1=f'"{country.currency}"',
             allow_blank=True,
             showErrorMessage=True,
             errorTitle="Currency",
             error=f"Payments in {country.name} are in {country.currency}.",
-        ),
-        "payment_currency",
-    )
-    add(
-        DataValidation(
-            type="whole",
-            operator="between",
-            formula1="1",
-            formula2="999",
-            allow_blank=True,
-            showErrorMessage=True,
-            errorTitle="Stage number",
-            error="A whole number: 1, 2, 3...",
-        ),
-        "stage_sequence",
+        )
+    return DataValidation(
+        type="whole",
+        operator="between",
+        formula1="1",
+        formula2="999",
+        allow_blank=True,
+        showErrorMessage=True,
+        errorTitle="Stage number",
+        error="A whole number: 1, 2, 3...",
     )
 
 

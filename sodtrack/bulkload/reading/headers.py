@@ -12,6 +12,11 @@ punctuation, spaces and underscores dropped, and a few linking words ("de", "del
 4. the same, once more, after dropping words that only say whose field it is
    (``Teléfono cliente``, ``Customer e-mail``).
 
+The columns, their aliases and which of them are required are declared once, as data, in
+``schemas/bulkload/columns.yaml`` (:mod:`sodtrack.bulkload.columns`); the tables here are
+derived from it. The rules that combine columns (date and time or a start, e-mail or phone,
+all payment columns or none, a project for stages and payments) are below.
+
 Whatever is left is *reported* as an unknown column (an upload-level warning, its values kept in
 each row's ``original``), never silently dropped. Two columns landing on one field, a missing
 required column, or contradictory date columns are upload-level errors.
@@ -19,518 +24,35 @@ required column, or contradictory date columns are upload-level errors.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sodtrack.bulkload.columns import SPEC
+from sodtrack.bulkload.columns import header_key as header_key
+from sodtrack.bulkload.columns import header_tokens as header_tokens
 from sodtrack.bulkload.issues import IssueCode, UploadIssue
 from sodtrack.errors import InputFileError
 
-CANONICAL_COLUMNS: tuple[str, ...] = (
-    "external_reference",
-    "service_sku",
-    "variant_sku",
-    "scheduled_start",
-    "scheduled_date",
-    "scheduled_time",
-    "customer_first_name",
-    "customer_last_name",
-    "customer_email",
-    "customer_phone",
-    "customer_document_id",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "notes",
-    "booking_status",
-    "cancellation_reason",
-    "project_reference",
-    "project_name",
-    "stage_sequence",
-    "stage_name",
-    "payment_reference",
-    "payment_amount",
-    "payment_currency",
-    "payment_method",
-    "paid_at",
-)
+CANONICAL_COLUMNS: tuple[str, ...] = SPEC.names
 """Every field a sheet may carry. ``scheduled_start`` or ``scheduled_date`` + ``scheduled_time``."""
 
-PAYMENT_COLUMNS: tuple[str, ...] = (
-    "payment_reference",
-    "payment_amount",
-    "payment_method",
-    "paid_at",
-)
+PAYMENT_COLUMNS: tuple[str, ...] = SPEC.required("payment")
 """A payment needs all of these (``payment_currency`` defaults to the country's currency)."""
 
-_ALWAYS_REQUIRED: tuple[str, ...] = (
-    "external_reference",
-    "service_sku",
-    "customer_first_name",
-    "customer_last_name",
-    "address_line1",
-    "city",
-    "region",
-    "postal_code",
-)
+_ALWAYS_REQUIRED: tuple[str, ...] = SPEC.required("always")
 
-ALIASES: dict[str, tuple[str, ...]] = {
-    "external_reference": (
-        "external reference",
-        "external ref",
-        "external id",
-        "reference",
-        "ref",
-        "booking reference",
-        "booking ref",
-        "referencia externa",
-        "ref externa",
-        "referencia",
-        "id externo",
-        "codigo externo",
-        "referencia reserva",
-        "referência externa",
-        "referencia agendamento",
-        "id reserva",
-        "nro reserva",
-        "numero reserva",
-        "orden",
-        "numero orden",
-        "pedido",
-        "numero pedido",
-    ),
-    "service_sku": (
-        "sku",
-        "service",
-        "service sku",
-        "sku servicio",
-        "servicio sku",
-        "codigo servicio",
-        "servicio",
-        "sku servico",
-        "sku serviço",
-        "serviço",
-        "codigo serviço",
-        "cod servicio",
-    ),
-    "variant_sku": (
-        "variant",
-        "variant sku",
-        "sku variante",
-        "variante",
-        "codigo variante",
-        "variante sku",
-        "cod variante",
-    ),
-    "scheduled_start": (
-        "start",
-        "scheduled",
-        "scheduled at",
-        "start time",
-        "inicio",
-        "fecha y hora",
-        "fecha hora",
-        "fecha hora inicio",
-        "fecha inicio",
-        "fecha programada",
-        "data hora",
-        "data e hora",
-        "inicio agendado",
-        "data inicio",
-        "data início",
-    ),
-    "scheduled_date": (
-        "date",
-        "scheduled date",
-        "service date",
-        "fecha",
-        "fecha servicio",
-        "fecha agendada",
-        "fecha visita",
-        "dia",
-        "data",
-        "data agendada",
-        "data agendamento",
-        "data servico",
-        "data serviço",
-        "data visita",
-    ),
-    "scheduled_time": (
-        "time",
-        "scheduled time",
-        "hour",
-        "hora",
-        "horario",
-        "hora inicio",
-        "hora visita",
-        "horário",
-        "hora agendada",
-        "hora servicio",
-        "hora serviço",
-    ),
-    "customer_first_name": (
-        "first name",
-        "firstname",
-        "given name",
-        "name",
-        "nombre",
-        "nombres",
-        "primer nombre",
-        "nome",
-        "primeiro nome",
-        "prenome",
-    ),
-    "customer_last_name": (
-        "last name",
-        "lastname",
-        "surname",
-        "family name",
-        "apellido",
-        "apellidos",
-        "sobrenome",
-        "ultimo nome",
-        "apelido",
-    ),
-    "customer_email": (
-        "email",
-        "e-mail",
-        "mail",
-        "email address",
-        "correo",
-        "correo electronico",
-        "correo electrónico",
-        "e-mail cliente",
-        "endereço de email",
-        "endereco email",
-    ),
-    "customer_phone": (
-        "phone",
-        "phone number",
-        "telephone",
-        "mobile",
-        "cell",
-        "telefono",
-        "teléfono",
-        "fono",
-        "celular",
-        "movil",
-        "móvil",
-        "telefono movil",
-        "telefone",
-        "fone",
-        "whatsapp",
-        "numero telefono",
-        "número de teléfono",
-    ),
-    "customer_document_id": (
-        "document",
-        "document id",
-        "document number",
-        "id number",
-        "national id",
-        "tax id",
-        "documento",
-        "numero documento",
-        "nro documento",
-        "documento identidad",
-        "documento de identidad",
-        "rut",
-        "run",
-        "dni",
-        "cpf",
-        "curp",
-        "rfc",
-        "cedula",
-        "cédula",
-        "ci",
-        "cuit",
-        "cuil",
-        "ruc",
-        "nit",
-        "cnpj",
-        "rg",
-    ),
-    "address_line1": (
-        "address",
-        "address 1",
-        "address line 1",
-        "street",
-        "street address",
-        "direccion",
-        "dirección",
-        "direccion 1",
-        "calle",
-        "domicilio",
-        "endereço",
-        "endereco",
-        "endereço 1",
-        "logradouro",
-        "rua",
-    ),
-    "address_line2": (
-        "address 2",
-        "address line 2",
-        "apartment",
-        "apt",
-        "suite",
-        "direccion 2",
-        "dirección 2",
-        "depto",
-        "dpto",
-        "complemento",
-        "endereço 2",
-        "apartamento",
-        "piso depto",
-        "oficina",
-    ),
-    "city": (
-        "city",
-        "town",
-        "municipality",
-        "ciudad",
-        "comuna",
-        "municipio",
-        "localidad",
-        "cidade",
-        "município",
-        "alcaldia",
-        "alcaldía",
-        "distrito",
-    ),
-    "region": (
-        "region",
-        "región",
-        "state",
-        "province",
-        "estado",
-        "provincia",
-        "uf",
-        "regiao",
-        "região",
-    ),
-    "postal_code": (
-        "postal code",
-        "postcode",
-        "zip",
-        "zip code",
-        "zipcode",
-        "codigo postal",
-        "código postal",
-        "cod postal",
-        "cp",
-        "cep",
-        "cpa",
-        "postal",
-    ),
-    "notes": (
-        "note",
-        "comments",
-        "comment",
-        "remarks",
-        "notas",
-        "nota",
-        "observaciones",
-        "observacion",
-        "comentarios",
-        "comentario",
-        "obs",
-        "observações",
-        "observacoes",
-        "instrucciones",
-    ),
-    "booking_status": (
-        # Not "estado" alone: that is the region (Brazil's and Mexico's state), as it always was.
-        "status",
-        "booking status",
-        "status booking",
-        "estado reserva",
-        "estado de la reserva",
-        "estado booking",
-        "estado servicio",
-        "estado visita",
-        "situacion",
-        "situación",
-        "situacion reserva",
-        "status reserva",
-        "status agendamento",
-        "estado agendamento",
-        "situação",
-        "situacao",
-        "situação agendamento",
-        "situação do agendamento",
-    ),
-    "cancellation_reason": (
-        "cancellation reason",
-        "cancel reason",
-        "reason for cancellation",
-        "motivo cancelacion",
-        "motivo de cancelación",
-        "motivo anulacion",
-        "razon cancelacion",
-        "razón de cancelación",
-        "causa cancelacion",
-        "motivo cancelamento",
-        "motivo do cancelamento",
-        "razão cancelamento",
-    ),
-    "project_reference": (
-        "project",
-        "project ref",
-        "project reference",
-        "project id",
-        "proyecto",
-        "ref proyecto",
-        "referencia proyecto",
-        "codigo proyecto",
-        "id proyecto",
-        "projeto",
-        "ref projeto",
-        "referência projeto",
-        "referencia projeto",
-        "codigo projeto",
-    ),
-    "project_name": (
-        "project name",
-        "nombre proyecto",
-        "nombre del proyecto",
-        "nome projeto",
-        "nome do projeto",
-        "descripcion proyecto",
-    ),
-    "stage_sequence": (
-        "stage number",
-        "stage no",
-        "stage seq",
-        "sequence",
-        "secuencia",
-        "secuencia etapa",
-        "orden etapa",
-        "numero etapa",
-        "número etapa",
-        "nro etapa",
-        "no etapa",
-        "n etapa",
-        "etapa numero",
-        "etapa nro",
-        "etapa n",
-        "sequencia",
-        "sequência",
-        "sequencia etapa",
-        "ordem etapa",
-    ),
-    "stage_name": (
-        "stage",
-        "stage name",
-        "etapa",
-        "nombre etapa",
-        "nombre de etapa",
-        "nome etapa",
-        "nome da etapa",
-        "fase",
-        "descripcion etapa",
-    ),
-    "payment_reference": (
-        "payment ref",
-        "payment id",
-        "payment reference",
-        "referencia pago",
-        "ref pago",
-        "id pago",
-        "codigo pago",
-        "comprobante",
-        "numero comprobante",
-        "referencia pagamento",
-        "referência pagamento",
-        "ref pagamento",
-        "id pagamento",
-        "comprovante",
-    ),
-    "payment_amount": (
-        "amount",
-        "payment amount",
-        "paid amount",
-        "monto",
-        "monto pago",
-        "monto pagado",
-        "importe",
-        "importe pago",
-        "pago",
-        "valor",
-        "valor pago",
-        "valor pagamento",
-        "valor pago",
-        "total pago",
-        "abono",
-    ),
-    "payment_currency": (
-        "currency",
-        "payment currency",
-        "moneda",
-        "divisa",
-        "moeda",
-        "moneda pago",
-    ),
-    "payment_method": (
-        "method",
-        "payment method",
-        "payment type",
-        "metodo pago",
-        "método de pago",
-        "medio pago",
-        "medio de pago",
-        "forma pago",
-        "forma de pago",
-        "tipo pago",
-        "metodo pagamento",
-        "método de pagamento",
-        "forma pagamento",
-        "forma de pagamento",
-        "meio pagamento",
-        "meio de pagamento",
-    ),
-    "paid_at": (
-        "paid at",
-        "paid on",
-        "payment date",
-        "fecha pago",
-        "fecha de pago",
-        "fecha del pago",
-        "pagado el",
-        "data pagamento",
-        "data de pagamento",
-        "data do pagamento",
-        "pago em",
-    ),
-}
+_IN_PROJECT: tuple[str, ...] = SPEC.in_project
+"""Columns that belong to a project: a file with one of them needs ``project_reference``."""
+
+ALIASES: dict[str, tuple[str, ...]] = SPEC.aliases
 """Aliases per canonical column (matched by key, so accents/case/spacing do not matter)."""
 
-_LINKING_WORDS = frozenset(
-    {"de", "del", "la", "el", "los", "las", "do", "da", "dos", "das", "o", "e", "y", "the", "of"}
-)
 # Words that only say whose field it is: dropped on a second attempt only, so they never turn
 # a specific header ("nombre proyecto") into a generic one.
 _OWNER_WORDS = frozenset(
     {"cliente", "client", "customer", "comprador", "consumidor", "titular", "contacto", "contato"}
 )
-
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-
-def header_tokens(text: object) -> list[str]:
-    """A header's words: accents stripped, case folded, split on anything not a letter/digit."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return [t for t in _TOKEN.findall(plain) if t not in _LINKING_WORDS]
-
-
-def header_key(text: object) -> str:
-    """The comparison key of a header (see the module docstring)."""
-    return "".join(header_tokens(text))
 
 
 def _build_alias_index() -> dict[str, str]:
@@ -540,9 +62,7 @@ def _build_alias_index() -> dict[str, str]:
     for canonical, aliases in ALIASES.items():
         for alias in aliases:
             key = header_key(alias)
-            existing = index.setdefault(key, canonical)
-            if existing != canonical:  # pragma: no cover - guarded by a unit test
-                raise AssertionError(f"alias {alias!r} maps to {existing} and {canonical}")
+            index.setdefault(key, canonical)  # one column per key: checked by the spec's loader
     return index
 
 
@@ -848,11 +368,7 @@ def _required_column_issues(present: set[str]) -> list[UploadIssue]:
             )
         )
     if "project_reference" not in present:
-        dependent = [
-            c
-            for c in ("project_name", "stage_sequence", "stage_name", *PAYMENT_COLUMNS)
-            if c in present
-        ]
+        dependent = [c for c in _IN_PROJECT if c in present]
         if dependent:
             issues.append(
                 _missing(

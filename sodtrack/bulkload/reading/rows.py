@@ -31,8 +31,9 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sodtrack.bulkload.columns import SPEC
 from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note, RowIssue, Severity
-from sodtrack.bulkload.reading.headers import CANONICAL_COLUMNS, PAYMENT_COLUMNS
+from sodtrack.bulkload.reading.headers import PAYMENT_COLUMNS
 from sodtrack.bulkload.reading.merges import merged_cells_issue
 from sodtrack.bulkload.reading.reader import CellProblem
 from sodtrack.bulkload.reading.values import (
@@ -150,11 +151,10 @@ class BookingRow:
         return {name: getattr(self, name) for name in INTERPRETED_FIELDS}
 
 
-INTERPRETED_FIELDS: tuple[str, ...] = tuple(
-    c for c in CANONICAL_COLUMNS if c not in ("scheduled_date", "scheduled_time")
-)
+INTERPRETED_FIELDS: tuple[str, ...] = SPEC.row_fields
 """The row's interpreted fields, in the canonical order: a separate date and time end up in
-``scheduled_start``."""
+``scheduled_start`` (``tests/bulkload/test_columns.py`` checks they are ``BookingRow``'s
+fields, of the spec's types)."""
 
 
 @dataclass(frozen=True, slots=True)
