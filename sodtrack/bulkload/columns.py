@@ -33,7 +33,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -293,3 +293,45 @@ def load_column_spec(path: Path = SPEC_PATH) -> ColumnSpec:
 
 SPEC: Final = load_column_spec()
 """The bulk load's column spec, loaded once at import."""
+
+
+def derived_tables(spec: ColumnSpec) -> dict[str, object]:
+    """The tables the bulk load derives from ``spec``, JSON-ready: what
+    ``tests/bulkload/columns.golden.json`` pins, so a change to the YAML is a reviewed diff
+    (regenerate: ``python -m sodtrack.bulkload.columns tests/bulkload/columns.golden.json``)."""
+    alias_index: dict[str, str] = {header_key(c.name): c.name for c in spec}
+    for c in spec:
+        for alias in c.all_aliases:
+            alias_index.setdefault(header_key(alias), c.name)
+    return {
+        "canonical_columns": list(spec.names),
+        "row_fields": list(spec.row_fields),
+        "types": {c.name: c.type for c in spec},
+        "required": {kind: list(spec.required(kind)) for kind in get_args(Required)},
+        "in_project": list(spec.in_project),
+        "template": {
+            c.name: {"format": c.template.format, "list": c.template.list, "help": c.template.help}
+            for c in spec
+            if c.template is not None
+        },
+        "synth_columns": list(spec.synth_columns),
+        "examples": {c.name: c.example for c in spec},
+        "aliases": {
+            c.name: {lang: list(c.aliases.get(lang, ())) for lang in LANGUAGES} for c in spec
+        },
+        "alias_index": dict(sorted(alias_index.items())),
+    }
+
+
+def write_golden(path: Path, spec: ColumnSpec | None = None) -> Path:
+    import json
+
+    tables = derived_tables(spec or SPEC)
+    path.write_text(json.dumps(tables, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":  # pragma: no cover - a maintainer's command
+    import sys
+
+    print(write_golden(Path(sys.argv[1] if len(sys.argv) > 1 else "columns.golden.json")))
