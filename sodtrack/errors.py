@@ -11,6 +11,8 @@
     │   ├── CredentialsRejected     401 on the token endpoint
     │   ├── StateStoreUnavailable   SODTRACK_STATE_URL cannot be connected to
     │   ├── OutputNotWritable       an output folder cannot be created or written
+    │   ├── ColumnSpecError         ``schemas/bulkload/columns.yaml`` is malformed (names the
+    │   │                           entry; ``sodtrack.bulkload.columns``)
     │   └── TokenCountryMismatch    (``sodtrack.client.errors``; also an ``AuthError``)
     ├── ApiError                    the API client's tree (``sodtrack.client.errors``): each
     │                               error's ``classification`` is the loader's reaction

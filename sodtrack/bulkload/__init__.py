@@ -13,6 +13,9 @@ The package, one folder per concern (each may import the ones above it in this l
 below):
 
 ==================  ==============================================================================
+``columns``         the sheet's columns, declared once in ``schemas/bulkload/columns.yaml``
+                    (name, type, required-ness, aliases per language, template help,
+                    example), validated at import; every part below derives its tables from it.
 ``issues``,         the vocabulary every part shares: typed issues (codes, severities) and the
 ``outcomes``        outcome of a row (``RowResult``) and of an upload (``UploadResult``).
 ``reading/``        file -> typed rows: ``limits`` (refuse hostile files before parsing),

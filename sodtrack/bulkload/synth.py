@@ -6,6 +6,10 @@ services and variants, postal codes the serving zone covers, slot starts spread 
 hours and zones so that no (zone, start) is asked for more than its contractors can serve,
 projects of 2-5 bookings in 1-3 stages with payments below each project's total.
 
+The file's columns are those marked ``synth: true`` in ``schemas/bulkload/columns.yaml``
+(:mod:`sodtrack.bulkload.columns`): a column the generator cannot fill is marked ``false``
+there, and a test checks each marked one is filled on some row.
+
 Starts are placed from ``min_days_ahead`` (past the simulator's seeded bookings, which reach
 three weeks ahead) to ``max_days_ahead`` (inside the 180-day horizon), Monday to Saturday,
 08:00-17:00 local time.
