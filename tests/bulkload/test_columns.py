@@ -31,7 +31,12 @@ from sodtrack.bulkload.columns import (
 )
 from sodtrack.bulkload.engine.plan import PlanRow
 from sodtrack.bulkload.reading import headers
-from sodtrack.bulkload.reading.rows import INTERPRETED_FIELDS, BookingRow
+from sodtrack.bulkload.reading.rows import (
+    INTERPRETED_FIELDS,
+    NOTED_TEXT_PARSERS,
+    PLAIN_TEXT_PARSERS,
+    BookingRow,
+)
 from sodtrack.bulkload.reading.values import PaymentMethod
 from sodtrack.bulkload.synth import COLUMNS as SYNTH_COLUMNS
 from sodtrack.bulkload.synth import synthesize_upload
@@ -105,6 +110,15 @@ def test_booking_row_has_a_field_of_the_spec_type_for_every_row_column() -> None
     # and no interpreted field the spec does not declare
     own = {"row_number", "sheet", "headers", "original_values", "issues"}
     assert set(hints) - own == set(SPEC.row_fields)
+
+
+def test_every_text_type_but_currency_has_its_parser() -> None:
+    """The row parser picks a text column's parser by its spec type; ``currency`` is parsed
+    by name (it is checked against the country's and defaults to it)."""
+    plain, noted = set(PLAIN_TEXT_PARSERS), set(NOTED_TEXT_PARSERS)
+    assert not plain & noted
+    text_types = {t for t, python in PYTHON_TYPES.items() if python is str}
+    assert plain | noted == text_types - {"currency"}
 
 
 def test_the_plan_reads_spec_columns_of_the_spec_types() -> None:

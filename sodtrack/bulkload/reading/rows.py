@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sodtrack.bulkload.columns import SPEC
+from sodtrack.bulkload.columns import SPEC, ColumnType
 from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note, RowIssue, Severity
 from sodtrack.bulkload.reading.headers import PAYMENT_COLUMNS
 from sodtrack.bulkload.reading.merges import merged_cells_issue
@@ -157,6 +157,31 @@ INTERPRETED_FIELDS: tuple[str, ...] = SPEC.row_fields
 fields, of the spec's types)."""
 
 
+NotedParser = Callable[[object, Country], tuple[str, Note | None]]
+
+PLAIN_TEXT_PARSERS: Mapping[ColumnType, Callable[[object], str]] = {
+    "text": parse_text,
+    "reference": parse_reference,
+    "email": parse_email,
+}
+NOTED_TEXT_PARSERS: Mapping[ColumnType, NotedParser] = {
+    "phone": parse_phone,
+    "postal_code": parse_postal_code,
+    "document_id": lambda raw, country: parse_document_id(raw),
+}
+"""The parser of each text-valued column type (``str`` in ``BookingRow``; the noted ones
+may add a warning, and know the country): which one a column gets is its ``type`` in the
+column spec. The other types (dates, amounts, statuses...) each belong to one or two
+columns, parsed by name below."""
+
+_PLAIN_OF: dict[str, Callable[[object], str]] = {
+    c.name: PLAIN_TEXT_PARSERS[c.type] for c in SPEC if c.type in PLAIN_TEXT_PARSERS
+}
+_NOTED_OF: dict[str, NotedParser] = {
+    c.name: NOTED_TEXT_PARSERS[c.type] for c in SPEC if c.type in NOTED_TEXT_PARSERS
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RowContext:
     """What every row of one upload shares."""
@@ -271,6 +296,23 @@ class _Builder:
             self.add(field, exc.code, exc.message, exc.suggested_fix)
             return None
 
+    def text(self, field: str) -> str | None:
+        """Parse a text-valued field with the parser of its ``type`` in the column spec
+        (:data:`PLAIN_TEXT_PARSERS`, :data:`NOTED_TEXT_PARSERS`)."""
+        raw = self.values.get(field)
+        if raw is None:
+            return None
+        plain = _PLAIN_OF.get(field)
+        try:
+            if plain is not None:
+                return plain(raw)
+            value, note = _NOTED_OF[field](raw, self.ctx.country)
+        except InvalidValue as exc:
+            self.add(field, exc.code, exc.message, exc.suggested_fix)
+            return None
+        self.note(field, note)
+        return value
+
     def parse_noted(
         self, field: str, parser: Callable[[object], tuple[T, Note | None]]
     ) -> T | None:
@@ -305,21 +347,20 @@ def build_row(
     (see :mod:`sodtrack.bulkload.reading.merges`): each such range is one error on the row.
     """
     b = _Builder(row_number, cells, ctx, merged)
-    country = ctx.country
 
-    external_reference = b.parse("external_reference", parse_reference)
+    external_reference = b.text("external_reference")
     b.require("external_reference", external_reference, "its external reference")
-    service_sku = b.parse("service_sku", parse_text)
+    service_sku = b.text("service_sku")
     b.require("service_sku", service_sku, "the service SKU")
-    variant_sku = b.parse("variant_sku", parse_text)
+    variant_sku = b.text("variant_sku")
     scheduled_start = _scheduled_start(b)
 
-    first_name = b.parse("customer_first_name", parse_text)
+    first_name = b.text("customer_first_name")
     b.require("customer_first_name", first_name, "the customer's first name")
-    last_name = b.parse("customer_last_name", parse_text)
+    last_name = b.text("customer_last_name")
     b.require("customer_last_name", last_name, "the customer's last name")
-    email = b.parse("customer_email", parse_email)
-    phone = b.parse_noted("customer_phone", lambda raw: parse_phone(raw, country))
+    email = b.text("customer_email")
+    phone = b.text("customer_phone")
     if email is None and phone is None and not b.failed & {"customer_email", "customer_phone"}:
         field = "customer_email" if "customer_email" in ctx.positions else "customer_phone"
         b.add(
@@ -329,24 +370,24 @@ def build_row(
             "arrange the visit.",
             "Fill in the customer's e-mail or phone (or both).",
         )
-    document_id = b.parse_noted("customer_document_id", parse_document_id)
+    document_id = b.text("customer_document_id")
 
-    line1 = b.parse("address_line1", parse_text)
+    line1 = b.text("address_line1")
     b.require("address_line1", line1, "the street address")
-    line2 = b.parse("address_line2", parse_text)
-    city = b.parse("city", parse_text)
+    line2 = b.text("address_line2")
+    city = b.text("city")
     b.require("city", city, "the city (or comuna)")
-    region = b.parse("region", parse_text)
+    region = b.text("region")
     b.require("region", region, "the region (or state)")
-    postal_code = b.parse_noted("postal_code", lambda raw: parse_postal_code(raw, country))
+    postal_code = b.text("postal_code")
     b.require("postal_code", postal_code, "the postal code")
-    notes = b.parse("notes", parse_text)
+    notes = b.text("notes")
     booking_status, cancellation_reason = _status(b)
 
-    project_reference = b.parse("project_reference", parse_reference)
-    project_name = b.parse("project_name", parse_text)
+    project_reference = b.text("project_reference")
+    project_name = b.text("project_name")
     stage_sequence = b.parse("stage_sequence", parse_stage_sequence)
-    stage_name = b.parse("stage_name", parse_text)
+    stage_name = b.text("stage_name")
     payment = _payment(b)
 
     has_project = project_reference is not None or "project_reference" in b.failed
@@ -475,7 +516,7 @@ def _status(b: _Builder) -> tuple[BookingStatus | None, str | None]:
     """The optional status and cancellation reason: a cancellation needs its reason, and a
     reason belongs to a cancellation only."""
     status = b.parse("booking_status", parse_booking_status)
-    reason = b.parse("cancellation_reason", parse_text)
+    reason = b.text("cancellation_reason")
     if (
         status == BookingStatus.CANCELLED
         and reason is None
@@ -518,7 +559,7 @@ def _payment(b: _Builder) -> _Payment:
     given = [field for field in PAYMENT_COLUMNS if b.raw(field) is not None or field in b.failed]
     if not given:
         return _Payment(present=False)
-    reference = b.parse("payment_reference", parse_reference)
+    reference = b.text("payment_reference")
     amount = b.parse(
         "payment_amount",
         lambda raw: parse_amount(raw, country, decimal_separator=b.ctx.decimal_separator),
