@@ -235,9 +235,8 @@ def instructions(country: Country, catalog: CatalogLists) -> list[str]:
         "--dry-run.",
         "",
         "# Required on every row",
-        "external_reference, service_sku, scheduled_date, scheduled_time, customer_first_name, "
-        "customer_last_name, address_line1, city, region, postal_code, and customer_email or "
-        "customer_phone (at least one).",
+        f"{', '.join(c for c in TEMPLATE_COLUMNS if c in REQUIRED)}, and "
+        f"{' or '.join(SPEC.required('contact'))} (at least one).",
         "Hover over a header to see what goes in its column.",
         "",
         "# Dates and times",
