@@ -586,7 +586,7 @@ def watch(
 ) -> None:
     """Watch the upload inbox: each new spreadsheet is stored under an upload id and a
     ``sodtrack.upload.received`` event starts the ``bulk-load`` deployment on Prefect."""
-    from sodtrack.inbox import InboxWatcher, PrefectEventsEmitter, Registry
+    from sodtrack.inbox import InboxWatcher, PrefectEventsEmitter, PrefectRunLookup, Registry
     from sodtrack.textsafe import printable
 
     logging.basicConfig(
@@ -620,6 +620,9 @@ def watch(
         )
         raise typer.Exit(EXIT_NO_API)
     emitter = PrefectEventsEmitter(api_url, api_key=api_key, auth_string=auth_string)
+    lookup = PrefectRunLookup(
+        api_url, ui_url=prefect_side.prefect_ui_url(), api_key=api_key, auth_string=auth_string
+    )
     registry = Registry(settings.state_url)
     watcher = InboxWatcher(
         inbox=settings.inbox,
@@ -628,6 +631,7 @@ def watch(
         default_country=settings.country,
         registry=registry,
         emit=emitter,
+        lookup=lookup,
         settle_s=settle,
         max_wait_s=max_wait,
     )
@@ -648,6 +652,7 @@ def watch(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         emitter.close()
+        lookup.close()
         registry.close()
 
 

@@ -31,6 +31,11 @@ files that are complete:
 * **country** = the sub-folder: ``<inbox>/cl/bookings.xlsx`` is for Chile; a file at the top
   of the inbox is for the default country (``SODTRACK_COUNTRY``). A file in a folder that is
   not a country code is left where it is (logged once).
+* **check only** = a ``check/`` folder: ``<inbox>/cl/check/bookings.xlsx`` (or
+  ``<inbox>/check/x.xlsx`` for the default country) is announced with ``check_only: true``
+  and the ``bulk-load`` run is a dry run (every check, the same results file, nothing
+  created). Its upload id is the dry run's (``upl_cl_…-dry``), so checking a file never
+  stops the same file from being loaded for real later.
 
 A complete file is copied to ``<uploads>/<upload_id>/<name>`` while its SHA-256 is computed,
 registered, removed from the inbox, and announced by ``emit`` (the ``sodtrack-etl watch``
@@ -46,6 +51,11 @@ loaded again (the row counts the drops; ``receipt.json`` in the outbox says so).
 is a UUID5 of the upload id, so an event re-sent after a crash between "sent" and "recorded"
 is de-duplicated by the Prefect server, and even a second run would resume the same upload in
 the load ledger and create nothing twice.
+
+What the watcher says. It logs each event Prefect accepted, then the flow run it started
+(found by its name, :func:`bulk_load_run_name`, through ``lookup``: the ``sodtrack-etl watch``
+command asks the Prefect API) with its link, and that run's final state; ``receipt.json``
+gets the same (``flow_run``: id, name, url, state, message) as soon as each is known.
 
 Owner-only: stored uploads, their folders and ``receipt.json`` hold customers' personal
 data and are created ``0600``/``0700`` on a local filesystem (:mod:`sodtrack.private`); file
@@ -98,6 +108,8 @@ TEMP_SUFFIXES = frozenset(
     {".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".filepart", ".swp"}
 )
 READ_CHUNK = 1 << 20
+CHECK_FOLDER = "check"
+"""``<inbox>[/<country>]/check/<name>``: load nothing, check every row (a dry run)."""
 DONE_SUFFIX = ".done"
 """``<name>.done`` beside a file: its writer says the file is complete."""
 DEFAULT_MAX_WAIT_S = 900.0
@@ -107,6 +119,36 @@ ANNOUNCE_LEASE_S = 60.0
 
 Emitter = Callable[[dict[str, Any]], None]
 """Sends one event (Prefect's JSON shape); raises when it was not accepted."""
+RunLookup = Callable[[str], "RunInfo | None"]
+"""Finds the newest flow run of a name (:func:`bulk_load_run_name`); ``None`` while none."""
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+"""Prefect state types after which a run changes no more."""
+
+
+def bulk_load_run_name(country: str, upload: str, *, dry_run: bool = False) -> str:
+    """The ``bulk-load`` flow run's name: ``bulk-load-cl-upl_cl_8934f77a0dceb5cf2062`` (the
+    upload id, or the file's name for a run by hand), ``-dry`` added for a dry run whose id
+    does not say so already."""
+    suffix = "-dry" if dry_run and not upload.endswith("-dry") else ""
+    return f"bulk-load-{country}-{upload}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A flow run as the watcher reports it."""
+
+    id: str
+    name: str
+    state: str
+    """The state's type (``COMPLETED``, ``FAILED``…)."""
+    state_name: str
+    """The state's name (``Completed``, ``Rows rejected``, ``TimedOut``…)."""
+    message: str | None
+    url: str | None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
 
 
 # ---------------------------------------------------------------- pure core
@@ -127,11 +169,22 @@ def is_candidate(name: str) -> bool:
 def country_of(relative: str, default: str) -> str | None:
     """The country of a file from its place in the inbox (``cl/x.xlsx`` → ``cl``); a file at
     the top is for ``default``; ``None`` for any other place (unknown folder, too deep)."""
+    place = place_of(relative, default)
+    return place[0] if place is not None else None
+
+
+def place_of(relative: str, default: str) -> tuple[str, bool] | None:
+    """(country, check only) of a file from its place in the inbox: ``cl/x.xlsx`` → ``("cl",
+    False)``, ``cl/check/x.xlsx`` → ``("cl", True)``, ``check/x.xlsx`` → ``(default, True)``;
+    ``None`` for any other place."""
     parts = relative.strip("/").split("/")
+    check = len(parts) >= 2 and parts[-2].lower() == CHECK_FOLDER
+    if check:
+        parts = parts[:-2] + parts[-1:]
     if len(parts) == 1:
-        return get_country(default).code
+        return get_country(default).code, check
     if len(parts) == 2 and parts[0].lower() in COUNTRIES:
-        return parts[0].lower()
+        return parts[0].lower(), check
     return None
 
 
@@ -265,6 +318,11 @@ class Received:
     source: str
     received_at: str
 
+    @property
+    def check_only(self) -> bool:
+        """Announced from a ``check/`` folder: the run is a dry run (its id says so)."""
+        return self.upload_id.endswith("-dry")
+
 
 def upload_event(received: Received, *, occurred: datetime | None = None) -> dict[str, Any]:
     """The ``sodtrack.upload.received`` event of an upload, as Prefect's events API takes it."""
@@ -279,7 +337,7 @@ def upload_event(received: Received, *, occurred: datetime | None = None) -> dic
             "sodtrack.sha256": received.sha256,
         },
         "related": [],
-        "payload": asdict(received),
+        "payload": {**asdict(received), "check_only": received.check_only},
     }
 
 
@@ -315,6 +373,63 @@ class PrefectEventsEmitter:
 
     def close(self) -> None:
         self._http.close()
+
+
+class PrefectRunLookup:
+    """Finds a flow run by name through ``POST {api_url}/flow_runs/filter`` (plain HTTP, the
+    same authentication as :class:`PrefectEventsEmitter`); ``ui_url`` makes its link."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        ui_url: str | None = None,
+        api_key: str | None = None,
+        auth_string: str | None = None,
+        timeout_s: float = 10.0,
+        transport: Any = None,
+    ) -> None:
+        import httpx
+
+        self.url = api_url.rstrip("/") + "/flow_runs/filter"
+        self.ui_url = ui_url.rstrip("/") if ui_url else None
+        self._http = httpx.Client(
+            headers=_auth_headers(api_key, auth_string), timeout=timeout_s, transport=transport
+        )
+
+    def __call__(self, name: str) -> RunInfo | None:
+        body = {
+            "flow_runs": {"name": {"any_": [name]}},
+            "sort": "EXPECTED_START_TIME_DESC",
+            "limit": 1,
+        }
+        response = self._http.post(self.url, json=body)
+        response.raise_for_status()
+        runs = response.json()
+        if not runs:
+            return None
+        run, state = runs[0], runs[0].get("state") or {}
+        return RunInfo(
+            id=str(run["id"]),
+            name=str(run["name"]),
+            state=str(state.get("type") or "PENDING"),
+            state_name=str(state.get("name") or "Pending"),
+            message=state.get("message"),
+            url=f"{self.ui_url}/runs/flow-run/{run['id']}" if self.ui_url else None,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _auth_headers(api_key: str | None, auth_string: str | None) -> dict[str, str]:
+    if api_key:
+        return {"Authorization": f"Bearer {api_key}"}
+    if auth_string:
+        import base64
+
+        return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()}
+    return {}
 
 
 # ---------------------------------------------------------------- registry
@@ -513,6 +628,7 @@ class InboxWatcher:
         default_country: str,
         registry: Registry,
         emit: Emitter,
+        lookup: RunLookup | None = None,
         settle_s: float = 1.0,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
@@ -524,6 +640,8 @@ class InboxWatcher:
         self.default_country = get_country(default_country).code
         self.registry = registry
         self.emit = emit
+        self.lookup = lookup
+        self._following: dict[str, tuple[Received, RunInfo | None]] = {}
         self.clock = clock
         self.wall_clock = wall_clock
         self.max_wait_s = max_wait_s
@@ -558,6 +676,7 @@ class InboxWatcher:
             if received is not None:
                 taken.append(received)
         self._announce_pending()
+        self._follow_runs()
         return taken
 
     def run(self, *, interval_s: float = 2.0, stop: threading.Event | None = None) -> None:
@@ -579,7 +698,7 @@ class InboxWatcher:
     def _list(self) -> dict[str, Fingerprint]:
         fs = self.inbox.fs
         try:
-            found = fs.find(self.inbox.root, maxdepth=2, withdirs=False, detail=True)
+            found = fs.find(self.inbox.root, maxdepth=3, withdirs=False, detail=True)
         except FileNotFoundError:
             return {}
         listing: dict[str, Fingerprint] = {}
@@ -623,14 +742,15 @@ class InboxWatcher:
 
     def _take(self, path: str, fp: Fingerprint, now: float, *, marked: bool) -> Received | None:
         relative = self.inbox.relative(path)
-        country = country_of(relative, self.default_country)
+        place = place_of(relative, self.default_country)
         name = posixpath.basename(path)
-        if country is None:
+        if place is None:
             if (path, fp) not in self._ignored:
                 self._ignored.add((path, fp))
                 log.warning("%s: not in a country folder (<inbox>/<country>/%s): left there",
                             printable(relative), printable(name))  # fmt: skip
             return None
+        country, check_only = place
         if not marked and not self._whole(path, fp, now):
             return None
         staging = self.uploads.join(".incoming", f"{uuid.uuid4().hex}-{name}")
@@ -642,7 +762,7 @@ class InboxWatcher:
                          printable(relative))  # fmt: skip
                 self.stability.forget(path)
                 return None
-            upload_id = upload_id_for(sha256, country)
+            upload_id = upload_id_for(sha256, country, dry_run=check_only)
             known = self.registry.get(upload_id)
             dest = self.uploads.join(upload_id, name)
             if known is None:
@@ -691,8 +811,9 @@ class InboxWatcher:
                 dst.write(chunk)
         return digest.hexdigest(), size
 
-    def _receipt(self, received: Received) -> None:
-        """``<outbox>/<upload_id>/receipt.json``: operations see the upload id at once."""
+    def _receipt(self, received: Received, run: RunInfo | None = None) -> None:
+        """``<outbox>/<upload_id>/receipt.json``: operations see the upload id at once, then
+        the flow run it started (id, name, link) and that run's final state."""
         folder = self.outbox.join(received.upload_id)
         self.outbox.makedirs(folder)
         row = self.registry.get(received.upload_id) or {}
@@ -706,12 +827,27 @@ class InboxWatcher:
             "received_at": row.get("received_at", received.received_at),
             "drops": row.get("drops", 1),
             "last_drop_at": row.get("last_drop_at", received.received_at),
+            "check_only": received.check_only,
             "note": (
-                "received; the bulk load starts on its own"
+                (
+                    "received for a check: every row is checked, nothing is created"
+                    if received.check_only
+                    else "received; the bulk load starts on its own"
+                )
                 if row.get("drops", 1) == 1
                 else "the same file was dropped again: it is loaded once (see the first run)"
             ),
         }
+        if run is not None:
+            body["flow_run"] = {
+                "id": run.id,
+                "name": run.name,
+                "url": run.url,
+                "state": run.state_name,
+                "state_type": run.state,
+                "message": run.message,
+                "final": run.final,
+            }
         with self.outbox.open_new(posixpath.join(folder, "receipt.json"), "w") as fh:
             fh.write(json.dumps(body, indent=2))
 
@@ -724,6 +860,38 @@ class InboxWatcher:
             self.registry.release(received.upload_id)
             return
         self.registry.mark_emitted(received.upload_id)
+        mode = ", check only" if received.check_only else ""
+        log.info("upload %s: event %s accepted by Prefect (%s%s)", received.upload_id,
+                 EVENT_NAME, received.country, mode)  # fmt: skip
+        if self.lookup is not None:
+            self._following[received.upload_id] = (received, None)
+
+    def _follow_runs(self) -> None:
+        """Log and record the run each announced upload started, then its final state."""
+        if self.lookup is None:
+            return
+        for upload_id, (received, known) in list(self._following.items()):
+            name = bulk_load_run_name(
+                received.country, received.upload_id, dry_run=received.check_only
+            )
+            try:
+                run = self.lookup(name)
+            except Exception as exc:  # the Prefect API is down: try again at the next poll
+                log.warning("upload %s: flow run not looked up (%s); retrying", upload_id,
+                            type(exc).__name__)  # fmt: skip
+                continue
+            if run is None or run == known:
+                continue
+            if known is None or known.id != run.id:
+                log.info("upload %s: started flow run %s (%s) %s", upload_id, run.name,
+                         run.id, run.url or "")  # fmt: skip
+            if run.final:
+                log.info("upload %s: flow run %s ended %s: %s", upload_id, run.name,
+                         run.state_name, printable(run.message or ""))  # fmt: skip
+                del self._following[upload_id]
+            else:
+                self._following[upload_id] = (received, run)
+            self._receipt(received, run)
 
     def _announce_pending(self) -> None:
         for received in self.registry.take_pending():
