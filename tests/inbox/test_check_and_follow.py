@@ -112,9 +112,7 @@ def test_the_watcher_logs_the_run_it_started_and_records_its_end(
         }
 
         message = f"{received.upload_id}: all 9 rows accounted for; 2 rejected"
-        runs.runs[name] = RunInfo(
-            "r-1", name, "COMPLETED", "Rows rejected", message, running.url
-        )
+        runs.runs[name] = RunInfo("r-1", name, "COMPLETED", "Rows rejected", message, running.url)
         polls(watcher, box.clock, 1)
         assert f"flow run {name} ended Rows rejected: {message}" in caplog.text
         ended = json.loads(receipt_path.read_text())["flow_run"]
