@@ -55,7 +55,12 @@ async def _apply_schedules(countries: list[str], deployment: str) -> list[Schedu
             slug = schedule.slug or ""
             active = slug in wanted
             if schedule.active != active:
-                await client.update_deployment_schedule(found.id, schedule.id, active=active)
+                # The schedule's parameters (its countries) are sent back with it: Prefect's
+                # server (3.9) stores a PATCH's omitted `parameters` as {} (its model's
+                # default), which would turn `nightly-cl` into a run of SODTRACK_COUNTRY.
+                await client.update_deployment_schedule(
+                    found.id, schedule.id, active=active, parameters=dict(schedule.parameters)
+                )
             changes.append(ScheduleChange(slug, active, schedule.active != active))
     return sorted(changes, key=lambda c: c.slug)
 

@@ -92,11 +92,15 @@ async def _nightly_with_every_schedule_off() -> None:
 
 
 async def _active() -> dict[str, bool]:
+    """Each schedule's state; its parameters (its country) must have survived the switch."""
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
         found = await client.read_deployment_by_name("nightly-extract/nightly-extract")
-        return {s.slug or "": s.active for s in await client.read_deployment_schedules(found.id)}
+        schedules = await client.read_deployment_schedules(found.id)
+    for s in schedules:
+        assert s.parameters == {"countries": [(s.slug or "").removeprefix("nightly-")]}, s
+    return {s.slug or "": s.active for s in schedules}
 
 
 def test_schedules_on_for_the_countries_served_here(
