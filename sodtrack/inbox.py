@@ -838,7 +838,14 @@ class InboxWatcher:
                 else "the same file was dropped again: it is loaded once (see the first run)"
             ),
         }
-        if run is not None:
+        receipt = posixpath.join(folder, "receipt.json")
+        if run is None:  # a drop again: keep what is known of the first run
+            with (
+                contextlib.suppress(FileNotFoundError, ValueError, KeyError),
+                self.outbox.fs.open(receipt, "r") as fh,
+            ):
+                body["flow_run"] = json.loads(fh.read())["flow_run"]
+        else:
             body["flow_run"] = {
                 "id": run.id,
                 "name": run.name,
@@ -848,7 +855,7 @@ class InboxWatcher:
                 "message": run.message,
                 "final": run.final,
             }
-        with self.outbox.open_new(posixpath.join(folder, "receipt.json"), "w") as fh:
+        with self.outbox.open_new(receipt, "w") as fh:
             fh.write(json.dumps(body, indent=2))
 
     def _announce(self, received: Received) -> None:

@@ -180,3 +180,21 @@ def test_the_run_lookup_asks_prefect_by_name() -> None:
     assert body["limit"] == 1
     assert seen[0].headers["authorization"] == "Bearer k"
     lookup.close()
+
+
+def test_a_second_drop_keeps_the_first_runs_record(box: Box) -> None:
+    runs = Runs()
+    watcher = box.watcher()
+    watcher.lookup = runs
+    data = xlsx_bytes("again")
+    box.drop("cl/a.xlsx", data)
+    [received] = polls(watcher, box.clock)
+    name = f"bulk-load-cl-{received.upload_id}"
+    runs.runs[name] = RunInfo("r-9", name, "COMPLETED", "Completed", "ok", None)
+    polls(watcher, box.clock, 1)
+    box.drop("cl/a (copy).xlsx", data)
+    assert polls(watcher, box.clock) == []
+    receipt = json.loads((box.outbox / received.upload_id / "receipt.json").read_text())
+    assert receipt["drops"] == 2
+    assert receipt["flow_run"]["id"] == "r-9"
+    assert receipt["flow_run"]["state"] == "Completed"
