@@ -54,8 +54,10 @@ the load ledger and create nothing twice.
 
 What the watcher says. It logs each event Prefect accepted, then the flow run it started
 (found by its name, :func:`bulk_load_run_name`, through ``lookup``: the ``sodtrack-etl watch``
-command asks the Prefect API) with its link, and that run's final state; ``receipt.json``
-gets the same (``flow_run``: id, name, url, state, message) as soon as each is known.
+command asks the Prefect API; a run takes that name when it starts on a worker) with its
+link, and that run's final state; ``receipt.json`` gets the same (``flow_run``: id, name, url,
+state, message) as soon as each is known. Only uploads announced since the watcher started
+are followed.
 
 Owner-only: stored uploads, their folders and ``receipt.json`` hold customers' personal
 data and are created ``0600``/``0700`` on a local filesystem (:mod:`sodtrack.private`); file
