@@ -15,6 +15,7 @@ help: ## List the targets
 bootstrap: ## Install uv if missing and sync the locked environment
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv
 	@$(UV) sync --locked --quiet
+	@command -v uv >/dev/null 2>&1 || echo 'uv is in $(HOME)/.local/bin, not on PATH: export PATH="$$HOME/.local/bin:$$PATH" (docs/operations.md, step 0)'
 
 demo: bootstrap ## Run the main job end to end against the embedded simulator
 	@$(UV) run --locked sodtrack-etl demo

@@ -4,17 +4,30 @@ read (local checks) → load (live checks, then the writes; none on a dry run) �
 rejects files in ``<outbox>/<upload_id>/`` → artifacts (summary, counts by outcome, rows not
 created with their message and fix, links to the files).
 
-Final state:
+Final state, named for what happened (the runs list shows the name, the message the counts):
 
 * ``Completed`` when every row was created, updated or already existed (a dry run: every
   row would be created or updated);
-* ``Failed`` otherwise, including when rows were only rejected: rejected rows are work for a
-  person, and a failed run is what alerts them. The message says both things the issue asks
-  for: whether every row was accounted for, and how many rows were rejected, skipped or
-  failed; the state's data (also the flow's return value with ``return_state=True``) holds
-  the same as fields: ``accounted_for``, ``rejected``, ``skipped_dependency``,
-  ``failed_transient``, ``counts``, ``exit_code`` (the CLI's code for the same outcome),
-  ``files``.
+* ``Completed`` named **"Rows rejected"** when every row was answered but some were rejected
+  (or skipped behind a rejected row): the load did its job, and the rows are work for a
+  person (the rejects file). Not a crash: nothing to re-run. The message says both things
+  the issue asks for: that every row was accounted for, and how many rows were rejected,
+  skipped or failed;
+* ``Failed`` when the file could not be loaded at all, when rows wait for a re-run
+  (transient failures), or when a result file was not written: a re-run of the same file
+  resumes;
+* ``Failed`` named ``TimedOut`` past ``SODTRACK_FLOW_TIMEOUT_S`` (the whole run) or
+  ``SODTRACK_TASK_TIMEOUT_S`` (the ``load-upload`` task); a re-run resumes the upload.
+
+The state's data (also the flow's return value with ``return_state=True``) holds the same as
+fields: ``accounted_for``, ``rejected``, ``skipped_dependency``, ``failed_transient``,
+``counts``, ``exit_code`` (the CLI's code for the same outcome), ``files``.
+
+Runs are named ``bulk-load-<country>-<upload id>`` (the watcher's id; the file's name when
+run by hand), with ``-dry`` for a dry run (:func:`sodtrack.bulkload.inbox.bulk_load_run_name`: the
+watcher finds the run it started by that name). ``dry_run`` is a deployment parameter: an
+upload dropped into a ``check/`` folder of the inbox is announced "check only" and its run
+is a dry run.
 
 No retries (see ``tasks/load.py``): re-running the flow on the same file resumes the upload.
 The first task checks the configuration (settings, base URL, credentials and the token's
@@ -31,7 +44,8 @@ from typing import Any
 from prefect import State, flow, get_run_logger
 from prefect.states import Completed, Failed
 
-from sodtrack.bulkload.run import results_dir
+from sodtrack.bulkload.inbox import bulk_load_run_name
+from sodtrack.bulkload.run import EXIT_REJECTED, results_dir
 from sodtrack.contract.countries import get_country
 from sodtrack.errors import ConfigurationError
 from sodtrack.state import hold_lock
@@ -41,18 +55,25 @@ from tasks.load import (
     read_upload_task,
     write_results_task,
 )
-from tasks.runtime import check_configuration_task, open_state
+from tasks.runtime import check_configuration_task, flow_timeout_s, open_state
+
+ROWS_REJECTED = "Rows rejected"
+"""The name of the ``Completed`` state of a load whose every row was answered, some
+rejected (automations and the runs list filter on it)."""
 
 
 def _run_name() -> str:
     from prefect.runtime import flow_run
 
     params = flow_run.parameters
-    mode = "-dry" if params.get("dry_run") else ""
-    return f"bulk-load-{params.get('country') or 'default'}-{Path(str(params['path'])).name}{mode}"
+    return bulk_load_run_name(
+        params.get("country") or "default",
+        params.get("upload_id") or Path(str(params["path"])).name,
+        dry_run=bool(params.get("dry_run")),
+    )
 
 
-@flow(name="bulk-load", flow_run_name=_run_name)
+@flow(name="bulk-load", flow_run_name=_run_name, timeout_seconds=flow_timeout_s())
 async def bulk_load(
     path: str,
     country: str | None = None,
@@ -93,7 +114,8 @@ async def bulk_load(
     store = open_state(settings)
     try:
         async with hold_lock(store, f"load:{parsed.file_sha256}"):
-            result = await load_task(settings, parsed, uploaded_by=uploaded_by, dry_run=dry_run)
+            loading = load_task.with_options(timeout_seconds=settings.task_timeout_s)
+            result = await loading(settings, parsed, uploaded_by=uploaded_by, dry_run=dry_run)
     finally:
         store.dispose()
     folder = result.upload_id
@@ -111,5 +133,8 @@ async def bulk_load(
     if run.success:
         logger.info("%s", message)
         return Completed(message=message, data=data)
+    if run.exit_code == EXIT_REJECTED and run.accounted_for:
+        logger.warning("%s", message)
+        return Completed(name=ROWS_REJECTED, message=message, data=data)
     logger.error("%s", message)
     return Failed(message=message, data=data)

@@ -9,6 +9,23 @@ The flow only sequences: each country is the library's orchestrator
 order) with the ``extract-family`` task as its step; the references one family returns are
 given to the next task as an argument, never through shared state.
 
+Run hygiene: each run is named after what it does, ``nightly-cl-2026-12-03`` (the countries
+and the date of its scheduled start in the country's own time zone); a run longer than
+``SODTRACK_FLOW_TIMEOUT_S`` ends ``TimedOut``, and so does a country's extraction (the
+``extract-country`` subflow) longer than ``SODTRACK_TASK_TIMEOUT_S``.
+
+Two guards keep one country's extractions one at a time, and both are held:
+
+* the Prefect **global concurrency limit** ``sodtrack-nightly-<country>`` (limit 1, created
+  by the first run that needs it): a second Prefect run of the country waits for a slot, and
+  the UI shows it waiting (taken first, released at the end of the country's subflow);
+* the state store's **lock** ``nightly:<country>`` (taken next, by the library's
+  orchestrator): it also serialises ``sodtrack-etl extract`` runs from a terminal, which
+  Prefect does not see.
+
+Between Prefect runs the limit wins (the second run never reaches the lock); against a
+command-line run the lock does. Either wait ends after six hours (``LOCK_TIMEOUT_S``).
+
 The first task checks the configuration (``check-configuration``: settings, each country's
 base URL, credentials and token country, the state database, the warehouse folders): a
 ``ConfigurationError`` ends the run ``Failed`` with its one line as the message, before
@@ -22,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect import State, flow, get_run_logger
+from prefect.concurrency.asyncio import concurrency
 from prefect.states import Completed, Failed
 
 from sodtrack.contract.countries import get_country
@@ -31,13 +49,41 @@ from sodtrack.extract.families import Family, families_for
 from sodtrack.extract.report import FamilyRun
 from sodtrack.settings import Settings
 from tasks.extract import extract_family_task, report_task
-from tasks.runtime import check_configuration_task, open_state, open_warehouse
+from tasks.runtime import (
+    check_configuration_task,
+    ensure_country_limit,
+    flow_timeout_s,
+    open_state,
+    open_warehouse,
+)
 
 LOCK_TIMEOUT_S = 6 * 3600.0
 """How long a country's subflow waits for another run of the country to finish."""
 
 
-@flow(name="extract-country", flow_run_name="extract-{country}")
+def nightly_run_name(countries: list[str] | None, scheduled: datetime, default: str) -> str:
+    """``nightly-cl-2026-12-03``: the countries, and the scheduled day in the (first)
+    country's time zone (02:00 in Santiago is still the 3rd there, whatever UTC says)."""
+    codes = [get_country(c).code for c in (countries or [default])]
+    day = scheduled.astimezone(get_country(codes[0]).tz).date()
+    return f"nightly-{'-'.join(codes)}-{day.isoformat()}"
+
+
+def _nightly_name() -> str:
+    from prefect.runtime import flow_run
+
+    from sodtrack.errors import ConfigurationError
+    from sodtrack.settings import resolve_settings
+
+    try:
+        default = resolve_settings()[0].country
+    except ConfigurationError:  # check-configuration fails the run and says why
+        default = "cl"
+    scheduled = flow_run.scheduled_start_time or datetime.now(UTC)
+    return nightly_run_name(flow_run.parameters.get("countries"), scheduled, default)
+
+
+@flow(name="extract-country", flow_run_name="extract-{country}-{run_id}")
 async def extract_country(
     settings: Settings,
     country: str,
@@ -62,21 +108,23 @@ async def extract_country(
             docs_dir=docs,
         )
 
+    limit = await ensure_country_limit(country)
     store = open_state(settings)
     try:
-        return await runner.extract_country(
-            cx,
-            families,
-            step,
-            warehouse=open_warehouse(settings),
-            store=store,
-            lock_timeout_s=LOCK_TIMEOUT_S,
-        )
+        async with concurrency(limit, occupy=1, timeout_seconds=LOCK_TIMEOUT_S):
+            return await runner.extract_country(
+                cx,
+                families,
+                step,
+                warehouse=open_warehouse(settings),
+                store=store,
+                lock_timeout_s=LOCK_TIMEOUT_S,
+            )
     finally:
         store.dispose()
 
 
-@flow(name="nightly-extract")
+@flow(name="nightly-extract", flow_run_name=_nightly_name, timeout_seconds=flow_timeout_s())
 async def nightly(
     countries: list[str] | None = None,
     datasets: list[str] | None = None,
@@ -108,9 +156,10 @@ async def nightly(
     report = runner.start_report(
         run_id, started, codes, full_refresh=full_refresh, warehouse=settings.warehouse
     )
+    country_flow = extract_country.with_options(timeout_seconds=settings.task_timeout_s)
     per_country = await asyncio.gather(
         *(
-            extract_country(settings, code, run_id, families, full_refresh, lookback_minutes)
+            country_flow(settings, code, run_id, families, full_refresh, lookback_minutes)
             for code in codes
         )
     )

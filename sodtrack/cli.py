@@ -3,13 +3,15 @@
 The same library work the Prefect flows sequence, from a terminal, with progress bars:
 ``extract`` (nightly extraction), ``validate`` (re-run the suites on a published version),
 ``demo`` (the main job end to end against the embedded simulator), ``load``/``template``/
-``cancel`` (bulk loads) and ``watch`` (the upload inbox; it needs a Prefect server to announce
-uploads to: ``PREFECT_API_URL``, from the environment or the active Prefect profile, with
-``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server wants them). Heavy imports
+``cancel``/``sample`` (bulk loads; ``sample`` builds a realistic file from the configured API's
+live catalog, :mod:`sodtrack.sample`), ``watch`` (the upload inbox; it needs a Prefect server
+to announce uploads to: ``PREFECT_API_URL``, from the environment or the active Prefect
+profile, with ``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server wants them)
+and ``prefect secret|schedules|deploy`` (set-up of Prefect, :mod:`tasks.admin`). Heavy imports
 (pandas, pyarrow, Great Expectations) happen inside the commands so ``--help`` stays instant.
 
-The CLI is a shell, like ``flows/`` and ``tasks/``: ``watch`` imports the Prefect side
-(``tasks/watch.py``, where the Prefect API is) inside the command, so the rest of the library
+The CLI is a shell, like ``flows/`` and ``tasks/``: ``watch`` and ``prefect …`` import the
+Prefect side (``tasks/watch.py``, ``tasks/admin.py``) inside the command, so the rest of the library
 never imports Prefect. What the CLI and the demo share (console, progress bars, the extraction
 and the bulk load run and printed) is in :mod:`sodtrack.terminal`; neither imports the other.
 
@@ -586,7 +588,12 @@ def watch(
 ) -> None:
     """Watch the upload inbox: each new spreadsheet is stored under an upload id and a
     ``sodtrack.upload.received`` event starts the ``bulk-load`` deployment on Prefect."""
-    from sodtrack.bulkload.inbox import InboxWatcher, PrefectEventsEmitter, Registry
+    from sodtrack.bulkload.inbox import (
+        InboxWatcher,
+        PrefectEventsEmitter,
+        PrefectRunLookup,
+        Registry,
+    )
     from sodtrack.textsafe import printable
 
     logging.basicConfig(
@@ -620,6 +627,9 @@ def watch(
         )
         raise typer.Exit(EXIT_NO_API)
     emitter = PrefectEventsEmitter(api_url, api_key=api_key, auth_string=auth_string)
+    lookup = PrefectRunLookup(
+        api_url, ui_url=prefect_side.prefect_ui_url(), api_key=api_key, auth_string=auth_string
+    )
     registry = Registry(settings.state_url)
     watcher = InboxWatcher(
         inbox=settings.inbox,
@@ -628,6 +638,7 @@ def watch(
         default_country=settings.country,
         registry=registry,
         emit=emitter,
+        lookup=lookup,
         settle_s=settle,
         max_wait_s=max_wait,
     )
@@ -648,7 +659,136 @@ def watch(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         emitter.close()
+        lookup.close()
         registry.close()
+
+
+prefect_app = typer.Typer(
+    help="Set up Prefect for the pipeline: the secret block, deployments, schedules.",
+    no_args_is_help=True,
+)
+app.add_typer(prefect_app, name="prefect")
+
+DEFAULT_SECRET_BLOCK = "sodtrack-client-secret"  # noqa: S105 (a block's name, not a secret)
+"""The Secret block ``prefect secret`` writes when ``SODTRACK_CLIENT_SECRET_BLOCK`` is unset."""
+
+
+@prefect_app.command("secret")
+def prefect_secret(
+    from_env: Annotated[
+        bool,
+        typer.Option(
+            "--from-env",
+            help="Read the secret from SODTRACK_CLIENT_SECRET (environment or .env file).",
+        ),
+    ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Block name (default SODTRACK_CLIENT_SECRET_BLOCK, else {DEFAULT_SECRET_BLOCK})."
+        ),
+    ] = None,
+) -> None:
+    """Save the client secret into a Prefect Secret block, without a prompt; the value is
+    never printed, only where it was read from."""
+    if not from_env:
+        typer.echo("say where the secret comes from: --from-env", err=True)
+        raise typer.Exit(EXIT_CONFIGURATION)
+    from sodtrack.errors import ConfigurationError
+    from sodtrack.settings import resolve_settings
+
+    try:
+        settings, origin = resolve_settings()
+    except ConfigurationError as exc:
+        raise _configuration_error(exc) from None
+    source = origin.source("client_secret")
+    if source == "default":
+        typer.echo(
+            "configuration error: SODTRACK_CLIENT_SECRET is not set (environment or .env): "
+            "nothing to save",
+            err=True,
+        )
+        raise typer.Exit(EXIT_CONFIGURATION)
+    block = name or settings.client_secret_block or DEFAULT_SECRET_BLOCK
+    from tasks import admin  # the Prefect side, imported only here
+
+    admin.save_secret(block, settings.client_secret.get_secret_value())
+    typer.echo(f"Secret block {block!r} saved from SODTRACK_CLIENT_SECRET ({source})")
+    if settings.client_secret_block != block:
+        typer.echo(f"flow runs read it when the worker has SODTRACK_CLIENT_SECRET_BLOCK={block}")
+
+
+def _apply_schedules() -> None:
+    from sodtrack.errors import ConfigurationError
+    from sodtrack.settings import resolve_settings
+    from tasks import admin
+
+    try:
+        settings, _ = resolve_settings()
+    except ConfigurationError as exc:
+        raise _configuration_error(exc) from None
+    countries = settings.served_countries
+    for change in admin.apply_schedules(countries):
+        state = "on" if change.active else "off"
+        typer.echo(f"{change.slug}: {state}{' (changed)' if change.changed else ''}")
+
+
+@prefect_app.command("schedules")
+def prefect_schedules() -> None:
+    """Switch on the nightly schedules of the countries served here (SODTRACK_COUNTRIES, else
+    SODTRACK_COUNTRY), and every other one off."""
+    _apply_schedules()
+
+
+@prefect_app.command("deploy")
+def prefect_deploy() -> None:
+    """``prefect --no-prompt deploy --all`` from this checkout (deployments versioned by its git
+    revision), then ``prefect schedules``."""
+    from tasks import admin
+
+    code = admin.deploy()
+    if code:
+        raise typer.Exit(code)
+    _apply_schedules()
+
+
+@app.command()
+def sample(
+    path: Annotated[Path, typer.Argument(help="The file to write (.xlsx or .csv).")],
+    country: Annotated[str | None, typer.Option("--country", "-c")] = None,
+    rows: Annotated[int, typer.Option(min=1, help="Rows (bookings).")] = 40,
+    projects: Annotated[int, typer.Option(min=0, help="Projects among them (2-5 rows each).")] = 4,
+    errors: Annotated[
+        bool,
+        typer.Option(
+            "--errors/--no-errors",
+            help="Make three rows wrong on purpose (an unknown SKU, a postal code out of "
+            "coverage, an overpayment) so the rejects file has something to show.",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Same seed, same catalog: same file.")] = 11,
+) -> None:
+    """A realistic sample spreadsheet from the live catalog and coverage of the configured API
+    (SODTRACK_ENV/SODTRACK_BASE_URL): active services, covered postal codes, free slots."""
+    from sodtrack.client import country_client
+    from sodtrack.sample import write_sample_file
+
+    _logging(False)
+    overrides: dict[str, object] = {"country": country} if country else {}
+    settings, _ = _configure(
+        countries=[country] if country else None, overrides=overrides, state=False
+    )
+    code = settings.country
+
+    async def build() -> object:
+        async with country_client(settings, code) as client:
+            return await write_sample_file(
+                client, path, country=code, rows=rows, projects=projects, errors=errors, seed=seed
+            )
+
+    with _configuration_errors():
+        made = asyncio.run(build())
+    typer.echo(str(made))
 
 
 def main() -> None:

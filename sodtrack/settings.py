@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from pydantic import (
     ByteSize,
@@ -34,7 +34,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sodtrack.contract.countries import get_country
 from sodtrack.contract.environments import BASE_URLS
@@ -104,6 +104,24 @@ class Settings(BaseSettings):
         default=False,
         description="Allow sending credentials over plain http to a host outside loopback.",
     )
+    countries: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Countries this installation serves (its nightly schedules are the active "
+        "ones); empty = SODTRACK_COUNTRY alone. Comma-separated: cl,pe.",
+    )
+    flow_timeout_s: float = Field(
+        default=8 * 3600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="A flow run (nightly or bulk load) longer than this ends TimedOut.",
+    )
+    task_timeout_s: float = Field(
+        default=4 * 3600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="A country's extraction, or the load of an upload, longer than this "
+        "ends TimedOut.",
+    )
 
     # Upload limits, checked before a file is parsed (bulkload/reading/limits.py has the defaults).
     upload_max_file_bytes: ByteSize = Field(default=ByteSize(50 << 20), gt=0)
@@ -119,6 +137,18 @@ class Settings(BaseSettings):
     @classmethod
     def _check_country(cls, value: str) -> str:
         return get_country(value).code
+
+    @field_validator("countries", mode="before")
+    @classmethod
+    def _check_countries(cls, value: object) -> list[str]:
+        items: Any = value.split(",") if isinstance(value, str) else (value or [])
+        return [get_country(str(c).strip()).code for c in items if str(c).strip()]
+
+    @property
+    def served_countries(self) -> list[str]:
+        """``SODTRACK_COUNTRIES``, else ``SODTRACK_COUNTRY`` alone: the countries this
+        installation has credentials for (their nightly schedules are the active ones)."""
+        return list(dict.fromkeys(self.countries)) or [self.country]
 
     def base_url_for(self, country: str | None = None) -> str:
         """The API root (without ``/api/v1``) for a country, honouring the override.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
-from sodtrack.errors import InvalidSetting
+from sodtrack.errors import ConfigurationError, InvalidSetting
 from sodtrack.preflight import preflight
 from sodtrack.settings import Origin, Settings, resolve_settings
 from sodtrack.state import StateStore
@@ -91,6 +92,48 @@ def secret_from_block(name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"Secret block {name!r} must hold a non-empty string")
     return value
+
+
+def flow_timeout_s() -> float:
+    """``SODTRACK_FLOW_TIMEOUT_S`` for the flows' decorators (``timeout_seconds``).
+
+    Read when a flow's module is imported: a process worker imports it afresh in each flow
+    run's process, after the pull step moved to the checkout, so this is the worker's setting
+    at the start of the run. A value that does not validate falls back to the default here;
+    the run's ``check-configuration`` task then fails it with the setting named.
+    """
+    try:
+        return resolve_settings()[0].flow_timeout_s
+    except ConfigurationError:
+        default: float = Settings.model_fields["flow_timeout_s"].default
+        return default
+
+
+COUNTRY_LIMIT_PREFIX = "sodtrack-nightly-"
+"""Global concurrency limits ``sodtrack-nightly-<country>`` (limit 1): one nightly
+extraction of a country at a time, queued by Prefect."""
+
+
+async def ensure_country_limit(country: str) -> str:
+    """The name of the country's global concurrency limit, created (limit 1) if missing.
+
+    An operator may raise it or set it inactive (``prefect gcl update``/``disable``); it is
+    only created, never changed, here. Two runs creating it at once: one gets 409, fine.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    name = COUNTRY_LIMIT_PREFIX + country
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):
+                await client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+    return name
 
 
 def open_warehouse(settings: Settings) -> Warehouse:

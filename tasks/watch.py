@@ -26,3 +26,15 @@ def prefect_api() -> tuple[str | None, str | None, str | None]:
             os.environ.get("PREFECT_API_KEY"),
             os.environ.get("PREFECT_API_AUTH_STRING"),
         )
+
+
+def prefect_ui_url() -> str | None:
+    """Where the Prefect UI is (``PREFECT_UI_URL``, else derived from the API URL): the
+    watcher links each flow run it started there."""
+    try:
+        from prefect.settings import get_current_settings
+
+        url = get_current_settings().ui_url
+        return str(url) if url else None
+    except Exception:  # prefect not importable: the environment alone
+        return os.environ.get("PREFECT_UI_URL")

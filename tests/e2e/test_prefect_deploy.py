@@ -2,7 +2,9 @@
 
 One Prefect server (a subprocess, its own ``PREFECT_HOME``) and one simulator serving Chile
 and Peru (``sodtrack-sim serve --country cl --country pe``) serve the whole module;
-``prefect --no-prompt deploy --all`` runs from the checkout, as an operator would. Each
+``sodtrack-etl prefect deploy`` (``prefect --no-prompt deploy --all``, then the schedules of
+the countries served, ``SODTRACK_COUNTRIES=cl,pe``, on) runs from the checkout, as an
+operator would, and ``sodtrack-etl prefect secret --from-env`` creates the Secret block. Each
 variant (the state store on SQLite, then on PostgreSQL) starts its own process worker and
 inbox watcher with the environment its flow runs inherit, and checks, all at once:
 
@@ -12,8 +14,10 @@ inbox watcher with the environment its flow runs inherit, and checks, all at onc
   Chile tasks never overlap in time (the ``nightly:cl`` lock in the state store);
 * a spreadsheet dropped into ``<inbox>/cl/`` (written under a temporary name, then renamed)
   triggers ``bulk-load`` through the ``sodtrack.upload.received`` event; the run completes
-  and its results file lands in ``<outbox>/<upload_id>/``; the same bytes dropped again
-  start no second run;
+  and its results file lands in ``<outbox>/<upload_id>/``; the run is named
+  ``bulk-load-cl-<upload_id>`` and the watcher writes its id, link and final state into
+  ``receipt.json``; the same bytes dropped again start no second run; dropped into
+  ``<inbox>/cl/check/`` they start a dry run (``check_only``) that creates nothing;
 * two ``bulk-load`` runs of one file submitted at the same moment both complete, one creating
   the rows and the other finding them (the ``load:<sha256>`` lock), and the simulator holds
   each booking once.
@@ -38,7 +42,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -170,6 +174,8 @@ class Stack:
     prefect_env: dict[str, str]
     logs: Path
     deployments: dict[str, Any]
+    deploy_output: str = ""
+    schedules_after_deploy: dict[str, bool] = field(default_factory=dict)
 
     def client(self) -> Any:
         from prefect.client.orchestration import get_client
@@ -222,20 +228,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _wait("the Prefect server", lambda: healthy(f"{api_url}/health"), SERVER_START_S, server)
         print(f"prefect server healthy after {time.monotonic() - started:.0f}s")
         _run([str(BIN / "prefect"), "work-pool", "create", "sodtrack", "--type", "process"], env)
-        _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env)
+        admin_env = env | {"SODTRACK_COUNTRIES": "cl,pe", "SODTRACK_ENV_FILE": "none"}
+        deployed = _run([str(BIN / "sodtrack-etl"), "prefect", "deploy"], admin_env)
         print(f"deployed after {time.monotonic() - started:.0f}s")
+        secret_env = admin_env | {
+            "SODTRACK_CLIENT_SECRET": "sim-secret",
+            "SODTRACK_CLIENT_SECRET_BLOCK": SECRET_BLOCK,
+        }
+        saved = _run([str(BIN / "sodtrack-etl"), "prefect", "secret", "--from-env"], secret_env)
+        assert "sim-secret" not in saved
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            from prefect.blocks.system import Secret
-
-            Secret(value="sim-secret").save(SECRET_BLOCK, overwrite=True)
-            stack = Stack(api_url, sim_url, env, logs, {})
+            stack = Stack(api_url, sim_url, env, logs, {}, deployed)
             with stack.client() as client:
                 for name in ("nightly-extract/nightly-extract", "bulk-load/bulk-load"):
                     stack.deployments[name] = client.read_deployment_by_name(name)
                 nightly = stack.deployments["nightly-extract/nightly-extract"]
-                # The schedules are real (pinned in tests/orchestration); pause them so a
-                # 02:00 somewhere during the test does not start an extra run.
+                # The schedules are real (pinned in tests/orchestration); once their state
+                # after the deploy is recorded, pause them so a 02:00 somewhere during the
+                # test does not start an extra run.
                 for s in client.read_deployment_schedules(nightly.id):
+                    stack.schedules_after_deploy[s.slug or ""] = s.active
                     client.update_deployment_schedule(nightly.id, s.id, active=False)
             yield stack
     finally:
@@ -249,7 +261,16 @@ def test_deployments_as_declared(stack: Stack) -> None:
     assert nightly.entrypoint == "flows/nightly.py:nightly"
     assert load.entrypoint == "flows/bulk_load.py:bulk_load"
     assert nightly.work_pool_name == load.work_pool_name == "sodtrack"
-    assert nightly.pull_steps == [{"tasks.deploy.set_project_directory": {}}]
+    from tasks.deploy import checkout_revision
+
+    revision = checkout_revision()
+    assert nightly.version == load.version == revision
+    assert nightly.pull_steps == [
+        {"tasks.deploy.set_project_directory": {"expected_revision": revision}}
+    ]
+    assert stack.schedules_after_deploy == {f"nightly-{c}": c in ("cl", "pe") for c in COUNTRIES}, (
+        stack.deploy_output
+    )
     schedules = {
         s.schedule.timezone: (s.schedule.cron, s.parameters["countries"]) for s in nightly.schedules
     }
@@ -300,7 +321,7 @@ def _task_intervals(stack: Stack, parents: list[uuid.UUID], country: str) -> dic
                 parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=parents)
             )
         )
-        mine = [f.id for f in subflows if f.name == f"extract-{country}"]
+        mine = [f.id for f in subflows if f.name.startswith(f"extract-{country}-")]
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=mine)))
     spans: dict[Any, Any] = {}
     for t in tasks:
@@ -437,9 +458,26 @@ def _variant(stack: Stack, tmp_path: Path, v: Variant, state_url: str) -> None:
         assert len(triggered) == 1
         assert triggered[0].parameters["path"] == str(uploads / upload_id / "june.xlsx")
         assert triggered[0].parameters["outbox"] == str(outbox)
+        assert triggered[0].parameters["dry_run"] is False
         load_run = _final(stack, triggered[0].id, *procs)
         _assert_completed(load_run, *procs)
+        # named when it starts on the worker (the server gives a random name until then)
+        assert load_run.name == f"bulk-load-cl-{upload_id}"
         assert "12 created" in load_run.state.message
+
+        def followed() -> dict[str, Any] | None:
+            receipt = json.loads((outbox / upload_id / "receipt.json").read_text())
+            run = receipt.get("flow_run") or {}
+            return run if run.get("final") else None
+
+        recorded = _wait("the run's final state in receipt.json", followed, 60, watcher)
+        assert recorded["id"] == str(load_run.id)
+        assert recorded["name"] == f"bulk-load-cl-{upload_id}"
+        assert recorded["state"] == "Completed"
+        assert recorded["url"].endswith(f"/runs/flow-run/{load_run.id}")
+        watcher_log = watcher.log_path.read_text()
+        assert f"upload {upload_id}: event sodtrack.upload.received accepted" in watcher_log
+        assert f"started flow run bulk-load-cl-{upload_id} ({load_run.id})" in watcher_log
         results = sorted(p.name for p in (outbox / upload_id).glob("*.results.*"))
         assert results, f"no results file in {outbox / upload_id}"
         assert not (inbox / "cl" / "june.xlsx").exists()
@@ -454,9 +492,25 @@ def _variant(stack: Stack, tmp_path: Path, v: Variant, state_url: str) -> None:
         receipt = json.loads((outbox / upload_id / "receipt.json").read_text())
         assert receipt["drops"] == 2
 
+        # The same bytes into cl/check/: a check only, a dry run that creates nothing.
+        before_check = _bookings_by_reference(stack)
+        (inbox / "cl" / "check").mkdir()
+        shutil.copyfile(inbox_file, inbox / "cl" / "check" / "june.xlsx")
+        check_id = upload_id_for(file_sha256(inbox_file), "cl", dry_run=True)
+        [checking] = _wait(
+            "the check-only run", lambda: _bulk_runs(stack, check_id) or None, 180, *procs
+        )
+        assert checking.parameters["dry_run"] is True
+        checked = _final(stack, checking.id, *procs)
+        _assert_completed(checked, *procs)
+        assert checked.name == f"bulk-load-cl-{check_id}"
+        assert "all 12 rows accounted for" in checked.state.message, checked.state.message
+        assert _bookings_by_reference(stack) == before_check, "a check created something"
+
         # Nightly: both countries published, with the secret from the block.
         run = _final(stack, both, *procs)
         _assert_completed(run, *procs)
+        assert run.name.startswith("nightly-cl-pe-20"), run.name
         from sodtrack.warehouse import Warehouse
 
         wh = Warehouse(str(data / "warehouse"))

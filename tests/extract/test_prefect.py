@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from prefect.logging import disable_run_logger
 
+from sodtrack.contract.countries import get_country
 from sodtrack.extract import Family
 from sodtrack.extract.runner import CountryExtraction
 from sodtrack.settings import Settings
@@ -68,6 +69,9 @@ def test_nightly_flow_publishes_and_leaves_artifacts(
     assert state.is_completed(), state.message
     result = state.result()
     assert result["success"] is True
+    name, started, limit = asyncio.run(_run_name_and_limit(state, "sodtrack-nightly-cl"))
+    assert name == f"nightly-cl-{started.astimezone(get_country('cl').tz).date().isoformat()}"
+    assert (limit.limit, limit.active_slots) == (1, 0), "created, and released after the run"
     run_id = result["run_id"]
     datasets = {d["dataset"]: d for f in result["families"] for d in f["datasets"]}
     assert sorted(datasets) == sorted(DATASET_NAMES)
@@ -93,6 +97,32 @@ def test_nightly_flow_publishes_and_leaves_artifacts(
         sim_bookings(app),  # type: ignore[arg-type]
     )
     assert sim_of(app).counters.requests  # type: ignore[arg-type]
+
+
+async def _run_name_and_limit(state: Any, limit: str) -> tuple[str, datetime, Any]:
+    """The run's name and scheduled start (what its name is made of), and the limit."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        run = await client.read_flow_run(state.state_details.flow_run_id)
+        assert run.expected_start_time is not None
+        found = await client.read_global_concurrency_limit_by_name(limit)
+        return run.name, run.expected_start_time, found
+
+
+def test_nightly_run_names_say_the_countries_and_the_local_day() -> None:
+    from flows.nightly import nightly_run_name
+
+    # 02:00 in Santiago on 3 December is 05:00 UTC; 23:30 UTC on the 2nd is still the 2nd there
+    assert nightly_run_name(["cl"], datetime(2026, 12, 3, 5, tzinfo=UTC), "pe") == (
+        "nightly-cl-2026-12-03"
+    )
+    assert nightly_run_name(None, datetime(2026, 12, 3, 1, 30, tzinfo=UTC), "cl") == (
+        "nightly-cl-2026-12-02"
+    )
+    assert nightly_run_name(["CL", "pe"], datetime(2026, 12, 3, 12, tzinfo=UTC), "cl") == (
+        "nightly-cl-pe-2026-12-03"
+    )
 
 
 def test_settings_and_folders_from_the_environment(env: tuple[object, Path]) -> None:

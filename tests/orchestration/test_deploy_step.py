@@ -33,3 +33,58 @@ def test_an_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert Path.cwd() == tmp_path
     with pytest.raises(FileNotFoundError, match="not a checkout"):
         set_project_directory(str(tmp_path / "elsewhere"))
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    done = subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_the_revision_is_the_checkouts_commit(tmp_path: Path) -> None:
+    from tasks.deploy import checkout_revision
+
+    repo = tmp_path / "checkout"
+    (repo / "flows").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "flows" / "x.py").write_text("x = 1\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "one")
+    _git(repo, "tag", "v1")  # a tag does not hide the commit
+    commit = _git(repo, "rev-parse", "--short=12", "HEAD")
+    assert checkout_revision(repo) == commit
+    (repo / "flows" / "x.py").write_text("x = 2\n")
+    assert checkout_revision(repo) == f"{commit}-dirty"
+
+
+def test_outside_git_the_package_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    from tasks.deploy import checkout_revision
+
+    assert checkout_revision(tmp_path) == f"sodtrack-{version('sodtrack-pipeline')}"
+
+
+def test_a_worker_at_another_revision_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tasks.deploy import checkout_revision
+
+    monkeypatch.delenv("SODTRACK_PROJECT_DIR", raising=False)
+    here = checkout_revision()
+    with caplog.at_level("WARNING", logger="sodtrack.deploy"):
+        set_project_directory(expected_revision=here)
+        assert caplog.records == []
+        set_project_directory(expected_revision="0123456789ab")
+    [record] = caplog.records
+    assert f"is at {here}, the deployment was made from 0123456789ab" in record.getMessage()

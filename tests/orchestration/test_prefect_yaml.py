@@ -1,10 +1,18 @@
-"""``prefect.yaml`` pinned: deployments, entrypoints, schedules, triggers, and that every
-parameter it passes exists on the flow it names."""
+"""``prefect.yaml`` pinned: deployments, entrypoints, schedules, triggers, versions, and that
+every parameter it passes exists on the flow it names.
+
+``golden/deployments.json`` is the deployment list as ``prefect deploy --all`` creates it
+(names, entrypoints, tags, schedules with their slugs and ``active``, triggers, version
+template); a change to ``prefect.yaml`` that changes it shows up as a diff of that file.
+Regenerate it on purpose with ``SODTRACK_UPDATE_GOLDEN=1``.
+"""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +23,7 @@ from sodtrack.bulkload.inbox import EVENT_NAME, RESOURCE_PREFIX
 from sodtrack.contract.countries import COUNTRIES
 
 ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden" / "deployments.json"
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +55,52 @@ def test_the_deployments(config: dict[str, Any]) -> None:
         assert d["work_pool"]["name"] == "sodtrack"
 
 
+def deployment_list(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """What ``prefect deploy --all`` creates from the file, in a stable shape."""
+    return [
+        {
+            "name": f"{_flow_name(d['entrypoint'])}/{d['name']}",
+            "entrypoint": d["entrypoint"],
+            "version": d.get("version"),
+            "tags": d.get("tags", []),
+            "work_pool": d["work_pool"]["name"],
+            "schedules": [
+                {k: s.get(k) for k in ("slug", "cron", "timezone", "active", "parameters")}
+                for s in d.get("schedules") or []
+            ],
+            "triggers": d.get("triggers") or [],
+        }
+        for d in config["deployments"]
+    ]
+
+
+def _flow_name(entrypoint: str) -> str:
+    path, _, name = entrypoint.partition(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    return str(getattr(module, name).name)
+
+
+def test_the_deployment_list_is_the_golden_one(config: dict[str, Any]) -> None:
+    current = json.dumps(deployment_list(config), indent=2, ensure_ascii=False) + "\n"
+    if os.environ.get("SODTRACK_UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(current)
+    assert current == GOLDEN.read_text(), (
+        "prefect.yaml changed the deployments: review, then SODTRACK_UPDATE_GOLDEN=1"
+    )
+
+
 def test_the_pull_step_works_from_any_checkout(config: dict[str, Any]) -> None:
-    assert config["pull"] == [{"tasks.deploy.set_project_directory": {}}]
-    assert config["build"] is None
+    assert config["pull"] == [
+        {"tasks.deploy.set_project_directory": {"expected_revision": "{{ revision.version }}"}}
+    ]
     assert config["push"] is None
+
+
+def test_deployments_are_versioned_by_the_git_revision(config: dict[str, Any]) -> None:
+    assert config["build"] == [{"tasks.deploy.revision": {"id": "revision"}}]
+    for d in config["deployments"]:
+        assert d["version"] == "{{ revision.version }}", d["name"]
 
 
 def test_nightly_runs_each_country_at_two_in_its_own_time_zone(config: dict[str, Any]) -> None:
@@ -59,8 +110,9 @@ def test_nightly_runs_each_country_at_two_in_its_own_time_zone(config: dict[str,
         for s in nightly["schedules"]
     }
     assert schedules == {
-        (f"nightly-{c.code}", "0 2 * * *", c.time_zone, (c.code,), True) for c in COUNTRIES.values()
-    }, "a country was added or changed: give it its schedule in prefect.yaml"
+        (f"nightly-{c.code}", "0 2 * * *", c.time_zone, (c.code,), False)
+        for c in COUNTRIES.values()
+    }, "a country was added or changed: give it its schedule in prefect.yaml (off)"
     assert not nightly.get("triggers")
 
 
@@ -78,6 +130,7 @@ def test_bulk_load_runs_on_the_upload_event_only(config: dict[str, Any]) -> None
                 "country": "{{ event.payload.country }}",
                 "outbox": "{{ event.payload.outbox }}",
                 "upload_id": "{{ event.payload.upload_id }}",
+                "dry_run": "{{ event.payload.check_only }}",
             },
         }
     ]

@@ -31,6 +31,11 @@ files that are complete:
 * **country** = the sub-folder: ``<inbox>/cl/bookings.xlsx`` is for Chile; a file at the top
   of the inbox is for the default country (``SODTRACK_COUNTRY``). A file in a folder that is
   not a country code is left where it is (logged once).
+* **check only** = a ``check/`` folder: ``<inbox>/cl/check/bookings.xlsx`` (or
+  ``<inbox>/check/x.xlsx`` for the default country) is announced with ``check_only: true``
+  and the ``bulk-load`` run is a dry run (every check, the same results file, nothing
+  created). Its upload id is the dry run's (``upl_cl_…-dry``), so checking a file never
+  stops the same file from being loaded for real later.
 
 A complete file is copied to ``<uploads>/<upload_id>/<name>`` while its SHA-256 is computed,
 registered, removed from the inbox, and announced by ``emit`` (the ``sodtrack-etl watch``
@@ -47,6 +52,13 @@ is a UUID5 of the upload id, so an event re-sent after a crash between "sent" an
 is de-duplicated by the Prefect server, and even a second run would resume the same upload in
 the load ledger and create nothing twice.
 
+What the watcher says. It logs each event Prefect accepted, then the flow run it started
+(found by its name, :func:`bulk_load_run_name`, through ``lookup``: the ``sodtrack-etl watch``
+command asks the Prefect API; a run takes that name when it starts on a worker) with its
+link, and that run's final state; ``receipt.json`` gets the same (``flow_run``: id, name, url,
+state, message) as soon as each is known. Only uploads announced since the watcher started
+are followed.
+
 Owner-only: stored uploads, their folders and ``receipt.json`` hold customers' personal
 data and are created ``0600``/``0700`` on a local filesystem (:mod:`sodtrack.private`); file
 names are logged through :func:`sodtrack.textsafe.printable` (a newline in a file name cannot
@@ -62,6 +74,7 @@ emitter), :mod:`.registry` (once only), :mod:`.watcher` (the poll loop).
 """
 
 from sodtrack.bulkload.inbox.completeness import (
+    CHECK_FOLDER,
     DEFAULT_MAX_WAIT_S,
     DONE_SUFFIX,
     Fingerprint,
@@ -70,14 +83,20 @@ from sodtrack.bulkload.inbox.completeness import (
     csv_incomplete_reason,
     incomplete_reason,
     is_candidate,
+    place_of,
     zip_incomplete_reason,
 )
 from sodtrack.bulkload.inbox.events import (
     EVENT_NAME,
+    FINAL_STATES,
     RESOURCE_PREFIX,
     Emitter,
     PrefectEventsEmitter,
+    PrefectRunLookup,
     Received,
+    RunInfo,
+    RunLookup,
+    bulk_load_run_name,
     event_id_for,
     upload_event,
 )
@@ -85,23 +104,30 @@ from sodtrack.bulkload.inbox.registry import Registry, inbox_table
 from sodtrack.bulkload.inbox.watcher import InboxWatcher
 
 __all__ = [
+    "CHECK_FOLDER",
     "DEFAULT_MAX_WAIT_S",
     "DONE_SUFFIX",
     "EVENT_NAME",
+    "FINAL_STATES",
     "RESOURCE_PREFIX",
     "Emitter",
     "Fingerprint",
     "InboxWatcher",
     "PrefectEventsEmitter",
+    "PrefectRunLookup",
     "Received",
     "Registry",
+    "RunInfo",
+    "RunLookup",
     "Stability",
+    "bulk_load_run_name",
     "country_of",
     "csv_incomplete_reason",
     "event_id_for",
     "inbox_table",
     "incomplete_reason",
     "is_candidate",
+    "place_of",
     "upload_event",
     "zip_incomplete_reason",
 ]

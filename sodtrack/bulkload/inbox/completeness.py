@@ -20,6 +20,8 @@ TEMP_SUFFIXES = frozenset(
     {".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".filepart", ".swp"}
 )
 READ_CHUNK = 1 << 20
+CHECK_FOLDER = "check"
+"""``<inbox>[/<country>]/check/<name>``: load nothing, check every row (a dry run)."""
 DONE_SUFFIX = ".done"
 """``<name>.done`` beside a file: its writer says the file is complete."""
 DEFAULT_MAX_WAIT_S = 900.0
@@ -43,11 +45,22 @@ def is_candidate(name: str) -> bool:
 def country_of(relative: str, default: str) -> str | None:
     """The country of a file from its place in the inbox (``cl/x.xlsx`` → ``cl``); a file at
     the top is for ``default``; ``None`` for any other place (unknown folder, too deep)."""
+    place = place_of(relative, default)
+    return place[0] if place is not None else None
+
+
+def place_of(relative: str, default: str) -> tuple[str, bool] | None:
+    """(country, check only) of a file from its place in the inbox: ``cl/x.xlsx`` → ``("cl",
+    False)``, ``cl/check/x.xlsx`` → ``("cl", True)``, ``check/x.xlsx`` → ``(default, True)``;
+    ``None`` for any other place."""
     parts = relative.strip("/").split("/")
+    check = len(parts) >= 2 and parts[-2].lower() == CHECK_FOLDER
+    if check:
+        parts = parts[:-2] + parts[-1:]
     if len(parts) == 1:
-        return get_country(default).code
+        return get_country(default).code, check
     if len(parts) == 2 and parts[0].lower() in COUNTRIES:
-        return parts[0].lower()
+        return parts[0].lower(), check
     return None
 
 

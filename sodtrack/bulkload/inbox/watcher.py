@@ -24,11 +24,19 @@ from sodtrack.bulkload.inbox.completeness import (
     READ_CHUNK,
     Fingerprint,
     Stability,
-    country_of,
     incomplete_reason,
     is_candidate,
+    place_of,
 )
-from sodtrack.bulkload.inbox.events import Emitter, Received, upload_event
+from sodtrack.bulkload.inbox.events import (
+    EVENT_NAME,
+    Emitter,
+    Received,
+    RunInfo,
+    RunLookup,
+    bulk_load_run_name,
+    upload_event,
+)
 from sodtrack.bulkload.inbox.registry import Registry, iso_timestamp
 from sodtrack.contract.countries import COUNTRIES, get_country
 from sodtrack.private import private_dir, touch_private
@@ -109,6 +117,7 @@ class InboxWatcher:
         default_country: str,
         registry: Registry,
         emit: Emitter,
+        lookup: RunLookup | None = None,
         settle_s: float = 1.0,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
@@ -120,6 +129,8 @@ class InboxWatcher:
         self.default_country = get_country(default_country).code
         self.registry = registry
         self.emit = emit
+        self.lookup = lookup
+        self._following: dict[str, tuple[Received, RunInfo | None]] = {}
         self.clock = clock
         self.wall_clock = wall_clock
         self.max_wait_s = max_wait_s
@@ -154,6 +165,7 @@ class InboxWatcher:
             if received is not None:
                 taken.append(received)
         self._announce_pending()
+        self._follow_runs()
         return taken
 
     def run(self, *, interval_s: float = 2.0, stop: threading.Event | None = None) -> None:
@@ -175,7 +187,7 @@ class InboxWatcher:
     def _list(self) -> dict[str, Fingerprint]:
         fs = self.inbox.fs
         try:
-            found = fs.find(self.inbox.root, maxdepth=2, withdirs=False, detail=True)
+            found = fs.find(self.inbox.root, maxdepth=3, withdirs=False, detail=True)
         except FileNotFoundError:
             return {}
         listing: dict[str, Fingerprint] = {}
@@ -219,14 +231,15 @@ class InboxWatcher:
 
     def _take(self, path: str, fp: Fingerprint, now: float, *, marked: bool) -> Received | None:
         relative = self.inbox.relative(path)
-        country = country_of(relative, self.default_country)
+        place = place_of(relative, self.default_country)
         name = posixpath.basename(path)
-        if country is None:
+        if place is None:
             if (path, fp) not in self._ignored:
                 self._ignored.add((path, fp))
                 log.warning("%s: not in a country folder (<inbox>/<country>/%s): left there",
                             printable(relative), printable(name))  # fmt: skip
             return None
+        country, check_only = place
         if not marked and not self._whole(path, fp, now):
             return None
         staging = self.uploads.join(".incoming", f"{uuid.uuid4().hex}-{name}")
@@ -238,7 +251,7 @@ class InboxWatcher:
                          printable(relative))  # fmt: skip
                 self.stability.forget(path)
                 return None
-            upload_id = upload_id_for(sha256, country)
+            upload_id = upload_id_for(sha256, country, dry_run=check_only)
             known = self.registry.get(upload_id)
             dest = self.uploads.join(upload_id, name)
             if known is None:
@@ -287,8 +300,9 @@ class InboxWatcher:
                 dst.write(chunk)
         return digest.hexdigest(), size
 
-    def _receipt(self, received: Received) -> None:
-        """``<outbox>/<upload_id>/receipt.json``: operations see the upload id at once."""
+    def _receipt(self, received: Received, run: RunInfo | None = None) -> None:
+        """``<outbox>/<upload_id>/receipt.json``: operations see the upload id at once, then
+        the flow run it started (id, name, link) and that run's final state."""
         folder = self.outbox.join(received.upload_id)
         self.outbox.makedirs(folder)
         row = self.registry.get(received.upload_id) or {}
@@ -302,13 +316,35 @@ class InboxWatcher:
             "received_at": row.get("received_at", received.received_at),
             "drops": row.get("drops", 1),
             "last_drop_at": row.get("last_drop_at", received.received_at),
+            "check_only": received.check_only,
             "note": (
-                "received; the bulk load starts on its own"
+                (
+                    "received for a check: every row is checked, nothing is created"
+                    if received.check_only
+                    else "received; the bulk load starts on its own"
+                )
                 if row.get("drops", 1) == 1
                 else "the same file was dropped again: it is loaded once (see the first run)"
             ),
         }
-        with self.outbox.open_new(posixpath.join(folder, "receipt.json"), "w") as fh:
+        receipt = posixpath.join(folder, "receipt.json")
+        if run is None:  # a drop again: keep what is known of the first run
+            with (
+                contextlib.suppress(FileNotFoundError, ValueError, KeyError),
+                self.outbox.fs.open(receipt, "r") as fh,
+            ):
+                body["flow_run"] = json.loads(fh.read())["flow_run"]
+        else:
+            body["flow_run"] = {
+                "id": run.id,
+                "name": run.name,
+                "url": run.url,
+                "state": run.state_name,
+                "state_type": run.state,
+                "message": run.message,
+                "final": run.final,
+            }
+        with self.outbox.open_new(receipt, "w") as fh:
             fh.write(json.dumps(body, indent=2))
 
     def _announce(self, received: Received) -> None:
@@ -320,6 +356,38 @@ class InboxWatcher:
             self.registry.release(received.upload_id)
             return
         self.registry.mark_emitted(received.upload_id)
+        mode = ", check only" if received.check_only else ""
+        log.info("upload %s: event %s accepted by Prefect (%s%s)", received.upload_id,
+                 EVENT_NAME, received.country, mode)  # fmt: skip
+        if self.lookup is not None:
+            self._following[received.upload_id] = (received, None)
+
+    def _follow_runs(self) -> None:
+        """Log and record the run each announced upload started, then its final state."""
+        if self.lookup is None:
+            return
+        for upload_id, (received, known) in list(self._following.items()):
+            name = bulk_load_run_name(
+                received.country, received.upload_id, dry_run=received.check_only
+            )
+            try:
+                run = self.lookup(name)
+            except Exception as exc:  # the Prefect API is down: try again at the next poll
+                log.warning("upload %s: flow run not looked up (%s); retrying", upload_id,
+                            type(exc).__name__)  # fmt: skip
+                continue
+            if run is None or run == known:
+                continue
+            if known is None or known.id != run.id:
+                log.info("upload %s: started flow run %s (%s) %s", upload_id, run.name,
+                         run.id, run.url or "")  # fmt: skip
+            if run.final:
+                log.info("upload %s: flow run %s ended %s: %s", upload_id, run.name,
+                         run.state_name, printable(run.message or ""))  # fmt: skip
+                del self._following[upload_id]
+            else:
+                self._following[upload_id] = (received, run)
+            self._receipt(received, run)
 
     def _announce_pending(self) -> None:
         for received in self.registry.take_pending():

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prefect.logging import disable_run_logger
 
+from flows.bulk_load import ROWS_REJECTED
 from tasks.load import (
     COUNTS_KEY,
     REJECTED_KEY,
@@ -39,6 +40,17 @@ def _table(key: str) -> list[dict[str, Any]]:
     data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
     assert isinstance(data, list)
     return data
+
+
+def _flow_run(state: Any) -> Any:
+    """The flow run as the server has it (name, final state): what the runs list shows."""
+    from prefect.client.orchestration import get_client
+
+    async def read() -> Any:
+        async with get_client() as client:
+            return await client.read_flow_run(state.state_details.flow_run_id)
+
+    return asyncio.run(read())
 
 
 def _run_artifacts(state: Any) -> list[Any]:
@@ -104,11 +116,15 @@ def test_clean_file_completes_with_artifacts(prefect_harness: None, sim: Sim) ->
 @pytest.mark.prefect
 @pytest.mark.slow
 @pytest.mark.xdist_group("load-shell-prefect")  # one worker, one harness (--dist loadgroup)
-def test_rejected_rows_fail_the_run_and_say_so(prefect_harness: None, sim: Sim) -> None:
+def test_rejected_rows_end_in_their_own_state_and_say_so(prefect_harness: None, sim: Sim) -> None:
+    """Every row answered, some rejected: ``Completed`` named "Rows rejected" (not a crash,
+    nothing to re-run), the counts in the message; the run named after the upload."""
     sample = file_with_rejects(sim.root / "inbox" / "sample.xlsx")
     writes = sim.writes()
     dry = _run(path=str(sample.path), dry_run=True, outbox=str(sim.root / "elsewhere"))
-    assert dry.is_failed()
+    assert dry.is_completed(), dry.message
+    assert dry.name == ROWS_REJECTED
+    assert _flow_run(dry).name == "bulk-load-default-sample.xlsx-dry"
     assert sim.writes() == writes, "a dry run creates nothing"
     dry_data = dry.result(raise_on_failure=False)
     assert dry_data["dry_run"] is True
@@ -116,8 +132,15 @@ def test_rejected_rows_fail_the_run_and_say_so(prefect_harness: None, sim: Sim) 
     assert dry_data["counts"]["would_create"] == sample.rows - 3
     assert Path(dry_data["out_dir"]).parent == sim.root / "elsewhere"
 
-    state = _run(path=str(sample.path), country="cl", uploaded_by="ops@example.com")
-    assert state.is_failed()
+    state = _run(
+        path=str(sample.path), country="cl", uploaded_by="ops@example.com", upload_id="upl_x"
+    )
+    assert state.is_completed(), state.message
+    assert state.name == ROWS_REJECTED
+    run = _flow_run(state)
+    assert run.name == "bulk-load-cl-upl_x"
+    assert run.state is not None
+    assert (run.state.type.value, run.state.name) == ("COMPLETED", ROWS_REJECTED)
     assert "3 rejected, 0 skipped, 0 failed (transient)" in state.message
     assert f"all {sample.rows} rows accounted for" in state.message
     data = state.result(raise_on_failure=False)
@@ -151,3 +174,30 @@ def test_read_task_logic(tmp_path: Path) -> None:
         parsed = read_upload_task.fn(str(path), "CL")
     assert parsed.country == "cl"
     assert parsed.has_upload_errors  # required columns missing: a file-level error
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+@pytest.mark.xdist_group("load-shell-prefect")  # one worker, one harness (--dist loadgroup)
+def test_a_load_past_its_task_timeout_ends_timed_out(
+    prefect_harness: None, sim: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SODTRACK_TASK_TIMEOUT_S`` bounds the ``load-upload`` task (a deadline already past
+    when the task starts: no waiting, no timing); nothing is created, the run fails."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    path = clean_file(sim.root / "inbox" / "late.xlsx", rows=4, projects=1)
+    monkeypatch.setenv("SODTRACK_TASK_TIMEOUT_S", "0.000001")
+    writes = sim.writes()
+    state = _run(path=str(path), country="cl")
+    assert state.is_failed()
+    assert sim.writes() == writes
+
+    async def task_states() -> dict[str, str]:
+        async with get_client() as client:
+            ids = FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=ids))
+            return {r.name.rsplit("-", 1)[0]: str(r.state.name) for r in runs if r.state}
+
+    assert asyncio.run(task_states())["load-upload"] == "TimedOut"
