@@ -9,6 +9,12 @@ The flow only sequences: each country is the library's orchestrator
 order) with the ``extract-family`` task as its step; the references one family returns are
 given to the next task as an argument, never through shared state.
 
+After each family, the shell announces its datasets (:mod:`tasks.signals`): a
+``sodtrack.dataset.published`` event and an asset materialisation per dataset published, a
+``sodtrack.dataset.quarantined`` event per dataset quarantined; after a country whose
+families were all published, ``sodtrack.nightly.completed`` (what the deadline alerts
+expect).
+
 The first task checks the configuration (``check-configuration``: settings, each country's
 base URL, credentials and token country, the state database, the warehouse folders): a
 ``ConfigurationError`` ends the run ``Failed`` with its one line as the message, before
@@ -32,6 +38,7 @@ from sodtrack.extract.report import FamilyRun
 from sodtrack.settings import Settings
 from tasks.extract import extract_family_task, report_task
 from tasks.runtime import check_configuration_task, open_state, open_warehouse
+from tasks.signals import announce_country, announce_family
 
 LOCK_TIMEOUT_S = 6 * 3600.0
 """How long a country's subflow waits for another run of the country to finish."""
@@ -52,7 +59,7 @@ async def extract_country(
     async def step(
         family: Family, cx: runner.CountryExtraction, references: runner.References
     ) -> runner.FamilyExtraction:
-        return await extract_family_task(
+        done = await extract_family_task(
             settings,
             cx,
             family,
@@ -61,10 +68,12 @@ async def extract_country(
             lookback_minutes=lookback_minutes,
             docs_dir=docs,
         )
+        announce_family(settings, done.run, cx.run_id)  # events and assets (tasks/signals.py)
+        return done
 
     store = open_state(settings)
     try:
-        return await runner.extract_country(
+        runs = await runner.extract_country(
             cx,
             families,
             step,
@@ -74,6 +83,8 @@ async def extract_country(
         )
     finally:
         store.dispose()
+    announce_country(country, runs, cx.run_id)
+    return runs
 
 
 @flow(name="nightly-extract")
