@@ -3,13 +3,16 @@
 The same library work the Prefect flows sequence, from a terminal, with progress bars:
 ``extract`` (nightly extraction), ``validate`` (re-run the suites on a published version),
 ``demo`` (the main job end to end against the embedded simulator), ``load``/``template``/
-``cancel`` (bulk loads) and ``watch`` (the upload inbox; it needs a Prefect server to announce
-uploads to: ``PREFECT_API_URL``, from the environment or the active Prefect profile, with
-``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server wants them). Heavy imports
-(pandas, pyarrow, Great Expectations) happen inside the commands so ``--help`` stays instant.
+``cancel`` (bulk loads), ``prefect apply`` (the automations of ``automations/``: alerts as
+code, applied to the Prefect server) and ``watch`` (the upload inbox; it needs a Prefect
+server to announce uploads to: ``PREFECT_API_URL``, from the environment or the active
+Prefect profile, with ``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server
+wants them). Heavy imports (pandas, pyarrow, Great Expectations) happen inside the commands
+so ``--help`` stays instant.
 
 The CLI is a shell, like ``flows/`` and ``tasks/``: ``watch`` imports the Prefect side
-(``tasks/watch.py``, where the Prefect API is) inside the command, so the rest of the library
+(``tasks/watch.py``, where the Prefect API is) inside the command, and ``prefect apply``
+``tasks/automations.py``, so the rest of the library
 never imports Prefect. What the CLI and the demo share (console, progress bars, the extraction
 and the bulk load run and printed) is in :mod:`sodtrack.terminal`; neither imports the other.
 
@@ -649,6 +652,69 @@ def watch(
             signal.signal(sig, handler)
         emitter.close()
         registry.close()
+
+
+prefect_app = typer.Typer(
+    help="Set up the Prefect server for the pipeline (alerts as code).", no_args_is_help=True
+)
+app.add_typer(prefect_app, name="prefect")
+
+
+@prefect_app.command("apply")
+def prefect_apply(
+    country: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--country",
+            "-c",
+            help="Country whose nightly deadline alert to apply (repeatable); default "
+            "SODTRACK_COUNTRY.",
+        ),
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="The automation files; default automations/ of the checkout."),
+    ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(help="Delete automations tagged 'sodtrack' that no file declares any more."),
+    ] = False,
+    render: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the resolved automations here, one YAML file each, for "
+            "`prefect automation create --from-file`."
+        ),
+    ] = None,
+) -> None:
+    """Create or update (by name) the automations declared under ``automations/`` on the
+    Prefect server of the active profile (``PREFECT_API_URL``), notifying through the block
+    ``SODTRACK_NOTIFY_BLOCK`` (created as a webhook when ``SODTRACK_NOTIFY_WEBHOOK_URL`` is
+    set). Idempotent: run it after every change to those files."""
+    settings, _ = _configure(api=False, state=False)
+    from tasks import automations  # the Prefect side, imported only here
+    from tasks import watch as prefect_side
+
+    if not prefect_side.prefect_api()[0]:
+        typer.echo(
+            "PREFECT_API_URL is not set: the automations are applied to a Prefect server "
+            "(e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_NO_API)
+    with _configuration_errors():
+        done, block = asyncio.run(
+            automations.apply(
+                settings,
+                directory or automations.AUTOMATIONS_DIR,
+                country or [settings.country],
+                prune=prune,
+                render_to=render,
+            )
+        )
+    typer.echo(f"notify block: {block}")
+    for applied in done:
+        typer.echo(f"{applied.action}\t{applied.id}\t{applied.name}")
 
 
 def main() -> None:

@@ -18,9 +18,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHELL_IMPORTS = {"sodtrack.cli": {"tasks.watch"}}
+SHELL_IMPORTS = {"sodtrack.cli": {"tasks.watch", "tasks.automations"}}
 """The CLI is a shell like ``flows/`` and ``tasks/``: ``watch`` imports the Prefect side (where
-the Prefect API is) inside the command. No other library module imports the shell."""
+the Prefect API is) inside the command, ``prefect apply`` the automations. No other library
+module imports the shell."""
 
 
 def _modules(folder: Path, prefix: str) -> dict[str, Path]:
