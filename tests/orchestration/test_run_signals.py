@@ -243,3 +243,90 @@ def test_published_and_quarantined_datasets_are_events_and_assets(
         if e["resource"]["prefect.resource.id"] == "sodtrack.dataset.cl.services"
     ]
     assert not _events("sodtrack.nightly.completed", since)
+
+
+def test_an_upload_with_rejected_rows_is_an_event(
+    harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's sample (three rows wrong on purpose) through the ``bulk-load`` flow: a dry
+    run announces nothing, the real load ``sodtrack.upload.rows-rejected`` with its counts."""
+    from datetime import date
+
+    from flows.bulk_load import bulk_load
+    from sodtrack.client import country_client
+    from sodtrack.demo import write_sample
+    from sodtrack.settings import Settings
+    from sodtrack.simulator.testing import SIM_NOW, small_config
+
+    app = create_app(small_config())
+    with serve_in_thread(app) as url:
+        _env(monkeypatch, tmp_path, url)
+        monkeypatch.setenv("SODTRACK_CLIENT_SECRET", "sim-secret")
+        monkeypatch.setenv("SODTRACK_OUTBOX", str(tmp_path / "outbox"))
+
+        async def build() -> Any:
+            async with country_client(Settings(), "cl") as client:
+                return await write_sample(
+                    client,
+                    tmp_path / "sample.xlsx",
+                    country="cl",
+                    rows=24,
+                    projects=3,
+                    today=date.fromisoformat(SIM_NOW[:10]),
+                )
+
+        sample = asyncio.run(build())
+        since = _now_iso()
+        dry = asyncio.run(bulk_load(path=str(sample.path), dry_run=True, return_state=True))  # type: ignore[call-overload]
+        assert dry.result(raise_on_failure=False)["rejected"] == 3
+        state = asyncio.run(bulk_load(path=str(sample.path), return_state=True))  # type: ignore[call-overload]
+        data = state.result(raise_on_failure=False)
+        assert data["needs_a_person"] == 3
+
+    events = _until(
+        "the rows-rejected event", lambda: _events("sodtrack.upload.rows-rejected", since)
+    )
+    assert len(events) == 1, "a dry run announced rejected rows"
+    event = events[0]
+    assert event["resource"]["prefect.resource.id"] == f"sodtrack.upload.{data['upload_id']}"
+    assert event["payload"]["rejected"] == 3
+    assert event["payload"]["needs_a_person"] == 3
+    assert event["payload"]["counts"]["created"] == 24 - 3
+    assert event["payload"]["file_name"] == "sample.xlsx"
+
+
+def test_one_masked_handler_even_with_prefects_extra_loggers() -> None:
+    """``PREFECT_LOGGING_EXTRA_LOGGERS=sodtrack`` puts Prefect's unmasked API handler on the
+    logger: routing replaces it, so each line is sent once, masked; routing twice adds
+    nothing."""
+    from prefect.logging.handlers import APILogHandler
+
+    from sodtrack.settings import Settings
+    from tasks.runtime import RunLogHandler, route_library_logs
+
+    logger = logging.getLogger("sodtrack")
+    logger.addHandler(APILogHandler())
+    settings = Settings(client_secret=PLANTED, log_level="warning")  # type: ignore[arg-type]
+    route_library_logs(settings)
+    route_library_logs(settings)
+    api_handlers = [h for h in logger.handlers if isinstance(h, APILogHandler)]
+    assert len(api_handlers) == 1
+    assert isinstance(api_handlers[0], RunLogHandler)
+    assert PLANTED in api_handlers[0].secrets
+    assert logger.level == logging.WARNING
+
+
+def test_outside_a_run_nothing_is_sent(caplog: pytest.LogCaptureFixture) -> None:
+    """The CLI logs through the same loggers: outside a run the handler stays silent (no
+    "attempted to send logs without a flow run id" warning)."""
+    import warnings
+
+    from tasks.runtime import RunLogHandler
+
+    handler = RunLogHandler()
+    record = logging.LogRecord("sodtrack.client", logging.INFO, __file__, 1, "hello", None, None)
+    with caplog.at_level(logging.DEBUG), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        handler.emit(record)
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "flow run id" in m], said
