@@ -277,9 +277,9 @@ def test_an_upload_with_rejected_rows_is_an_event(
 
         sample = asyncio.run(build())
         since = _now_iso()
-        dry = asyncio.run(bulk_load(path=str(sample.path), dry_run=True, return_state=True))  # type: ignore[call-overload]
+        dry: Any = asyncio.run(bulk_load(path=str(sample.path), dry_run=True, return_state=True))  # type: ignore[call-overload,arg-type]
         assert dry.result(raise_on_failure=False)["rejected"] == 3
-        state = asyncio.run(bulk_load(path=str(sample.path), return_state=True))  # type: ignore[call-overload]
+        state: Any = asyncio.run(bulk_load(path=str(sample.path), return_state=True))  # type: ignore[call-overload,arg-type]
         data = state.result(raise_on_failure=False)
         assert data["needs_a_person"] == 3
 
