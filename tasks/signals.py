@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from prefect import get_run_logger
 from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
@@ -88,9 +89,8 @@ def published_payload(
     }
 
 
-def _announce_task(settings: Settings, fam: FamilyRun, d: DatasetRun, run_id: str) -> Any:
+def _announce_task(settings: Settings, d: DatasetRun, payload: dict[str, Any]) -> Any:
     asset = dataset_asset(d.country, d.dataset)
-    payload = published_payload(settings, fam, d, run_id)
 
     @materialize(
         asset,
@@ -121,8 +121,16 @@ def announce_family(settings: Settings, fam: FamilyRun, run_id: str) -> list[dic
     announced: list[dict[str, Any]] = []
     for d in fam.datasets:
         if d.status == "published":
-            payload = _announce_task(settings, fam, d, run_id)()
-            announced.append({"event": PUBLISHED, **payload})
+            # An announcement is news of data already published: its failure (the Prefect API
+            # away a moment) is logged on the run, never turned into a failed extraction.
+            payload = published_payload(settings, fam, d, run_id)
+            state = _announce_task(settings, d, payload)(return_state=True)
+            if state.is_completed():
+                announced.append({"event": PUBLISHED, **payload})
+            else:
+                get_run_logger().warning(
+                    "%s/%s published but not announced: %s", d.country, d.dataset, state.message
+                )
         elif d.status == "quarantined":
             payload = {
                 "country": d.country,

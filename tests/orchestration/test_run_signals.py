@@ -330,3 +330,35 @@ def test_outside_a_run_nothing_is_sent(caplog: pytest.LogCaptureFixture) -> None
         handler.emit(record)
     said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
     assert not [m for m in said if "flow run id" in m], said
+
+
+def test_a_failed_announcement_does_not_fail_the_extraction(
+    harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data is published already: an announcement that fails is a warning on the run."""
+    from prefect import flow
+
+    import tasks.signals
+    from sodtrack.extract.report import DatasetRun, FamilyRun
+    from sodtrack.settings import Settings
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the Prefect API is away")
+
+    monkeypatch.setattr(tasks.signals, "add_asset_metadata", broken)
+    fam = FamilyRun(
+        "catalog",
+        "cl",
+        datasets=[DatasetRun("services", "cl", status="published", version="v1", written=3)],
+        status="published",
+    )
+
+    @flow(name="announce-probe")
+    def probe() -> list[dict[str, Any]]:
+        return tasks.signals.announce_family(
+            Settings(warehouse=str(tmp_path / "wh")), fam, "nightly-probe"
+        )
+
+    state: Any = probe(return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result() == []
