@@ -25,6 +25,11 @@ Two guards keep one country's extractions one at a time, and both are held:
 
 Between Prefect runs the limit wins (the second run never reaches the lock); against a
 command-line run the lock does. Either wait ends after six hours (``LOCK_TIMEOUT_S``).
+After each family, the shell announces its datasets (:mod:`tasks.signals`): a
+``sodtrack.dataset.published`` event and an asset materialisation per dataset published, a
+``sodtrack.dataset.quarantined`` event per dataset quarantined; after a country whose
+families were all published, ``sodtrack.nightly.completed`` (what the deadline alerts
+expect).
 
 The first task checks the configuration (``check-configuration``: settings, each country's
 base URL, credentials and token country, the state database, the warehouse folders): a
@@ -56,6 +61,7 @@ from tasks.runtime import (
     open_state,
     open_warehouse,
 )
+from tasks.signals import announce_country, announce_family
 
 LOCK_TIMEOUT_S = 6 * 3600.0
 """How long a country's subflow waits for another run of the country to finish."""
@@ -98,7 +104,7 @@ async def extract_country(
     async def step(
         family: Family, cx: runner.CountryExtraction, references: runner.References
     ) -> runner.FamilyExtraction:
-        return await extract_family_task(
+        done = await extract_family_task(
             settings,
             cx,
             family,
@@ -107,12 +113,14 @@ async def extract_country(
             lookback_minutes=lookback_minutes,
             docs_dir=docs,
         )
+        announce_family(settings, done.run, cx.run_id)  # events and assets (tasks/signals.py)
+        return done
 
     limit = await ensure_country_limit(country)
     store = open_state(settings)
     try:
         async with concurrency(limit, occupy=1, timeout_seconds=LOCK_TIMEOUT_S):
-            return await runner.extract_country(
+            runs = await runner.extract_country(
                 cx,
                 families,
                 step,
@@ -122,6 +130,8 @@ async def extract_country(
             )
     finally:
         store.dispose()
+    announce_country(country, runs, cx.run_id)
+    return runs
 
 
 @flow(name="nightly-extract", flow_run_name=_nightly_name, timeout_seconds=flow_timeout_s())

@@ -7,13 +7,16 @@ The same library work the Prefect flows sequence, from a terminal, with progress
 live catalog, :mod:`sodtrack.sample`), ``watch`` (the upload inbox; it needs a Prefect server
 to announce uploads to: ``PREFECT_API_URL``, from the environment or the active Prefect
 profile, with ``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server wants them)
-and ``prefect secret|schedules|deploy`` (set-up of Prefect, :mod:`tasks.admin`). Heavy imports
-(pandas, pyarrow, Great Expectations) happen inside the commands so ``--help`` stays instant.
+``prefect secret|schedules|deploy`` (set-up of Prefect, :mod:`tasks.admin`) and ``prefect
+apply`` (the automations of ``automations/``: alerts as code, :mod:`tasks.automations`).
+Heavy imports (pandas, pyarrow, Great Expectations) happen inside the commands so ``--help``
+stays instant.
 
 The CLI is a shell, like ``flows/`` and ``tasks/``: ``watch`` and ``prefect …`` import the
-Prefect side (``tasks/watch.py``, ``tasks/admin.py``) inside the command, so the rest of the library
-never imports Prefect. What the CLI and the demo share (console, progress bars, the extraction
-and the bulk load run and printed) is in :mod:`sodtrack.terminal`; neither imports the other.
+Prefect side (``tasks/watch.py``, ``tasks/admin.py``, ``tasks/automations.py``) inside the
+command, so the rest of the library never imports Prefect. What the CLI and the demo share
+(console, progress bars, the extraction and the bulk load run and printed) is in
+:mod:`sodtrack.terminal`; neither imports the other.
 
 Every command starts the same way (:func:`_configure`): resolve the settings (environment,
 ``.env`` file, options), run :func:`sodtrack.preflight.preflight` for what the command
@@ -664,7 +667,7 @@ def watch(
 
 
 prefect_app = typer.Typer(
-    help="Set up Prefect for the pipeline: the secret block, deployments, schedules.",
+    help="Set up Prefect for the pipeline: the secret block, deployments, schedules, alerts.",
     no_args_is_help=True,
 )
 app.add_typer(prefect_app, name="prefect")
@@ -789,6 +792,63 @@ def sample(
     with _configuration_errors():
         made = asyncio.run(build())
     typer.echo(str(made))
+
+
+@prefect_app.command("apply")
+def prefect_apply(
+    country: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--country",
+            "-c",
+            help="Country whose nightly deadline alert to apply (repeatable); default "
+            "SODTRACK_COUNTRY.",
+        ),
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="The automation files; default automations/ of the checkout."),
+    ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(help="Delete automations tagged 'sodtrack' that no file declares any more."),
+    ] = False,
+    render: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the resolved automations here, one YAML file each, for "
+            "`prefect automation create --from-file`."
+        ),
+    ] = None,
+) -> None:
+    """Create or update (by name) the automations declared under ``automations/`` on the
+    Prefect server of the active profile (``PREFECT_API_URL``), notifying through the block
+    ``SODTRACK_NOTIFY_BLOCK`` (created as a webhook when ``SODTRACK_NOTIFY_WEBHOOK_URL`` is
+    set). Idempotent: run it after every change to those files."""
+    settings, _ = _configure(api=False, state=False)
+    from tasks import automations  # the Prefect side, imported only here
+    from tasks import watch as prefect_side
+
+    if not prefect_side.prefect_api()[0]:
+        typer.echo(
+            "PREFECT_API_URL is not set: the automations are applied to a Prefect server "
+            "(e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_NO_API)
+    with _configuration_errors():
+        done, block = asyncio.run(
+            automations.apply(
+                settings,
+                directory or automations.AUTOMATIONS_DIR,
+                country or [settings.country],
+                prune=prune,
+                render_to=render,
+            )
+        )
+    typer.echo(f"notify block: {block}")
+    for applied in done:
+        typer.echo(f"{applied.action}\t{applied.id}\t{applied.name}")
 
 
 def main() -> None:

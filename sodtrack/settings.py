@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     ByteSize,
@@ -91,6 +91,20 @@ class Settings(BaseSettings):
         default="data/outbox",
         description="Where a load's results and rejects files land, <outbox>/<upload_id>/.",
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO",
+        description="Level of the sodtrack.* log lines a flow run sends to its Prefect logs.",
+    )
+    notify_block: str = Field(
+        default="custom-webhook/sodtrack-alerts",
+        description="The Prefect notification block the automations notify through "
+        "(<block-type-slug>/<name>; a bare name is a custom-webhook block).",
+    )
+    notify_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="`sodtrack-etl prefect apply` creates or updates the notify block as a "
+        "custom webhook posting to this URL (a secret: webhook URLs often carry a token).",
+    )
     request_timeout_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     max_concurrency: int = Field(default=8, ge=1)
     retry_budget_s: float = Field(default=300.0, ge=0, allow_inf_nan=False)
@@ -133,6 +147,11 @@ class Settings(BaseSettings):
     upload_max_compression_ratio: PositiveFloat = 100.0
     upload_max_zip_members: PositiveInt = 1_000
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("country")
     @classmethod
     def _check_country(cls, value: str) -> str:
@@ -173,7 +192,7 @@ class Settings(BaseSettings):
 ENV_FILE_VARIABLE: Final = "SODTRACK_ENV_FILE"
 """Names the dotenv file to read (empty or ``none``: none); default ``./.env`` if present."""
 
-SECRET_FIELDS: Final = frozenset({"client_secret"})
+SECRET_FIELDS: Final = frozenset({"client_secret", "notify_webhook_url"})
 """Fields whose value is never shown, not even in an error about it."""
 
 OPTION_NAMES: Final[Mapping[str, str]] = {

@@ -19,7 +19,7 @@ from sodtrack.extract.runner import (
 )
 from sodtrack.settings import Settings
 from sodtrack.validation import ValidationSession
-from tasks.runtime import open_state, open_warehouse, quiet_libraries
+from tasks.runtime import open_state, open_warehouse, quiet_libraries, route_library_logs
 
 
 @task(name="extract-family", retries=0, task_run_name="{family}-{cx.country}")
@@ -38,6 +38,7 @@ async def extract_family_task(
     validation session: everything it needs comes in its arguments, so it could run in
     another process). ``references``: what the country's previous family returned."""
     quiet_libraries()
+    route_library_logs(settings)
     logger = get_run_logger()
     warehouse, store = open_warehouse(settings), open_state(settings)
     session = ValidationSession(f"{cx.run_id}-{family.value}", docs_dir=_path(docs_dir))

@@ -7,6 +7,9 @@ file resume where a run stopped, creating nothing twice; a task retry would only
 client's work, or re-run a load that ended with rows to fix (which no retry fixes). Re-run the
 flow (or the command) instead: that is the retry.
 
+``publish-load-artifacts`` also emits ``sodtrack.upload.rows-rejected`` when a real load left
+rows for a person to fix (:func:`tasks.signals.announce_rejected_rows`: the upload alert).
+
 Tasks take and return the library's objects (a parsed upload can hold 100,000 rows), so none
 of them caches or hashes its inputs (``NO_CACHE``).
 """
@@ -33,7 +36,8 @@ from sodtrack.bulkload import run as bulkload
 from sodtrack.bulkload.run import REJECTED_TABLE_LIMIT, LoadRun
 from sodtrack.settings import Settings
 from sodtrack.textsafe import printable
-from tasks.runtime import quiet_libraries
+from tasks.runtime import quiet_libraries, route_library_logs
+from tasks.signals import announce_rejected_rows
 
 SUMMARY_KEY: Final = "bulk-load-summary"
 COUNTS_KEY: Final = "bulk-load-counts"
@@ -90,6 +94,7 @@ async def load_task(
     API calls to Prefect.
     """
     quiet_libraries()
+    route_library_logs(settings)
     logger = get_run_logger()
     what = "Dry run of" if dry_run else "Loading"
     artifact_id = await acreate_progress_artifact(
@@ -202,7 +207,9 @@ async def artifacts_task(run: LoadRun) -> dict[str, Any]:
             description=f"Rejects file of run {r.run_no} ({run.files.rejects} rows to fix and "
             f"upload again): {label}",
         )
-    return outcome_data(run)
+    outcome = outcome_data(run)
+    announce_rejected_rows(outcome)  # the upload alert's event (tasks/signals.py)
+    return outcome
 
 
 def outcome_data(run: LoadRun) -> dict[str, Any]:

@@ -1,13 +1,30 @@
-"""What every task needs, built from the settings at the edge of a run."""
+"""What every task needs, built from the settings at the edge of a run.
+
+Library log lines in the run's logs
+-----------------------------------
+The library logs to ``sodtrack.*`` loggers ("lock lost", "quarantined", "incomplete walk")
+and never imports Prefect. :func:`route_library_logs` (called by ``check-configuration``, the
+first task of every flow, and by the tasks that may run in another process) attaches one
+:class:`RunLogHandler` to the ``sodtrack`` logger of the run's process, at
+``SODTRACK_LOG_LEVEL`` (default ``INFO``): every library line logged inside a flow or task
+run is sent to that run's logs in the Prefect UI, with the secrets of the settings (client
+secret, notify webhook URL, the state database's password) masked. Lines outside a run (the
+CLI) are not sent. This is chosen over ``PREFECT_LOGGING_EXTRA_LOGGERS=sodtrack``, which
+needs every worker's environment to carry it and does not mask: when that setting is present
+anyway, its unmasked handler is replaced by this one, so no line is sent twice.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from pathlib import Path
+from typing import Final
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
+from prefect.logging.handlers import APILogHandler
 from pydantic import SecretStr
 
 from sodtrack.errors import ConfigurationError, InvalidSetting
@@ -68,6 +85,7 @@ async def check_configuration_task(
 
     logger = get_run_logger()
     settings, origin = resolve(warehouse)
+    route_library_logs(settings)
     folders: list[tuple[str | Path, str]] = []
     if warehouse_outputs:
         label = "warehouse" if warehouse else "SODTRACK_WAREHOUSE"
@@ -148,3 +166,64 @@ def quiet_libraries() -> None:
     """httpx logs every request at INFO: our client logs what matters, without secrets."""
     for name in ("httpx", "httpcore", "great_expectations"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+LIBRARY_LOGGER: Final = "sodtrack"
+MASK: Final = "**********"
+
+
+class RunLogHandler(APILogHandler):
+    """Prefect's API log handler for the library's loggers: sends a line to the logs of the
+    flow run it was logged in (nothing outside a run), with known secrets masked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "flow_run_id", None) is None:
+            from prefect.context import get_run_context
+
+            try:
+                get_run_context()
+            except MissingContextError:  # the CLI, a test outside a run: not Prefect's line
+                return
+        super().emit(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+
+def _secrets_of(settings: Settings) -> set[str]:
+    values = {settings.client_secret.get_secret_value()}
+    if settings.notify_webhook_url is not None:
+        values.add(settings.notify_webhook_url.get_secret_value())
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(settings.state_url).password
+    except Exception:  # not a URL SQLAlchemy reads: nothing to mask in it
+        password = None
+    if password:
+        values.add(str(password))
+    return {v for v in values if len(v) >= 4}  # "a" masked everywhere would garble lines
+
+
+def route_library_logs(settings: Settings) -> RunLogHandler:
+    """Send ``sodtrack.*`` log lines to the current run's Prefect logs at
+    ``SODTRACK_LOG_LEVEL``, masking the settings' secrets (idempotent: one handler per
+    process, whose secrets and level follow the latest settings)."""
+    logger = logging.getLogger(LIBRARY_LOGGER)
+    logger.setLevel(settings.log_level)
+    handler = next((h for h in logger.handlers if isinstance(h, RunLogHandler)), None)
+    for other in [h for h in logger.handlers if isinstance(h, APILogHandler)]:
+        if other is not handler:  # PREFECT_LOGGING_EXTRA_LOGGERS=sodtrack: unmasked, replaced
+            logger.removeHandler(other)
+    if handler is None:
+        handler = RunLogHandler()
+        logger.addHandler(handler)
+    handler.secrets |= _secrets_of(settings)
+    return handler

@@ -18,10 +18,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHELL_IMPORTS = {"sodtrack.cli": {"tasks.watch", "tasks.admin"}}
+SHELL_IMPORTS = {"sodtrack.cli": {"tasks.watch", "tasks.admin", "tasks.automations"}}
 """The CLI is a shell like ``flows/`` and ``tasks/``: ``watch`` and ``prefect …`` import the
-Prefect side (where the Prefect API is; set-up of blocks and schedules) inside the command.
-No other library module imports the shell."""
+Prefect side (where the Prefect API is; set-up of blocks, schedules and automations) inside
+the command. No other library module imports the shell."""
 
 
 def _modules(folder: Path, prefix: str) -> dict[str, Path]:

@@ -18,6 +18,18 @@ FAMILIES: dict[Family, tuple[str, ...]] = {
     Family.BOOKINGS: ("bookings", "booking_changes"),
 }
 
+SOURCES: dict[str, tuple[str, ...]] = {
+    "categories": ("list_categories",),
+    "services": ("list_services",),
+    "variants": ("list_variants",),
+    "coverage_zones": ("list_coverage_zones",),
+    "coverage_postal_codes": ("list_coverage_zones",),
+    "bookings": ("list_bookings",),
+    "booking_changes": ("list_bookings",),
+}
+"""The API operations (``sodtrack.contract.operations``) each dataset is read from: its
+upstream lineage (the Prefect shell records it as asset dependencies)."""
+
 _FAMILY_OF = {dataset: family for family, datasets in FAMILIES.items() for dataset in datasets}
 
 
