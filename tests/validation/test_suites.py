@@ -34,7 +34,8 @@ def _summary() -> str:
     for dataset in DATASETS:
         for e in load_suite_dict(dataset)["expectations"]:
             kwargs = json.dumps(e["kwargs"], sort_keys=True, ensure_ascii=False)
-            lines.append(f"{dataset} | {e['severity']} | {e['type']} | {kwargs}")
+            scope = e["meta"].get("scope", "per_row")
+            lines.append(f"{dataset} | {e['severity']} | {scope} | {e['type']} | {kwargs}")
     return "\n".join(lines) + "\n"
 
 
