@@ -151,6 +151,23 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _load_malloc_trim()
 
 
+_frozen = False
+
+
+def freeze_long_lived() -> None:
+    """Once per process, after Great Expectations is imported: move every object alive now
+    (modules, classes, GX's registries: ~280,000 objects) out of the collector's reach, so
+    the full collection between GX runs scans only what the runs created. Measured: a full
+    ``gc.collect()`` with GX imported costs 0.25 s of CPU, ~1e-5 s after ``gc.freeze()``.
+    Objects alive now are never collected later even if they become cyclic garbage: they
+    are the process's long-lived state, so nothing of a validation's data is among them."""
+    global _frozen
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
+
+
 def release_memory() -> None:
     """Between Great Expectations runs: collect the previous batch's frames (GX's results
     and metric objects form reference cycles) and hand the freed heap back to the OS
@@ -160,9 +177,10 @@ def release_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-def to_pandas(chunk: Any) -> pd.DataFrame:
+def to_pandas(chunk: Any, *, arrow_dtypes: bool = False) -> pd.DataFrame:
     """One chunk as pandas: dictionary-encoded (partition) columns decoded, hive date keys
-    dropped, money as ``Decimal`` objects, timestamps tz-aware."""
+    dropped, money as ``Decimal`` objects, timestamps tz-aware. ``arrow_dtypes``: every column
+    as ``pandas.ArrowDtype`` instead (measured slower, see the module docstring)."""
     import pandas as pd
 
     if isinstance(chunk, pd.DataFrame):
@@ -178,7 +196,9 @@ def to_pandas(chunk: Any) -> pd.DataFrame:
     for i, f in enumerate(chunk.schema):
         if pa.types.is_dictionary(f.type):
             chunk = chunk.set_column(i, f.name, pc.cast(chunk.column(i), f.type.value_type))
-    df: pd.DataFrame = chunk.to_pandas()
+    df: pd.DataFrame = (
+        chunk.to_pandas(types_mapper=pd.ArrowDtype) if arrow_dtypes else chunk.to_pandas()
+    )
     return df
 
 

@@ -52,6 +52,7 @@ from sodtrack.validation.batching import (
     DEFAULT_BATCH_MEMORY,
     Counted,
     empty_frame,
+    freeze_long_lived,
     gx_batches,
     input_chunks,
     release_memory,
@@ -123,7 +124,8 @@ class ValidationSession:
     result); ``build_docs`` renders every validation of the session to
     ``docs_dir/<run_id>/index.html``. Pass ``context`` to share a GX context (tests do); by
     default each session creates its own, which costs ~0.01 s once GX is imported.
-    ``batch_memory`` (bytes) sizes the GX batches and bounds the DuckDB pass's memory.
+    ``batch_memory`` (bytes) sizes the GX batches and bounds the DuckDB pass's memory;
+    ``arrow_dtypes`` converts batches with ``pandas.ArrowDtype`` (benchmarks compare it).
     """
 
     def __init__(
@@ -134,9 +136,11 @@ class ValidationSession:
         suites_dir: Path | None = None,
         context: Any = None,
         batch_memory: int = DEFAULT_BATCH_MEMORY,
+        arrow_dtypes: bool = False,
     ) -> None:
         self.run_id = run_id or new_run_id()
         self.batch_memory = batch_memory
+        self.arrow_dtypes = arrow_dtypes
         self.docs_dir = docs_dir
         self.suites_dir = suites_dir
         self.outcomes: dict[str, ValidationOutcome] = {}
@@ -220,6 +224,7 @@ class ValidationSession:
         started = time.perf_counter()
         code = get_country(country).code
         registered = self._registration(dataset)
+        freeze_long_lived()
         params = self.parameters_for(
             dataset,
             country=code,
@@ -260,7 +265,7 @@ class ValidationSession:
             batches = gx_batches(tee(counted), batch_rows, memory_budget=self.batch_memory)
             for batch in batches:
                 t = time.perf_counter()
-                run(to_pandas(batch))
+                run(to_pandas(batch, arrow_dtypes=self.arrow_dtypes))
                 release_memory()
                 gx_seconds += time.perf_counter() - t
             if aggregator.batches == 0:

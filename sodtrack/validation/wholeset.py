@@ -138,6 +138,7 @@ class WholeDataset:
         if memory_limit is not None:
             self.con.execute(f"SET memory_limit = '{max(memory_limit >> 20, 64)}MiB'")
         self.con.execute("SET preserve_insertion_order = false")
+        self.con.execute("SET TimeZone = 'UTC'")  # timestamps in examples come back in UTC
 
     def close(self) -> None:
         self.con.close()
@@ -262,10 +263,10 @@ class WholeDataset:
         keys = ", ".join(_quote(c) for c in columns)
         not_missing = " OR ".join(f"{_quote(c)} IS NOT NULL" for c in columns)
         repeated = (
-            f"SELECT {keys}, count(*) AS n FROM {_TABLE} WHERE {not_missing} "
+            f"SELECT {keys}, count(*) AS _rows FROM {_TABLE} WHERE {not_missing} "
             f"GROUP BY ALL HAVING count(*) > 1"
         )
-        ((unexpected,),) = self._fetch(f"SELECT coalesce(sum(n), 0) FROM ({repeated})")
+        ((unexpected,),) = self._fetch(f"SELECT coalesce(sum(_rows), 0) FROM ({repeated})")
         groups: list[tuple[Any, int]] = []
         if unexpected:
             rows = self._fetch(f"{repeated} ORDER BY {keys} LIMIT {PARTIAL_LIMIT}")
@@ -287,14 +288,14 @@ class WholeDataset:
         try:
             c = _quote(column)
             outside = (
-                f"SELECT s.{c} AS v, count(*) AS n FROM {_TABLE} s "
+                f"SELECT s.{c} AS _value, count(*) AS _rows FROM {_TABLE} s "
                 f"ANTI JOIN {_IDS} r ON CAST(s.{c} AS VARCHAR) = r.v "
                 f"WHERE s.{c} IS NOT NULL GROUP BY ALL"
             )
-            ((unexpected,),) = self._fetch(f"SELECT coalesce(sum(n), 0) FROM ({outside})")
+            ((unexpected,),) = self._fetch(f"SELECT coalesce(sum(_rows), 0) FROM ({outside})")
             groups: list[tuple[Any, int]] = []
             if unexpected:
-                rows = self._fetch(f"{outside} ORDER BY v LIMIT {PARTIAL_LIMIT}")
+                rows = self._fetch(f"{outside} ORDER BY _value LIMIT {PARTIAL_LIMIT}")
                 groups = [(row[0], int(row[1])) for row in rows]
         finally:
             self.con.unregister(_IDS)
