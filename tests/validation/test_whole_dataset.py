@@ -35,7 +35,7 @@ from .samples import Row, clean_rows, table
 def _unique_keys() -> list[tuple[str, tuple[str, ...]]]:
     """Every (dataset, columns) a suite file declares unique: read from the files, so a new
     unique column is covered without touching this test."""
-    keys = []
+    keys: list[tuple[str, tuple[str, ...]]] = []
     for dataset in DATASETS:
         for e in load_suite_dict(dataset)["expectations"]:
             if e["type"] == UNIQUE:
@@ -125,7 +125,7 @@ def _random_table(rng: random.Random) -> tuple[pa.Table, list[str]]:
         return f"{prefix}{rng.randrange(width)}"
 
     ids = [f"r{i}" for i in range(rng.randint(0, 30))]
-    data = {
+    data: dict[str, list[Any]] = {
         "a": [value("a", alphabet) for _ in range(rows)],
         "b": [value("b", rng.randint(1, 5)) for _ in range(rows)],
         "n": [rng.randrange(1_000_000) for _ in range(rows)],
