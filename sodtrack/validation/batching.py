@@ -42,8 +42,11 @@ DEFAULT_BATCH_MEMORY: Final = 256 << 20
 
 PANDAS_EXPANSION: Final = 4.0
 """A row's cost in a GX run as a multiple of its Arrow size (the pandas copy, GX's boolean
-masks and its frame hash), measured as the RSS growth of one GX run over 500,000
-``coverage_postal_codes`` and 100,000 ``bookings`` rows (``bench/bench_validation.py``)."""
+masks, the DuckDB copy of the whole-dataset columns). Measured as the peak-RSS growth of one
+validation in one GX run (``bench/bench_validation.py --calibrate``, loaded 2-core machine):
+2.64x over 500,000 ``coverage_postal_codes`` rows (34 MiB of Arrow), 2.06x over 100,000
+``bookings`` rows (31 MiB); 4 leaves headroom. With the default 256 MiB budget that is ~970,000
+coverage rows or ~200,000 bookings a batch."""
 
 MIN_BATCH_ROWS: Final = 1_000
 
