@@ -170,9 +170,15 @@ def duckdb_scan(root: Path, columns: list[str]) -> float:
     aggregates = ", ".join(f"min({c}), max({c})" for c in columns)
     sql = f"SELECT count(*), {aggregates} FROM read_parquet('{root}/**/*.parquet')"  # noqa: S608
     with duckdb.connect(config={"threads": 2}) as con:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         con.execute(sql).fetchall()
-        return time.perf_counter() - t
+        seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+        print(f"anchor CPU: {cpu:.2f} s ({rows_of(root) / cpu:,.0f} rows per CPU-second)")
+        return seconds
+
+
+def rows_of(root: Path) -> int:
+    return int(ds.dataset(root, format="parquet").count_rows())
 
 
 def main() -> int:
@@ -247,7 +253,8 @@ def main() -> int:
             rest = seconds - outcome.gx_seconds - outcome.whole_dataset_seconds
             print(
                 f"ours ({label}): {seconds:.2f} s wall, {cpu:.2f} s CPU, "
-                f"{outcome.row_count / seconds:,.0f} rows/s = {scan / seconds:.3f} x the anchor; "
+                f"{outcome.row_count / seconds:,.0f} rows/s = {scan / seconds:.3f} x the anchor "
+                f"({outcome.row_count / cpu:,.0f} rows per CPU-second); "
                 f"{outcome.batches} GX runs ({outcome.gx_seconds:.2f} s), whole-dataset "
                 f"DuckDB queries {outcome.whole_dataset_seconds:.2f} s, reading + collecting "
                 f"{rest:.2f} s; success={outcome.success} "
