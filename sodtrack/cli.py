@@ -257,7 +257,11 @@ def validate(
     ):
         if wh.current_version(name) is not None:
             refs.update(reference_parameters(**{key: mine(name)}))  # type: ignore[arg-type]
-    session = ValidationSession(f"validate-{dataset}-{version}", docs_dir=docs)
+    session = ValidationSession(
+        f"validate-{dataset}-{version}",
+        docs_dir=docs,
+        batch_memory=int(settings.validation_batch_memory),
+    )
     data = wh.read_current(dataset)
     snapshot = "snapshot_date" in data.schema.names
     outcome = session.validate(

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         "ends TimedOut.",
     )
 
+    validation_batch_memory: ByteSize = Field(
+        default=ByteSize(256 << 20),
+        ge=16 << 20,
+        description="Memory budget of one Great Expectations batch (and of the DuckDB pass of "
+        "the whole-dataset checks); batches are sized from it (sodtrack.validation.batching).",
+    )
+
     # Upload limits, checked before a file is parsed (bulkload/reading/limits.py has the defaults).
     upload_max_file_bytes: ByteSize = Field(default=ByteSize(50 << 20), gt=0)
     upload_max_rows: PositiveInt = 100_000

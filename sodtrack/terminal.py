@@ -77,6 +77,7 @@ async def extract_with_progress(
         full_refresh=full_refresh,
         docs_dir=settings.data_dir("docs"),
         reports_dir=settings.data_dir("reports"),
+        validation_batch_memory=int(settings.validation_batch_memory),
     )
 
     def factory(country: str) -> SodtrackClient:

@@ -41,7 +41,11 @@ async def extract_family_task(
     route_library_logs(settings)
     logger = get_run_logger()
     warehouse, store = open_warehouse(settings), open_state(settings)
-    session = ValidationSession(f"{cx.run_id}-{family.value}", docs_dir=_path(docs_dir))
+    session = ValidationSession(
+        f"{cx.run_id}-{family.value}",
+        docs_dir=_path(docs_dir),
+        batch_memory=int(settings.validation_batch_memory),
+    )
     try:
         async with country_client(settings, cx.country) as client:
             step = ExtractFamily(

@@ -2,7 +2,9 @@
 
 * Every staged dataset of the family runs through its Great Expectations suite (streamed
   file by file as decoded batches, which the validation coalesces into its Great
-  Expectations runs, so memory is bounded whatever the data size).
+  Expectations runs, so memory is bounded whatever the data size); the suite's
+  whole-dataset expectations (uniqueness, row counts, sibling ids) are exact over the whole
+  staged dataset (one DuckDB pass over the same stream).
 * ``bookings`` never shrinks: its suite's critical ``published_row_count`` expectation
   requires at least as many staged rows as the published rows the publish replaces
   (:func:`replaced_rows`: the country's whole dataset on a full run, the touched months on
@@ -49,12 +51,14 @@ def staged_chunks(
     warehouse: Warehouse, dataset: str, run_id: str, *, read_rows: int = READ_BATCH_ROWS
 ) -> Iterator[pa.Table]:
     """The staged rows as decoded batches of at most ``read_rows`` rows, with the partition
-    columns; the validation sizes its runs from them (``DEFAULT_BATCH_ROWS``).
+    columns; the validation sizes its GX runs from them (a memory budget,
+    ``SODTRACK_VALIDATION_BATCH_MEMORY``) and collects from the same stream what its
+    whole-dataset checks need (one DuckDB pass: the staged files are read once).
 
     Streamed file by file (``sodtrack.warehouse.chunks``), whatever the partitions' sizes:
     ``booking_changes`` stages a single partition per run (its extraction date), which for
-    a full run holds every booking. Uniqueness across chunks is the validation's business
-    (it tracks keys between batches).
+    a full run holds every booking. Uniqueness over the whole dataset is the validation's
+    business (exact, whatever the chunks: :mod:`sodtrack.validation.wholeset`).
     """
     return iter_chunks(warehouse.staged_dataset(dataset, run_id), read_rows=read_rows)
 

@@ -31,7 +31,7 @@ from sodtrack.extract.families import FAMILIES, Family, families_for
 from sodtrack.extract.report import DatasetRun, FamilyRun, RunReport, iso
 from sodtrack.extract.staging import Progress, stage_bookings, stage_catalog, stage_coverage
 from sodtrack.state import StateStore, hold_lock, updated_since
-from sodtrack.validation import ValidationSession, reference_parameters
+from sodtrack.validation import DEFAULT_BATCH_MEMORY, ValidationSession, reference_parameters
 from sodtrack.validation.suites import P_CATEGORY_IDS, P_SERVICE_IDS, P_VARIANT_IDS, P_ZONE_IDS
 from sodtrack.warehouse import DATASETS, Warehouse, layout
 from sodtrack.warehouse.bookings import WORK
@@ -57,6 +57,8 @@ class ExtractionOptions:
     reports_dir: Path | None = Path("data/reports")
     run_id: str | None = None
     lock_timeout_s: float = 3600.0
+    validation_batch_memory: int = DEFAULT_BATCH_MEMORY
+    """Memory budget of a GX batch (``SODTRACK_VALIDATION_BATCH_MEMORY``)."""
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -464,7 +466,9 @@ async def run_extraction(
         full_refresh=options.full_refresh,
         warehouse=str(warehouse.root),
     )
-    session = ValidationSession(run_id, docs_dir=options.docs_dir)
+    session = ValidationSession(
+        run_id, docs_dir=options.docs_dir, batch_memory=options.validation_batch_memory
+    )
     runs: list[FamilyRun] = []
     client_stats: list[dict[str, Any]] = []
     for country in countries:

@@ -10,6 +10,7 @@ importing this package (and CLI start-up) stays fast.
     if not outcome.success: quarantine(outcome.to_json())
 """
 
+from sodtrack.validation.batching import DEFAULT_BATCH_MEMORY
 from sodtrack.validation.outcome import ExpectationOutcome, ValidationOutcome
 from sodtrack.validation.parameters import (
     ROW_COUNT_POLICIES,
@@ -36,6 +37,7 @@ from sodtrack.validation.suites import (
 
 __all__ = [
     "DATASETS",
+    "DEFAULT_BATCH_MEMORY",
     "KEY_COLUMNS",
     "ROW_COUNT_POLICIES",
     "SUITES_DIR",

@@ -1,67 +1,21 @@
 """Per-batch Great Expectations results summed into one result per expectation.
 
-Two checks need the whole dataset and are computed here across batches instead:
-
-* the row count (the ``expect_table_row_count_to_be_between`` results are re-evaluated on the
-  total number of rows);
-* uniqueness of the dataset's key (:class:`KeyTracker`: one 64-bit hash per row's key, 8 bytes
-  a row, counting rows of a batch whose key appeared in an earlier batch).
+Only the suite's per-row expectations run batch by batch (a row is judged alone, so summing
+the counts of the batches is exact); the whole-dataset ones (uniqueness, row counts, sibling
+ids) are evaluated once over the whole dataset by :mod:`sodtrack.validation.wholeset`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
-
-import numpy as np
+from typing import Any, Final
 
 from sodtrack.validation.context import ExpectationSpec
 from sodtrack.validation.outcome import PARTIAL_LIMIT, ExpectationOutcome, jsonable
+from sodtrack.validation.wholeset import WholeResult
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-_ROW_COUNT: Final = "expect_table_row_count_to_be_between"
-_UNIQUE: Final = "expect_column_values_to_be_unique"
-_COMPOUND_UNIQUE: Final = "expect_compound_columns_to_be_unique"
 _SUMMED: Final = ("element_count", "unexpected_count", "missing_count")
-
-
-class KeyTracker:
-    """Counts rows whose key already appeared in an earlier chunk (64-bit hashes, sorted)."""
-
-    def __init__(self, columns: tuple[str, ...]) -> None:
-        self.columns = list(columns)
-        self.seen: np.ndarray[Any, np.dtype[np.uint64]] = np.empty(0, dtype=np.uint64)
-        self.duplicates = 0
-        self.samples: list[Any] = []
-
-    def add(self, df: pd.DataFrame) -> None:
-        import pandas as pd
-
-        if any(c not in df.columns for c in self.columns):
-            return  # the column-set expectation reports it
-        keys = df[self.columns].dropna()
-        if keys.empty:
-            return
-        # Hash plain Python strings so that str/object/categorical chunks hash alike.
-        hashes = pd.util.hash_pandas_object(keys.astype(object), index=False).to_numpy(
-            dtype=np.uint64
-        )
-        if self.seen.size:
-            repeated = np.isin(hashes, self.seen)
-            count = int(repeated.sum())
-            if count:
-                self.duplicates += count
-                room = PARTIAL_LIMIT - len(self.samples)
-                if room > 0:
-                    rows = keys[repeated].head(room)
-                    if len(self.columns) == 1:
-                        self.samples.extend(rows[self.columns[0]].tolist())
-                    else:
-                        self.samples.extend(list(t) for t in rows.itertuples(index=False))
-        self.seen = np.union1d(self.seen, hashes)
 
 
 @dataclass(slots=True)
@@ -112,27 +66,11 @@ class Aggregator:
             acc.percent = details.get("unexpected_percent")
             acc.exception = acc.exception or _exception_message(result)
 
-    def finish(self, *, row_count: int, keys: KeyTracker, parameters: Mapping[str, Any]) -> None:
-        """Whole-dataset checks when there were several batches: row count and key uniqueness."""
+    def finish(self) -> None:
+        """Percentages recomputed from the summed counts (a batch's own are per batch)."""
         if self.batches <= 1:
             return
-        key = keys.columns
-        for spec_id, spec in self.specs.items():
-            acc = self.acc[spec_id]
-            if spec.type == _ROW_COUNT:
-                low = _resolve(spec.kwargs.get("min_value"), parameters)
-                high = _resolve(spec.kwargs.get("max_value"), parameters)
-                acc.success = (low is None or row_count >= low) and (
-                    high is None or row_count <= high
-                )
-                acc.observed = row_count
-            elif keys.duplicates and _is_key_check(spec, key):
-                acc.success = False
-                acc.counts["unexpected_count"] = (
-                    acc.counts.get("unexpected_count", 0) + keys.duplicates
-                )
-                room = PARTIAL_LIMIT - len(acc.partial)
-                acc.partial.extend(keys.samples[: max(room, 0)])
+        for acc in self.acc.values():
             counts = acc.counts
             if "unexpected_count" in counts and "element_count" in counts:
                 nonmissing = counts["element_count"] - counts.get("missing_count", 0)
@@ -148,7 +86,8 @@ class Aggregator:
             out["observed_value"] = acc.observed
         return out
 
-    def outcomes(self) -> list[ExpectationOutcome]:
+    def outcomes(self) -> list[tuple[int, ExpectationOutcome]]:
+        """Each per-row expectation's outcome with its index in the suite file."""
         outcomes: list[tuple[int, ExpectationOutcome]] = []
         for spec_id, spec in self.specs.items():
             acc = self.acc[spec_id]
@@ -171,17 +110,23 @@ class Aggregator:
                     ),
                 )
             )
-        return [outcome for _, outcome in sorted(outcomes, key=lambda pair: pair[0])]
+        return outcomes
 
 
-def _is_key_check(spec: ExpectationSpec, key: list[str]) -> bool:
-    """The uniqueness expectation of the dataset's key (its other unique checks are per chunk)."""
-    if spec.type == _UNIQUE:
-        return [spec.column] == key
-    return spec.type == _COMPOUND_UNIQUE and spec.columns == key
-
-
-def _resolve(value: Any, parameters: Mapping[str, Any]) -> Any:
-    if isinstance(value, Mapping) and "$PARAMETER" in value:
-        return parameters.get(str(value["$PARAMETER"]))
-    return value
+def whole_outcome(spec: ExpectationSpec, answer: WholeResult) -> ExpectationOutcome:
+    """A whole-dataset expectation's answer as an outcome of the suite."""
+    details = answer.result
+    return ExpectationOutcome(
+        type=spec.type,
+        severity=spec.severity,
+        success=answer.success and answer.exception is None,
+        column=spec.column,
+        columns=spec.columns,
+        parameters=spec.parameters,
+        element_count=details.get("element_count"),
+        unexpected_count=details.get("unexpected_count"),
+        unexpected_percent=details.get("unexpected_percent"),
+        partial_unexpected_list=jsonable(details.get("partial_unexpected_list") or []),
+        observed_value=jsonable(details.get("observed_value")),
+        exception=answer.exception,
+    )

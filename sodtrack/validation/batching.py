@@ -2,10 +2,24 @@
 
 Data arrives as one table (or pandas frame) or an iterable of ``pyarrow`` chunks (e.g. the
 decoded batches :func:`sodtrack.warehouse.chunks.iter_chunks` reads file by file). Chunks are
-re-cut into batches of at most ``batch_rows`` rows (small ones concatenated zero-copy, big ones
-sliced; default 100,000), each converted to pandas on its own: memory is bounded by the
-largest chunk plus one batch, never the dataset. GX costs ~1 s of CPU per bookings-suite run
-whatever the size, hence batching rather than one run per (often small) chunk.
+re-cut into batches (small ones concatenated zero-copy, big ones sliced), each converted to
+pandas on its own: memory is bounded by the largest chunk plus one batch, never the dataset.
+
+A batch's size comes from a memory budget (``SODTRACK_VALIDATION_BATCH_MEMORY``, default
+``DEFAULT_BATCH_MEMORY``), not a fixed row count: :func:`budget_rows` divides it by the Arrow
+bytes per row of the first chunk times ``PANDAS_EXPANSION`` (what a row costs once in pandas
+and through GX's masks). GX has a fixed cost per run (~0.3-1.8 s, in expectation
+configuration and in hashing the frame for its batch id), so the biggest batches the budget
+allows are the cheapest: a 40-row catalog is one run, 2.74M coverage rows are a handful.
+
+pandas dtypes: the default conversion (pandas 3's ``str`` dtype, Arrow-backed strings; numpy
+numbers and timestamps, ``Decimal`` money) against ``types_mapper=pandas.ArrowDtype`` for
+every column, on 1,000,000 ``coverage_postal_codes`` rows in one GX run (this 2-core machine,
+loaded): with GX's batch fingerprint on, 3.8 s against 12.5 s wall (hashing ArrowDtype
+columns is what was slow); with it off (:func:`sodtrack.validation.context.new_context`),
+0.70 s of CPU each, a tie. The default is kept: it is what GX's pandas engine is tested with,
+and the choice stays measurable (``ValidationSession(arrow_dtypes=True)``,
+``bench/bench_validation.py --compare``).
 """
 
 from __future__ import annotations
@@ -27,9 +41,26 @@ if TYPE_CHECKING:
     DataInput: TypeAlias = pa.Table | pd.DataFrame | Iterable[pa.Table]
     """A dataset: one table (or pandas frame), or its chunks (e.g. one per partition)."""
 
-DEFAULT_BATCH_ROWS: Final = 100_000
-"""Rows per GX run: chunks are concatenated or sliced to this size (``None``: one run per
-chunk as received). Bounds the pandas copy (~30-60 MB for 100k bookings rows)."""
+DEFAULT_BATCH_MEMORY: Final = 256 << 20
+"""Memory budget of one GX run (bytes): the pandas copy of a batch and GX's work on it."""
+
+PANDAS_EXPANSION: Final = 4.0
+"""A row's cost in a GX run as a multiple of its Arrow size (the pandas copy, GX's boolean
+masks, the DuckDB copy of the whole-dataset columns). Measured as the peak-RSS growth of one
+validation in one GX run (``bench/bench_validation.py --calibrate``, loaded 2-core machine):
+2.64x over 500,000 ``coverage_postal_codes`` rows (34 MiB of Arrow), 2.06x over 100,000
+``bookings`` rows (31 MiB); 4 leaves headroom. With the default 256 MiB budget that is ~970,000
+coverage rows or ~200,000 bookings a batch."""
+
+MIN_BATCH_ROWS: Final = 1_000
+
+
+def budget_rows(chunk: pa.Table, budget: int) -> int:
+    """Rows per GX run so that a batch like ``chunk`` stays within ``budget`` bytes."""
+    if budget < 1:
+        raise ValueError(f"the batch memory budget must be >= 1 byte, got {budget}")
+    per_row = max(chunk.nbytes / max(chunk.num_rows, 1), 1.0) * PANDAS_EXPANSION
+    return max(MIN_BATCH_ROWS, int(budget // per_row))
 
 
 def input_chunks(data: Any) -> Iterator[Any]:
@@ -59,12 +90,16 @@ class Counted:
             yield chunk
 
 
-def gx_batches(chunks: Iterable[Any], batch_rows: int | None) -> Iterator[Any]:
-    """Re-cut Arrow chunks into batches of at most ``batch_rows`` rows: small chunks are
-    concatenated (zero-copy) and big ones sliced, so GX's fixed cost per run (~1 s of CPU for
-    the bookings suite) is paid a few times, not once per partition, while the pandas copy of
-    a batch stays bounded. Chunks of different schemas are never merged (a missing column must
-    stay visible); pandas frames pass through as they are."""
+def gx_batches(
+    chunks: Iterable[Any], batch_rows: int | None, *, memory_budget: int | None = None
+) -> Iterator[Any]:
+    """Re-cut Arrow chunks into batches of at most ``batch_rows`` rows (or, when
+    ``batch_rows`` is ``None`` and a ``memory_budget`` is given, as many rows as
+    :func:`budget_rows` allows for the first chunk): small chunks are concatenated
+    (zero-copy) and big ones sliced, so GX's fixed cost per run is paid a few times, not once
+    per partition, while the pandas copy of a batch stays bounded. ``batch_rows=None``
+    without a budget: one run per chunk as received. Chunks of different schemas are never
+    merged (a missing column must stay visible); pandas frames pass through as they are."""
     if batch_rows is not None and batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
     pending: list[pa.Table] = []
@@ -90,6 +125,8 @@ def gx_batches(chunks: Iterable[Any], batch_rows: int | None) -> Iterator[Any]:
         if chunk.num_rows == 0:
             last_empty = chunk  # validated only if nothing else comes (column set, row count)
             continue
+        if batch_rows is None and memory_budget is not None:
+            batch_rows = budget_rows(chunk, memory_budget)
         if batch_rows is None:
             produced = True
             yield chunk
@@ -121,6 +158,23 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _load_malloc_trim()
 
 
+_frozen = False
+
+
+def freeze_long_lived() -> None:
+    """Once per process, after Great Expectations is imported: move every object alive now
+    (modules, classes, GX's registries: ~280,000 objects) out of the collector's reach, so
+    the full collection between GX runs scans only what the runs created. Measured: a full
+    ``gc.collect()`` with GX imported costs 0.25 s of CPU, ~1e-5 s after ``gc.freeze()``.
+    Objects alive now are never collected later even if they become cyclic garbage: they
+    are the process's long-lived state, so nothing of a validation's data is among them."""
+    global _frozen
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
+
+
 def release_memory() -> None:
     """Between Great Expectations runs: collect the previous batch's frames (GX's results
     and metric objects form reference cycles) and hand the freed heap back to the OS
@@ -130,9 +184,10 @@ def release_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-def to_pandas(chunk: Any) -> pd.DataFrame:
+def to_pandas(chunk: Any, *, arrow_dtypes: bool = False) -> pd.DataFrame:
     """One chunk as pandas: dictionary-encoded (partition) columns decoded, hive date keys
-    dropped, money as ``Decimal`` objects, timestamps tz-aware."""
+    dropped, money as ``Decimal`` objects, timestamps tz-aware. ``arrow_dtypes``: every column
+    as ``pandas.ArrowDtype`` instead (measured slower, see the module docstring)."""
     import pandas as pd
 
     if isinstance(chunk, pd.DataFrame):
@@ -148,7 +203,9 @@ def to_pandas(chunk: Any) -> pd.DataFrame:
     for i, f in enumerate(chunk.schema):
         if pa.types.is_dictionary(f.type):
             chunk = chunk.set_column(i, f.name, pc.cast(chunk.column(i), f.type.value_type))
-    df: pd.DataFrame = chunk.to_pandas()
+    df: pd.DataFrame = (
+        chunk.to_pandas(types_mapper=pd.ArrowDtype) if arrow_dtypes else chunk.to_pandas()
+    )
     return df
 
 

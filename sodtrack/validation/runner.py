@@ -6,27 +6,28 @@ Data Docs site) load the reviewed suite from ``schemas/expectations``, fill its 
 pandas datasource → dataframe asset → whole-dataframe batch definition → ``ValidationDefinition``
 → ``run(batch_parameters={"dataframe": df}, expectation_parameters=..., result_format="SUMMARY")``.
 
-Bounded memory: data may arrive as an iterable of ``pyarrow.Table`` chunks (e.g. one per
-partition, read one at a time from the staged files). Chunks are re-cut into batches of at
-most ``batch_rows`` rows (small partitions concatenated zero-copy, big ones sliced; default
-100,000), each batch is converted to pandas and validated on its own, and the per-expectation
-results are summed: memory is bounded by the largest chunk plus one batch, never the dataset.
-GX costs ~1 s of CPU per bookings-suite run whatever the size, hence batching rather than one
-run per (often small) month. Two checks need the whole dataset and are computed here across
-batches instead:
+Two kinds of expectations, as the suite file marks them:
 
-* the row count (the ``expect_table_row_count_to_be_between`` results are re-evaluated on the
-  total number of rows);
-* uniqueness of the dataset's key: the runner keeps one 64-bit hash per row's key
-  (``pandas.util.hash_pandas_object``; 8 bytes a row, e.g. 16 MB for 2 million bookings, not
-  the ids themselves) and counts rows of a batch whose key appeared in an earlier batch. A
-  64-bit collision (p ≈ n²/2⁶⁵, ~1e-7 for 2 million rows) would report a false duplicate.
-  Other unique checks (``sku``, bookings' ``external_reference``) are within-batch only;
-  catalog datasets fit in one batch anyway.
+* per-row ones (a row is judged alone: not-null, in a literal set, regex, pairs...) run
+  through Great Expectations, batch by batch. Data may arrive as an iterable of
+  ``pyarrow.Table`` chunks (e.g. the decoded batches of the staged files); chunks are re-cut
+  into batches sized by a memory budget (``batch_memory``, ``SODTRACK_VALIDATION_BATCH_MEMORY``;
+  or ``batch_rows`` when given), each converted to pandas and validated on its own, and the
+  per-expectation counts are summed (exact for per-row checks): memory is bounded by the
+  largest chunk plus one batch, never the dataset;
+* whole-dataset ones (``meta.scope == "whole_dataset"``: uniqueness and compound uniqueness,
+  row counts, values among a sibling dataset's ids) are evaluated exactly over the whole
+  dataset in one DuckDB pass (:mod:`sodtrack.validation.wholeset`) fed by the same stream of
+  chunks, so the data is read once.
+
+Both are folded into one GX suite result per dataset (stored under the suite's name, with
+GX's counts and examples of unexpected values), which Data Docs renders; the per-row part
+runs as the GX suite ``<dataset>.per_row``.
 
 The modules, one concern each: ``context`` (the GX context and a suite registered in it),
 ``batching`` (data in, the one place that sizes GX runs), ``aggregate`` (per-batch results
-summed, the whole-dataset checks), and this one: the session that runs them.
+summed), ``wholeset`` (the whole-dataset checks in DuckDB), and this one: the session that
+runs them.
 
 Great Expectations is imported inside functions only: importing it costs 5-12 s.
 """
@@ -46,18 +47,24 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from sodtrack.contract.countries import get_country
-from sodtrack.validation.aggregate import Aggregator, KeyTracker
+from sodtrack.validation.aggregate import Aggregator, whole_outcome
 from sodtrack.validation.batching import (
-    DEFAULT_BATCH_ROWS,
+    DEFAULT_BATCH_MEMORY,
     Counted,
     empty_frame,
+    freeze_long_lived,
     gx_batches,
     input_chunks,
     release_memory,
     to_pandas,
 )
-from sodtrack.validation.context import RegisteredSuite, new_context, register_suite
-from sodtrack.validation.outcome import ValidationOutcome
+from sodtrack.validation.context import (
+    RegisteredSuite,
+    new_context,
+    per_row_suite_name,
+    register_suite,
+)
+from sodtrack.validation.outcome import ExpectationOutcome, ValidationOutcome
 from sodtrack.validation.parameters import (
     RowCountPolicy,
     collect_ids,
@@ -68,12 +75,12 @@ from sodtrack.validation.parameters import (
 from sodtrack.validation.suites import (
     DATASET_COLUMNS,
     DATASETS,
-    KEY_COLUMNS,
     NULLABLE_PARAMETERS,
     P_CATEGORY_IDS,
     load_suite_dict,
     suite_parameters,
 )
+from sodtrack.validation.wholeset import WholeDataset, WholeResult, WholeSpec, resolve
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,7 +88,7 @@ if TYPE_CHECKING:
     from sodtrack.validation.batching import DataInput
 
 __all__ = [
-    "DEFAULT_BATCH_ROWS",
+    "DEFAULT_BATCH_MEMORY",
     "ValidationSession",
     "new_context",
     "new_run_id",
@@ -117,6 +124,8 @@ class ValidationSession:
     result); ``build_docs`` renders every validation of the session to
     ``docs_dir/<run_id>/index.html``. Pass ``context`` to share a GX context (tests do); by
     default each session creates its own, which costs ~0.01 s once GX is imported.
+    ``batch_memory`` (bytes) sizes the GX batches and bounds the DuckDB pass's memory;
+    ``arrow_dtypes`` converts batches with ``pandas.ArrowDtype`` (benchmarks compare it).
     """
 
     def __init__(
@@ -126,8 +135,12 @@ class ValidationSession:
         docs_dir: Path | None = None,
         suites_dir: Path | None = None,
         context: Any = None,
+        batch_memory: int = DEFAULT_BATCH_MEMORY,
+        arrow_dtypes: bool = False,
     ) -> None:
         self.run_id = run_id or new_run_id()
+        self.batch_memory = batch_memory
+        self.arrow_dtypes = arrow_dtypes
         self.docs_dir = docs_dir
         self.suites_dir = suites_dir
         self.outcomes: dict[str, ValidationOutcome] = {}
@@ -204,13 +217,14 @@ class ValidationSession:
         parameters: Mapping[str, Any] | None = None,
         previous_row_count: int | None = None,
         row_count_policy: RowCountPolicy | None = None,
-        batch_rows: int | None = DEFAULT_BATCH_ROWS,
+        batch_rows: int | None = None,
     ) -> ValidationOutcome:
         """Validate one dataset (a ``pyarrow.Table``, a pandas DataFrame, or an iterable of
         ``pyarrow.Table`` chunks) of ``country``; see ``validate_dataset``."""
         started = time.perf_counter()
         code = get_country(country).code
         registered = self._registration(dataset)
+        freeze_long_lived()
         params = self.parameters_for(
             dataset,
             country=code,
@@ -221,7 +235,6 @@ class ValidationSession:
         )
         run_identifier = self._run_identifier()
         aggregator = Aggregator(registered.specs)
-        keys = KeyTracker(KEY_COLUMNS[dataset])
         last: Any = None
         row_count = 0
 
@@ -234,57 +247,140 @@ class ValidationSession:
                 run_id=run_identifier,
             )
             aggregator.add(last)
-            keys.add(df)
             row_count += len(df)
 
+        whole_specs = [
+            WholeSpec(key=str(spec.index), type=spec.type, kwargs=spec.kwargs)
+            for spec in registered.whole
+        ]
         counted = Counted(input_chunks(data))
-        for batch in gx_batches(counted, batch_rows):
-            run(to_pandas(batch))
-            release_memory()
-        if aggregator.batches == 0:
-            run(empty_frame(dataset))
-        aggregator.finish(row_count=row_count, keys=keys, parameters=params)
-        if aggregator.batches > 1:
-            self._store_aggregate(dataset, last, aggregator, run_identifier)
+        with WholeDataset(whole_specs, memory_limit=self.batch_memory) as whole:
 
+            def tee(chunks: Any) -> Any:
+                for chunk in chunks:
+                    whole.add(chunk)
+                    yield chunk
+
+            gx_seconds = 0.0
+            batches = gx_batches(tee(counted), batch_rows, memory_budget=self.batch_memory)
+            for batch in batches:
+                t = time.perf_counter()
+                run(to_pandas(batch, arrow_dtypes=self.arrow_dtypes))
+                release_memory()
+                gx_seconds += time.perf_counter() - t
+            if aggregator.batches == 0:
+                run(empty_frame(dataset))
+            aggregator.finish()
+            t = time.perf_counter()
+            answers = whole.evaluate(params)
+            whole_seconds = time.perf_counter() - t
+        self._store_result(dataset, registered, last, aggregator, answers, params, run_identifier)
+
+        outcomes: list[tuple[int, ExpectationOutcome]] = aggregator.outcomes()
+        outcomes += [
+            (spec.index, whole_outcome(spec, answers[str(spec.index)])) for spec in registered.whole
+        ]
         outcome = ValidationOutcome(
             dataset=dataset,
             country=code,
             run_id=self.run_id,
-            results=aggregator.outcomes(),
+            results=[o for _, o in sorted(outcomes, key=lambda pair: pair[0])],
             row_count=row_count,
             chunks=counted.count,
             batches=aggregator.batches,
             seconds=time.perf_counter() - started,
             parameters=_summarise(params),
-            cross_chunk_duplicates=keys.duplicates,
+            gx_seconds=gx_seconds,
+            whole_dataset_seconds=whole_seconds,
         )
         self.outcomes[dataset] = outcome
         return outcome
 
-    def _store_aggregate(
-        self, dataset: str, last: Any, aggregator: Aggregator, run_identifier: Any
+    def _store_result(
+        self,
+        dataset: str,
+        registered: RegisteredSuite,
+        last: Any,
+        aggregator: Aggregator,
+        answers: Mapping[str, WholeResult],
+        params: Mapping[str, Any],
+        run_identifier: Any,
     ) -> None:
-        """Replace the last batch's stored result (same key for every batch: same suite, run
-        and GX batch id) with the aggregate, so Data Docs shows one page per dataset."""
+        """One GX result for the dataset, under the full suite's name (what Data Docs shows):
+        the per-row results summed over the batches and the whole-dataset answers, in the
+        suite file's order. Replaces the per-row suite's stored batch result."""
+        from great_expectations.core import ExpectationSuiteValidationResult
+        from great_expectations.core.expectation_validation_result import (
+            ExpectationValidationResult,
+        )
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+        from great_expectations.expectations.expectation_configuration import (
+            ExpectationConfiguration,
+        )
+
+        by_index: dict[int, Any] = {}
         for result in last.results:
+            spec = registered.specs[str(result.expectation_config.id)]
             acc = aggregator.acc[str(result.expectation_config.id)]
             result.success = acc.success
             result.result = aggregator.gx_result(acc)
-        evaluated = len(last.results)
-        successful = sum(bool(r.success) for r in last.results)
-        last.success = successful == evaluated
-        last.statistics = {
-            "evaluated_expectations": evaluated,
-            "successful_expectations": successful,
-            "unsuccessful_expectations": evaluated - successful,
-            "success_percent": 100.0 * successful / evaluated if evaluated else None,
-        }
-        last.meta["sodtrack_batches"] = aggregator.batches
+            by_index[spec.index] = result
+        for spec in registered.whole:
+            answer = answers[str(spec.index)]
+            config = registered.configurations[spec.index]
+            kwargs = {name: resolve(value, params) for name, value in spec.kwargs.items()}
+            kwargs["batch_id"] = last.batch_id
+            by_index[spec.index] = ExpectationValidationResult(
+                success=answer.success and answer.exception is None,
+                expectation_config=ExpectationConfiguration(
+                    type=spec.type,
+                    kwargs=kwargs,
+                    meta=dict(config.meta or {}),
+                    severity=config.severity,
+                    id=config.id,
+                ),
+                result=answer.result,
+                exception_info={
+                    "raised_exception": answer.exception is not None,
+                    "exception_traceback": None,
+                    "exception_message": answer.exception,
+                },
+            )
+        results = [by_index[i] for i in sorted(by_index)]
+        evaluated = len(results)
+        successful = sum(bool(r.success) for r in results)
+        meta = dict(last.meta)
+        meta["sodtrack_batches"] = aggregator.batches
+        combined = ExpectationSuiteValidationResult(
+            success=successful == evaluated,
+            results=results,
+            suite_name=dataset,
+            suite_parameters=last.suite_parameters,
+            statistics={
+                "evaluated_expectations": evaluated,
+                "successful_expectations": successful,
+                "unsuccessful_expectations": evaluated - successful,
+                "success_percent": 100.0 * successful / evaluated if evaluated else None,
+            },
+            meta=meta,
+            batch_id=last.batch_id,
+        )
         store = self.context.validation_results_store
+        per_row = per_row_suite_name(dataset)
+        batch_identifier = last.batch_id
         for key in store.list_keys():
-            if key.expectation_suite_identifier.name == dataset and key.run_id == run_identifier:
-                store.set(key, last)
+            if key.expectation_suite_identifier.name == per_row and key.run_id == run_identifier:
+                batch_identifier = key.batch_identifier
+                store.remove_key(key)
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=dataset),
+            run_id=run_identifier,
+            batch_identifier=batch_identifier,
+        )
+        store.set(key, combined)
 
     def build_docs(self, docs_dir: Path | None = None) -> Path | None:
         """Render the session's validations to ``<docs_dir>/<run_id>/index.html``; returns the
@@ -328,14 +424,16 @@ def validate_dataset(
     run_id: str | None = None,
     session: ValidationSession | None = None,
     row_count_policy: RowCountPolicy | None = None,
-    batch_rows: int | None = DEFAULT_BATCH_ROWS,
+    batch_rows: int | None = None,
 ) -> ValidationOutcome:
     """Validate one dataset of a run; ``outcome.success`` says whether it may be published.
 
     ``data``: a ``pyarrow.Table`` (or pandas DataFrame), or an iterable of ``pyarrow.Table``
-    chunks, validated in batches of at most ``batch_rows`` rows (memory bounded by the largest
-    chunk plus one batch). Columns must be the dataset's plus ``country``; hive date keys
-    (``snapshot_date``...) are dropped if present.
+    chunks; its per-row expectations run through GX in batches of at most ``batch_rows`` rows
+    (default: sized by the session's memory budget; memory bounded by the largest chunk plus
+    one batch), its whole-dataset ones in one DuckDB pass over the same stream. Columns must
+    be the dataset's plus ``country``; hive date keys (``snapshot_date``...) are dropped if
+    present.
     ``parameters``: the sibling datasets' ids (``reference_parameters(...)``); may override any
     computed parameter. ``previous_row_count``: the published snapshot's, for row-count bounds.
     ``docs_dir``: also build Data Docs to ``docs_dir/<run_id>/index.html``

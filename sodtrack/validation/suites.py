@@ -25,6 +25,12 @@ Run-time values come in as suite parameters (``{"$PARAMETER": name}``), filled b
   are), ``None`` before a first publish.
 
 Severity: ``critical`` failures block publishing; ``warning`` ones publish and are reported.
+
+Scope: an expectation about the whole dataset (uniqueness of a column or a compound key, a
+row count, values among a sibling dataset's ids) carries ``"meta": {"scope": "whole_dataset"}``
+in its file. The runner evaluates those exactly over the whole staged dataset in one DuckDB
+pass (:mod:`sodtrack.validation.wholeset`), the others with Great Expectations batch by batch;
+both land in one GX result per dataset (Data Docs, run report).
 """
 
 from __future__ import annotations
@@ -44,6 +50,14 @@ from sodtrack.contract.limits import (
     PHONE_PATTERN,
 )
 from sodtrack.contract.models import BookingStatus
+from sodtrack.validation.wholeset import (
+    COMPOUND_UNIQUE,
+    IN_SET,
+    ROW_COUNT,
+    SCOPE_KEY,
+    UNIQUE,
+    WHOLE_DATASET,
+)
 from sodtrack.warehouse.schemas import DATASETS as WAREHOUSE_DATASETS
 
 Severity = Literal["critical", "warning"]
@@ -121,8 +135,8 @@ KEY_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     # every version received, exact repeats of (id, updated_at) within a run dropped
     "booking_changes": ("run_id", "id", "updated_at"),
 }
-"""Each dataset's primary key: checked unique by GX within a batch, and across chunks by the
-runner when the data arrives in several chunks."""
+"""Each dataset's primary key: checked unique over the whole dataset (a ``whole_dataset``
+expectation, :mod:`sodtrack.validation.wholeset`)."""
 
 
 def expected_columns(dataset: str) -> list[str]:
@@ -140,7 +154,22 @@ class _E:
     severity: Severity = CRITICAL
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "kwargs": self.kwargs, "meta": {}, "severity": self.severity}
+        meta = {SCOPE_KEY: WHOLE_DATASET} if self.whole_dataset else {}
+        return {"type": self.type, "kwargs": self.kwargs, "meta": meta, "severity": self.severity}
+
+    @property
+    def whole_dataset(self) -> bool:
+        """Uniqueness, row counts and values among a sibling dataset's ids are properties of
+        the whole dataset: the file marks them so (``meta.scope``) and the runner evaluates them
+        in one DuckDB pass (:mod:`sodtrack.validation.wholeset`) rather than batch by batch."""
+        if self.type in (UNIQUE, COMPOUND_UNIQUE, ROW_COUNT):
+            return True
+        value_set = self.kwargs.get("value_set")
+        return (
+            self.type == IN_SET
+            and isinstance(value_set, dict)
+            and value_set.get("$PARAMETER") in REFERENCE_PARAMETERS
+        )
 
 
 def _columns(dataset: str) -> _E:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pytest
 
+from sodtrack.settings import Settings
+from sodtrack.validation.batching import (
+    DEFAULT_BATCH_MEMORY,
+    MIN_BATCH_ROWS,
+    PANDAS_EXPANSION,
+    budget_rows,
+)
 from sodtrack.validation.batching import Counted as _Counted
 from sodtrack.validation.batching import gx_batches as _batches
 
@@ -46,3 +55,25 @@ def test_record_batches_and_counting() -> None:
     assert counted.count == 2
     with pytest.raises(ValueError, match="batch_rows"):
         list(_batches([_t(0, 1)], 0))
+
+
+def test_batches_are_sized_by_the_memory_budget() -> None:
+    """Rows per batch = budget / (Arrow bytes per row x PANDAS_EXPANSION), from the first
+    chunk; never below MIN_BATCH_ROWS."""
+    wide = pa.table({"id": [f"{i:0100d}" for i in range(5_000)]})  # ~104 bytes a row
+    per_row = wide.nbytes / wide.num_rows * PANDAS_EXPANSION
+    budget = int(per_row * 2_500)
+    assert budget_rows(wide, budget) == 2_500
+    sizes = [b.num_rows for b in _batches([wide.slice(0, 3_000), wide.slice(3_000)], None,
+                                          memory_budget=budget)]  # fmt: skip
+    assert sizes == [2_500, 2_500]
+    assert budget_rows(wide, 1) == MIN_BATCH_ROWS
+    with pytest.raises(ValueError, match="budget"):
+        budget_rows(wide, 0)
+
+
+def test_the_budget_setting_defaults_to_the_library_default() -> None:
+    assert Settings.model_fields["validation_batch_memory"].default == DEFAULT_BATCH_MEMORY
+    env_example = (Path(__file__).parents[2] / ".env.example").read_text(encoding="utf-8")
+    assert "\nSODTRACK_VALIDATION_BATCH_MEMORY=256MiB\n" in env_example
+    assert DEFAULT_BATCH_MEMORY == 256 << 20

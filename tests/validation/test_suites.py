@@ -34,7 +34,8 @@ def _summary() -> str:
     for dataset in DATASETS:
         for e in load_suite_dict(dataset)["expectations"]:
             kwargs = json.dumps(e["kwargs"], sort_keys=True, ensure_ascii=False)
-            lines.append(f"{dataset} | {e['severity']} | {e['type']} | {kwargs}")
+            scope = e["meta"].get("scope", "per_row")
+            lines.append(f"{dataset} | {e['severity']} | {scope} | {e['type']} | {kwargs}")
     return "\n".join(lines) + "\n"
 
 
@@ -239,3 +240,18 @@ def test_parameters_used_by_the_suites() -> None:
         "bookings": booking | {"published_row_count"},
         "booking_changes": booking,
     }
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_whole_dataset_scope_marks_exactly_the_dataset_level_checks(dataset: str) -> None:
+    """Uniqueness, row counts and sibling-id sets are marked ``whole_dataset`` in the file (the
+    runner evaluates them in DuckDB over the whole dataset); per-row checks are not."""
+    references = {"category_ids", "service_ids", "variant_ids", "zone_ids"}
+    for e in _expectations(dataset):
+        value_set = e["kwargs"].get("value_set")
+        dataset_level = e["type"] in {
+            "expect_column_values_to_be_unique",
+            "expect_compound_columns_to_be_unique",
+            "expect_table_row_count_to_be_between",
+        } or (isinstance(value_set, dict) and value_set.get("$PARAMETER") in references)
+        assert (e["meta"].get("scope") == "whole_dataset") == dataset_level, e
