@@ -17,7 +17,8 @@ below):
                     (name, type, required-ness, aliases per language, template help,
                     example), validated at import; every part below derives its tables from it.
 ``issues``,         the vocabulary every part shares: typed issues (codes, severities) and the
-``outcomes``        outcome of a row (``RowResult``) and of an upload (``UploadResult``).
+``outcomes``        outcome of a row (``RowResult``, holding one ``Explanation``) and of an
+                    upload (``UploadResult``).
 ``reading/``        file -> typed rows: ``limits`` (refuse hostile files before parsing),
                     ``reader`` (CSV dialects, XLSX; ``cfb`` tells encrypted XLSX from .xls,
                     ``merges`` reads merged cells), ``headers`` (header matching), ``values``
@@ -29,8 +30,9 @@ below):
                     corrections), ``load`` (the writes), ``verdicts`` (one answer per row),
                     ``run`` (``run_upload``), ``cancel`` (undo an upload).
 ``answers/``        what an operator reads: ``assemble`` (per-row results of a run or dry run),
-                    ``messages`` (plain-language errors and fixes), ``results`` (results and
-                    rejects files), ``neutralise`` (formula-injection guard).
+                    ``messages`` (plain-language errors and fixes), ``highlight`` (the cells
+                    a row's answer is about), ``results`` (results and rejects files),
+                    ``neutralise`` (formula-injection guard).
 ``inbox``           the watched folder: file completeness, the SQL registry of received
                     uploads, the ``sodtrack.upload.received`` events, the watcher.
 ``template``,       the blank XLSX template for a country (built from the live catalog) and
@@ -40,13 +42,14 @@ below):
 ==================  ==============================================================================
 """
 
+from sodtrack.bulkload.answers.highlight import CellMark, highlights
 from sodtrack.bulkload.answers.neutralise import needs_neutralising, neutralise_formula
 from sodtrack.bulkload.answers.results import ResultFiles, write_results
 from sodtrack.bulkload.engine.cancel import CancelResult, cancel_upload
 from sodtrack.bulkload.engine.ledger import DEFAULT_LEDGER_URL, Ledger, upload_id_for
 from sodtrack.bulkload.engine.run import run_upload
 from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note, RowIssue, Severity, UploadIssue
-from sodtrack.bulkload.outcomes import OUTCOMES, Outcome, RowResult, UploadResult
+from sodtrack.bulkload.outcomes import OUTCOMES, Explanation, Outcome, RowResult, UploadResult
 from sodtrack.bulkload.reading.crossrow import ProjectPlan, StagePlan, plan_projects
 from sodtrack.bulkload.reading.headers import (
     ALIASES,
@@ -71,6 +74,8 @@ __all__ = [
     "PAYMENT_METHODS",
     "BookingRow",
     "CancelResult",
+    "CellMark",
+    "Explanation",
     "InvalidValue",
     "IssueCode",
     "LeaseHeld",
@@ -90,6 +95,7 @@ __all__ = [
     "UploadResult",
     "cancel_upload",
     "header_key",
+    "highlights",
     "load_mapping_file",
     "needs_neutralising",
     "neutralise_formula",

@@ -71,6 +71,28 @@ SUCCESS: Final = frozenset(
     {"created", "updated", "already_existed", "would_create", "would_update"}
 )
 
+ErrorKind = Literal["invalid", "conflict", "transient", "dependency"]
+"""``invalid``: permanent for this input; ``conflict``: the world changed (a slot was taken),
+a person decides; ``transient``: retried on the next run; ``dependency``: a parent failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a row did not succeed, in the sheet's terms: the one shape every part of the bulk
+    load hands an error around in (the checks, the loader, the verdicts, the ledger, the
+    results files).
+
+    ``fields`` names the canonical columns at fault when that is known (a reader error, a
+    postal code Sodtrack does not cover): the results files mark those cells
+    (:func:`sodtrack.bulkload.answers.highlight.highlights`)."""
+
+    code: str
+    kind: ErrorKind
+    message: str
+    suggested_fix: str
+    fields: tuple[str, ...] = ()
+
+
 StepStatus = Literal[
     "created",
     "updated",
@@ -97,11 +119,8 @@ class RowResult:
     outcome: Outcome
     failed_step: str | None = None
     """``validation``, ``project``, ``booking``, ``stage`` or ``payment``."""
-    error_code: str | None = None
-    error_kind: str | None = None
-    """``invalid``, ``conflict`` (needs a person), ``transient`` or ``dependency``."""
-    message: str | None = None
-    suggested_fix: str | None = None
+    why: Explanation | None = None
+    """Why the row did not succeed (None for a success)."""
     project_id: str | None = None
     booking_id: str | None = None
     stage_id: str | None = None
@@ -117,6 +136,24 @@ class RowResult:
     def needs_a_person(self) -> bool:
         """A person must fix or decide this row (see the module's *Counts*)."""
         return needs_a_person(self)
+
+    # Read-only views of :attr:`why` (the answer holds one explanation, never copies of it).
+    @property
+    def error_code(self) -> str | None:
+        return None if self.why is None else self.why.code
+
+    @property
+    def error_kind(self) -> ErrorKind | None:
+        """``invalid``, ``conflict`` (needs a person), ``transient`` or ``dependency``."""
+        return None if self.why is None else self.why.kind
+
+    @property
+    def message(self) -> str | None:
+        return None if self.why is None else self.why.message
+
+    @property
+    def suggested_fix(self) -> str | None:
+        return None if self.why is None else self.why.suggested_fix
 
 
 def needs_a_person(row: RowResult) -> bool:

@@ -4,20 +4,17 @@ as the ledger keeps them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, tzinfo
 from decimal import Decimal
 
-from sodtrack.bulkload.answers.messages import (
-    Explanation,
-    explain_correction_refused,
-    explain_dependency,
-)
+from sodtrack.bulkload.answers.messages import explain_correction_refused, explain_dependency
 from sodtrack.bulkload.engine.checks import Checked
 from sodtrack.bulkload.engine.compare import Comparison, describe
 from sodtrack.bulkload.engine.ledger import RowRecord, StepRecord
 from sodtrack.bulkload.engine.plan import LoadPlan, RowSteps, StepRef
 from sodtrack.bulkload.engine.verdicts import explanation_of, row_verdict
-from sodtrack.bulkload.outcomes import Outcome, RowResult, StepStatus
+from sodtrack.bulkload.outcomes import Explanation, Outcome, RowResult, StepStatus
 from sodtrack.bulkload.reading.rows import BookingRow
 
 
@@ -64,10 +61,7 @@ def _rejected(
         row.row_number,
         "rejected",
         failed_step=step,
-        error_code=why.code,
-        error_kind=why.kind,
-        message=why.message,
-        suggested_fix=why.suggested_fix,
+        why=why,
         steps={"booking": "rejected"} if step != "validation" else {},
         warnings=warnings,
     )
@@ -88,6 +82,7 @@ def _refusal(
             sodtrack_id=sodtrack_id,
             differences=describe(c.differences, tz),
             cancelled=c.cancelled,
+            fields=c.changed_fields,
         )
         if label == "project" and not steps.project_is_own:
             dep = explain_dependency(
@@ -96,7 +91,7 @@ def _refusal(
             return (
                 label,
                 sodtrack_id,
-                Explanation(dep.code, "dependency", dep.message, dep.suggested_fix),
+                replace(dep, kind="dependency"),
             )
         return label, sodtrack_id, why
     return None
@@ -128,20 +123,10 @@ def dry_answers(
             out.append(_rejected(i, row, checked.rejected[i], "validation", warnings[i]))
             continue
         if i in checked.unchecked:
-            why = checked.unchecked[i]
             out.append(
-                RowResult(
-                    i,
-                    row.sheet,
-                    row.row_number,
-                    "failed_transient",
-                    failed_step="validation",
-                    error_code=why.code,
-                    error_kind=why.kind,
-                    message=why.message,
-                    suggested_fix=why.suggested_fix,
-                    retry_on_rerun=True,
-                    warnings=warnings[i],
+                unchecked(
+                    RowResult(i, row.sheet, row.row_number, "would_create", warnings=warnings[i]),
+                    checked.unchecked[i],
                 )
             )
             continue
@@ -160,10 +145,7 @@ def dry_answers(
                     row.row_number,
                     "skipped_dependency" if why.kind == "dependency" else "rejected",
                     failed_step=label,
-                    error_code=why.code,
-                    error_kind=why.kind,
-                    message=why.message,
-                    suggested_fix=why.suggested_fix,
+                    why=why,
                     booking_id=sodtrack_id if label == "booking" else None,
                     project_id=sodtrack_id if label == "project" else None,
                     steps={label: "rejected"},
@@ -180,10 +162,7 @@ def dry_answers(
                     row.row_number,
                     "rejected",
                     failed_step="payment",
-                    error_code=why.code,
-                    error_kind=why.kind,
-                    message=why.message,
-                    suggested_fix=why.suggested_fix,
+                    why=why,
                     steps={"booking": "ok", "payment": "rejected"},
                     warnings=warnings[i],
                 )
@@ -212,6 +191,21 @@ def dry_answers(
             )
         )
     return out
+
+
+def unchecked(r: RowResult, why: Explanation) -> RowResult:
+    """A row whose checks before writing could not run (Sodtrack did not answer them):
+    ``failed_transient`` at step ``validation``, retried by a re-run. A row already answered
+    for good (``already_existed``, ``rejected``) keeps its answer."""
+    if r.outcome in ("already_existed", "rejected"):
+        return r
+    return replace(
+        r,
+        outcome="failed_transient",
+        failed_step="validation",
+        why=why,
+        retry_on_rerun=True,
+    )
 
 
 def _dry_status(
@@ -252,21 +246,3 @@ def _jsonable(value: object) -> object:
         return f"{value:f}"
     iso = getattr(value, "isoformat", None)
     return iso() if callable(iso) else str(value)
-
-
-def outcome_record(r: RowResult) -> RowRecord:
-    return RowRecord(
-        position=r.position,
-        sheet=r.sheet,
-        row_number=r.row_number,
-        outcome=r.outcome,
-        failed_step=r.failed_step,
-        error_code=r.error_code,
-        error_kind=r.error_kind,
-        message=r.message,
-        suggested_fix=r.suggested_fix,
-        project_id=r.project_id,
-        booking_id=r.booking_id,
-        stage_id=r.stage_id,
-        payment_id=r.payment_id,
-    )

@@ -17,10 +17,9 @@ Every explanation carries a *kind*:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
-from sodtrack.bulkload.engine.ledger import ErrorKind
+from sodtrack.bulkload.outcomes import ErrorKind, Explanation
 
 STEP_LABELS: Final[Mapping[str, str]] = {
     "project": "project",
@@ -30,14 +29,6 @@ STEP_LABELS: Final[Mapping[str, str]] = {
     "cancel": "cancellation",
     "validation": "checks before writing (catalog, coverage, slots)",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    code: str
-    kind: ErrorKind
-    message: str
-    suggested_fix: str
 
 
 class _Defaulting(dict[str, Any]):
@@ -260,6 +251,54 @@ FIELD_LABELS: Final[Mapping[str, str]] = {
 }
 
 
+CELLS_AT_FAULT: Final[Mapping[str, tuple[str, ...]]] = {
+    "postal_code_not_covered": ("postal_code",),
+    "slot_unavailable": ("scheduled_start",),
+    "no_capacity": ("scheduled_start",),
+    "not_a_slot_start": ("scheduled_start",),
+    "outside_booking_window": ("scheduled_start",),
+    "unknown_service_sku": ("service_sku",),
+    "service_inactive": ("service_sku",),
+    "unknown_variant_sku": ("variant_sku",),
+    "variant_inactive": ("variant_sku",),
+    "variant_mismatch": ("variant_sku",),
+    "project_required": ("project_reference",),
+    "payment_without_project": ("project_reference",),
+    "currency_mismatch": ("payment_currency",),
+    "overpayment": ("payment_amount",),
+    "overpayment_in_file": ("payment_amount",),
+    "duplicate_external_reference": ("external_reference",),
+    "status_of_new_booking": ("booking_status",),
+    "invalid_transition": ("booking_status",),
+}
+"""The sheet's columns an error code is about (the cells the results files mark)."""
+
+API_FIELD_COLUMNS: Final[Mapping[str, str]] = {
+    "external_reference": "external_reference",
+    "service_id": "service_sku",
+    "variant_id": "variant_sku",
+    "scheduled_start": "scheduled_start",
+    "customer.first_name": "customer_first_name",
+    "customer.last_name": "customer_last_name",
+    "customer.email": "customer_email",
+    "customer.phone": "customer_phone",
+    "customer.document_id": "customer_document_id",
+    "address.line1": "address_line1",
+    "address.line2": "address_line2",
+    "address.city": "city",
+    "address.region": "region",
+    "address.postal_code": "postal_code",
+    "project_id": "project_reference",
+    "sequence": "stage_sequence",
+    "amount": "payment_amount",
+    "currency": "payment_currency",
+    "method": "payment_method",
+    "paid_at": "paid_at",
+    "stage_id": "stage_sequence",
+}
+"""An API field named in a ``validation_error``'s details → the sheet's column."""
+
+
 def phrase_details(details: Sequence[tuple[str, str]]) -> str:
     """``[("customer.email", "invalid_format")]`` → "the customer's e-mail … is not in …"."""
     parts = [
@@ -294,7 +333,12 @@ def explain_api_error(
             "Check the row's values; if they look right, report it with the upload id.",
         ),
     )
-    return Explanation(code, kind, _render(message, ctx), _render(fix, ctx))
+    fields = tuple(
+        dict.fromkeys(API_FIELD_COLUMNS[f] for f, _ in details if f in API_FIELD_COLUMNS)
+    )
+    return Explanation(
+        code, kind, _render(message, ctx), _render(fix, ctx), fields or CELLS_AT_FAULT.get(code, ())
+    )
 
 
 def explain_transient(
@@ -309,7 +353,9 @@ def explain_check(code: str, context: Mapping[str, Any] | None = None) -> Explan
     """A pre-write check's finding (no request was made for the row)."""
     kind, message, fix = CHECK_MESSAGES[code]
     ctx = dict(context or {})
-    return Explanation(code, kind, _render(message, ctx), _render(fix, ctx))
+    return Explanation(
+        code, kind, _render(message, ctx), _render(fix, ctx), CELLS_AT_FAULT.get(code, ())
+    )
 
 
 def explain_dependency(
@@ -374,6 +420,7 @@ def explain_new_booking_status(*, reference: str, status: str) -> Explanation:
         "upload the row again with its status."
         if status != "cancelled"
         else "Remove the row: there is nothing to cancel in Sodtrack.",
+        CELLS_AT_FAULT["status_of_new_booking"],
     )
 
 
@@ -385,10 +432,12 @@ def explain_correction_refused(
     differences: str,
     cancelled: bool = False,
     status_refused: bool = False,
+    fields: tuple[str, ...] = (),
 ) -> Explanation:
     """A re-uploaded row that differs from Sodtrack's record in what the API cannot change.
 
-    ``differences`` is :func:`sodtrack.bulkload.engine.compare.describe` of *every* differing field.
+    ``differences`` is :func:`sodtrack.bulkload.engine.compare.describe` of *every* differing field;
+    ``fields`` names those fields (the cells the results files mark).
     """
     label = _RESOURCE_LABELS.get(resource, resource)
     if cancelled:
@@ -400,6 +449,7 @@ def explain_correction_refused(
             + (f" (it also differs in {differences})" if differences else "")
             + ".",
             f"Give the row a new reference if the {label} is still wanted, or remove the row.",
+            ("external_reference",),
         )
     rule = f"{STATUS_RULE}; {CHANGEABLE}" if status_refused else CHANGEABLE
     return Explanation(
@@ -410,6 +460,7 @@ def explain_correction_refused(
         f"If Sodtrack is right, copy its values into the row and upload it again; if the row "
         f"is right, cancel {reference} in Sodtrack and upload the row under a new reference "
         "(references are never reused).",
+        fields,
     )
 
 
@@ -423,4 +474,5 @@ def explain_correction_failed(
         why.kind,
         f"Sodtrack has {label} {reference}; changing its {fields} was refused: {why.message}",
         why.suggested_fix,
+        why.fields,
     )

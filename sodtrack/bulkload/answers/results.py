@@ -4,7 +4,7 @@ Per run of an upload, under ``out_dir`` (``N`` = the run number the ledger gave 
 
     {stem}.{upload_id}.run-N.results.csv    every row, original order, outcome, ids, errors, values
     {stem}.{upload_id}.run-N.results.xlsx   the same, plus a "Summary" sheet
-    {stem}.{upload_id}.run-N.rejects.csv    the rows to fix: input columns as uploaded + the error
+    {stem}.{upload_id}.run-N.rejects.csv    the rows to fix: the answer, then the input as uploaded
     {stem}.{upload_id}.run-N.rejects.xlsx   the same in XLSX
     {stem}.{upload_id}.run-N.summary.json   the counts (:func:`~sodtrack.bulkload.outcomes.tally`),
                                             notices, request figures
@@ -18,9 +18,9 @@ Never a crash after the writes: whatever is in the cells, every file is written.
 one fails anyway (a full disk, a permission), the others are still written and
 :attr:`ResultFiles.failed` names the one that failed and why; the callers say so.
 
-Results columns: ``sheet``, ``row``, ``outcome``, ``failed_step``, ``needs_a_person``,
-``error_code``, ``message``, ``suggested_fix``, ``retry_on_rerun``, the Sodtrack ids
-(``project_id``, ``booking_id``, ``stage_id``, ``payment_id``), each step's status
+Results columns: ``outcome``, ``message``, ``suggested_fix`` first (what a person reads), then
+``sheet``, ``row``, ``failed_step``, ``needs_a_person``, ``error_code``, ``retry_on_rerun``, the
+Sodtrack ids (``project_id``, ``booking_id``, ``stage_id``, ``payment_id``), each step's status
 (``project_step`` …), the reader's ``warnings``, then for every field the file carries the
 cell(s) as uploaded (``input: <header>``) beside what the loader read (``read as: <field>``),
 and last the columns the loader did not use (``input: <header>``). ``needs_a_person`` and
@@ -28,11 +28,20 @@ and last the columns the loader did not use (``input: <header>``). ``needs_a_per
 
 The rejects file holds the rows that need a person (``rejected``, or ``skipped_dependency``
 with a permanent cause: :func:`~sodtrack.bulkload.outcomes.needs_a_person`). Rows waiting on a
-transient failure are not in it (re-run the same file). Its columns are the input's, in the
-input's order, values as the sheet showed them, then ``sodtrack_row``, ``sodtrack_outcome``,
-``sodtrack_error_code``, ``sodtrack_message``, ``sodtrack_suggested_fix``: the reader reports
-those as unknown columns and ignores them, so the file can be fixed and uploaded again as it
-is (stale ``sodtrack_*`` columns from an earlier round are replaced, never doubled).
+transient failure are not in it (re-run the same file). It leads with the answer,
+``sodtrack_outcome``, ``sodtrack_message``, ``sodtrack_suggested_fix``, ``sodtrack_row``,
+``sodtrack_error_code`` (:data:`REJECT_COLUMNS`), then the input's columns exactly as uploaded
+(same names, same order, values as the sheet showed them). The reader ignores those answer
+columns (:data:`~sodtrack.bulkload.reading.headers.ANSWER_COLUMNS`: neither loaded nor
+reported), so the file can be fixed and uploaded again as it is (stale answer columns from an
+earlier round are replaced, never doubled).
+
+In the XLSX files (:func:`write_xlsx`) the header is bold and frozen, every column is sized to
+its longest line (:data:`WIDTH_MIN` to :data:`WIDTH_MAX` characters), and the cells a row's
+answer is about (:func:`~.highlight.highlights`, the one definition a page can show too) are
+filled, red for a rejected row's cells at fault, amber for the reader's warnings, with the
+message as the cell's comment; the outcome cell of a row a person must fix is red. In the
+results file the marks are on the ``input: <header>`` cells.
 
 Characters a cell cannot hold (control characters such as a vertical tab or an ESC, lone
 surrogates: :func:`sodtrack.textsafe.cell_safe`) are written as visible ``<U+000B>`` text, in
@@ -70,29 +79,33 @@ from typing import Any, Final
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
+from openpyxl.comments import Comment
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from sodtrack.bulkload.answers.highlight import SOURCES, CellMark, highlights
 from sodtrack.bulkload.answers.neutralise import (
     needs_neutralising,
     neutralise_csv_field,
     neutralise_formula,
 )
 from sodtrack.bulkload.outcomes import RowResult, UploadResult, needs_a_person
+from sodtrack.bulkload.reading.headers import ANSWER_COLUMNS
 from sodtrack.bulkload.reading.rows import INTERPRETED_FIELDS, BookingRow
 from sodtrack.bulkload.reading.values import cell_text
 from sodtrack.private import atomic_binary, atomic_text, copy_private, private_dir
 from sodtrack.textsafe import cell_safe, printable, unsafe_chars
 
 STATUS_COLUMNS: Final = (
+    "outcome",
+    "message",
+    "suggested_fix",
     "sheet",
     "row",
-    "outcome",
     "failed_step",
     "needs_a_person",
     "error_code",
-    "message",
-    "suggested_fix",
     "retry_on_rerun",
     "project_id",
     "booking_id",
@@ -104,17 +117,9 @@ STATUS_COLUMNS: Final = (
     "payment_step",
     "warnings",
 )
-REJECT_COLUMNS: Final = (
-    "sodtrack_row",
-    "sodtrack_outcome",
-    "sodtrack_error_code",
-    "sodtrack_message",
-    "sodtrack_suggested_fix",
-)
-# Canonical fields whose input may come from other columns (date + time build the start).
-_SOURCES: Final[Mapping[str, tuple[str, ...]]] = {
-    "scheduled_start": ("scheduled_start", "scheduled_date", "scheduled_time"),
-}
+REJECT_COLUMNS: Final = ANSWER_COLUMNS
+"""The rejects file's leading columns (the reader ignores them when the file comes back:
+:data:`~sodtrack.bulkload.reading.headers.ANSWER_COLUMNS`)."""
 CELL_MAX_CHARS: Final = 32_767
 """What a spreadsheet cell holds (Excel's limit, in UTF-16 code units): longer text (a long
 value whose control characters grew to ``<U+XXXX>``, a message quoting it) is cut, saying so
@@ -232,7 +237,7 @@ def _layout(
     names: list[str] = []
     sources: list[tuple[str, int | str]] = []
     for fld in INTERPRETED_FIELDS:
-        inputs = [h for src in _SOURCES.get(fld, (fld,)) for h in by_field.get(src, [])]
+        inputs = [h for src in SOURCES.get(fld, (fld,)) for h in by_field.get(src, [])]
         if not inputs:
             continue
         for h in sorted(inputs, key=lambda h: index.get(h, 1 << 30)):
@@ -252,14 +257,14 @@ def _layout(
 def _status_cells(r: RowResult, extra_warning: str | None = None) -> list[str]:
     warnings = [*r.warnings, *([extra_warning] if extra_warning else [])]
     return [
+        r.outcome,
+        r.message or "",
+        r.suggested_fix or "",
         r.sheet or "",
         str(r.row_number),
-        r.outcome,
         r.failed_step or "",
         "yes" if r.needs_a_person else "",
         r.error_code or "",
-        r.message or "",
-        r.suggested_fix or "",
         "yes" if r.retry_on_rerun else "no",
         r.project_id or "",
         r.booking_id or "",
@@ -273,20 +278,49 @@ def _status_cells(r: RowResult, extra_warning: str | None = None) -> list[str]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One sheet of a results file: its header, its rows of text and, per row, the marked
+    cells (column index → :class:`~.highlight.CellMark`)."""
+
+    header: list[str]
+    body: list[list[str]]
+    marks: list[dict[int, CellMark]] = field(default_factory=list)
+
+
+_NEEDS_A_PERSON: Final = CellMark("rejected", "")
+"""The outcome cell of a row a person must fix (filled, no comment: the message is beside)."""
+
+
+def _marks(
+    r: RowResult, row: BookingRow, columns: Mapping[str, str], index: Mapping[str, int]
+) -> dict[int, CellMark]:
+    marks = {index[h]: m for h, m in highlights(r, row, columns).items() if h in index}
+    if r.needs_a_person:
+        marks[0] = _NEEDS_A_PERSON
+    return marks
+
+
 def result_table(
     result: UploadResult, rows: Sequence[BookingRow], columns: Mapping[str, str]
-) -> tuple[list[str], list[list[str]]]:
-    """The results file as a header and rows of text (not yet neutralised; characters a cell
-    cannot hold already escaped, with a warning on the row)."""
+) -> Table:
+    """The results file: its header and rows of text (not yet neutralised; characters a cell
+    cannot hold already escaped, with a warning on the row) and the marked cells."""
     if len(result.rows) != len(rows):
         raise ValueError(f"{len(result.rows)} results for {len(rows)} rows")
     names, sources = _layout(rows, columns)
+    index = {
+        src: len(STATUS_COLUMNS) + i
+        for i, (name, (src, _)) in enumerate(zip(names, sources, strict=True))
+        if name.startswith("input: ")
+    }
     out: list[list[str]] = []
+    marks: list[dict[int, CellMark]] = []
     for r in sorted(result.rows, key=lambda r: r.position):
         row = rows[r.position]
         interpreted = row.interpreted()
         values: list[str] = []
-        for _name, src in sources:
+        for _name, (_, src) in zip(names, sources, strict=True):
             if isinstance(src, int):
                 cells = row.original_values
                 values.append(original_text(cells[src]) if src < len(cells) else "")
@@ -297,17 +331,22 @@ def result_table(
         if status_warning and not warning:  # only the message held such a character
             status, _ = _safe_row(STATUS_COLUMNS, _status_cells(r, status_warning))
         out.append(status + values)
-    return [cell_safe(h) for h in (*STATUS_COLUMNS, *names)], out
+        marks.append(_marks(r, row, columns, index))
+    return Table([cell_safe(h) for h in (*STATUS_COLUMNS, *names)], out, marks)
 
 
 def rejects_table(
-    result: UploadResult, rows: Sequence[BookingRow]
-) -> tuple[list[str], list[list[str]]]:
-    """The rejects file: input columns as uploaded (stale ``sodtrack_*`` ones dropped)."""
+    result: UploadResult, rows: Sequence[BookingRow], columns: Mapping[str, str] | None = None
+) -> Table:
+    """The rejects file: the answer first (:data:`REJECT_COLUMNS`), then the input columns
+    exactly as uploaded, same names, same order (stale answer columns of an earlier round
+    dropped), and the marked cells."""
     headers: tuple[str, ...] = rows[0].headers if rows else ()
     keep = [i for i, h in enumerate(headers) if h not in REJECT_COLUMNS]
     names = [headers[i] for i in keep]
+    index = {h: len(REJECT_COLUMNS) + i for i, h in enumerate(names)}
     out: list[list[str]] = []
+    marks: list[dict[int, CellMark]] = []
     for r in sorted(result.rows, key=lambda r: r.position):
         if not is_reject(r):
             continue
@@ -318,9 +357,10 @@ def rejects_table(
         message = r.message or ""
         if warning:
             message = f"{message} (note: {warning})" if message else f"note: {warning}"
-        tail = [where, r.outcome, r.error_code or "", message, r.suggested_fix or ""]
-        out.append([*values, *(cell_safe(t) for t in tail)])
-    return [*(cell_safe(h) for h in names), *REJECT_COLUMNS], out
+        lead = [r.outcome, message, r.suggested_fix or "", where, r.error_code or ""]
+        out.append([*(cell_safe(t) for t in lead), *values])
+        marks.append(_marks(r, rows[r.position], columns or {}, index))
+    return Table([*REJECT_COLUMNS, *(cell_safe(h) for h in names)], out, marks)
 
 
 def write_csv(path: Path, header: Sequence[str], body: Iterable[Sequence[str]]) -> None:
@@ -368,9 +408,31 @@ def fit_cell(text: str) -> str:
     return head + note
 
 
-def _xlsx_row(ws: WriteOnlyWorksheet, cells: Sequence[str], bold: bool = False) -> list[Any]:
+_FILLS: Final[Mapping[str, tuple[PatternFill, Font]]] = {
+    "rejected": (PatternFill("solid", fgColor="FFC7CE"), Font(color="9C0006")),
+    "warning": (PatternFill("solid", fgColor="FFEB9C"), Font(color="9C5700")),
+}
+"""Red for a rejected row's cells at fault, amber for a warning (Excel's own two)."""
+WIDTH_MIN: Final = 8
+WIDTH_MAX: Final = 60
+"""Column widths (in characters): sized to the longest line in the column, within these."""
+COMMENT_AUTHOR: Final = "Sodtrack"
+
+
+def _comment(message: str) -> Comment:
+    text = _OOXML_ESCAPE.sub(r"_x005F_\1", fit_cell(cell_safe(message)))
+    lines = sum(1 + len(line) // 48 for line in text.splitlines() or [""])
+    return Comment(text, COMMENT_AUTHOR, height=min(20 + 15 * lines, 400), width=320)
+
+
+def _xlsx_row(
+    ws: WriteOnlyWorksheet,
+    cells: Sequence[str],
+    bold: bool = False,
+    marks: Mapping[int, CellMark] | None = None,
+) -> list[Any]:
     out: list[Any] = []
-    for text in cells:
+    for i, text in enumerate(cells):
         cell = WriteOnlyCell(ws, value=_xlsx_text(text) if text else None)
         if text:
             cell.data_type = "s"  # an explicit string: never a formula, never re-typed
@@ -378,23 +440,46 @@ def _xlsx_row(ws: WriteOnlyWorksheet, cells: Sequence[str], bold: bool = False) 
                 cell.quotePrefix = True
         if bold:
             cell.font = Font(bold=True)
+        mark = marks.get(i) if marks else None
+        if mark is not None:
+            cell.fill, cell.font = _FILLS[mark.severity]
+            if mark.message:
+                cell.comment = _comment(mark.message)
         out.append(cell)
     return out
 
 
-def write_xlsx(
-    path: Path,
-    sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[str]]]],
-) -> None:
-    """An XLSX workbook of text cells; atomic, ``0600``."""
+def column_widths(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[int]:
+    """Each column's width: its longest line (header included), within
+    [:data:`WIDTH_MIN`, :data:`WIDTH_MAX`]."""
+    widths = [len(h) for h in header]
+    for cells in body:
+        for i, text in enumerate(cells):
+            if i < len(widths) and text:
+                longest = (
+                    max(len(line) for line in text.splitlines()) if "\n" in text else len(text)
+                )
+                if longest > widths[i]:
+                    widths[i] = longest
+            elif i >= len(widths):
+                widths.append(len(text))
+    return [min(max(w + 2, WIDTH_MIN), WIDTH_MAX) for w in widths]
+
+
+def write_xlsx(path: Path, sheets: Sequence[tuple[str, Table]]) -> None:
+    """An XLSX workbook of text cells, one sheet per ``(title, table)``: header bold and
+    frozen, columns sized to their content, marked cells filled with their message as a
+    comment; atomic, ``0600``."""
     with atomic_binary(path) as fh:  # first: a path that cannot be written leaves no workbook
         wb = Workbook(write_only=True)
-        for title, header, body in sheets:
+        for title, table in sheets:
             ws = wb.create_sheet(title=title)
             ws.freeze_panes = "A2"
-            ws.append(_xlsx_row(ws, header, bold=True))
-            for cells in body:
-                ws.append(_xlsx_row(ws, cells))
+            for i, width in enumerate(column_widths(table.header, table.body), 1):
+                ws.column_dimensions[get_column_letter(i)].width = width
+            ws.append(_xlsx_row(ws, table.header, bold=True))
+            for n, cells in enumerate(table.body):
+                ws.append(_xlsx_row(ws, cells, marks=table.marks[n] if table.marks else None))
         wb.save(fh)
 
 
@@ -456,8 +541,8 @@ def write_results(
     run_names, latest_names = result_file_names(
         stem or Path(result.file_name).stem, result.upload_id, result.run_no
     )
-    header, body = result_table(result, rows, columns)
-    r_header, r_body = rejects_table(result, rows)
+    results = result_table(result, rows, columns)
+    rejects = rejects_table(result, rows, columns)
     summary = summary_of(result)
     summary_rows = [[k, text_of(v)] for k, v in summary.items() if not isinstance(v, dict | list)]
     summary_rows += [[f"outcome: {k}", str(v)] for k, v in summary["outcomes"].items()]
@@ -466,12 +551,12 @@ def write_results(
 
     paths = {kind: out_dir / name for kind, name in run_names.items()}
     writers: dict[str, Callable[[Path], None]] = {
-        "results_csv": lambda p: write_csv(p, header, body),
+        "results_csv": lambda p: write_csv(p, results.header, results.body),
         "results_xlsx": lambda p: write_xlsx(
-            p, [("Results", header, body), ("Summary", ["item", "value"], summary_rows)]
+            p, [("Results", results), ("Summary", Table(["item", "value"], summary_rows))]
         ),
-        "rejects_csv": lambda p: write_csv(p, r_header, r_body),
-        "rejects_xlsx": lambda p: write_xlsx(p, [("Rejects", r_header, r_body)]),
+        "rejects_csv": lambda p: write_csv(p, rejects.header, rejects.body),
+        "rejects_xlsx": lambda p: write_xlsx(p, [("Rejects", rejects)]),
         "summary_json": lambda p: _write_json(p, summary),
     }
     failed: dict[str, str] = {}
@@ -493,7 +578,7 @@ def write_results(
             failed[f"latest {kind}"] = _why(exc)
     return ResultFiles(
         **{k: paths[k] for k in FILE_KINDS},
-        rejects=len(r_body),
+        rejects=len(rejects.body),
         latest=latest,
         failed=failed,
     )

@@ -103,10 +103,7 @@ async def cancel_upload(
                         "cancel",
                         booking.key,
                         state=state,
-                        error_code=why.code,
-                        error_kind=why.kind,
-                        message=why.message,
-                        suggested_fix=why.suggested_fix,
+                        why=why,
                     )
                     failed.append((booking.key, why.message))
                     return False

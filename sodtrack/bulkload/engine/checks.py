@@ -36,7 +36,6 @@ from decimal import Decimal
 from typing import Any
 
 from sodtrack.bulkload.answers.messages import (
-    Explanation,
     explain_check,
     explain_correction_failed,
     explain_transient,
@@ -52,6 +51,7 @@ from sodtrack.bulkload.engine.catalog import (
     local_text,
     slot_shape_problem,
 )
+from sodtrack.bulkload.outcomes import Explanation
 from sodtrack.bulkload.reading.rows import BookingRow
 from sodtrack.client.errors import RetryableError
 from sodtrack.contract.countries import Country
@@ -80,12 +80,13 @@ def row_context(row: BookingRow, country: Country) -> dict[str, Any]:
 def reader_rejection(row: BookingRow) -> Explanation:
     """One explanation for all of a row's reader errors (the code is the first error's)."""
     errors = row.errors
+    fields = tuple(dict.fromkeys(e.field for e in errors if e.field))
     if len(errors) == 1:
         e = errors[0]
-        return Explanation(str(e.code), "invalid", e.message, e.suggested_fix)
+        return Explanation(str(e.code), "invalid", e.message, e.suggested_fix, fields)
     message = " ".join(f"({i}) {e.message}" for i, e in enumerate(errors, 1))
     fix = " ".join(f"({i}) {e.suggested_fix}" for i, e in enumerate(errors, 1))
-    return Explanation(str(errors[0].code), "invalid", message, fix)
+    return Explanation(str(errors[0].code), "invalid", message, fix, fields)
 
 
 @dataclass

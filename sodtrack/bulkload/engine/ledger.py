@@ -23,20 +23,34 @@ Tables
     (``lease_owner``, ``lease_until``) so two workers never drive one upload at once.
 ``load_rows``
     One per input row, keyed ``(upload_id, position)`` (position = 0-based index in the file's
-    row order, across sheets): ``sheet``, ``row_number``, the row's references, its last
-    ``outcome`` with ``failed_step``, ``error_code``, ``error_kind``, ``message``,
-    ``suggested_fix``, the Sodtrack ids of its steps, ``original_json``/``interpreted_json``
-    (what was uploaded and how it was read: the audit trail and the source of results files).
+    row order, across sheets): ``sheet``, ``row_number``, the row's references,
+    ``original_json``/``interpreted_json`` (what was uploaded and how it was read: the audit
+    trail and the source of results files), and its last answer, the
+    :class:`~sodtrack.bulkload.outcomes.RowResult` whole: ``outcome``, ``failed_step``, its
+    explanation (``error_code``, ``error_kind``, ``message``, ``suggested_fix``,
+    ``error_fields_json``), the Sodtrack ids of its steps, ``steps_json``, ``retry_on_rerun``,
+    ``warnings_json``.
 ``load_steps``
     One per write, keyed ``(upload_id, kind, key)``; ``kind`` is ``project|booking|stage|
     payment|cancel`` and ``key`` the external reference (``project_ref#sequence`` for stages).
     ``state`` is ``pending|in_flight|done|failed_transient|rejected|skipped``; ``sodtrack_id``,
     ``created`` (this upload created it, as opposed to finding it existing: only those are
     cancelled), ``done_run`` (the run that completed it: a row is ``created`` in that run,
-    ``already_existed`` in later ones), error fields, ``attempts``, ``data_json`` (e.g. the
-    booking ids a stage holds, a booking's price; ``existing``/``update``/``updated_run`` for
-    a correction applied to a record the upload found), ``updated_at``. Steps with a
+    ``already_existed`` in later ones), its explanation (the same five columns), ``attempts``,
+    ``data_json`` (e.g. the booking ids a stage holds, a booking's price;
+    ``existing``/``update``/``updated_run`` for a correction applied to a record the upload
+    found), ``updated_at``. Steps with a
     ``sodtrack_id`` are also the ledger's memory across uploads (:meth:`Ledger.known_ids`).
+
+Records and rows
+----------------
+The records (:class:`UploadRecord`, :class:`StepRecord`, :class:`RowRecord` holding the
+row's :class:`~sodtrack.bulkload.outcomes.RowResult` and that result's
+:class:`~sodtrack.bulkload.outcomes.Explanation`) go to their tables and back through one
+generic mapper, :class:`RecordColumns` (an attribute in the column of its name, ``<name>_json``
+as JSON, a nested record flattened into the same row), never hand-written per table. A column
+added later is a :data:`MIGRATIONS` entry; a row written before it reads back with the
+attribute's default.
 
 Step protocol
 -------------
@@ -58,19 +72,23 @@ upload's steps.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from functools import partial
+from typing import Any, Final, Generic, Literal, TypeVar, cast, get_origin, get_type_hints
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from sodtrack.bulkload.outcomes import Explanation, RowResult
 from sodtrack.db import AddColumn, engine_for, ensure_schema, use_wal
 from sodtrack.errors import LeaseHeld, UploadMismatch
 
@@ -78,9 +96,6 @@ DEFAULT_LEDGER_URL: Final = "sqlite:///data/state/ledger.db"
 
 StepKind = Literal["project", "booking", "stage", "payment", "cancel"]
 StepState = Literal["pending", "in_flight", "done", "failed_transient", "rejected", "skipped"]
-ErrorKind = Literal["invalid", "conflict", "transient", "dependency"]
-"""``invalid``: permanent for this input; ``conflict``: the world changed (a slot was taken),
-a person decides; ``transient``: retried on the next run; ``dependency``: a parent failed."""
 
 STEP_KINDS: Final[tuple[StepKind, ...]] = ("project", "booking", "stage", "payment", "cancel")
 TERMINAL_STATES: Final = frozenset({"done", "rejected"})
@@ -131,6 +146,10 @@ rows_table = sa.Table(
     sa.Column("original_json", sa.Text, nullable=True),
     sa.Column("interpreted_json", sa.Text, nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("error_fields_json", sa.Text, nullable=True),
+    sa.Column("steps_json", sa.Text, nullable=True),
+    sa.Column("retry_on_rerun", sa.Boolean, nullable=True),
+    sa.Column("warnings_json", sa.Text, nullable=True),
 )
 
 steps_table = sa.Table(
@@ -150,12 +169,23 @@ steps_table = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("data_json", sa.Text, nullable=True),
     sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("error_fields_json", sa.Text, nullable=True),
 )
 
 sa.Index("ix_load_steps_state", steps_table.c.upload_id, steps_table.c.state)
 
-MIGRATIONS: tuple[AddColumn, ...] = ()
+MIGRATIONS: tuple[AddColumn, ...] = (
+    # The whole row answer (:class:`~sodtrack.bulkload.outcomes.RowResult`) is stored.
+    AddColumn("load_rows", "error_fields_json", sa.Text()),
+    AddColumn("load_rows", "steps_json", sa.Text()),
+    AddColumn("load_rows", "retry_on_rerun", sa.Boolean()),
+    AddColumn("load_rows", "warnings_json", sa.Text()),
+    AddColumn("load_steps", "error_fields_json", sa.Text()),
+)
 """Columns added to these tables since databases exist in the field (:mod:`sodtrack.db`)."""
+
+
+R = TypeVar("R")
 
 
 def _now() -> str:
@@ -221,10 +251,8 @@ class StepRecord:
     sodtrack_id: str | None = None
     created: bool = False
     done_run: int | None = None
-    error_code: str | None = None
-    error_kind: ErrorKind | None = None
-    message: str | None = None
-    suggested_fix: str | None = None
+    why: Explanation | None = None
+    """Why the step failed (None unless ``failed_transient``, ``rejected`` or ``skipped``)."""
     attempts: int = 0
     data: dict[str, Any] = field(default_factory=dict)
     updated_at: str = ""
@@ -232,7 +260,8 @@ class StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class RowRecord:
-    """One input row as the ledger keeps it (identity, outcome, ids, values)."""
+    """One input row as the ledger keeps it: its identity and values, and its last answer
+    (the :class:`~sodtrack.bulkload.outcomes.RowResult` itself, not a copy of its fields)."""
 
     position: int
     sheet: str | None
@@ -241,18 +270,10 @@ class RowRecord:
     project_reference: str | None = None
     stage_sequence: int | None = None
     payment_reference: str | None = None
-    outcome: str | None = None
-    failed_step: str | None = None
-    error_code: str | None = None
-    error_kind: str | None = None
-    message: str | None = None
-    suggested_fix: str | None = None
-    project_id: str | None = None
-    booking_id: str | None = None
-    stage_id: str | None = None
-    payment_id: str | None = None
     original: dict[str, Any] = field(default_factory=dict)
     interpreted: dict[str, Any] = field(default_factory=dict)
+    result: RowResult | None = None
+    """The row's answer in the last run that finished (None before one has)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,12 +448,12 @@ class Ledger:
             row = conn.execute(
                 sa.select(uploads_table).where(uploads_table.c.upload_id == upload_id)
             ).first()
-        return None if row is None else _upload_record(row._mapping)
+        return None if row is None else _UPLOAD.must_load(row._mapping)
 
     def list_uploads(self) -> list[UploadRecord]:
         with self._tx() as conn:
             result = conn.execute(sa.select(uploads_table).order_by(uploads_table.c.created_at))
-            return [_upload_record(r._mapping) for r in result]
+            return [_UPLOAD.must_load(r._mapping) for r in result]
 
     # ------------------------------------------------------------------ rows
 
@@ -445,13 +466,19 @@ class Ledger:
                     sa.select(rows_table.c.position).where(rows_table.c.upload_id == upload_id)
                 )
             }
-            fresh = [_row_values(upload_id, r) for r in records if r.position not in present]
+            now = _now()
+            fresh = [
+                {**_ROW.dump(r), "upload_id": upload_id, "updated_at": now}
+                for r in records
+                if r.position not in present
+            ]
             if fresh:
                 conn.execute(sa.insert(rows_table), fresh)
 
-    def save_row_outcomes(self, upload_id: str, records: Sequence[RowRecord]) -> None:
-        """Overwrite each row's outcome, error and ids with this run's answer."""
+    def save_row_outcomes(self, upload_id: str, results: Sequence[RowResult]) -> None:
+        """Overwrite each row's answer (outcome, explanation, ids, steps) with this run's."""
         now = _now()
+        columns = [c for c in _RESULT.dump(None) if c not in _ROW_KEY]
         with self._tx() as conn:
             stmt = (
                 sa.update(rows_table)
@@ -459,37 +486,16 @@ class Ledger:
                     rows_table.c.upload_id == sa.bindparam("b_upload_id"),
                     rows_table.c.position == sa.bindparam("b_position"),
                 )
-                .values(
-                    outcome=sa.bindparam("outcome"),
-                    failed_step=sa.bindparam("failed_step"),
-                    error_code=sa.bindparam("error_code"),
-                    error_kind=sa.bindparam("error_kind"),
-                    message=sa.bindparam("message"),
-                    suggested_fix=sa.bindparam("suggested_fix"),
-                    project_id=sa.bindparam("project_id"),
-                    booking_id=sa.bindparam("booking_id"),
-                    stage_id=sa.bindparam("stage_id"),
-                    payment_id=sa.bindparam("payment_id"),
-                    updated_at=sa.bindparam("updated_at"),
-                )
+                .values({c: sa.bindparam(f"v_{c}") for c in [*columns, "updated_at"]})
             )
             params = [
                 {
                     "b_upload_id": upload_id,
                     "b_position": r.position,
-                    "outcome": r.outcome,
-                    "failed_step": r.failed_step,
-                    "error_code": r.error_code,
-                    "error_kind": r.error_kind,
-                    "message": r.message,
-                    "suggested_fix": r.suggested_fix,
-                    "project_id": r.project_id,
-                    "booking_id": r.booking_id,
-                    "stage_id": r.stage_id,
-                    "payment_id": r.payment_id,
-                    "updated_at": now,
+                    "v_updated_at": now,
+                    **{f"v_{c}": v for c, v in _RESULT.dump(r).items() if c not in _ROW_KEY},
                 }
-                for r in records
+                for r in results
             ]
             if params:
                 conn.execute(stmt, params)
@@ -501,7 +507,7 @@ class Ledger:
                 .where(rows_table.c.upload_id == upload_id)
                 .order_by(rows_table.c.position)
             )
-            return [_row_record(r._mapping) for r in result]
+            return [_ROW.must_load(r._mapping) for r in result]
 
     # ------------------------------------------------------------------ steps
 
@@ -543,7 +549,7 @@ class Ledger:
             stmt = sa.select(steps_table).where(steps_table.c.upload_id == upload_id)
             if kind is not None:
                 stmt = stmt.where(steps_table.c.kind == kind)
-            records = [_step_record(r._mapping) for r in conn.execute(stmt)]
+            records = [_STEP.must_load(r._mapping) for r in conn.execute(stmt)]
         return {(rec.kind, rec.key): rec for rec in records}
 
     def get_step(self, upload_id: str, kind: StepKind, key: str) -> StepRecord | None:
@@ -555,7 +561,7 @@ class Ledger:
                     steps_table.c.key == key,
                 )
             ).first()
-        return None if row is None else _step_record(row._mapping)
+        return None if row is None else _STEP.must_load(row._mapping)
 
     def _update_step(self, upload_id: str, kind: StepKind, key: str, **values: Any) -> None:
         values["updated_at"] = _now()
@@ -674,10 +680,7 @@ class Ledger:
             sodtrack_id=sodtrack_id,
             created=created,
             done_run=run_no,
-            error_code=None,
-            error_kind=None,
-            message=None,
-            suggested_fix=None,
+            **_EXPLANATION.dump(None),
             data_json=json.dumps(dict(data), sort_keys=True) if data else None,
         )
 
@@ -694,22 +697,13 @@ class Ledger:
         key: str,
         *,
         state: Literal["failed_transient", "rejected", "skipped"],
-        error_code: str | None,
-        error_kind: ErrorKind,
-        message: str,
-        suggested_fix: str | None,
+        why: Explanation,
         sodtrack_id: str | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a failure; ``sodtrack_id`` keeps what is known to exist (a stage created
         but not completed), ``data`` the engine's notes (e.g. whether a re-run helps)."""
-        values: dict[str, Any] = {
-            "state": state,
-            "error_code": error_code,
-            "error_kind": error_kind,
-            "message": message,
-            "suggested_fix": suggested_fix,
-        }
+        values: dict[str, Any] = {"state": state, **_EXPLANATION.dump(why)}
         if sodtrack_id is not None:
             values["sodtrack_id"] = sodtrack_id
         if data is not None:
@@ -761,88 +755,111 @@ class Ledger:
             )
 
 
-def _upload_record(m: sa.RowMapping) -> UploadRecord:
-    return UploadRecord(
-        upload_id=m["upload_id"],
-        file_sha256=m["file_sha256"],
-        file_name=m["file_name"],
-        country=m["country"],
-        uploaded_by=m["uploaded_by"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        status=m["status"],
-        dry_run=bool(m["dry_run"]),
-        runs=int(m["runs"] or 0),
-        row_count=int(m["row_count"] or 0),
-        summary=json.loads(m["summary_json"]) if m["summary_json"] else {},
-        lease_owner=m["lease_owner"],
-    )
+class RecordColumns(Generic[R]):
+    """The one mapper between a record type (a frozen dataclass) and a table's row.
+
+    Every attribute is stored in the column of its name (or the one ``renamed`` gives it);
+    one whose column is ``<name>_json`` is stored as JSON; a ``nested`` record (a row's
+    answer, an answer's explanation) is flattened into the same row through its own mapper.
+    Reading back, a ``NULL`` (a row written before the column existed, see ``MIGRATIONS``)
+    gives the attribute's default, ``defaults`` or else ``None``; a nested record whose
+    ``required`` column is ``NULL`` is absent (``None``).
+    """
+
+    def __init__(
+        self,
+        cls: type[R],
+        table: sa.Table,
+        *,
+        renamed: Mapping[str, str] | None = None,
+        nested: Mapping[str, RecordColumns[Any]] | None = None,
+        required: str | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.cls = cls
+        self.nested = dict(nested or {})
+        self.required = required
+        hints = get_type_hints(cls)
+        self._plain: list[tuple[str, str, bool, bool]] = []  # attr, column, json, tuple
+        self._defaults: dict[str, Callable[[], Any]] = {
+            k: partial(copy.copy, v) for k, v in (defaults or {}).items()
+        }
+        for f in dataclasses.fields(cast(Any, cls)):
+            if f.default is not dataclasses.MISSING:
+                self._defaults[f.name] = partial(copy.copy, f.default)
+            elif f.default_factory is not dataclasses.MISSING:
+                self._defaults[f.name] = f.default_factory
+            if f.name in self.nested:
+                continue
+            column = (renamed or {}).get(f.name, f.name)
+            if column not in table.c:
+                column = f"{column}_json"
+            as_json = column.endswith("_json")
+            if column not in table.c:
+                raise TypeError(f"{cls.__name__}.{f.name} has no column in {table.name}")
+            is_tuple = get_origin(hints[f.name]) is tuple
+            self._plain.append((f.name, column, as_json, is_tuple))
+
+    def dump(self, obj: R | None) -> dict[str, Any]:
+        """The columns of ``obj`` (all ``None`` for no record)."""
+        out: dict[str, Any] = {}
+        for attr, column, as_json, _ in self._plain:
+            value = None if obj is None else getattr(obj, attr)
+            if as_json and value is not None:
+                value = json.dumps(
+                    list(value) if isinstance(value, tuple) else dict(value),
+                    ensure_ascii=False,
+                    default=str,
+                    sort_keys=True,
+                )
+            out[column] = value
+        for attr, mapper in self.nested.items():
+            for column, value in mapper.dump(None if obj is None else getattr(obj, attr)).items():
+                out.setdefault(column, value)  # a column both own (the row's position) once
+        return out
+
+    def load(self, m: Mapping[Any, Any]) -> R | None:
+        """The record a row holds (``None`` when its ``required`` column is ``NULL``)."""
+        if self.required is not None and m.get(self.required) is None:
+            return None
+        values: dict[str, Any] = {}
+        for attr, column, as_json, is_tuple in self._plain:
+            value = m.get(column)
+            if value is None:
+                default = self._defaults.get(attr)
+                value = None if default is None else default()
+            elif as_json:
+                value = json.loads(value)
+                value = tuple(value) if is_tuple else value
+            values[attr] = value
+        for attr, mapper in self.nested.items():
+            values[attr] = mapper.load(m)
+        return self.cls(**values)
+
+    def must_load(self, m: Mapping[Any, Any]) -> R:
+        record = self.load(m)
+        assert record is not None
+        return record
 
 
-def _step_record(m: sa.RowMapping) -> StepRecord:
-    return StepRecord(
-        upload_id=m["upload_id"],
-        kind=m["kind"],
-        key=m["key"],
-        state=m["state"],
-        sodtrack_id=m["sodtrack_id"],
-        created=bool(m["created"]),
-        done_run=m["done_run"],
-        error_code=m["error_code"],
-        error_kind=m["error_kind"],
-        message=m["message"],
-        suggested_fix=m["suggested_fix"],
-        attempts=int(m["attempts"] or 0),
-        data=json.loads(m["data_json"]) if m["data_json"] else {},
-        updated_at=m["updated_at"],
-    )
-
-
-def _row_values(upload_id: str, r: RowRecord) -> dict[str, Any]:
-    return {
-        "upload_id": upload_id,
-        "position": r.position,
-        "sheet": r.sheet,
-        "row_number": r.row_number,
-        "external_reference": r.external_reference,
-        "project_reference": r.project_reference,
-        "stage_sequence": r.stage_sequence,
-        "payment_reference": r.payment_reference,
-        "outcome": r.outcome,
-        "failed_step": r.failed_step,
-        "error_code": r.error_code,
-        "error_kind": r.error_kind,
-        "message": r.message,
-        "suggested_fix": r.suggested_fix,
-        "project_id": r.project_id,
-        "booking_id": r.booking_id,
-        "stage_id": r.stage_id,
-        "payment_id": r.payment_id,
-        "original_json": json.dumps(r.original, ensure_ascii=False, default=str),
-        "interpreted_json": json.dumps(r.interpreted, ensure_ascii=False, default=str),
-        "updated_at": _now(),
-    }
-
-
-def _row_record(m: sa.RowMapping) -> RowRecord:
-    return RowRecord(
-        position=int(m["position"]),
-        sheet=m["sheet"],
-        row_number=int(m["row_number"]),
-        external_reference=m["external_reference"],
-        project_reference=m["project_reference"],
-        stage_sequence=m["stage_sequence"],
-        payment_reference=m["payment_reference"],
-        outcome=m["outcome"],
-        failed_step=m["failed_step"],
-        error_code=m["error_code"],
-        error_kind=m["error_kind"],
-        message=m["message"],
-        suggested_fix=m["suggested_fix"],
-        project_id=m["project_id"],
-        booking_id=m["booking_id"],
-        stage_id=m["stage_id"],
-        payment_id=m["payment_id"],
-        original=json.loads(m["original_json"]) if m["original_json"] else {},
-        interpreted=json.loads(m["interpreted_json"]) if m["interpreted_json"] else {},
-    )
+_EXPLANATION: Final = RecordColumns(
+    Explanation,
+    steps_table,
+    renamed={"code": "error_code", "kind": "error_kind", "fields": "error_fields_json"},
+    required="message",
+    defaults={"code": "", "kind": "invalid", "suggested_fix": ""},
+)
+_ROW_EXPLANATION: Final = RecordColumns(
+    Explanation,
+    rows_table,
+    renamed={"code": "error_code", "kind": "error_kind", "fields": "error_fields_json"},
+    required="message",
+    defaults={"code": "", "kind": "invalid", "suggested_fix": ""},
+)
+_UPLOAD: Final = RecordColumns(UploadRecord, uploads_table, defaults={"summary": {}})
+_STEP: Final = RecordColumns(StepRecord, steps_table, nested={"why": _EXPLANATION})
+_RESULT: Final = RecordColumns(
+    RowResult, rows_table, nested={"why": _ROW_EXPLANATION}, required="outcome"
+)
+_ROW: Final = RecordColumns(RowRecord, rows_table, nested={"result": _RESULT})
+_ROW_KEY: Final = frozenset({"position", "sheet", "row_number"})

@@ -53,7 +53,6 @@ from functools import partial
 from typing import Any, Literal, Protocol
 
 from sodtrack.bulkload.answers.messages import (
-    Explanation,
     explain_api_error,
     explain_check,
     explain_correction_failed,
@@ -74,7 +73,7 @@ from sodtrack.bulkload.engine.existing import (
     project_have,
     project_want,
 )
-from sodtrack.bulkload.engine.ledger import ErrorKind, Ledger, StepRecord
+from sodtrack.bulkload.engine.ledger import Ledger, StepRecord
 from sodtrack.bulkload.engine.plan import (
     BookingLoad,
     LoadPlan,
@@ -84,6 +83,7 @@ from sodtrack.bulkload.engine.plan import (
     StepRef,
 )
 from sodtrack.bulkload.engine.verdicts import explanation_of, retries
+from sodtrack.bulkload.outcomes import ErrorKind, Explanation
 from sodtrack.bulkload.reading.rows import BookingRow
 from sodtrack.client.errors import (
     ApiError,
@@ -227,10 +227,7 @@ class Loader:
             created=created,
             done_run=self.run_no,
             data=dict(data),
-            error_code=None,
-            error_kind=None,
-            message=None,
-            suggested_fix=None,
+            why=None,
         )
 
     def fail(
@@ -244,26 +241,12 @@ class Loader:
         data: Mapping[str, Any] | None = None,
     ) -> None:
         k, key = ref
-        error_kind: ErrorKind = kind or why.kind
+        if kind is not None:
+            why = replace(why, kind=kind)
         self.ledger.mark_failed(
-            self.upload_id,
-            k,
-            key,
-            state=state,
-            error_code=why.code,
-            error_kind=error_kind,
-            message=why.message,
-            suggested_fix=why.suggested_fix,
-            sodtrack_id=sodtrack_id,
-            data=data,
+            self.upload_id, k, key, state=state, why=why, sodtrack_id=sodtrack_id, data=data
         )
-        changes: dict[str, Any] = {
-            "state": state,
-            "error_code": why.code,
-            "error_kind": error_kind,
-            "message": why.message,
-            "suggested_fix": why.suggested_fix,
-        }
+        changes: dict[str, Any] = {"state": state, "why": why}
         if sodtrack_id is not None:
             changes["sodtrack_id"] = sodtrack_id
         if data is not None:
@@ -312,7 +295,7 @@ class Loader:
         except ApiError as exc:
             why = explain_exception(exc, ref[0], ctx)
             if isinstance(exc, NeedsAPerson):
-                why = Explanation(why.code, "conflict", why.message, why.suggested_fix)
+                why = replace(why, kind="conflict")
             self.fail(ref, state_for(exc), why)
             if isinstance(exc, AuthError):
                 self.halted = _Halt(why)
@@ -359,6 +342,7 @@ class Loader:
                 differences=differing,
                 cancelled=comparison.cancelled,
                 status_refused=comparison.status_refused is not None,
+                fields=comparison.changed_fields,
             )
             self.fail(ref, "rejected", why, sodtrack_id=sodtrack_id, data={"existing": True})
             return None
@@ -377,7 +361,7 @@ class Loader:
         except ApiError as exc:
             why = explain_exception(exc, ref[0], ctx)
             if isinstance(exc, NeedsAPerson):
-                why = Explanation(why.code, "conflict", why.message, why.suggested_fix)
+                why = replace(why, kind="conflict")
             why = explain_correction_failed(
                 resource=comparison.resource,
                 reference=ref[1],

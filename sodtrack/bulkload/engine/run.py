@@ -17,8 +17,14 @@
    projects concurrently with each other and with the plain bookings. Concurrency is
    bounded twice: ``concurrency`` units of work (a project, a plain booking) at a time, and
    the client's own request concurrency and rate limiter underneath.
-3. **Answer** every row (:mod:`.verdicts`) from the ledger, save the answers, release the
-   upload. Every input row ends in exactly one outcome: asserted.
+3. **Answer** every row (:mod:`.verdicts`) from the step states, save the answers, release
+   the upload. Every input row ends in exactly one outcome: asserted.
+
+The ledger's steps are read once, at the start; every write after that goes to the ledger and
+to the loader's mirror of it together (:class:`~.load.Loader`: the pre-write rejections too),
+so the answers are read from the mirror, not from a second copy. What the run knows about each
+row on the way (the reader's refusal, its booking's step, whether Sodtrack holds it, its
+price) is one :class:`RowState` per row.
 
 The writes themselves, the in-flight protocol and how errors are classified are in
 :mod:`.load`; the answer for each row in :mod:`.verdicts` and :mod:`.answers`.
@@ -29,12 +35,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from sodtrack.bulkload.answers.assemble import dry_answers, outcome_record, real_answers, row_record
-from sodtrack.bulkload.answers.messages import Explanation, explain_new_booking_status
+from sodtrack.bulkload.answers.assemble import (
+    dry_answers,
+    real_answers,
+    row_record,
+    unchecked,
+)
+from sodtrack.bulkload.answers.messages import explain_new_booking_status
 from sodtrack.bulkload.engine.catalog import Catalog, CoverageMode
 from sodtrack.bulkload.engine.checks import (
     check_moves,
@@ -54,7 +65,8 @@ from sodtrack.bulkload.engine.existing import (
 from sodtrack.bulkload.engine.ledger import Ledger, StepRecord, upload_id_for
 from sodtrack.bulkload.engine.load import Loader, LoaderClient, PhaseProgress, explain_exception
 from sodtrack.bulkload.engine.plan import StepRef, build_plan
-from sodtrack.bulkload.outcomes import RowResult, UploadResult
+from sodtrack.bulkload.outcomes import Explanation, RowResult, UploadResult
+from sodtrack.bulkload.reading.rows import BookingRow
 from sodtrack.bulkload.reading.upload import ParsedUpload
 from sodtrack.client.errors import ApiError
 from sodtrack.contract.countries import get_country
@@ -65,6 +77,14 @@ DRY_RUN_NOTICE: Final = (
     "Dry run: nothing was created. Catalog and coverage were checked live{avail}; "
     "availability can change before the real run, so a slot free now may be taken by then."
 )
+
+UPLOAD_ERROR: Final = Explanation(
+    "upload_error",
+    "invalid",
+    "The file as a whole cannot be loaded (see the upload errors).",
+    "Fix the file-level problems first.",
+)
+"""Every row's answer when the file as a whole cannot be loaded."""
 
 
 def _requests_of(client: object) -> int:
@@ -124,10 +144,7 @@ async def run_upload(
                     r.row_number,
                     "rejected",
                     failed_step="validation",
-                    error_code="upload_error",
-                    error_kind="invalid",
-                    message="The file as a whole cannot be loaded (see the upload errors).",
-                    suggested_fix="Fix the file-level problems first.",
+                    why=UPLOAD_ERROR,
                 )
                 for i, r in enumerate(rows)
             ]
@@ -162,7 +179,7 @@ async def run_upload(
             elapsed_s=time.monotonic() - started,
             client_stats=_stats_of(client),
         )
-        ledger.save_row_outcomes(upload_id, [outcome_record(r) for r in results])
+        ledger.save_row_outcomes(upload_id, results)
         ledger.finish_upload(
             upload_id, status=result.status, summary=result.counts, owner=run.owner
         )
@@ -177,22 +194,6 @@ async def run_upload(
             await renew
 
 
-def _unchecked(r: RowResult, why: Explanation) -> RowResult:
-    """A row left unanswered by checks that could not run: transient, retried by a re-run."""
-    if r.outcome in ("already_existed", "rejected"):
-        return r
-    return replace(
-        r,
-        outcome="failed_transient",
-        failed_step="validation",
-        error_code=why.code,
-        error_kind=why.kind,
-        message=why.message,
-        suggested_fix=why.suggested_fix,
-        retry_on_rerun=True,
-    )
-
-
 async def _renew_lease(ledger: Ledger, upload_id: str, owner: str) -> None:
     while True:
         await asyncio.sleep(ledger.lease_s / 3)
@@ -203,6 +204,59 @@ def _stats_of(client: object) -> dict[str, Any]:
     stats = getattr(client, "stats", None)
     as_dict = getattr(stats, "as_dict", None)
     return dict(as_dict()) if callable(as_dict) else {}
+
+
+@dataclass
+class RowState:
+    """What the engine knows about one input row between reading it and answering it: the
+    one per-row record :func:`_validate_and_load` keeps (instead of maps keyed by position)."""
+
+    position: int
+    row: BookingRow
+    reader_rejection: Explanation | None
+    """The reader refused the row (it is answered ``rejected`` at step ``validation``)."""
+    booking: StepRecord | None = None
+    """Its booking's step as the run found it in the real upload's ledger (None: not there
+    yet, or the reader refused the row)."""
+    existing: bool = False
+    """Sodtrack holds its booking already: compared with the row (a correction), not created."""
+    price: Decimal | None = None
+    """Its booking's price, when known (its SKUs resolved, Sodtrack's record, or the ledger)."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(w.message for w in self.row.warnings)
+
+    @property
+    def finished(self) -> bool:
+        """An earlier run settled its booking for good (``done`` or ``rejected``)."""
+        return self.booking is not None and self.booking.state in ("done", "rejected")
+
+    @property
+    def open(self) -> bool:
+        """Read fine and its booking not settled: it is looked up and checked."""
+        return self.reader_rejection is None and not self.finished
+
+    @property
+    def prior_rejected(self) -> bool:
+        return self.booking is not None and self.booking.state == "rejected"
+
+    @property
+    def never_sent(self) -> bool:
+        """A new booking no run has sent: checked against Sodtrack (see :mod:`.checks`)."""
+        return (
+            self.open and not self.existing and (self.booking is None or self.booking.attempts == 0)
+        )
+
+    @property
+    def sent_before(self) -> bool:
+        """A new booking an earlier run sent but did not finish: only its SKUs are needed."""
+        return (
+            self.open
+            and not self.existing
+            and self.booking is not None
+            and self.booking.attempts > 0
+        )
 
 
 async def _validate_and_load(
@@ -221,29 +275,22 @@ async def _validate_and_load(
 ) -> tuple[list[RowResult], list[str]]:
     country = get_country(parsed.country)
     rows = parsed.rows
-    # A dry run reads the real upload's steps (never writes them): rows already loaded are
-    # answered ``already_existed`` and not checked again.
+    # The ledger is read once: the real upload's steps (a dry run reads them, never writes
+    # them: rows already loaded are answered ``already_existed`` and not checked again). From
+    # here on the loader's mirror of them is the state (every write goes to both).
     states: dict[StepRef, StepRecord] = ledger.steps(real_upload_id)
     if progress is not None:
         progress("validate", 0, len(rows))
 
-    reader_rejected = {i: reader_rejection(r) for i, r in enumerate(rows) if not r.is_valid}
-    booking_state = {
-        i: states.get(("booking", r.external_reference))
-        for i, r in enumerate(rows)
-        if i not in reader_rejected
-    }
-    open_rows = [
-        i
-        for i, rec in booking_state.items()
-        if rec is None or rec.state not in ("done", "rejected")
-    ]
-    prior_rejected = {
-        i for i, rec in booking_state.items() if rec is not None and rec.state == "rejected"
-    }
-    warnings = {i: tuple(w.message for w in r.warnings) for i, r in enumerate(rows)}
+    per_row: list[RowState] = []
+    for i, r in enumerate(rows):
+        rejection = None if r.is_valid else reader_rejection(r)
+        booking = states.get(("booking", r.external_reference)) if rejection is None else None
+        per_row.append(RowState(i, r, rejection, booking))
+    reader_rejected = {s.position: s.reader_rejection for s in per_row if s.reader_rejection}
+    warnings = {s.position: s.warnings for s in per_row}
+    open_rows = [s.position for s in per_row if s.open]
     found = Found()
-    existing: set[int] = set()
     try:
         # Rows whose reference Sodtrack already holds (the ledger knows it from another
         # upload; a dry run also asks by reference) are compared with Sodtrack's record
@@ -256,23 +303,13 @@ async def _validate_and_load(
             client=client,
             by_reference=dry_run,
         )
-        existing = {i for i in open_rows if rows[i].external_reference in found.bookings}
+        for i in open_rows:
+            per_row[i].existing = rows[i].external_reference in found.bookings
         # Only bookings never sent are checked against Sodtrack (module docstring of .checks);
         # bookings an earlier run sent but did not finish only need their SKUs for the body.
-        never_sent = [
-            i
-            for i, rec in booking_state.items()
-            if i not in existing
-            and (rec is None or (rec.attempts == 0 and rec.state not in ("done", "rejected")))
-        ]
-        late = [
-            i
-            for i, rec in booking_state.items()
-            if i not in existing
-            and rec is not None
-            and rec.attempts > 0
-            and rec.state not in ("done", "rejected")
-        ]
+        never_sent = [s.position for s in per_row if s.never_sent]
+        late = [s.position for s in per_row if s.sent_before]
+        existing = [s.position for s in per_row if s.existing]
         wanted = {
             (rows[i].service_sku, rows[i].variant_sku) for i in (*never_sent, *late, *existing)
         }
@@ -301,15 +338,15 @@ async def _validate_and_load(
         project_refs = {p.id: ref for ref, p in found.projects.items()}
         moves = {}
         for i in existing:
-            booking = found.bookings[rows[i].external_reference]
-            have = booking_have(booking, checked.catalog, project_refs)
+            record = found.bookings[rows[i].external_reference]
+            have = booking_have(record, checked.catalog, project_refs)
             c = compare("booking", booking_want(rows[i]), have)
             if c.verdict == "update" and "scheduled_start" in c.changed_fields:
-                moves[i] = booking
+                moves[i] = record
         checked.rejected.update(
             await check_moves(rows, moves, country, client, availability=check_availability)
         )
-        refused_as_new = sorted(set(checked.rejected) - existing)
+        refused_as_new = sorted(i for i in checked.rejected if not per_row[i].existing)
         if not dry_run and refused_as_new:
             # A row the create checks refuse may be a correction of a record Sodtrack has
             # (a new SKU, or its own booking filling its slot): look those few up by
@@ -326,7 +363,7 @@ async def _validate_and_load(
             for i in refused_as_new:
                 if rows[i].external_reference in more.bookings:
                     del checked.rejected[i]
-                    existing.add(i)
+                    per_row[i].existing = True
     except ConfigurationError:
         # A setting is wrong (e.g. the token is for another country): nothing was written,
         # and no re-run fixes it; the caller says so in one line (exit 2).
@@ -336,9 +373,11 @@ async def _validate_and_load(
         # a contract violation) could not complete: nothing is written; every row still gets
         # its answer. A check that fails for some rows only leaves those rows unchecked.
         why = explain_exception(exc, "validation", {})
-        plan = build_plan(rows, frozenset(set(reader_rejected) | prior_rejected))
+        plan = build_plan(
+            rows, frozenset(s.position for s in per_row if s.reader_rejection or s.prior_rejected)
+        )
         known = real_answers(rows, plan, reader_rejected, states, run_no, warnings)
-        return [_unchecked(r, why) for r in known], [
+        return [unchecked(r, why) for r in known], [
             f"The checks before writing could not complete ({why.message}); nothing was "
             "written in this run. Re-run the same file."
         ]
@@ -354,14 +393,19 @@ async def _validate_and_load(
             resolved = catalog.resolve(rows[i].service_sku, rows[i].variant_sku)
             if not isinstance(resolved, str):
                 checked.resolved[i] = resolved
-    excluded = set(reader_rejected) | set(checked.rejected) | prior_rejected
+    excluded = {
+        s.position
+        for s in per_row
+        if s.reader_rejection or s.prior_rejected or s.position in checked.rejected
+    }
 
-    price_of: dict[int, Decimal] = {i: r.price for i, r in checked.resolved.items()}
-    for i in existing:
-        price_of[i] = found.bookings[rows[i].external_reference].price
-    for i, rec in booking_state.items():
-        if i not in price_of and rec is not None and "price" in rec.data:
-            price_of[i] = Decimal(str(rec.data["price"]))
+    for i, resolved_sku in checked.resolved.items():
+        per_row[i].price = resolved_sku.price
+    for s in per_row:
+        if s.existing:
+            s.price = found.bookings[s.row.external_reference].price
+        elif s.price is None and s.booking is not None and "price" in s.booking.data:
+            s.price = Decimal(str(s.booking.data["price"]))
     settled = {
         i: rec.state
         for i, r in enumerate(rows)
@@ -370,7 +414,11 @@ async def _validate_and_load(
         and rec.state in ("done", "rejected")
     }
     payment_refused = check_payments(
-        rows, country, excluded=excluded, price_of=price_of, settled=settled
+        rows,
+        country,
+        excluded=excluded,
+        price_of={s.position: s.price for s in per_row if s.price is not None},
+        settled=settled,
     )
     if progress is not None:
         progress("validate", len(rows), len(rows))
@@ -406,36 +454,6 @@ async def _validate_and_load(
             )
         return results, notices
 
-    # Persist the pre-write rejections: rejected is final for this upload, never retried.
-    for i, why in checked.rejected.items():
-        ledger.mark_failed(
-            upload_id,
-            "booking",
-            rows[i].external_reference,
-            state="rejected",
-            error_code=why.code,
-            error_kind=why.kind,
-            message=why.message,
-            suggested_fix=why.suggested_fix,
-            data={"phase": "validation"},
-        )
-    for i, why in payment_refused.items():
-        ref = rows[i].payment_reference
-        assert ref is not None
-        ledger.mark_failed(
-            upload_id,
-            "payment",
-            ref,
-            state="rejected",
-            error_code=why.code,
-            error_kind=why.kind,
-            message=why.message,
-            suggested_fix=why.suggested_fix,
-            data={"phase": "validation"},
-        )
-    ledger.ensure_steps(upload_id, [s.ref for s in plan.all_steps()])
-    states = ledger.steps(upload_id)
-
     load = Loader(
         rows=rows,
         country=country,
@@ -450,9 +468,19 @@ async def _validate_and_load(
         progress=progress,
         found=found,
     )
+    # Persist the pre-write rejections: rejected is final for this upload, never retried.
+    for i, why in checked.rejected.items():
+        load.fail(
+            ("booking", rows[i].external_reference), "rejected", why, data={"phase": "validation"}
+        )
+    for i, why in payment_refused.items():
+        ref = rows[i].payment_reference
+        assert ref is not None
+        load.fail(("payment", ref), "rejected", why, data={"phase": "validation"})
+    ledger.ensure_steps(upload_id, [s.ref for s in plan.all_steps()])
     await load.run()
 
-    results = real_answers(rows, plan, reader_rejected, ledger.steps(upload_id), run_no, warnings)
+    results = real_answers(rows, plan, reader_rejected, load.states, run_no, warnings)
     notices = []
     if load.halted is not None:
         notices.append(f"The load stopped sending writes: {load.halted.why.message}")

@@ -28,10 +28,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from sodtrack.bulkload.answers.messages import Explanation, explain_dependency
+from sodtrack.bulkload.answers.messages import explain_dependency
 from sodtrack.bulkload.engine.ledger import StepRecord
 from sodtrack.bulkload.engine.plan import RowSteps, StepRef
-from sodtrack.bulkload.outcomes import Outcome, RowResult, StepStatus
+from sodtrack.bulkload.outcomes import Explanation, Outcome, RowResult, StepStatus
 
 _STATUS: Mapping[str, StepStatus] = {
     "rejected": "rejected",
@@ -43,11 +43,14 @@ _STATUS: Mapping[str, StepStatus] = {
 
 
 def explanation_of(rec: StepRecord) -> Explanation:
+    """Why the step is not done: its recorded explanation, else a generic one."""
+    if rec.why is not None:
+        return rec.why
     return Explanation(
-        rec.error_code or rec.state,
-        rec.error_kind or ("transient" if rec.state == "failed_transient" else "invalid"),
-        rec.message or f"The {rec.kind} {rec.key} was not completed.",
-        rec.suggested_fix or "Re-run the same file.",
+        rec.state,
+        "transient" if rec.state == "failed_transient" else "invalid",
+        f"The {rec.kind} {rec.key} was not completed.",
+        "Re-run the same file.",
     )
 
 
@@ -124,10 +127,7 @@ def row_verdict(
             base,
             outcome="skipped_dependency",
             failed_step="project",
-            error_code=dep.code,
-            error_kind="dependency",
-            message=dep.message,
-            suggested_fix=dep.suggested_fix,
+            why=replace(dep, kind="dependency"),
             retry_on_rerun=retries(rec),
         )
     outcome: Outcome
@@ -137,7 +137,7 @@ def row_verdict(
         outcome = "skipped_dependency"
     else:
         outcome = "failed_transient"
-    if rec.state in ("pending", "in_flight") and not rec.message:
+    if rec.state in ("pending", "in_flight") and rec.why is None:
         why = Explanation(
             "not_attempted",
             "transient",
@@ -148,10 +148,7 @@ def row_verdict(
         base,
         outcome=outcome,
         failed_step=_failed_step(label, rec),
-        error_code=why.code,
-        error_kind="dependency" if rec.state == "skipped" else why.kind,
-        message=why.message,
-        suggested_fix=why.suggested_fix,
+        why=replace(why, kind="dependency") if rec.state == "skipped" else why,
         retry_on_rerun=retries(rec),
     )
 

@@ -18,8 +18,10 @@ derived from it. The rules that combine columns (date and time or a start, e-mai
 all payment columns or none, a project for stages and payments) are below.
 
 Whatever is left is *reported* as an unknown column (an upload-level warning, its values kept in
-each row's ``original``), never silently dropped. Two columns landing on one field, a missing
-required column, or contradictory date columns are upload-level errors.
+each row's ``original``), never silently dropped; except the answer columns a rejects file
+leads with (:data:`ANSWER_COLUMNS`): a fixed rejects file uploaded again is read as the sheet
+it was, those columns ignored (``ignored_columns``) without a warning. Two columns landing on
+one field, a missing required column, or contradictory date columns are upload-level errors.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ from sodtrack.errors import InputFileError
 
 CANONICAL_COLUMNS: tuple[str, ...] = SPEC.names
 """Every field a sheet may carry. ``scheduled_start`` or ``scheduled_date`` + ``scheduled_time``."""
+
+ANSWER_COLUMNS: tuple[str, ...] = (
+    "sodtrack_outcome",
+    "sodtrack_message",
+    "sodtrack_suggested_fix",
+    "sodtrack_row",
+    "sodtrack_error_code",
+)
+"""The columns a rejects file leads with (the answer for the row, written by
+:mod:`sodtrack.bulkload.answers.results`): ignored when the file is uploaded again."""
 
 PAYMENT_COLUMNS: tuple[str, ...] = SPEC.required("payment")
 """A payment needs all of these (``payment_currency`` defaults to the country's currency)."""
@@ -193,6 +205,9 @@ def match_headers(
                 ignored.append(text)
                 continue
             found.setdefault(target, []).append(position)
+            continue
+        if text in ANSWER_COLUMNS:  # a rejects file's answer, uploaded again
+            ignored.append(text)
             continue
         canonical = _lookup(key, text)
         if canonical is None:

@@ -11,7 +11,7 @@ import pytest
 
 from sodtrack.bulkload import read_upload
 from sodtrack.bulkload.answers.results import write_results
-from sodtrack.bulkload.outcomes import RowResult, UploadResult
+from sodtrack.bulkload.outcomes import Explanation, RowResult, UploadResult
 
 HEADER = (
     "external_reference,service_sku,scheduled_start,customer_first_name,customer_last_name,"
@@ -46,10 +46,9 @@ def _result(upload_id: str = "upl_cl_test") -> UploadResult:
                 4,
                 "rejected",
                 failed_step="booking",
-                error_code="slot_unavailable",
-                error_kind="conflict",
-                message="No contractor is free",
-                suggested_fix="Choose another time",
+                why=Explanation(
+                    "slot_unavailable", "conflict", "No contractor is free", "Choose another time"
+                ),
                 steps={"booking": "rejected"},
             ),
             RowResult(0, None, 2, "created", booking_id="bkg_1", steps={"booking": "created"}),
@@ -59,8 +58,9 @@ def _result(upload_id: str = "upl_cl_test") -> UploadResult:
                 3,
                 "failed_transient",
                 failed_step="booking",
-                error_kind="transient",
-                message="Sodtrack did not answer",
+                why=Explanation(
+                    "timeout", "transient", "Sodtrack did not answer", "Re-run the same file."
+                ),
                 retry_on_rerun=True,
             ),
         ],
@@ -127,7 +127,7 @@ def test_rejects_hold_only_rows_to_fix_and_can_be_uploaded_again(tmp_path: Path)
     assert [r.external_reference for r in again.rows] == ["B-3"]
     assert again.rows[0].postal_code == "7500001"
     # and its own rejects file does not double the sodtrack_* columns
-    second = RowResult(0, "Rejects", 2, "rejected", error_code="x", message="m")
+    second = RowResult(0, "Rejects", 2, "rejected", why=Explanation("x", "invalid", "m", ""))
     res = UploadResult("upl_2", "rejects.xlsx", "cl", False, 1, [second])
     files2 = write_results(res, again.rows, again.columns, tmp_path / "out2")
     with files2.rejects_csv.open(encoding="utf-8-sig", newline="") as fh:

@@ -34,7 +34,7 @@ from sodtrack.bulkload.answers.results import (
     write_csv,
     write_results,
 )
-from sodtrack.bulkload.outcomes import RowResult, UploadResult
+from sodtrack.bulkload.outcomes import ErrorKind, Explanation, RowResult, UploadResult
 from sodtrack.bulkload.reading.rows import BookingRow
 from sodtrack.textsafe import cell_safe
 
@@ -154,7 +154,19 @@ def test_any_text_in_any_cell_writes_every_file(texts: list[str], message: str) 
         base = _result()
         result = replace(
             base,
-            rows=[replace(r, message=message, warnings=(message,)) for r in base.rows],
+            rows=[
+                replace(
+                    r,
+                    why=Explanation(
+                        r.error_code or "",
+                        r.error_kind or "invalid",
+                        message,
+                        r.suggested_fix or "",
+                    ),
+                    warnings=(message,),
+                )
+                for r in base.rows
+            ],
             notices=(message,),
             file_name=f"b{message[:5]}.csv".replace("/", "_").replace("\x00", ""),
         )
@@ -269,7 +281,8 @@ def test_each_run_keeps_its_files_beside_a_latest_copy(tmp_path: Path) -> None:
     assert second.results_csv.name == "bookings.upl_cl_test.run-2.results.csv"
     assert first.results_csv.exists()
     assert second.results_csv.exists()
-    assert {r[2] for r in _csv_table(first.results_csv)[1:]} == {
+    header, *body = _csv_table(first.results_csv)
+    assert {r[header.index("outcome")] for r in body} == {
         "created",
         "failed_transient",
         "rejected",
@@ -304,6 +317,10 @@ def test_an_unwritable_folder_is_reported_not_raised(tmp_path: Path) -> None:
     assert set(files.paths()) <= set(files.failed)
 
 
+def _why(kind: ErrorKind, message: str = "") -> Explanation:
+    return Explanation("", kind, message, "")
+
+
 def test_counts_have_one_definition(tmp_path: Path) -> None:
     """summary.json, the results column and the tally agree on a mixed run (rejected for the
     data and for a conflict, skipped behind each cause, failed transiently, created)."""
@@ -312,11 +329,11 @@ def test_counts_have_one_definition(tmp_path: Path) -> None:
     rows = [replace(r, row_number=i + 2) for i, r in enumerate(rows)]
     results = [
         RowResult(0, None, 2, "created", booking_id="bkg_1"),
-        RowResult(1, None, 3, "rejected", error_kind="invalid", message="bad"),
-        RowResult(2, None, 4, "rejected", error_kind="conflict", message="slot taken"),
-        RowResult(3, None, 5, "skipped_dependency", error_kind="dependency"),
-        RowResult(4, None, 6, "skipped_dependency", error_kind="dependency", retry_on_rerun=True),
-        RowResult(5, None, 7, "failed_transient", error_kind="transient", retry_on_rerun=True),
+        RowResult(1, None, 3, "rejected", why=_why("invalid", "bad")),
+        RowResult(2, None, 4, "rejected", why=_why("conflict", "slot taken")),
+        RowResult(3, None, 5, "skipped_dependency", why=_why("dependency")),
+        RowResult(4, None, 6, "skipped_dependency", why=_why("dependency"), retry_on_rerun=True),
+        RowResult(5, None, 7, "failed_transient", why=_why("transient"), retry_on_rerun=True),
     ]
     result = UploadResult("upl_cl_mix", "bookings.csv", "cl", False, 1, results)
     files = write_results(result, rows, parsed.columns, tmp_path / "out")

@@ -20,6 +20,7 @@ from sodtrack.bulkload.engine.ledger import (
     upload_id_for,
     uploads_table,
 )
+from sodtrack.bulkload.outcomes import Explanation, RowResult
 from sodtrack.errors import LeaseHeld, UploadMismatch
 
 
@@ -134,10 +135,7 @@ def test_step_lifecycle_survives_a_new_ledger_object(ledger: Ledger, tmp_path: P
         "booking",
         "B2",
         state="rejected",
-        error_code="postal_code_not_covered",
-        error_kind="invalid",
-        message="not covered",
-        suggested_fix="fix it",
+        why=Explanation("postal_code_not_covered", "invalid", "not covered", "fix it"),
     )
     # a new process opens the same ledger
     again = Ledger(ledger.engine.url.render_as_string(hide_password=False))
@@ -149,7 +147,10 @@ def test_step_lifecycle_survives_a_new_ledger_object(ledger: Ledger, tmp_path: P
     assert steps[("booking", "B1")].state == "in_flight"
     assert steps[("booking", "B1")].attempts == 1
     assert steps[("booking", "B2")].state == "rejected"
-    assert steps[("booking", "B2")].error_code == "postal_code_not_covered"
+    assert steps[("booking", "B2")].why == Explanation(
+        "postal_code_not_covered", "invalid", "not covered", "fix it"
+    )
+    assert steps[("project", "P1")].why is None
     again.mark_done(
         uid, "booking", "B1", sodtrack_id="bkg_1", created=True, run_no=2, data={"price": "1"}
     )
@@ -172,10 +173,110 @@ def test_rows_recorded_once_and_outcomes_overwritten(ledger: Ledger) -> None:
     stored = ledger.rows(uid)
     assert [r.position for r in stored] == [0, 1]
     assert stored[0].original == {"Código": "0123"}
-    ledger.save_row_outcomes(
-        uid, [RowRecord(0, "Sheet1", 2, outcome="created", booking_id="bkg_1")]
-    )
+    answer = RowResult(0, "Sheet1", 2, "created", booking_id="bkg_1", steps={"booking": "created"})
+    ledger.save_row_outcomes(uid, [answer])
     stored = ledger.rows(uid)
-    assert (stored[0].outcome, stored[0].booking_id) == ("created", "bkg_1")
+    assert stored[0].result == answer
     assert stored[0].external_reference == "B1"  # identity untouched
-    assert stored[1].outcome is None
+    assert stored[1].result is None
+    # the whole answer goes in and comes back: the explanation (with the cells at fault),
+    # the steps, the warnings, whether a re-run helps
+    refused = RowResult(
+        1,
+        "Sheet1",
+        3,
+        "rejected",
+        failed_step="validation",
+        why=Explanation("invalid_postal_code", "invalid", "bad", "fix", ("postal_code",)),
+        steps={"booking": "rejected"},
+        retry_on_rerun=False,
+        warnings=("Phone: +56 added",),
+    )
+    transient = RowResult(0, "Sheet1", 2, "failed_transient", retry_on_rerun=True)
+    ledger.save_row_outcomes(uid, [transient, refused])
+    assert [r.result for r in ledger.rows(uid)] == [transient, refused]
+
+
+# The ledger's tables as the code before the one-row-answer change created them (no
+# ``error_fields_json``, ``steps_json``, ``retry_on_rerun``, ``warnings_json``): a database of
+# that code must open, be migrated, and give its rows and steps back.
+_OLD_SCHEMA = """
+CREATE TABLE load_rows (upload_id VARCHAR(80) NOT NULL, position INTEGER NOT NULL, sheet TEXT,
+ row_number INTEGER NOT NULL, external_reference TEXT, project_reference TEXT,
+ stage_sequence INTEGER, payment_reference TEXT, outcome VARCHAR(32), failed_step VARCHAR(16),
+ error_code TEXT, error_kind VARCHAR(16), message TEXT, suggested_fix TEXT, project_id TEXT,
+ booking_id TEXT, stage_id TEXT, payment_id TEXT, original_json TEXT, interpreted_json TEXT,
+ updated_at VARCHAR(32) NOT NULL, PRIMARY KEY (upload_id, position));
+CREATE TABLE load_steps (upload_id VARCHAR(80) NOT NULL, kind VARCHAR(16) NOT NULL,
+ "key" VARCHAR(200) NOT NULL, state VARCHAR(20) NOT NULL, sodtrack_id TEXT,
+ created BOOLEAN NOT NULL, done_run INTEGER, error_code TEXT, error_kind VARCHAR(16),
+ message TEXT, suggested_fix TEXT, attempts INTEGER NOT NULL, data_json TEXT,
+ updated_at VARCHAR(32) NOT NULL, PRIMARY KEY (upload_id, kind, "key"));
+CREATE TABLE load_uploads (upload_id VARCHAR(80) NOT NULL, file_sha256 VARCHAR(64) NOT NULL,
+ file_name TEXT NOT NULL, country VARCHAR(2) NOT NULL, uploaded_by TEXT NOT NULL,
+ created_at VARCHAR(32) NOT NULL, updated_at VARCHAR(32) NOT NULL, status VARCHAR(32) NOT NULL,
+ dry_run BOOLEAN NOT NULL, runs INTEGER NOT NULL, row_count INTEGER NOT NULL,
+ summary_json TEXT, lease_owner TEXT, lease_until VARCHAR(32), PRIMARY KEY (upload_id));
+INSERT INTO load_uploads VALUES ('upl_old', 'ab', 'old.xlsx', 'cl', 'ana', 't', 't',
+ 'completed_with_errors', 0, 1, 2, '{"created": 1, "rejected": 1}', NULL, NULL);
+INSERT INTO load_rows VALUES ('upl_old', 0, 'Sheet1', 2, 'B1', NULL, NULL, NULL, 'created',
+ NULL, NULL, NULL, NULL, NULL, NULL, 'bkg_1', NULL, NULL, '{"Ref": "B1"}', '{}', 't');
+INSERT INTO load_rows VALUES ('upl_old', 1, 'Sheet1', 3, 'B2', NULL, NULL, NULL, 'rejected',
+ 'validation', 'postal_code_not_covered', 'invalid', 'not covered', 'fix it', NULL, NULL,
+ NULL, NULL, '{"Ref": "B2"}', '{}', 't');
+INSERT INTO load_steps VALUES ('upl_old', 'booking', 'B1', 'done', 'bkg_1', 1, 1, NULL, NULL,
+ NULL, NULL, 1, '{"price": "10"}', 't');
+INSERT INTO load_steps VALUES ('upl_old', 'booking', 'B2', 'rejected', NULL, 0, NULL,
+ 'postal_code_not_covered', 'invalid', 'not covered', 'fix it', 0, NULL, 't');
+"""
+
+
+def test_a_ledger_database_of_the_previous_schema_opens_and_reads(tmp_path: Path) -> None:
+    path = tmp_path / "old-ledger.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        for statement in _OLD_SCHEMA.split(";"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+    engine.dispose()
+
+    led = Ledger(f"sqlite:///{path}")
+    try:
+        upload = led.get_upload("upl_old")
+        assert upload is not None
+        assert (upload.status, upload.summary) == (
+            "completed_with_errors",
+            {"created": 1, "rejected": 1},
+        )
+        first, second = led.rows("upl_old")
+        assert first.result == RowResult(0, "Sheet1", 2, "created", booking_id="bkg_1")
+        assert first.original == {"Ref": "B1"}
+        assert second.result == RowResult(
+            1,
+            "Sheet1",
+            3,
+            "rejected",
+            failed_step="validation",
+            why=Explanation("postal_code_not_covered", "invalid", "not covered", "fix it"),
+        )
+        steps = led.steps("upl_old")
+        assert steps[("booking", "B1")].why is None
+        assert steps[("booking", "B1")].data == {"price": "10"}
+        assert steps[("booking", "B2")].why == Explanation(
+            "postal_code_not_covered", "invalid", "not covered", "fix it"
+        )
+        # and the migrated database takes the new answer whole
+        answer = RowResult(
+            1,
+            "Sheet1",
+            3,
+            "rejected",
+            failed_step="validation",
+            why=Explanation("x", "invalid", "m", "f", ("postal_code",)),
+            steps={"booking": "rejected"},
+            warnings=("w",),
+        )
+        led.save_row_outcomes("upl_old", [answer])
+        assert led.rows("upl_old")[1].result == answer
+    finally:
+        led.close()

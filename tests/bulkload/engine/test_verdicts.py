@@ -5,7 +5,7 @@ from __future__ import annotations
 from sodtrack.bulkload.engine.ledger import StepRecord, StepState
 from sodtrack.bulkload.engine.plan import RowSteps, StepRef
 from sodtrack.bulkload.engine.verdicts import row_verdict
-from sodtrack.bulkload.outcomes import RowResult
+from sodtrack.bulkload.outcomes import ErrorKind, Explanation, RowResult
 
 P: StepRef = ("project", "P1")
 B: StepRef = ("booking", "B1")
@@ -13,8 +13,20 @@ S: StepRef = ("stage", "P1#1")
 Y: StepRef = ("payment", "Y1")
 
 
-def rec(ref: StepRef, state: StepState, **kw: object) -> StepRecord:
-    return StepRecord("u", ref[0], ref[1], state, **kw)  # type: ignore[arg-type]
+def rec(
+    ref: StepRef,
+    state: StepState,
+    *,
+    error_code: str | None = None,
+    error_kind: ErrorKind | None = None,
+    message: str | None = None,
+    **kw: object,
+) -> StepRecord:
+    why = None
+    if message is not None:
+        kind: ErrorKind = error_kind or ("transient" if state == "failed_transient" else "invalid")
+        why = Explanation(error_code or state, kind, message, "Re-run the same file.")
+    return StepRecord("u", ref[0], ref[1], state, why=why, **kw)  # type: ignore[arg-type]
 
 
 def done(ref: StepRef, run: int = 2, created: bool = True) -> StepRecord:
