@@ -58,7 +58,7 @@ from sodtrack.bulkload.reading.headers import (
 )
 from sodtrack.bulkload.reading.rows import INTERPRETED_FIELDS, BookingRow
 from sodtrack.bulkload.reading.upload import ParsedUpload, read_upload
-from sodtrack.bulkload.reading.values import PAYMENT_METHODS, PaymentMethod
+from sodtrack.bulkload.reading.values import PAYMENT_METHODS
 from sodtrack.errors import LeaseHeld
 
 __all__ = [
@@ -79,7 +79,6 @@ __all__ = [
     "Note",
     "Outcome",
     "ParsedUpload",
-    "PaymentMethod",
     "ProjectPlan",
     "ResultFiles",
     "RowIssue",

@@ -37,7 +37,6 @@ from sodtrack.bulkload.reading.headers import PAYMENT_COLUMNS
 from sodtrack.bulkload.reading.merges import merged_cells_issue
 from sodtrack.bulkload.reading.reader import CellProblem
 from sodtrack.bulkload.reading.values import (
-    PaymentMethod,
     parse_amount,
     parse_booking_status,
     parse_currency,
@@ -55,7 +54,7 @@ from sodtrack.bulkload.reading.values import (
     to_local,
 )
 from sodtrack.contract.countries import Country
-from sodtrack.contract.models import BookingStatus
+from sodtrack.contract.models import BookingStatus, PaymentMethod
 
 T = TypeVar("T")
 

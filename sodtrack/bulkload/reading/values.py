@@ -54,17 +54,16 @@ import re
 import unicodedata
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sodtrack.bulkload.answers.neutralise import needs_neutralising
 from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note
 from sodtrack.bulkload.reading.headers import header_key
 from sodtrack.contract.countries import Country
-from sodtrack.contract.models import BookingStatus
+from sodtrack.contract.models import BookingStatus, PaymentMethod
 
-PaymentMethod = Literal["card", "transfer", "cash", "financing"]
-PAYMENT_METHODS: tuple[PaymentMethod, ...] = ("card", "transfer", "cash", "financing")
+PAYMENT_METHODS: tuple[str, ...] = tuple(m.value for m in PaymentMethod)
+"""The sheet's payment methods: the contract's :class:`PaymentMethod` values, in its order."""
 
 # -- blanks and text -------------------------------------------------------------------------
 
@@ -837,7 +836,7 @@ def parse_document_id(raw: object) -> tuple[str, Note | None]:
 # -- small enums and counts --------------------------------------------------------------------
 
 _METHOD_ALIASES: dict[PaymentMethod, tuple[str, ...]] = {
-    "card": (
+    PaymentMethod.CARD: (
         "card",
         "credit card",
         "debit card",
@@ -861,7 +860,7 @@ _METHOD_ALIASES: dict[PaymentMethod, tuple[str, ...]] = {
         "redcompra",
         "webpay",
     ),
-    "transfer": (
+    PaymentMethod.TRANSFER: (
         "transfer",
         "bank transfer",
         "wire",
@@ -877,8 +876,8 @@ _METHOD_ALIASES: dict[PaymentMethod, tuple[str, ...]] = {
         "yape",
         "plin",
     ),
-    "cash": ("cash", "efectivo", "contado", "dinheiro", "especie", "en efectivo"),
-    "financing": (
+    PaymentMethod.CASH: ("cash", "efectivo", "contado", "dinheiro", "especie", "en efectivo"),
+    PaymentMethod.FINANCING: (
         "financing",
         "financed",
         "finance",
@@ -900,7 +899,8 @@ _METHOD_INDEX: dict[str, PaymentMethod] = {
 
 
 def parse_payment_method(raw: object) -> PaymentMethod:
-    """``card`` | ``transfer`` | ``cash`` | ``financing``, from English, Spanish or Portuguese."""
+    """``card`` | ``transfer`` | ``cash`` | ``financing``, from English, Spanish or Portuguese:
+    one of the contract's :class:`PaymentMethod`."""
     text = cell_text(raw)
     method = _METHOD_INDEX.get(header_key(text))
     if method is None:
