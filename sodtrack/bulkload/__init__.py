@@ -45,7 +45,14 @@ from sodtrack.bulkload.answers.results import ResultFiles, write_results
 from sodtrack.bulkload.engine.cancel import CancelResult, cancel_upload
 from sodtrack.bulkload.engine.ledger import DEFAULT_LEDGER_URL, Ledger, upload_id_for
 from sodtrack.bulkload.engine.run import run_upload
-from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note, RowIssue, Severity, UploadIssue
+from sodtrack.bulkload.issues import (
+    InvalidValue,
+    IssueCode,
+    IssueSeverity,
+    Note,
+    RowIssue,
+    UploadIssue,
+)
 from sodtrack.bulkload.outcomes import OUTCOMES, Outcome, RowResult, UploadResult
 from sodtrack.bulkload.reading.crossrow import ProjectPlan, StagePlan, plan_projects
 from sodtrack.bulkload.reading.headers import (
@@ -73,6 +80,7 @@ __all__ = [
     "CancelResult",
     "InvalidValue",
     "IssueCode",
+    "IssueSeverity",
     "LeaseHeld",
     "Ledger",
     "MappingFileError",
@@ -83,7 +91,6 @@ __all__ = [
     "ResultFiles",
     "RowIssue",
     "RowResult",
-    "Severity",
     "StagePlan",
     "UploadIssue",
     "UploadResult",

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sodtrack.bulkload.columns import SPEC, ColumnType
-from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note, RowIssue, Severity
+from sodtrack.bulkload.issues import InvalidValue, IssueCode, IssueSeverity, Note, RowIssue
 from sodtrack.bulkload.reading.headers import PAYMENT_COLUMNS
 from sodtrack.bulkload.reading.merges import merged_cells_issue
 from sodtrack.bulkload.reading.reader import CellProblem
@@ -249,7 +249,7 @@ class _Builder:
         code: IssueCode,
         message: str,
         fix: str,
-        severity: Severity = "error",
+        severity: IssueSeverity = "error",
     ) -> None:
         if severity == "error" and field is not None:
             self.failed.add(field)
