@@ -573,6 +573,8 @@ def test_payment_method_rejected() -> None:
     with pytest.raises(InvalidValue) as excinfo:
         parse_payment_method("cheque")
     assert excinfo.value.code == IssueCode.INVALID_PAYMENT_METHOD
+    assert excinfo.value.message == "'cheque' is not a payment method the loader knows."
+    assert excinfo.value.suggested_fix.startswith("Use card (tarjeta/cartão), transfer")
 
 
 @pytest.mark.parametrize(("raw", "expected"), [(1, 1), ("2", 2), (3.0, 3), ("4,0", 4)])
