@@ -37,35 +37,11 @@ from sodtrack.bulkload.engine.ledger import Ledger
 from sodtrack.bulkload.engine.run import run_upload
 from sodtrack.bulkload.outcomes import UploadResult
 from sodtrack.bulkload.synth import synthesize_upload
-from sodtrack.client import Credentials, RateLimiter, RetryPolicy, SodtrackClient
-from sodtrack.contract.limits import API_PREFIX
+from sodtrack.client import Credentials, SodtrackClient
 from sodtrack.simulator.app import create_app
+from sodtrack.simulator.flakyclient import PRE_CHECK_FAULTS, flaky_client
 from sodtrack.simulator.flakyproxy import FAULTS, FlakyProxy, serve_flaky_proxy
 from sodtrack.simulator.testing import SIM_NOW, SimulatorTransport, serve_in_thread, small_config
-
-PRE_CHECKS = {
-    f"GET {API_PREFIX}/catalog/services": ["cut_200", "empty_200"],
-    f"GET {API_PREFIX}/coverage/zones": ["5xx_html", "cut_200"],
-}
-
-
-def client_for(base_url: str, read_timeout: float, concurrency: int) -> SodtrackClient:
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(5.0, read=read_timeout),
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-    )
-    return SodtrackClient(
-        http,
-        base_url=base_url,
-        country="cl",
-        credentials=Credentials("sim-client", SecretStr("sim-secret")),
-        retry=RetryPolicy(
-            max_attempts=6, base_delay_s=0.02, max_delay_s=0.25, rate_limited_default_s=0.05
-        ),
-        rate_limiter=RateLimiter(1000.0),
-        max_concurrency=concurrency,
-        owns_http=True,
-    )
 
 
 def line(i: int, result: UploadResult, wall: float) -> str:
@@ -92,9 +68,11 @@ async def load(
         with serve_flaky_proxy(proxy) as url:
             for i in range(1, args.runs + 1):
                 if spoil_checks:
-                    proxy.script = {cue: list(kinds) for cue, kinds in PRE_CHECKS.items()}
+                    proxy.script = {cue: list(kinds) for cue, kinds in PRE_CHECK_FAULTS.items()}
                 started = time.monotonic()
-                async with client_for(url, args.read_timeout, args.concurrency) as client:
+                async with flaky_client(
+                    url, read_timeout_s=args.read_timeout, concurrency=args.concurrency
+                ) as client:
                     result = await run_upload(parsed, client, ledger, uploaded_by="bench")
                 runs.append(result)
                 print("  " + line(i, result, time.monotonic() - started), flush=True)

@@ -48,7 +48,14 @@ from sodtrack.bulkload.answers.results import ResultFiles, write_results
 from sodtrack.bulkload.engine.cancel import CancelResult, cancel_upload
 from sodtrack.bulkload.engine.ledger import DEFAULT_LEDGER_URL, Ledger, upload_id_for
 from sodtrack.bulkload.engine.run import run_upload
-from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note, RowIssue, Severity, UploadIssue
+from sodtrack.bulkload.issues import (
+    InvalidValue,
+    IssueCode,
+    IssueSeverity,
+    Note,
+    RowIssue,
+    UploadIssue,
+)
 from sodtrack.bulkload.outcomes import OUTCOMES, Explanation, Outcome, RowResult, UploadResult
 from sodtrack.bulkload.reading.crossrow import ProjectPlan, StagePlan, plan_projects
 from sodtrack.bulkload.reading.headers import (
@@ -61,7 +68,7 @@ from sodtrack.bulkload.reading.headers import (
 )
 from sodtrack.bulkload.reading.rows import INTERPRETED_FIELDS, BookingRow
 from sodtrack.bulkload.reading.upload import ParsedUpload, read_upload
-from sodtrack.bulkload.reading.values import PAYMENT_METHODS, PaymentMethod
+from sodtrack.bulkload.reading.values import PAYMENT_METHODS
 from sodtrack.errors import LeaseHeld
 
 __all__ = [
@@ -78,18 +85,17 @@ __all__ = [
     "Explanation",
     "InvalidValue",
     "IssueCode",
+    "IssueSeverity",
     "LeaseHeld",
     "Ledger",
     "MappingFileError",
     "Note",
     "Outcome",
     "ParsedUpload",
-    "PaymentMethod",
     "ProjectPlan",
     "ResultFiles",
     "RowIssue",
     "RowResult",
-    "Severity",
     "StagePlan",
     "UploadIssue",
     "UploadResult",

@@ -21,7 +21,9 @@ from typing import Literal
 
 from sodtrack.errors import InputFileError
 
-Severity = Literal["error", "warning"]
+IssueSeverity = Literal["error", "warning"]
+"""How bad a row or upload issue is: an ``error`` keeps the row out, a ``warning`` is told.
+(Not the validation gate's severity of an expectation, ``critical``/``warning``.)"""
 
 
 class IssueCode(StrEnum):
@@ -111,7 +113,7 @@ class RowIssue:
     code: IssueCode
     message: str
     suggested_fix: str
-    severity: Severity = "error"
+    severity: IssueSeverity = "error"
     column: str | None = None
     """The column's header as written in the file, when the field came from one."""
 
@@ -123,7 +125,7 @@ class UploadIssue:
     code: IssueCode
     message: str
     suggested_fix: str
-    severity: Severity = "error"
+    severity: IssueSeverity = "error"
     column: str | None = None
     """The header (as written in the file) the issue is about, if any."""
 

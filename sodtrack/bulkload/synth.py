@@ -31,6 +31,7 @@ from openpyxl import Workbook
 
 from sodtrack.bulkload.columns import SPEC
 from sodtrack.bulkload.engine.catalog import CatalogClient
+from sodtrack.bulkload.reading.values import PAYMENT_METHODS
 from sodtrack.contract.countries import get_country
 from sodtrack.contract.limits import SLOT_FIRST_HOUR, SLOT_LAST_HOUR, SLOT_WEEKDAYS
 from sodtrack.contract.models import CoverageZone, Service, Variant
@@ -191,7 +192,7 @@ async def synthesize_upload(
             row.update(
                 payment_reference=f"{prefix}-P{p:05d}-Y{k}",
                 payment_amount=amount,
-                payment_method=rng.choice(("card", "transfer", "cash", "financing")),
+                payment_method=rng.choice(PAYMENT_METHODS),
                 paid_at=datetime.combine(today - timedelta(days=k), datetime.min.time()),
             )
             n_payments += 1

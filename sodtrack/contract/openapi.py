@@ -183,44 +183,40 @@ def _query_parameters(op: Operation, schemas: dict[str, Any]) -> list[dict[str, 
     return params
 
 
+def _page_param(name: str, description: str, *, maximum: int, default: int) -> dict[str, Any]:
+    """A paging query parameter: an optional whole number from 1 to ``maximum``."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+    }
+
+
+_PER_PAGE = "Items per page (out of range is a 422, never silently capped)."
+
+
 def _component_parameters() -> dict[str, Any]:
     return {
-        limits.PARAM_PAGE: {
-            "name": limits.PARAM_PAGE,
-            "in": "query",
-            "required": False,
-            "description": "1-based page number; a page past the end returns `data: []`.",
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": limits.PAGE_NUMBER_MAX,
-                "default": 1,
-            },
-        },
-        limits.PARAM_PAGE_SIZE: {
-            "name": limits.PARAM_PAGE_SIZE,
-            "in": "query",
-            "required": False,
-            "description": "Items per page (out of range is a 422, never silently capped).",
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": limits.PAGE_SIZE_MAX,
-                "default": limits.PAGE_SIZE_DEFAULT,
-            },
-        },
-        limits.PARAM_LIMIT: {
-            "name": limits.PARAM_LIMIT,
-            "in": "query",
-            "required": False,
-            "description": "Items per page (out of range is a 422, never silently capped).",
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": limits.CURSOR_LIMIT_MAX,
-                "default": limits.CURSOR_LIMIT_DEFAULT,
-            },
-        },
+        limits.PARAM_PAGE: _page_param(
+            limits.PARAM_PAGE,
+            "1-based page number; a page past the end returns `data: []`.",
+            maximum=limits.PAGE_NUMBER_MAX,
+            default=1,
+        ),
+        limits.PARAM_PAGE_SIZE: _page_param(
+            limits.PARAM_PAGE_SIZE,
+            _PER_PAGE,
+            maximum=limits.PAGE_SIZE_MAX,
+            default=limits.PAGE_SIZE_DEFAULT,
+        ),
+        limits.PARAM_LIMIT: _page_param(
+            limits.PARAM_LIMIT,
+            _PER_PAGE,
+            maximum=limits.CURSOR_LIMIT_MAX,
+            default=limits.CURSOR_LIMIT_DEFAULT,
+        ),
         limits.PARAM_CURSOR: {
             "name": limits.PARAM_CURSOR,
             "in": "query",
@@ -331,20 +327,20 @@ def _component_headers() -> dict[str, Any]:
             "required": True,
             "schema": {"type": "string", "minLength": 1},
         },
-        limits.HEADER_RATE_LIMIT: {
-            "description": "The client's token-bucket size.",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 0},
-        },
-        limits.HEADER_RATE_REMAINING: {
-            "description": "Whole tokens left in the client's bucket.",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 0},
-        },
-        limits.HEADER_RATE_RESET: {
-            "description": "Whole seconds until the bucket is full again, rounded up.",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 0},
+        **{
+            name: {
+                "description": text,
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0},
+            }
+            for name, text in (
+                (limits.HEADER_RATE_LIMIT, "The client's token-bucket size."),
+                (limits.HEADER_RATE_REMAINING, "Whole tokens left in the client's bucket."),
+                (
+                    limits.HEADER_RATE_RESET,
+                    "Whole seconds until the bucket is full again, rounded up.",
+                ),
+            )
         },
         limits.HEADER_RETRY_AFTER: retry_after | {"required": False},
         f"{limits.HEADER_RETRY_AFTER}Required": retry_after | {"required": True},

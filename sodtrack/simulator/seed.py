@@ -49,6 +49,7 @@ from sodtrack.simulator.store import (
     CategoryRec,
     ClientState,
     FormRec,
+    MoneyText,
     PaymentRec,
     ProjectRec,
     ServiceRec,
@@ -509,18 +510,12 @@ class BookingFactory:
             s.id: [shared.variants[v] for v in s.variant_ids if shared.variants[v].active]
             for s in shared.services.values()
         }
-        self._money: dict[int, str] = {}
+        self.money = MoneyText(self.country)
         self._ts: dict[int, str] = {}
         self._n = 0
         self.notes = [orjson.dumps(n).decode() for n in _NOTES]
         self.reasons = [orjson.dumps(r).decode() for r in _CANCEL_REASONS]
         self.households = [self.household() for _ in range(households)] if self.active_zones else []
-
-    def money(self, minor: int) -> str:
-        text = self._money.get(minor)
-        if text is None:
-            text = self._money[minor] = money(self.country, minor)
-        return text
 
     def slot_ts(self, epoch_s: int) -> str:
         text = self._ts.get(epoch_s)

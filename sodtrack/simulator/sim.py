@@ -23,7 +23,7 @@ from sodtrack.simulator.ratelimit import RateLimiter
 from sodtrack.simulator.seed import seed_state
 from sodtrack.simulator.slots import SlotCalendar
 from sodtrack.simulator.state import State
-from sodtrack.simulator.store import ClientState, money, pack
+from sodtrack.simulator.store import ClientState, MoneyText, pack
 from sodtrack.simulator.timefmt import ts
 
 
@@ -72,7 +72,7 @@ class Simulator:
         self.anchor_us = self.clock.now_us()
         self.state: State = seed_state(config, self.anchor_us)
         self._ids = random.Random(config.seed * 31 + 7)
-        self._money: dict[int, str] = {}
+        self.money = MoneyText(self.country)
 
     # ------------------------------------------------------------ helpers for handlers
 
@@ -86,12 +86,6 @@ class Simulator:
     @staticmethod
     def pack(obj: Any) -> bytes:
         return pack(obj)
-
-    def money(self, minor: int) -> str:
-        text = self._money.get(minor)
-        if text is None:
-            text = self._money[minor] = money(self.country, minor)
-        return text
 
     def catch_up(self) -> int:
         """Let the background world reach the server's now."""

@@ -49,6 +49,23 @@ def money(country: Country, minor: int) -> str:
     return country.format_amount(Decimal(minor).scaleb(-country.minor_units))
 
 
+class MoneyText:
+    """:func:`money` for one country, each amount formatted once (the seed and the server
+    write the same few prices over and over)."""
+
+    __slots__ = ("_country", "_texts")
+
+    def __init__(self, country: Country) -> None:
+        self._country = country
+        self._texts: dict[int, str] = {}
+
+    def __call__(self, minor: int) -> str:
+        text = self._texts.get(minor)
+        if text is None:
+            text = self._texts[minor] = money(self._country, minor)
+        return text
+
+
 # ---------------------------------------------------------------- shared, immutable records
 
 

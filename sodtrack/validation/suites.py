@@ -24,7 +24,7 @@ Run-time values come in as suite parameters (``{"$PARAMETER": name}``), filled b
   full run, the touched months on an incremental one, where carried months stay as they
   are), ``None`` before a first publish.
 
-Severity: ``critical`` failures block publishing; ``warning`` ones publish and are reported.
+GateSeverity: ``critical`` failures block publishing; ``warning`` ones publish and are reported.
 
 Scope: an expectation about the whole dataset (uniqueness of a column or a compound key, a
 row count, values among a sibling dataset's ids) carries ``"meta": {"scope": "whole_dataset"}``
@@ -60,9 +60,9 @@ from sodtrack.validation.wholeset import (
 )
 from sodtrack.warehouse.schemas import DATASETS as WAREHOUSE_DATASETS
 
-Severity = Literal["critical", "warning"]
-CRITICAL: Final[Severity] = "critical"
-WARNING: Final[Severity] = "warning"
+GateSeverity = Literal["critical", "warning"]
+CRITICAL: Final[GateSeverity] = "critical"
+WARNING: Final[GateSeverity] = "warning"
 
 SUITES_DIR: Final = Path(__file__).resolve().parents[2] / "schemas" / "expectations"
 """Where the reviewed suite files live in the repository."""
@@ -151,7 +151,7 @@ def expected_columns(dataset: str) -> list[str]:
 class _E:
     type: str
     kwargs: dict[str, Any]
-    severity: Severity = CRITICAL
+    severity: GateSeverity = CRITICAL
 
     def to_dict(self) -> dict[str, Any]:
         meta = {SCOPE_KEY: WHOLE_DATASET} if self.whole_dataset else {}
@@ -179,11 +179,11 @@ def _columns(dataset: str) -> _E:
     )
 
 
-def _not_null(column: str, severity: Severity = CRITICAL, **extra: Any) -> _E:
+def _not_null(column: str, severity: GateSeverity = CRITICAL, **extra: Any) -> _E:
     return _E("expect_column_values_to_not_be_null", {"column": column, **extra}, severity)
 
 
-def _unique(column: str, severity: Severity = CRITICAL) -> _E:
+def _unique(column: str, severity: GateSeverity = CRITICAL) -> _E:
     return _E("expect_column_values_to_be_unique", {"column": column}, severity)
 
 
@@ -191,13 +191,13 @@ def _compound_unique(columns: Sequence[str]) -> _E:
     return _E("expect_compound_columns_to_be_unique", {"column_list": list(columns)})
 
 
-def _in_set(column: str, value_set: Any, severity: Severity = CRITICAL) -> _E:
+def _in_set(column: str, value_set: Any, severity: GateSeverity = CRITICAL) -> _E:
     return _E(
         "expect_column_values_to_be_in_set", {"column": column, "value_set": value_set}, severity
     )
 
 
-def _regex(column: str, regex: Any, severity: Severity = CRITICAL) -> _E:
+def _regex(column: str, regex: Any, severity: GateSeverity = CRITICAL) -> _E:
     return _E("expect_column_values_to_match_regex", {"column": column, "regex": regex}, severity)
 
 
@@ -205,14 +205,14 @@ def _at_least_zero(column: str) -> _E:
     return _E("expect_column_values_to_be_between", {"column": column, "min_value": 0})
 
 
-def _a_greater_than_b(a: str, b: str, *, or_equal: bool, severity: Severity) -> _E:
+def _a_greater_than_b(a: str, b: str, *, or_equal: bool, severity: GateSeverity) -> _E:
     kwargs: dict[str, Any] = {"column_A": a, "column_B": b}
     if or_equal:
         kwargs["or_equal"] = True
     return _E("expect_column_pair_values_a_to_be_greater_than_b", kwargs, severity)
 
 
-def _required(*columns: str, severity: Severity = CRITICAL) -> list[_E]:
+def _required(*columns: str, severity: GateSeverity = CRITICAL) -> list[_E]:
     return [_not_null(c, severity) for c in columns]
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import httpx
 
 from sodtrack.contract.errors import ErrorCode
 from sodtrack.simulator.sim import Simulator
+from sodtrack.simulator.store import VariantRec
 
 from .helpers import error_of, issues, url
 
@@ -176,3 +179,37 @@ async def test_coverage_and_availability(
         headers=auth,
     )
     assert error_of(uncovered)["code"] == "postal_code_not_covered"
+
+
+async def test_availability_checks_the_service_and_variant_as_a_booking_does(
+    http: httpx.AsyncClient, sim: Simulator, auth: dict[str, str]
+) -> None:
+    """Rule 3 (one function for both): an inactive service, a variant of another service or
+    none, are refused as ``create_booking`` refuses them; a variant's duration sets the end."""
+    from .helpers import bookable
+
+    shared = sim.state.shared
+    place = bookable(sim)
+    days = {"date_from": "2026-06-11", "date_to": "2026-06-11"}
+    base = {"service_id": place.service_id, "postal_code": place.postal_code, **days}
+    inactive = next(s for s in shared.services.values() if not s.active)
+    response = await http.get(
+        url("get_availability"), params={**base, "service_id": inactive.id}, headers=auth
+    )
+    assert error_of(response)["code"] == "service_inactive"
+    other = next(v for v in shared.variants.values() if v.service_id != place.service_id)
+    for variant_id in (other.id, "var_nope"):
+        response = await http.get(
+            url("get_availability"), params={**base, "variant_id": variant_id}, headers=auth
+        )
+        assert error_of(response)["code"] == "variant_mismatch", variant_id
+        assert ("variant_id", "not_found") in issues(response)
+    service = shared.services[place.service_id]
+    longer = VariantRec("var_t", service.id, True, service.duration_min + 30, 0, b"{}")
+    shared.variants[longer.id] = longer
+    response = await http.get(
+        url("get_availability"), params={**base, "variant_id": longer.id}, headers=auth
+    )
+    slot = response.json()["data"][0]
+    end, start = (datetime.fromisoformat(slot[k]) for k in ("end", "start"))
+    assert end - start == timedelta(minutes=longer.duration_min)

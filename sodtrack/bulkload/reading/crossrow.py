@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sodtrack.bulkload.issues import IssueCode, RowIssue, Severity
+from sodtrack.bulkload.issues import IssueCode, IssueSeverity, RowIssue
 from sodtrack.bulkload.reading.rows import BookingRow
 
 _MAX_LISTED = 10
@@ -43,7 +43,7 @@ def _add(
     code: IssueCode,
     message: str,
     fix: str,
-    severity: Severity = "error",
+    severity: IssueSeverity = "error",
     column: str | None = None,
 ) -> None:
     row.issues.append(RowIssue(row.row_number, field, code, message, fix, severity, column))

@@ -32,12 +32,11 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sodtrack.bulkload.columns import SPEC, ColumnType
-from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note, RowIssue, Severity
+from sodtrack.bulkload.issues import InvalidValue, IssueCode, IssueSeverity, Note, RowIssue
 from sodtrack.bulkload.reading.headers import PAYMENT_COLUMNS
 from sodtrack.bulkload.reading.merges import merged_cells_issue
 from sodtrack.bulkload.reading.reader import CellProblem
 from sodtrack.bulkload.reading.values import (
-    PaymentMethod,
     parse_amount,
     parse_booking_status,
     parse_currency,
@@ -55,7 +54,7 @@ from sodtrack.bulkload.reading.values import (
     to_local,
 )
 from sodtrack.contract.countries import Country
-from sodtrack.contract.models import BookingStatus
+from sodtrack.contract.models import BookingStatus, PaymentMethod
 
 T = TypeVar("T")
 
@@ -250,7 +249,7 @@ class _Builder:
         code: IssueCode,
         message: str,
         fix: str,
-        severity: Severity = "error",
+        severity: IssueSeverity = "error",
     ) -> None:
         if severity == "error" and field is not None:
             self.failed.add(field)

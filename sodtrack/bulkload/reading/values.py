@@ -52,19 +52,21 @@ import functools
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Literal
+from enum import StrEnum
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sodtrack.bulkload.answers.neutralise import needs_neutralising
 from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note
 from sodtrack.bulkload.reading.headers import header_key
 from sodtrack.contract.countries import Country
-from sodtrack.contract.models import BookingStatus
+from sodtrack.contract.models import BookingStatus, PaymentMethod
 
-PaymentMethod = Literal["card", "transfer", "cash", "financing"]
-PAYMENT_METHODS: tuple[PaymentMethod, ...] = ("card", "transfer", "cash", "financing")
+PAYMENT_METHODS: tuple[str, ...] = tuple(m.value for m in PaymentMethod)
+"""The sheet's payment methods: the contract's :class:`PaymentMethod` values, in its order."""
 
 # -- blanks and text -------------------------------------------------------------------------
 
@@ -836,8 +838,28 @@ def parse_document_id(raw: object) -> tuple[str, Note | None]:
 
 # -- small enums and counts --------------------------------------------------------------------
 
+_Word = TypeVar("_Word", bound=StrEnum)
+
+
+def _word_index(aliases: Mapping[_Word, tuple[str, ...]]) -> dict[str, _Word]:
+    """Each alias, keyed as headers are (:func:`header_key`), -> the contract's value."""
+    return {header_key(alias): word for word, names in aliases.items() for alias in names}
+
+
+def _parse_word(
+    raw: object, index: Mapping[str, _Word], code: IssueCode, what: str, fix: str
+) -> _Word:
+    """The contract value a cell names in any of its languages, or :class:`InvalidValue`
+    (``what``: "a payment method"...)."""
+    text = cell_text(raw)
+    word = index.get(header_key(text))
+    if word is None:
+        raise InvalidValue(code, f"{_quote(text)} is not {what} the loader knows.", fix)
+    return word
+
+
 _METHOD_ALIASES: dict[PaymentMethod, tuple[str, ...]] = {
-    "card": (
+    PaymentMethod.CARD: (
         "card",
         "credit card",
         "debit card",
@@ -861,7 +883,7 @@ _METHOD_ALIASES: dict[PaymentMethod, tuple[str, ...]] = {
         "redcompra",
         "webpay",
     ),
-    "transfer": (
+    PaymentMethod.TRANSFER: (
         "transfer",
         "bank transfer",
         "wire",
@@ -877,8 +899,8 @@ _METHOD_ALIASES: dict[PaymentMethod, tuple[str, ...]] = {
         "yape",
         "plin",
     ),
-    "cash": ("cash", "efectivo", "contado", "dinheiro", "especie", "en efectivo"),
-    "financing": (
+    PaymentMethod.CASH: ("cash", "efectivo", "contado", "dinheiro", "especie", "en efectivo"),
+    PaymentMethod.FINANCING: (
         "financing",
         "financed",
         "finance",
@@ -894,23 +916,20 @@ _METHOD_ALIASES: dict[PaymentMethod, tuple[str, ...]] = {
         "parcelado",
     ),
 }
-_METHOD_INDEX: dict[str, PaymentMethod] = {
-    header_key(alias): method for method, aliases in _METHOD_ALIASES.items() for alias in aliases
-}
+_METHOD_INDEX = _word_index(_METHOD_ALIASES)
 
 
 def parse_payment_method(raw: object) -> PaymentMethod:
-    """``card`` | ``transfer`` | ``cash`` | ``financing``, from English, Spanish or Portuguese."""
-    text = cell_text(raw)
-    method = _METHOD_INDEX.get(header_key(text))
-    if method is None:
-        raise InvalidValue(
-            IssueCode.INVALID_PAYMENT_METHOD,
-            f"{_quote(text)} is not a payment method the loader knows.",
-            "Use card (tarjeta/cartão), transfer (transferencia/transferência), cash "
-            "(efectivo/dinheiro) or financing (financiamiento/financiamento).",
-        )
-    return method
+    """``card`` | ``transfer`` | ``cash`` | ``financing``, from English, Spanish or Portuguese:
+    one of the contract's :class:`PaymentMethod`."""
+    return _parse_word(
+        raw,
+        _METHOD_INDEX,
+        IssueCode.INVALID_PAYMENT_METHOD,
+        "a payment method",
+        "Use card (tarjeta/cartão), transfer (transferencia/transferência), cash "
+        "(efectivo/dinheiro) or financing (financiamiento/financiamento).",
+    )
 
 
 _STATUS_ALIASES: dict[BookingStatus, tuple[str, ...]] = {
@@ -962,25 +981,21 @@ _STATUS_ALIASES: dict[BookingStatus, tuple[str, ...]] = {
         "anulado",
     ),
 }
-_STATUS_INDEX: dict[str, BookingStatus] = {
-    header_key(alias): status for status, aliases in _STATUS_ALIASES.items() for alias in aliases
-}
+_STATUS_INDEX = _word_index(_STATUS_ALIASES)
 
 
 def parse_booking_status(raw: object) -> BookingStatus:
     """A booking's status, from English, Spanish or Portuguese (``confirmada``, ``em
     andamento``, ``concluída``...): one of the contract's :class:`BookingStatus`."""
-    text = cell_text(raw)
-    status = _STATUS_INDEX.get(header_key(text))
-    if status is None:
-        raise InvalidValue(
-            IssueCode.INVALID_BOOKING_STATUS,
-            f"{_quote(text)} is not a booking status the loader knows.",
-            "Use scheduled (programada/agendada), confirmed (confirmada), in_progress "
-            "(en curso/em andamento), completed (completada/concluída) or cancelled "
-            "(cancelada), or leave the cell empty.",
-        )
-    return status
+    return _parse_word(
+        raw,
+        _STATUS_INDEX,
+        IssueCode.INVALID_BOOKING_STATUS,
+        "a booking status",
+        "Use scheduled (programada/agendada), confirmed (confirmada), in_progress "
+        "(en curso/em andamento), completed (completada/concluída) or cancelled "
+        "(cancelada), or leave the cell empty.",
+    )
 
 
 def parse_stage_sequence(raw: object) -> int:

@@ -15,6 +15,7 @@ from sodtrack.simulator.handlers.common import (
     Ctx,
     Handler,
     Reply,
+    bookable_offer,
     contact_issues,
     cursor_reply,
     duplicate,
@@ -65,21 +66,8 @@ async def create_booking(ctx: Ctx) -> Reply:
     if existing is not None:
         raise duplicate("booking", existing)
     # 3. service active; variant exists, belongs, active
-    service = shared.services[b.service_id]
-    if not service.active:
-        raise ApiError(ErrorCode.SERVICE_INACTIVE, "The service is not active")
-    duration, price = service.duration_min, service.price_minor
-    if b.variant_id is not None:
-        variant = shared.variants.get(b.variant_id)
-        if variant is None or variant.service_id != service.id:
-            raise ApiError(
-                ErrorCode.VARIANT_MISMATCH,
-                "The variant does not belong to the service",
-                [("variant_id", Issue.NOT_FOUND)],
-            )
-        if not variant.active:
-            raise ApiError(ErrorCode.SERVICE_INACTIVE, "The variant is not active")
-        duration, price = variant.duration_min, variant.price_minor
+    offer = bookable_offer(shared, b.service_id, b.variant_id)
+    duration, price = offer.duration_min, offer.price_minor
     # 4. the address is in the API's (and the token's) country
     if b.address.country.lower() != ctx.country.code:
         raise ApiError(

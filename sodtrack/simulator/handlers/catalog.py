@@ -9,7 +9,7 @@ from sodtrack.contract.errors import ErrorCode, Issue
 from sodtrack.contract.limits import AVAILABILITY_MAX_DAYS, MAX_HORIZON_DAYS, MIN_LEAD_TIME_S
 from sodtrack.simulator.clock import US
 from sodtrack.simulator.errors import ApiError, Detail, not_found, validation_error
-from sodtrack.simulator.handlers.common import Ctx, Handler, Reply, page_reply
+from sodtrack.simulator.handlers.common import Ctx, Handler, Reply, bookable_offer, page_reply
 from sodtrack.simulator.validation import check_query
 
 
@@ -96,21 +96,7 @@ async def get_availability(ctx: Ctx) -> Reply:
             [("date_to", Issue.OUT_OF_RANGE)],
         )
     shared = ctx.state.shared
-    service = shared.services[q.service_id]
-    duration = service.duration_min
-    if not service.active:
-        raise ApiError(ErrorCode.SERVICE_INACTIVE, "The service is not active")
-    if q.variant_id is not None:
-        variant = shared.variants.get(q.variant_id)
-        if variant is None or variant.service_id != service.id:
-            raise ApiError(
-                ErrorCode.VARIANT_MISMATCH,
-                "The variant does not belong to the service",
-                [("variant_id", Issue.NOT_FOUND)],
-            )
-        if not variant.active:
-            raise ApiError(ErrorCode.SERVICE_INACTIVE, "The variant is not active")
-        duration = variant.duration_min
+    duration = bookable_offer(shared, q.service_id, q.variant_id).duration_min
     zone = shared.serving_zone(q.postal_code, q.service_id)
     if zone is None:
         raise ApiError(

@@ -32,7 +32,15 @@ from sodtrack.simulator.auth import Principal
 from sodtrack.simulator.clock import US, to_us
 from sodtrack.simulator.errors import ApiError, Detail, validation_error
 from sodtrack.simulator.state import State
-from sodtrack.simulator.store import ClientState, SortedIndex, ZoneRec, pack
+from sodtrack.simulator.store import (
+    ClientState,
+    ServiceRec,
+    Shared,
+    SortedIndex,
+    VariantRec,
+    ZoneRec,
+    pack,
+)
 from sodtrack.simulator.validation import (
     check_query,
     decode_cursor,
@@ -207,6 +215,28 @@ def contact_issues(ctx: Ctx, body: dict[str, Any], flagged: set[str]) -> list[De
         ):
             details.append(("address.postal_code", Issue.INVALID_FORMAT))
     return details
+
+
+def bookable_offer(
+    shared: Shared, service_id: str, variant_id: str | None
+) -> ServiceRec | VariantRec:
+    """Rule 3: the service is active; a variant exists, belongs to it and is active. Returns
+    what is booked (the variant, else the service): its duration and price apply."""
+    service = shared.services[service_id]
+    if not service.active:
+        raise ApiError(ErrorCode.SERVICE_INACTIVE, "The service is not active")
+    if variant_id is None:
+        return service
+    variant = shared.variants.get(variant_id)
+    if variant is None or variant.service_id != service.id:
+        raise ApiError(
+            ErrorCode.VARIANT_MISMATCH,
+            "The variant does not belong to the service",
+            [("variant_id", Issue.NOT_FOUND)],
+        )
+    if not variant.active:
+        raise ApiError(ErrorCode.SERVICE_INACTIVE, "The variant is not active")
+    return variant
 
 
 def flagged_fields(details: Iterable[Detail]) -> set[str]:

@@ -21,9 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
-from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from bulkload.helpers import (
@@ -39,9 +37,9 @@ from sodtrack.bulkload.engine.ledger import Ledger
 from sodtrack.bulkload.engine.run import run_upload
 from sodtrack.bulkload.outcomes import UploadResult
 from sodtrack.bulkload.synth import synthesize_upload
-from sodtrack.client import Credentials, RateLimiter, RetryPolicy, SodtrackClient
 from sodtrack.contract.limits import API_PREFIX
 from sodtrack.simulator.app import create_app
+from sodtrack.simulator.flakyclient import PRE_CHECK_FAULTS, flaky_client
 from sodtrack.simulator.flakyproxy import FAULTS, FlakyProxy, serve_flaky_proxy
 from sodtrack.simulator.testing import serve_in_thread, small_config
 
@@ -55,26 +53,6 @@ every answer into a timeout and every retry into more load."""
 MAX_RUNS = 3
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def flaky_client(base_url: str) -> SodtrackClient:
-    """A real client with short timeouts and backoffs (the test's settings)."""
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(5.0, read=READ_TIMEOUT_S),
-        limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY),
-    )
-    return SodtrackClient(
-        http,
-        base_url=base_url,
-        country="cl",
-        credentials=Credentials("sim-client", SecretStr("sim-secret")),
-        retry=RetryPolicy(
-            max_attempts=6, base_delay_s=0.02, max_delay_s=0.25, rate_limited_default_s=0.05
-        ),
-        rate_limiter=RateLimiter(1000.0),
-        max_concurrency=CONCURRENCY,
-        owns_http=True,
-    )
 
 
 async def _make_file(app: Starlette, path: Path) -> ParsedUpload:
@@ -107,12 +85,6 @@ def _figures(i: int, result: UploadResult, elapsed: float) -> str:
     )
 
 
-PRE_CHECKS = {
-    f"GET {API_PREFIX}/catalog/services": ["cut_200", "empty_200"],
-    f"GET {API_PREFIX}/coverage/zones": ["5xx_html", "cut_200"],
-}
-
-
 @pytest.mark.parametrize("seed", [10, 11])
 async def test_200_rows_through_a_flaky_proxy_complete_in_three_runs_exactly_once(
     tmp_path: Path, seed: int
@@ -127,14 +99,16 @@ async def test_200_rows_through_a_flaky_proxy_complete_in_three_runs_exactly_onc
         proxy.upstream = sim_url
         with serve_flaky_proxy(proxy) as proxy_url:
             for i in range(1, MAX_RUNS + 1):
-                proxy.script = {cue: list(kinds) for cue, kinds in PRE_CHECKS.items()}
+                proxy.script = {cue: list(kinds) for cue, kinds in PRE_CHECK_FAULTS.items()}
                 if i == 1:
                     # every kind of fault at least once, on a write (on top of the draw)
                     proxy.script[f"POST {API_PREFIX}/bookings"] = random.Random(seed).sample(
                         list(FAULTS), len(FAULTS)
                     )
                 started = time.monotonic()
-                async with flaky_client(proxy_url) as client:
+                async with flaky_client(
+                    proxy_url, read_timeout_s=READ_TIMEOUT_S, concurrency=CONCURRENCY
+                ) as client:
                     result = await run_upload(parsed, client, ledger, uploaded_by="flaky")
                 runs.append(result)
                 lines.append(_figures(i, result, time.monotonic() - started))

@@ -15,6 +15,7 @@ from sodtrack.bulkload.answers.neutralise import needs_neutralising
 from sodtrack.bulkload.issues import InvalidValue
 from sodtrack.bulkload.reading.values import (
     NATIONAL_NUMBER_LENGTHS,
+    PAYMENT_METHODS,
     cell_text,
     localize,
     parse_amount,
@@ -33,6 +34,7 @@ from sodtrack.bulkload.reading.values import (
     to_local,
 )
 from sodtrack.contract.countries import COUNTRIES, Country, get_country
+from sodtrack.contract.models import PaymentMethod
 
 CL, PE, MX, BR, AR = (get_country(c) for c in ("cl", "pe", "mx", "br", "ar"))
 SANTIAGO = ZoneInfo("America/Santiago")
@@ -558,10 +560,21 @@ def test_payment_methods(raw: str, expected: str) -> None:
     assert parse_payment_method(raw) == expected
 
 
+@pytest.mark.parametrize("method", list(PaymentMethod))
+def test_every_contract_payment_method_is_the_sheets(method: PaymentMethod) -> None:
+    """The sheet's vocabulary is the contract's: each method reads from its own name, as the
+    contract's enum, and the template's list is the contract's values in order."""
+    parsed = parse_payment_method(method.value.upper())
+    assert parsed is method
+    assert PAYMENT_METHODS.index(method.value) == list(PaymentMethod).index(method)
+
+
 def test_payment_method_rejected() -> None:
     with pytest.raises(InvalidValue) as excinfo:
         parse_payment_method("cheque")
     assert excinfo.value.code == IssueCode.INVALID_PAYMENT_METHOD
+    assert excinfo.value.message == "'cheque' is not a payment method the loader knows."
+    assert excinfo.value.suggested_fix.startswith("Use card (tarjeta/cartão), transfer")
 
 
 @pytest.mark.parametrize(("raw", "expected"), [(1, 1), ("2", 2), (3.0, 3), ("4,0", 4)])
