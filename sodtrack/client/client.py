@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from sodtrack.client.auth import Credentials
 from sodtrack.client.baseurl import check_base_url
 from sodtrack.client.bulk import ArrowPageDecoder
-from sodtrack.client.clock import MonotonicClock, Sleep
+from sodtrack.client.clock import MonotonicClock, ServerClock, Sleep
 from sodtrack.client.core import ApiRequest, Engine, SinglePlan, parse_model
 from sodtrack.client.pagination import CursorPaginator, PageNumberPaginator
 from sodtrack.client.ratelimit import RateLimiter
@@ -105,6 +105,16 @@ class SodtrackClient:
             country=self.country.code,
         )
         self.client_id = credentials.client_id
+
+    @property
+    def server_clock(self) -> ServerClock:
+        """The server's time from its answers' ``Date`` headers (see :class:`ServerClock`)."""
+        return self._engine.server_clock
+
+    def now(self) -> datetime:
+        """Now (UTC), never behind the server's clock as last seen: the time to stamp data
+        extracted through this client with (``extracted_at``)."""
+        return self._engine.server_clock.now()
 
     @classmethod
     def from_settings(

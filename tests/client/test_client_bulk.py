@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pytest
+from client_sim import VirtualClock, in_process_client, sim_of
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
@@ -42,7 +43,6 @@ from sodtrack.warehouse.convert import (
     bookings_batch,
     bookings_decoder,
 )
-from tests.client.client_sim import VirtualClock, in_process_client, sim_of
 
 EPOCH = datetime.fromtimestamp(0, UTC)
 
