@@ -48,3 +48,18 @@ def test_ratio_in_report_json_and_summary() -> None:
     assert r.to_dict()["api_floor_ratio"] == pytest.approx(3.273, abs=1e-3)
     assert "806 requests at 20 req/s = 40.3 s" in r.summary_markdown()
     assert "**3.27×** its API floor" in r.summary_markdown()
+
+
+def test_the_demo_prints_the_first_runs_ratio() -> None:
+    from rich.console import Console
+
+    from sodtrack.demo import _show_api_floor
+
+    console = Console(record=True, width=200)
+    _show_api_floor(report(131.9, merge_client_stats([country_stats(806, 20.0)])), console)
+    text = console.export_text()
+    assert "131.9 s for 806 requests" in text
+    assert "API floor is 40.3 s: 3.27× the floor" in text
+    silent = Console(record=True)
+    _show_api_floor(report(5.0, merge_client_stats([country_stats(10, None)])), silent)
+    assert silent.export_text() == ""
