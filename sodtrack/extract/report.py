@@ -3,6 +3,9 @@
 It reconciles what is otherwise spread over logs: requests, retries, 429s and wait time,
 pages, records per dataset (expected, received, de-duplicated, written), watermarks before
 and after, validation results, where the data was published or quarantined, and duration.
+It also sets the duration against the run's **API floor**, the time its requests need at
+the API's rate limit alone (``client.api_floor_s`` = requests ÷ the rate the client paced
+by, per country, summed): ``api_floor_ratio`` (1.0 = bound by the rate limit alone).
 """
 
 from __future__ import annotations
