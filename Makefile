@@ -1,6 +1,9 @@
 # One command per habit; CI calls the same targets (.ci/run -> make test).
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
+# Bytecode compiled at install: a fresh machine's first run is not spent compiling
+# (Great Expectations' first import was 13 of its 20 s).
+export UV_COMPILE_BYTECODE := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180

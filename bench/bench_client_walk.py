@@ -2,18 +2,21 @@
 
 The simulator runs with its default seed and scale (200,000 bookings), rate limiting off,
 under real uvicorn on 127.0.0.1 in a background thread (so the server's CPU competes with
-the client's for the GIL: the figures are a floor for a separate-process server). The client
+the client's for the GIL: the figures are a floor for a separate-process server). Each round
 walks ``GET /bookings`` with ``limit=1000`` (one page per request, sequential: a cursor walk
-cannot be parallelised) and validates every record into ``contract.models.Booking``. Prints
-records/s, pages/s, seconds per page, the client's stats and the process's peak RSS.
+cannot be parallelised) three ways, one after the other on the same server: a bare
+``httpx`` + ``orjson`` walk (the anchor), the client's bulk read (``list_bookings_arrow``:
+JSON → Arrow batches of the ``bookings`` schema, what the extraction does) and the client's
+model walk (every record a ``contract.models.Booking``). It prints records/s of each and the
+line ``RATIO arrow walk / bare walk`` (goal >= 0.90), then the client's stats and the
+process's peak RSS.
 
     uv run python bench/bench_client_walk.py [--bookings 200000] [--limit 1000]
-                                             [--dedupe | --no-dedupe]
                                              [--prefetch | --no-prefetch] [--repeat 1]
                                              [--all]
 
-``--no-dedupe`` (the default here) is how the extraction walks (it de-duplicates out of
-core); ``--dedupe`` keeps the in-memory ``LatestById`` filter on.
+``--all`` adds the model walk without prefetch and with the in-memory ``LatestById``
+de-duplication.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ from sodtrack.contract.operations import OPERATIONS
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.config import SimConfig
 from sodtrack.simulator.testing import serve_in_thread
+from sodtrack.warehouse.convert import bookings_decoder
 
 
 async def walk(
     base_url: str, client_id: str, secret: str, limit: int, dedupe: bool, prefetch: bool
-) -> None:
+) -> float:
     async with (
         httpx.AsyncClient(timeout=60.0) as http,
         SodtrackClient(
@@ -69,9 +73,40 @@ async def walk(
     print(f"  first page (incl. token): {1000 * (first_page_s or 0):.1f} ms")
     print(f"  superseded={w.superseded} duplicates_dropped={w.duplicates_dropped}")
     print("  stats:", json.dumps(client.stats.as_dict(), sort_keys=True))
+    return records / elapsed
 
 
-async def baseline(base_url: str, client_id: str, secret: str, limit: int) -> None:
+async def walk_arrow(
+    base_url: str, client_id: str, secret: str, limit: int, prefetch: bool
+) -> float:
+    """The extraction's walk: bulk reads, each page's JSON straight to an Arrow batch."""
+    decoder = bookings_decoder()
+    async with (
+        httpx.AsyncClient(timeout=60.0) as http,
+        SodtrackClient(
+            http,
+            base_url=base_url,
+            country="cl",
+            credentials=Credentials(client_id, SecretStr(secret)),
+        ) as client,
+    ):
+        started = time.perf_counter()
+        records = pages = 0
+        async with client.list_bookings_arrow(decoder, limit=limit, prefetch=prefetch) as w:
+            async for page in w:
+                pages += 1
+                records += page.received
+        elapsed = time.perf_counter() - started
+    print(
+        f"walk arrow (bulk reads) limit={limit} prefetch={prefetch}: {records:,} records in "
+        f"{pages} pages, {elapsed:.2f} s = {records / elapsed:,.0f} records/s "
+        f"({1000 * elapsed / pages:.1f} ms/page; pages read by the model path: "
+        f"{decoder.fallbacks})"
+    )
+    return records / elapsed
+
+
+async def baseline(base_url: str, client_id: str, secret: str, limit: int) -> float:
     """The floor: the same walk with bare httpx + orjson (no models, no client machinery)."""
     root = base_url + API_PREFIX
     async with httpx.AsyncClient(timeout=60.0) as http:
@@ -102,19 +137,19 @@ async def baseline(base_url: str, client_id: str, secret: str, limit: int) -> No
         f"baseline (bare httpx + orjson, no models): {records:,} records in {pages} pages, "
         f"{elapsed:.2f} s = {records / elapsed:,.0f} records/s, {pages / elapsed:.2f} pages/s"
     )
+    return records / elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bookings", type=int, default=SimConfig().bookings)
     parser.add_argument("--limit", type=int, default=1000)
-    parser.add_argument("--dedupe", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--prefetch", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument(
         "--all",
         action="store_true",
-        help="a bare-httpx baseline, then the walk plain, without prefetch, and deduped",
+        help="also the model walk without prefetch, and de-duplicated",
     )
     args = parser.parse_args()
 
@@ -122,24 +157,20 @@ def main() -> None:
     config = SimConfig(bookings=args.bookings, rate_limit=0.0)
     app = create_app(config)
     print(f"simulator seeded: {args.bookings:,} bookings in {time.perf_counter() - started:.1f} s")
-    variants: list[tuple[bool, bool]] = [(args.dedupe, args.prefetch)]
-    if args.all:
-        variants = [(False, True), (False, False), (True, True)]
+    variants: list[tuple[bool, bool]] = [(False, True), (False, False), (True, True)]
+    cid, secret = config.client_id, config.client_secret
     with serve_in_thread(app) as base_url:
-        if args.all:
-            asyncio.run(baseline(base_url, config.client_id, config.client_secret, args.limit))
         for _ in range(args.repeat):
-            for dedupe, prefetch in variants:
-                asyncio.run(
-                    walk(
-                        base_url,
-                        config.client_id,
-                        config.client_secret,
-                        args.limit,
-                        dedupe,
-                        prefetch,
-                    )
-                )
+            bare = asyncio.run(baseline(base_url, cid, secret, args.limit))
+            arrow = asyncio.run(walk_arrow(base_url, cid, secret, args.limit, args.prefetch))
+            models = asyncio.run(walk(base_url, cid, secret, args.limit, False, args.prefetch))
+            print(
+                f"RATIO arrow walk / bare walk: {arrow / bare:.2f}  (goal >= 0.90); "
+                f"model walk / bare walk: {models / bare:.2f}"
+            )
+            if args.all:
+                for dedupe, prefetch in variants[1:]:
+                    asyncio.run(walk(base_url, cid, secret, args.limit, dedupe, prefetch))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (server + client, one process): {peak_mib:,.0f} MiB")
 

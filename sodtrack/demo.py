@@ -42,6 +42,7 @@ from sodtrack.simulator.testing import serve_in_thread
 if TYPE_CHECKING:
     from sodtrack.bulkload.engine.catalog import CatalogClient
     from sodtrack.bulkload.run import LoadRun
+    from sodtrack.extract import RunReport
 
 SAMPLE_NAME = "sample-bookings.xlsx"
 UNKNOWN_SKU = "NO-SUCH-SKU-404"
@@ -73,6 +74,7 @@ def run_demo(*, country: str, bookings: int, workdir: Path, console: Console) ->
         print_report(report)
         if not report.success:
             return 3
+        _show_api_floor(report, console)
         console.rule("A day passes in the simulator; incremental run")
         httpx.post(f"{url}/_sim/clock/advance", json={"seconds": 86_400}).raise_for_status()
         report = asyncio.run(extract_with_progress(settings, [country], ["bookings"], False))
@@ -81,6 +83,17 @@ def run_demo(*, country: str, bookings: int, workdir: Path, console: Console) ->
             return 3
         _show_query(warehouse, console)
         return bulk_load_demo(settings, workdir, console)
+
+
+def _show_api_floor(report: RunReport, console: Console) -> None:
+    """The first run against its API floor (requests ÷ rate limit, from the run report)."""
+    ratio, floor = report.api_floor_ratio, report.api_floor_s
+    if ratio is None or floor is None:
+        return
+    console.print(
+        f"First nightly run: {report.duration_s or 0:.1f} s for {report.client.get('requests', 0)}"
+        f" requests, whose API floor is {floor:.1f} s: [bold]{ratio:.2f}×[/bold] the floor."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,14 +30,15 @@ from pydantic import BaseModel
 
 from sodtrack.client.auth import Credentials
 from sodtrack.client.baseurl import check_base_url
-from sodtrack.client.clock import MonotonicClock, Sleep
+from sodtrack.client.bulk import ArrowPageDecoder
+from sodtrack.client.clock import MonotonicClock, ServerClock, Sleep
 from sodtrack.client.core import ApiRequest, Engine, SinglePlan, parse_model
 from sodtrack.client.pagination import CursorPaginator, PageNumberPaginator
 from sodtrack.client.ratelimit import RateLimiter
 from sodtrack.client.results import WriteResult
 from sodtrack.client.retry import RetryPolicy
 from sodtrack.client.stats import ClientStats
-from sodtrack.client.walks import CursorWalk, PageNumberWalk
+from sodtrack.client.walks import ArrowCursorWalk, CursorWalk, PageNumberWalk
 from sodtrack.client.writes import (
     BookingByReference,
     CreatePlan,
@@ -104,6 +105,16 @@ class SodtrackClient:
             country=self.country.code,
         )
         self.client_id = credentials.client_id
+
+    @property
+    def server_clock(self) -> ServerClock:
+        """The server's time from its answers' ``Date`` headers (see :class:`ServerClock`)."""
+        return self._engine.server_clock
+
+    def now(self) -> datetime:
+        """Now (UTC), never behind the server's clock as last seen: the time to stamp data
+        extracted through this client with (``extracted_at``)."""
+        return self._engine.server_clock.now()
 
     @classmethod
     def from_settings(
@@ -318,6 +329,24 @@ class SodtrackClient:
         return CursorWalk(
             self._engine, "list_bookings", m.Booking, paginator, dedupe=dedupe, prefetch=prefetch
         )
+
+    def list_bookings_arrow(
+        self,
+        decoder: ArrowPageDecoder[m.Booking],
+        updated_since: datetime | None = None,
+        status: m.BookingStatus | None = None,
+        *,
+        limit: int = CURSOR_LIMIT_MAX,
+        prefetch: bool = True,
+    ) -> ArrowCursorWalk:
+        """Bookings by ``(updated_at, id)`` read in bulk: each page an Arrow batch of the
+        ``decoder``'s schema (same checks and errors as :meth:`list_bookings`, no
+        de-duplication: see :class:`~sodtrack.client.bulk.ArrowPageDecoder`)."""
+        if decoder.model is not m.Booking:
+            raise TypeError(f"a decoder of Booking is needed, not of {decoder.model.__name__}")
+        query = m.BookingListQuery(updated_since=updated_since, status=status)
+        paginator = CursorPaginator(limit, _query(query), operation="list_bookings")
+        return ArrowCursorWalk(self._engine, "list_bookings", decoder, paginator, prefetch=prefetch)
 
     async def collect_bookings(
         self,

@@ -56,7 +56,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from sodtrack.client.auth import BearerToken, Credentials, IssuedToken, TokenManager
-from sodtrack.client.clock import MonotonicClock, Sleep
+from sodtrack.client.clock import MonotonicClock, ServerClock, Sleep
 from sodtrack.client.errors import (
     ApiError,
     AuthError,
@@ -243,6 +243,7 @@ class Engine:
         token_margin_s: float,
         stats: ClientStats,
         country: str | None = None,
+        server_clock: ServerClock | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -254,6 +255,7 @@ class Engine:
         self.clock = clock
         self.sleep = sleep
         self.stats = stats
+        self.server_clock = server_clock if server_clock is not None else ServerClock(clock)
         self.semaphore = asyncio.Semaphore(max_concurrency)
         self.max_concurrency = max_concurrency
         self.in_flight = 0
@@ -310,6 +312,9 @@ class Engine:
             finally:
                 self.in_flight -= 1
         self.limiter.observe(response.headers, in_flight=self.in_flight)
+        bucket = self.limiter.bucket
+        self.stats.rate_limit_per_s = bucket.rate if bucket.active else None
+        self.server_clock.observe(response.headers.get("date"))
         if response.status_code == 429:
             self.limiter.on_rate_limited()
         self.stats.count_request(op.id, str(response.status_code))

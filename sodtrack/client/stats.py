@@ -51,6 +51,9 @@ class ClientStats:
     gave_up: Counter[str] = field(default_factory=Counter)
     """operation → calls that ended in :class:`~sodtrack.client.errors.RetryExhausted`."""
     completeness_warnings: list[CompletenessWarning] = field(default_factory=list)
+    rate_limit_per_s: float | None = None
+    """The rate the client paces itself by (configured, or learnt from the
+    ``X-RateLimit-*`` headers); ``None`` while the API has shown no limit."""
 
     def count_request(self, operation: str, outcome: str) -> None:
         self.requests[(operation, outcome)] += 1
@@ -90,6 +93,9 @@ class ClientStats:
             "reconciliations": dict(sorted(self.reconciliations.items())),
             "token_fetches": self.token_fetches,
             "token_refreshes_on_401": self.token_refreshes_on_401,
+            "rate_limit_per_s": (
+                round(self.rate_limit_per_s, 3) if self.rate_limit_per_s is not None else None
+            ),
             "gave_up": dict(sorted(self.gave_up.items())),
             "completeness_warnings": [
                 {

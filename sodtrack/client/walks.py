@@ -7,7 +7,9 @@ walk can outlive any number of tokens.
 
 After the last page a :class:`PageNumberWalk` exposes ``completeness`` and ``warning`` (also
 appended to the client's stats and logged); a :class:`CursorWalk` exposes ``superseded`` and
-``duplicates_dropped`` (see :class:`~sodtrack.client.pagination.LatestById`).
+``duplicates_dropped`` (see :class:`~sodtrack.client.pagination.LatestById`). An
+:class:`ArrowCursorWalk` (bulk reads) yields :class:`BatchPage` s: the page as an Arrow batch,
+read from the JSON bytes by an :class:`~sodtrack.client.bulk.ArrowPageDecoder`.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
+import httpx
+import pyarrow as pa
 from pydantic import BaseModel
 
+from sodtrack.client.bulk import ArrowPageDecoder, DecodedPage
 from sodtrack.client.core import ApiRequest, Engine, SinglePlan, parse_model
 from sodtrack.client.pagination import (
     Completeness,
@@ -36,6 +42,17 @@ log = logging.getLogger("sodtrack.client")
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R", bound=HasIdAndUpdatedAt)
+
+
+class _CursorPageLike(Protocol):
+    @property
+    def data(self) -> Any: ...
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+P = TypeVar("P", bound=_CursorPageLike)
 
 
 class PageNumberWalk(Generic[M]):
@@ -105,7 +122,75 @@ class PageNumberWalk(Generic[M]):
         return [item async for page in self for item in page.items]
 
 
-class CursorWalk(Generic[R]):
+class _CursorCore(Generic[P]):
+    """The machinery cursor walks share: paginator, one page fetched ahead, stats."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        op_id: str,
+        paginator: CursorPaginator,
+        parse: Callable[[httpx.Response], P],
+        *,
+        prefetch: bool,
+    ) -> None:
+        self.engine = engine
+        self.op_id = op_id
+        self.paginator = paginator
+        self.prefetch = prefetch
+        self._parse = parse
+        self._ahead: asyncio.Task[P] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.op_id}, pages={self.paginator.pages}, "
+            f"received={self.paginator.received}, done={self.paginator.done})"
+        )
+
+    async def aclose(self) -> None:
+        """Cancel a page fetched ahead that nobody will read."""
+        task, self._ahead = self._ahead, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _fetch(self, params: dict[str, Any]) -> P:
+        step = ApiRequest.of(self.op_id, params=params)
+        return await self.engine.run(SinglePlan(step, self._parse))
+
+    async def _next_page(self) -> P:
+        """The next page (``StopAsyncIteration`` after the last), the next one sent ahead."""
+        if self._ahead is not None:
+            task, self._ahead = self._ahead, None
+            page = await task
+        else:
+            params = self.paginator.next_params()
+            if params is None:
+                raise StopAsyncIteration
+            page = await self._fetch(params)
+        received = len(page.data)
+        self.paginator.update(received, page.next_cursor)
+        if self.prefetch:
+            params = self.paginator.next_params()
+            if params is not None:
+                self._ahead = asyncio.get_running_loop().create_task(self._fetch(params))
+                self._ahead.add_done_callback(_retrieve)
+        stats = self.engine.stats
+        stats.pages[self.op_id] += 1
+        stats.records[self.op_id] += received
+        return page
+
+    @property
+    def received(self) -> int:
+        return self.paginator.received
+
+    @property
+    def pages(self) -> int:
+        return self.paginator.pages
+
+
+class CursorWalk(_CursorCore[CursorPage[Any]], Generic[R]):
     """A cursor list, page by page, optionally de-duplicated by id (newest ``updated_at``).
 
     With ``prefetch`` (the default) the request for page N+1 is sent as soon as page N's
@@ -124,19 +209,15 @@ class CursorWalk(Generic[R]):
         dedupe: bool = True,
         prefetch: bool = True,
     ) -> None:
-        self.engine = engine
-        self.op_id = op_id
         self.page_model: type[CursorPage[Any]] = CursorPage[model]  # type: ignore[valid-type]
-        self.paginator = paginator
-        self.dedupe: LatestById | None = LatestById() if dedupe else None
-        self.prefetch = prefetch
-        self._ahead: asyncio.Task[CursorPage[Any]] | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"CursorWalk({self.op_id}, pages={self.paginator.pages}, "
-            f"received={self.paginator.received}, done={self.paginator.done})"
+        super().__init__(
+            engine,
+            op_id,
+            paginator,
+            lambda r: parse_model(r, self.page_model, op_id),
+            prefetch=prefetch,
         )
+        self.dedupe: LatestById | None = LatestById() if dedupe else None
 
     def __aiter__(self) -> CursorWalk[R]:
         return self
@@ -147,41 +228,12 @@ class CursorWalk(Generic[R]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Cancel a page fetched ahead that nobody will read."""
-        task, self._ahead = self._ahead, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    async def _fetch(self, params: dict[str, Any]) -> CursorPage[Any]:
-        step = ApiRequest.of(self.op_id, params=params)
-        return await self.engine.run(
-            SinglePlan(step, lambda r: parse_model(r, self.page_model, self.op_id))
-        )
-
     async def __anext__(self) -> PageResult[R]:
-        if self._ahead is not None:
-            task, self._ahead = self._ahead, None
-            page = await task
-        else:
-            params = self.paginator.next_params()
-            if params is None:
-                raise StopAsyncIteration
-            page = await self._fetch(params)
+        page = await self._next_page()
         data: list[R] = page.data
-        self.paginator.update(len(data), page.next_cursor)
-        if self.prefetch:
-            params = self.paginator.next_params()
-            if params is not None:
-                self._ahead = asyncio.get_running_loop().create_task(self._fetch(params))
-                self._ahead.add_done_callback(_retrieve)
-        stats = self.engine.stats
-        stats.pages[self.op_id] += 1
-        stats.records[self.op_id] += len(data)
         items = data
         if self.dedupe is not None:
+            stats = self.engine.stats
             before = (self.dedupe.superseded, self.dedupe.duplicates_dropped)
             items = self.dedupe.filter(data)
             stats.superseded += self.dedupe.superseded - before[0]
@@ -196,14 +248,6 @@ class CursorWalk(Generic[R]):
     def duplicates_dropped(self) -> int:
         return self.dedupe.duplicates_dropped if self.dedupe is not None else 0
 
-    @property
-    def received(self) -> int:
-        return self.paginator.received
-
-    @property
-    def pages(self) -> int:
-        return self.paginator.pages
-
     async def collect(self) -> list[R]:
         """One record per id, the newest (``updated_at``) of those the walk received."""
         latest: dict[str, R] = {}
@@ -215,6 +259,52 @@ class CursorWalk(Generic[R]):
                         latest.pop(item.id, None)
                         latest[item.id] = item
         return list(latest.values())
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPage:
+    """One page of a bulk walk: its records as an Arrow batch (not de-duplicated)."""
+
+    batch: pa.RecordBatch
+    next_cursor: str | None
+
+    @property
+    def received(self) -> int:
+        return int(self.batch.num_rows)
+
+
+class ArrowCursorWalk(_CursorCore[DecodedPage]):
+    """A cursor list read in bulk: each page's JSON goes straight to an Arrow batch through
+    an :class:`~sodtrack.client.bulk.ArrowPageDecoder` (same checks and errors as the model
+    walk, see there). No de-duplication: its consumers (the extraction) de-duplicate out of
+    core. Prefetch and ``aclose`` as in :class:`CursorWalk`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        op_id: str,
+        decoder: ArrowPageDecoder[Any],
+        paginator: CursorPaginator,
+        *,
+        prefetch: bool = True,
+    ) -> None:
+        super().__init__(
+            engine, op_id, paginator, lambda r: decoder.decode(r, op_id), prefetch=prefetch
+        )
+        self.decoder = decoder
+
+    def __aiter__(self) -> ArrowCursorWalk:
+        return self
+
+    async def __aenter__(self) -> ArrowCursorWalk:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def __anext__(self) -> BatchPage:
+        page = await self._next_page()
+        return BatchPage(page.data, page.next_cursor)
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -3,6 +3,9 @@
 It reconciles what is otherwise spread over logs: requests, retries, 429s and wait time,
 pages, records per dataset (expected, received, de-duplicated, written), watermarks before
 and after, validation results, where the data was published or quarantined, and duration.
+It also sets the duration against the run's **API floor**, the time its requests need at
+the API's rate limit alone (``client.api_floor_s`` = requests ÷ the rate the client paced
+by, per country, summed): ``api_floor_ratio`` (1.0 = bound by the rate limit alone).
 """
 
 from __future__ import annotations
@@ -89,12 +92,30 @@ class RunReport:
     def warnings(self) -> list[str]:
         return [w for f in self.families for w in f.warnings]
 
+    @property
+    def api_floor_s(self) -> float | None:
+        """Seconds the run's requests need at the API's rate limit alone (requests ÷ rate,
+        both in ``client``); ``None`` when the API showed no limit."""
+        floor = self.client.get("api_floor_s")
+        return float(floor) if floor else None
+
+    @property
+    def api_floor_ratio(self) -> float | None:
+        """The run's duration over its API floor: 1.0 would be a run bound by the rate
+        limit alone (issue #12's goal for the demo's first run: at most 1.25)."""
+        floor = self.api_floor_s
+        if floor is None or self.duration_s is None:
+            return None
+        return self.duration_s / floor
+
     def datasets(self) -> list[DatasetRun]:
         return [d for f in self.families for d in f.datasets]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["success"] = self.success
+        ratio = self.api_floor_ratio
+        data["api_floor_ratio"] = round(ratio, 3) if ratio is not None else None
         return data
 
     def write(self, directory: Path) -> Path:
@@ -151,6 +172,14 @@ class RunReport:
             f"429s: {c.get('rate_limited', 0)}, retry wait: {c.get('retry_wait_s', 0):.1f} s, "
             f"limiter wait: {c.get('limiter_wait_s', 0):.1f} s.",
         ]
+        ratio = self.api_floor_ratio
+        if ratio is not None:
+            rate = c.get("rate_limit_per_s")
+            at = f" at {rate:g} req/s" if rate else ""
+            lines.append(
+                f"API floor: {c.get('requests', 0)} requests{at} = {self.api_floor_s:.1f} s; "
+                f"this run took **{ratio:.2f}×** its API floor."
+            )
         if self.docs_path:
             lines.append(f"Data Docs: `{self.docs_path}`")
         for f in self.families:

@@ -522,5 +522,14 @@ def merge_client_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
     total["rate_limited"] = total.pop("rate_limited_429")
     total["pages"] = sum(sum(s.get("pages", {}).values()) for s in stats)
     total["completeness_warnings"] = [w for s in stats for w in s.get("completeness_warnings", [])]
+    # The API floor: the time the requests need at the rate limit alone (countries run one
+    # after another here). None when an API showed no limit (nothing to compare with).
+    rates = [s.get("rate_limit_per_s") for s in stats]
+    total["api_floor_s"] = (
+        round(sum(s.get("requests_total", 0) / r for s, r in zip(stats, rates, strict=True)), 3)
+        if stats and all(rates)
+        else None
+    )
+    total["rate_limit_per_s"] = rates[0] if len(set(rates)) == 1 else None
     total["per_country"] = stats
     return total

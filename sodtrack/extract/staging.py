@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -22,11 +22,13 @@ from sodtrack.extract.report import DatasetRun
 from sodtrack.warehouse import Warehouse
 from sodtrack.warehouse.bookings import BookingsRun, MergeResult
 from sodtrack.warehouse.convert import (
+    bookings_decoder,
     categories_batch,
     coverage_postal_codes_batch,
     coverage_zones_batch,
     services_batch,
     variants_batch,
+    with_extracted_at,
 )
 from sodtrack.warehouse.writer import StagingWriter
 
@@ -195,8 +197,11 @@ async def stage_bookings(
     """Changes since the watermark (with its lookback) → ``booking_changes`` and the merged
     ``bookings`` partitions they touch.
 
-    The walk is not de-duplicated by the client (``dedupe=False``): a million ids held in a
-    dict would make memory grow with the data. Repeats are dropped out of core by the merge.
+    The walk is a bulk read (``list_bookings_arrow``: each page's JSON straight to an Arrow
+    batch, checked as the models would) and is not de-duplicated by the client: a million
+    ids held in a dict would make memory grow with the data. Repeats are dropped out of core
+    by the merge. Each page's ``extracted_at`` is its time of receipt, by the server's clock
+    when that is ahead of ours (``client.now()``, from the ``Date`` headers).
     """
     started = time.monotonic()
     changes_run = DatasetRun("booking_changes", country)
@@ -205,12 +210,14 @@ async def stage_bookings(
         warehouse, country, run_id, extracted_at=extracted_at, memory_limit=memory_limit
     )
     try:
-        walk = client.list_bookings(updated_since=updated_since, dedupe=False)
-        async for page in walk:
-            changes_run.pages += 1
-            changes_run.received += page.received
-            run.add_page(page.items, received_at=datetime.now(UTC))
-            progress("bookings", page.received)
+        async with client.list_bookings_arrow(bookings_decoder(), updated_since) as walk:
+            async for page in walk:
+                changes_run.pages += 1
+                changes_run.received += page.received
+                # Stamped on receipt by the server's clock when it is ahead of ours: a
+                # booking is never "extracted before it was updated".
+                run.add_batch(with_extracted_at(page.batch, client.now()))
+                progress("bookings", page.received)
         result = run.finish(watermark_before=watermark_before, full_refresh=full_refresh)
     except BaseException:
         run.abort()

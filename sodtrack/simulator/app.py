@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from email.utils import format_datetime
 from typing import Any
 
 import orjson
@@ -112,7 +113,10 @@ class SimMiddleware:
         sim.catch_up()
         key, receive = await self._identity(scope, receive)
         decision = sim.limiter.take(key)
-        extra = [id_header, *decision.headers()]
+        # The server's clock, as a real server's Date header (uvicorn's own, the wall
+        # clock, is off): a simulator moved ahead looks like a server whose clock is ahead.
+        date = (b"date", format_datetime(sim.clock.now(), usegmt=True).encode())
+        extra = [id_header, date, *decision.headers()]
         if not decision.allowed:
             sim.counters.rate_limited += 1
             error = ApiError(

@@ -138,6 +138,7 @@ def serve(
         log_level=log_level.lower(),
         access_log=False,
         lifespan="off",
+        date_header=False,  # the simulator sends its own clock's Date
     )
 
 

@@ -89,7 +89,12 @@ def serve_in_thread(
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+        date_header=False,  # the simulator sends its own clock's
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

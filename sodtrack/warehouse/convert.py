@@ -14,6 +14,10 @@ Timestamps: aware ``datetime``s (the models' ``Timestamp``) are converted to UTC
 A naive datetime would be taken as UTC wall time; the contract models refuse naive values, so
 converters do not re-check each one.
 
+Bulk reads of bookings skip the models: :func:`bookings_decoder` reads each page's JSON
+straight into Arrow (:mod:`sodtrack.client.bulk`), with :func:`bookings_batch` as its model
+path; :func:`with_extracted_at` completes such a batch.
+
 The converters accept any objects with the models' attributes (``model_construct`` instances,
 dataclasses), which is how the benchmark feeds them without validation cost.
 """
@@ -22,13 +26,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sodtrack.client.bulk import ArrowPageDecoder
 from sodtrack.contract.models import Booking, Category, CoverageZone, Service, Variant
 from sodtrack.errors import WarehouseError
 from sodtrack.warehouse.schemas import DATASETS, MONEY, TIMESTAMP, DatasetSpec
@@ -202,6 +207,32 @@ def bookings_batch(page: Sequence[Booking], extracted_at: datetime) -> pa.Record
             [r.cancelled_reason for r in page],
             _constant_ts(extracted_at, len(page)),
         ],
+    )
+
+
+BOOKINGS_WIRE_SCHEMA = DATASETS["bookings"].schema.remove(
+    DATASETS["bookings"].schema.get_field_index("extracted_at")
+)
+"""The ``bookings`` columns that come from the API (all but ``extracted_at``)."""
+
+
+def _bookings_wire_batch(page: Sequence[Booking]) -> pa.RecordBatch:
+    batch = bookings_batch(page, datetime.fromtimestamp(0, UTC))
+    return batch.drop_columns(["extracted_at"])
+
+
+def bookings_decoder() -> ArrowPageDecoder[Booking]:
+    """Bulk reads of ``GET /bookings``: JSON pages → batches of :data:`BOOKINGS_WIRE_SCHEMA`;
+    pages the fast path cannot vouch for go through the models and :func:`bookings_batch`
+    (so a price Arrow cannot hold exactly is a :class:`ConversionError`, as ever)."""
+    return ArrowPageDecoder(Booking, BOOKINGS_WIRE_SCHEMA, _bookings_wire_batch)
+
+
+def with_extracted_at(batch: pa.RecordBatch, extracted_at: datetime) -> pa.RecordBatch:
+    """A :data:`BOOKINGS_WIRE_SCHEMA` batch with its ``extracted_at`` column appended."""
+    return pa.record_batch(
+        [*batch.columns, _constant_ts(extracted_at, batch.num_rows)],
+        schema=DATASETS["bookings"].schema,
     )
 
 

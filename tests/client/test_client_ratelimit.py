@@ -142,3 +142,22 @@ async def test_async_limiter_paces_concurrent_waiters_fifo() -> None:
     assert waits[:2] == [0.0, 0.0]
     assert clock.now == pytest.approx(0.4)  # 4 tokens at 10/s after the burst of 2
     assert "RateLimiter(active=True" in repr(limiter)
+
+
+async def test_the_client_reports_the_rate_it_paces_by() -> None:
+    """For the run report's API floor: the rate learnt from the simulator's X-RateLimit-*
+    headers (a lower bound of its 20 req/s), ``None`` before any answer."""
+    from client_sim import in_process_client
+
+    from sodtrack.simulator.app import create_app
+    from sodtrack.simulator.testing import small_config
+
+    client, _ = in_process_client(create_app(small_config(rate_limit=20.0)))
+    async with client:
+        assert client.stats.rate_limit_per_s is None
+        for _ in range(45):  # past the burst: the bucket drains and the bound tightens
+            await client.collect_categories()
+        rate = client.stats.rate_limit_per_s
+    assert rate is not None
+    assert 10.0 < rate <= 20.0
+    assert client.stats.as_dict()["rate_limit_per_s"] == pytest.approx(rate, abs=1e-3)
