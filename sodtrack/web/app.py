@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sodtrack.bulkload.inbox.events import Emitter
 from sodtrack.contract.countries import COUNTRIES
-from sodtrack.errors import FileRefused, FileTooLarge, LeaseHeld
+from sodtrack.errors import AccountError, FileRefused, FileTooLarge, LeaseHeld
 from sodtrack.settings import Settings
 from sodtrack.web.accounts import Account, Accounts
 from sodtrack.web.openapi import OPENAPI
@@ -503,6 +503,10 @@ def create_web_app(
                 if api:
                     return JSONResponse({"error": exc.why}, status_code=403)
                 return web.render("error.html", 403, message=exc.why)
+            except AccountError as exc:  # e.g. a country the account does not hold
+                if api:
+                    return JSONResponse({"error": str(exc)}, status_code=403)
+                return web.render("error.html", 403, message=str(exc))
             except FileRefused as exc:
                 if api:
                     return JSONResponse({"error": str(exc)}, status_code=_refusal_status(exc))

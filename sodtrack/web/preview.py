@@ -4,8 +4,9 @@ the originals where they differ, and per-cell marks. Pure: built from the reader
 :class:`ParsedUpload` and the engine's :class:`UploadResult`, saved as JSON beside the upload.
 
 Cell marks come from :func:`cell_marks`, one function: today it marks the cell of each of the
-row's issues (the column the issue names) and, for a row the API refused, the column of the
-field its error names; when ``sodtrack.bulkload.answers`` gains its per-cell severity function,
+row's issues (the column the issue names) and, for a row the live checks or the API refused,
+the column of the field its error code is about (:data:`FIELD_OF_ERROR`, else the failed
+step's field); when ``sodtrack.bulkload.answers`` gains its per-cell severity function,
 ``cell_marks`` calls it instead and nothing else changes.
 """
 
@@ -25,6 +26,27 @@ PREVIEW_ROW_LIMIT: Final = 2000
 SEVERITY_OF_OUTCOME: Final = {"rejected": "error", "skipped_dependency": "error"}
 
 _SCHEDULED = ("scheduled_date", "scheduled_time", "scheduled_start")
+
+FIELD_OF_ERROR: Final = {
+    "unknown_service_sku": "service_sku",
+    "service_inactive": "service_sku",
+    "project_required": "project_reference",
+    "unknown_variant_sku": "variant_sku",
+    "variant_inactive": "variant_sku",
+    "variant_mismatch": "variant_sku",
+    "postal_code_not_covered": "postal_code",
+    "not_a_slot_start": "scheduled_start",
+    "outside_booking_window": "scheduled_start",
+    "slot_unavailable": "scheduled_start",
+    "overpayment_in_file": "payment_amount",
+}
+"""The field a row's API-side error is about (the cell to mark), by error code."""
+FIELD_OF_STEP: Final = {
+    "payment": "payment_amount",
+    "stage": "stage_sequence",
+    "project": "project_reference",
+}
+"""Otherwise, the field of the step that failed."""
 
 
 def _canonical_of(columns: dict[str, str], header: str) -> str | None:
@@ -50,12 +72,12 @@ def cell_marks(
         if previous is None or (previous["severity"] == "warning" and issue.severity == "error"):
             marks[header] = {"severity": str(issue.severity), "message": issue.message}
     if result is not None and result.outcome in SEVERITY_OF_OUTCOME and not marks:
-        step_field = {
-            "payment": "payment_amount",
-            "stage": "stage_sequence",
-            "project": "project_reference",
-        }.get(result.failed_step or "")
-        at = by_field.get(step_field) if step_field else None
+        field = FIELD_OF_ERROR.get(result.error_code or "") or FIELD_OF_STEP.get(
+            result.failed_step or ""
+        )
+        if field in _SCHEDULED:
+            field = "scheduled_start" if "scheduled_start" in by_field else "scheduled_date"
+        at = by_field.get(field) if field else None
         if at is not None:
             marks[at] = {"severity": "error", "message": result.message or ""}
     return marks
@@ -98,6 +120,8 @@ def build_preview(
                 "interpreted": _interpreted(row, parsed.columns),
                 "marks": cell_marks(row, res, parsed.columns),
                 "outcome": res.outcome if res else "",
+                "failed_step": (res.failed_step or "") if res else "",
+                "error_code": (res.error_code or "") if res else "",
                 "message": (res.message or "") if res else "",
                 "suggested_fix": (res.suggested_fix or "") if res else "",
                 "warnings": list(res.warnings) if res else [],

@@ -39,7 +39,7 @@ from sodtrack.bulkload.inbox.events import Emitter, Received, upload_event
 from sodtrack.bulkload.inbox.registry import Registry
 from sodtrack.bulkload.run import load, read, run_load, upload_limits
 from sodtrack.db import AddColumn, engine_for, ensure_schema
-from sodtrack.errors import FileRefused, SodtrackError
+from sodtrack.errors import AccountError, FileRefused, SodtrackError
 from sodtrack.private import atomic_text, private_dir
 from sodtrack.settings import Settings
 from sodtrack.textsafe import printable
@@ -171,7 +171,7 @@ class UploadService:
         try:
             country = incoming.fields.get("country", "").strip().lower()
             if not account.may_load(country):
-                raise FileRefused(f"your account may not load into country {country!r}")
+                raise AccountError(f"your account may not load into country {country!r}")
             if incoming.path is None or incoming.file_name is None:
                 raise FileRefused("choose a file to upload")
             if incoming.size == 0:
