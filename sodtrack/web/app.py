@@ -294,9 +294,16 @@ class Web:
                 request.stream(), request.headers.get("content-type", ""), account
             )
         except FileRefused as exc:
-            return self._page(
-                request, "home.html", 400, history=self._history(account), error=str(exc)
+            response = self._page(
+                request,
+                "home.html",
+                _refusal_status(exc),
+                history=self._history(account),
+                error=str(exc),
             )
+            if isinstance(exc, FileTooLarge):
+                response.headers["connection"] = "close"
+            return response
         self.service.start_preview(record.upload_id)
         return RedirectResponse(f"/uploads/{record.upload_id}", status_code=303)
 
@@ -401,7 +408,7 @@ class Web:
                 request.stream(), request.headers.get("content-type", ""), account
             )
         except FileRefused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=_refusal_status(exc))
+            return _refused(exc, api=True)
         self.service.start_preview(record.upload_id)
         body = {**self.service.status(record.upload_id), "created": created}
         return JSONResponse(body, status_code=201 if created else 200)
@@ -475,6 +482,21 @@ def _refusal_status(exc: FileRefused) -> int:
     return 413 if isinstance(exc, FileTooLarge) else 400
 
 
+def _refused(
+    exc: FileRefused, *, api: bool, page: Callable[..., HTMLResponse] | None = None
+) -> Response:
+    """The answer to a refused file. Too large: ``Connection: close`` as well, so the server
+    drops the connection instead of reading (and discarding) the rest of the body."""
+    status = _refusal_status(exc)
+    if api or page is None:
+        response: Response = JSONResponse({"error": str(exc)}, status_code=status)
+    else:
+        response = page("error.html", status, message=str(exc))
+    if isinstance(exc, FileTooLarge):
+        response.headers["connection"] = "close"
+    return response
+
+
 def create_web_app(
     settings: Settings,
     *,
@@ -509,8 +531,8 @@ def create_web_app(
                 return web.render("error.html", 403, message=str(exc))
             except FileRefused as exc:
                 if api:
-                    return JSONResponse({"error": str(exc)}, status_code=_refusal_status(exc))
-                return web.render("error.html", _refusal_status(exc), message=str(exc))
+                    return _refused(exc, api=True)
+                return _refused(exc, api=False, page=web.render)
 
         return endpoint
 
