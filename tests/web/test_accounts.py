@@ -130,3 +130,21 @@ def test_users_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         app, ["users", "add", "x y", "-c", "cl", "--password-stdin"], input="p\n"
     )
     assert refused.exit_code == 2
+
+
+def test_the_demo_ends_with_the_upload_page_and_an_account(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from sodtrack.demo import show_upload_page
+    from sodtrack.settings import Settings
+
+    settings = Settings(state_url=f"sqlite:///{tmp_path / 'state.db'}", country="cl")
+    console = Console(record=True, width=300)
+    password = show_upload_page(settings, tmp_path, console)
+    text = console.export_text()
+    assert "sodtrack-etl serve" in text
+    assert "http://127.0.0.1:8080/" in text
+    assert password in text
+    account = Accounts(settings.state_url).verify("demo", password)
+    assert account is not None
+    assert account.countries == ("cl",)
