@@ -3,12 +3,14 @@
 The same library work the Prefect flows sequence, from a terminal, with progress bars:
 ``extract`` (nightly extraction), ``validate`` (re-run the suites on a published version),
 ``demo`` (the main job end to end against the embedded simulator), ``load``/``template``/
-``cancel`` (bulk loads) and ``watch`` (the upload inbox; it needs a Prefect server to announce
+``cancel`` (bulk loads), ``watch`` (the upload inbox; it needs a Prefect server to announce
 uploads to: ``PREFECT_API_URL``, from the environment or the active Prefect profile, with
-``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server wants them). Heavy imports
+``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server wants them), ``serve`` (the
+upload page, :mod:`sodtrack.web`; it announces loads to that Prefect API when there is one,
+else runs them itself) and ``users`` (the page's accounts). Heavy imports
 (pandas, pyarrow, Great Expectations) happen inside the commands so ``--help`` stays instant.
 
-The CLI is a shell, like ``flows/`` and ``tasks/``: ``watch`` imports the Prefect side
+The CLI is a shell, like ``flows/`` and ``tasks/``: ``watch`` and ``serve`` import the Prefect side
 (``tasks/watch.py``, where the Prefect API is) inside the command, so the rest of the library
 never imports Prefect. What the CLI and the demo share (console, progress bars, the extraction
 and the bulk load run and printed) is in :mod:`sodtrack.terminal`; neither imports the other.

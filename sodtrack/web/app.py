@@ -350,7 +350,14 @@ class Web:
             raise Forbidden("the form expired: reload the page")
         if form.get("confirm") != "yes":
             return RedirectResponse(f"/uploads/{record.upload_id}/cancel", status_code=303)
-        result = await self.service.cancel(record.upload_id, account)
+        try:
+            result = await self.service.cancel(record.upload_id, account)
+        except LeaseHeld:
+            return self.render(
+                "error.html", 409, message="The upload is being loaded right now: try later."
+            )
+        except KeyError:
+            return self.render("error.html", 409, message="This upload was never loaded.")
         return self._page(
             request, "cancelled.html", upload=self.service.status(record.upload_id), result=result
         )

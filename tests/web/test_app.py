@@ -380,6 +380,9 @@ def test_html_pages_through_a_load(site: Site, tmp_path: Path) -> None:
         assert 'http-equiv="refresh"' in running or 'id="load"' in running
         assert f"Load {s.rows - 3} rows" in page
         assert page.count('class="error"') >= 3, "the cells at fault are highlighted"
+        never = client.post(url + "/cancel", data={"csrf": csrf, "confirm": "yes"})
+        assert never.status_code == 409
+        assert "never loaded" in never.text
         loaded = client.post(url + "/load", data={"csrf": csrf}, follow_redirects=False)
         assert loaded.status_code == 303
         done = wait_for(
