@@ -37,6 +37,8 @@ from sodtrack.bulkload.engine.cancel import CancelResult, cancel_upload
 from sodtrack.bulkload.engine.ledger import Ledger, upload_id_for
 from sodtrack.bulkload.inbox.events import Emitter, Received, upload_event
 from sodtrack.bulkload.inbox.registry import Registry
+from sodtrack.bulkload.outcomes import UploadResult
+from sodtrack.bulkload.reading.upload import ParsedUpload
 from sodtrack.bulkload.run import load, read, run_load, upload_limits
 from sodtrack.db import AddColumn, engine_for, ensure_schema
 from sodtrack.errors import AccountError, FileRefused, SodtrackError
@@ -257,10 +259,8 @@ class UploadService:
                 dry_run=True,
                 progress=self._progress_cb(upload_id, "preview"),
             )
-            preview = build_preview(parsed, result)
-            preview["file_name"] = record.file_name
-            with atomic_text(self.folder(upload_id) / "preview.json") as fh:
-                json.dump(preview, fh, default=str)
+            # Building and writing the preview of a large file takes a while: off the loop.
+            await asyncio.to_thread(self._save_preview, record, parsed, result)
             self._set(upload_id, preview_status="done")
         except asyncio.CancelledError:
             raise
@@ -269,6 +269,12 @@ class UploadService:
             self._set(upload_id, preview_status="failed", error=_why(exc))
         finally:
             self.progress.pop(upload_id, None)
+
+    def _save_preview(self, record: WebUpload, parsed: ParsedUpload, result: UploadResult) -> None:
+        preview = build_preview(parsed, result)
+        preview["file_name"] = record.file_name
+        with atomic_text(self.folder(record.upload_id) / "preview.json") as fh:
+            json.dump(preview, fh, default=str)
 
     def preview(self, upload_id: str) -> dict[str, Any] | None:
         path = self.folder(upload_id) / "preview.json"

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from sodtrack.bulkload.inbox import Registry
+from sodtrack.bulkload.run import run_load
 from sodtrack.bulkload.synth import COLUMNS
 from sodtrack.bulkload.template import BOOKINGS_SHEET
 from sodtrack.client import country_client
@@ -444,6 +445,24 @@ def test_with_a_prefect_api_the_load_is_announced(site: Site, tmp_path: Path) ->
     assert row is not None
     assert row["emitted_at"] is not None
     assert site.writes() == {}, "the worker loads it, not the page"
+    # The worker's part, as the bulk-load flow does it with the event's payload: the page
+    # follows it in the ledger and offers its files.
+    payload = events[0]["payload"]
+    asyncio.run(
+        run_load(
+            site.settings,
+            payload["path"],
+            country=payload["country"],
+            uploaded_by="worker",
+            outbox=payload["outbox"],
+        )
+    )
+    with TestClient(site.app(emit=events.append)) as client:
+        status = client.get(f"/api/uploads/{upload_id}", headers=ana).json()
+        assert status["load_status"] == "done"
+        assert status["ledger"]["counts"]["rejected"] == 3
+        assert "rejects.xlsx" in status["downloads"]
+    assert len(events) == 1, "a restart announces nothing again"
 
 
 def test_openapi_lists_every_api_route(site: Site) -> None:
