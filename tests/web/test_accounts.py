@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -148,3 +149,35 @@ def test_the_demo_ends_with_the_upload_page_and_an_account(tmp_path: Path) -> No
     account = Accounts(settings.state_url).verify("demo", password)
     assert account is not None
     assert account.countries == ("cl",)
+
+
+def test_serve_runs_the_page_embedded_or_announcing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from sodtrack.bulkload.inbox import PrefectEventsEmitter
+
+    monkeypatch.setenv("SODTRACK_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("SODTRACK_UPLOADS", str(tmp_path / "uploads"))
+    monkeypatch.setenv("SODTRACK_OUTBOX", str(tmp_path / "outbox"))
+    monkeypatch.setenv("SODTRACK_ENV_FILE", "none")
+    ran: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.append((app, kw)))
+    from tasks import watch as prefect_side  # where the CLI asks for the Prefect API
+
+    monkeypatch.setattr(prefect_side, "prefect_api", lambda: (None, None, None))
+    embedded = CliRunner().invoke(app, ["serve", "--port", "8123"])
+    assert embedded.exit_code == 0, embedded.output
+    assert "run by this process" in embedded.output
+    web_app, options = ran[-1]
+    assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}
+    assert web_app.state.web.service.emit is None
+    monkeypatch.setattr(
+        prefect_side, "prefect_api", lambda: ("http://127.0.0.1:4200/api", None, None)
+    )
+    announcing = CliRunner().invoke(app, ["serve"])
+    assert announcing.exit_code == 0, announcing.output
+    assert "announced to Prefect" in announcing.output
+    assert isinstance(ran[-1][0].state.web.service.emit, PrefectEventsEmitter)
+    assert ran[-1][1]["port"] == 8080
