@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -41,25 +42,32 @@ class Site:
         return create_web_app(self.settings, **kwargs)
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    sim = create_app(small_config())
-    with serve_in_thread(sim) as url:
+@contextlib.contextmanager
+def make_site(root: Path, **sim: Any) -> Iterator[Site]:
+    """A site on a small simulator (``sim`` overrides its config, e.g. a rate limit)."""
+    app = create_app(small_config(**sim))
+    with serve_in_thread(app) as url:
         settings = Settings(
             base_url=url,
             country="cl",
             client_id="sim-client",
             client_secret="sim-secret",  # type: ignore[arg-type]
-            state_url=f"sqlite:///{tmp_path / 'state' / 'state.db'}",
-            uploads=str(tmp_path / "uploads"),
-            outbox=str(tmp_path / "outbox"),
-            warehouse=str(tmp_path / "warehouse"),
+            state_url=f"sqlite:///{root / 'state' / 'state.db'}",
+            uploads=str(root / "uploads"),
+            outbox=str(root / "outbox"),
+            warehouse=str(root / "warehouse"),
         )
         accounts = Accounts(settings.state_url)
         accounts.add("ana", PASSWORD, ["cl"])
         accounts.add("pedro", PASSWORD, ["pe"])
-        yield Site(settings, sim, tmp_path, accounts)
+        yield Site(settings, app, root, accounts)
         accounts.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with make_site(tmp_path) as made:
+        yield made
 
 
 def csrf_of(page: str) -> str:

@@ -24,7 +24,7 @@ from sodtrack.web.app import CSP
 from sodtrack.web.openapi import OPENAPI
 from sodtrack.web.service import web_uploads_table
 
-from .conftest import PASSWORD, SIM_TODAY, Site, csrf_of, sign_in, wait_for
+from .conftest import PASSWORD, SIM_TODAY, Site, csrf_of, make_site, sign_in, wait_for
 
 pytestmark = pytest.mark.slow
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -38,6 +38,15 @@ def sample(site: Site, path: Path, rows: int = 24) -> Sample:
             )
 
     return asyncio.run(build())
+
+
+def demo_bookings(site: Site) -> list[Any]:
+    """The sample's bookings the simulator holds."""
+    return [
+        b
+        for b in site.sim.state.sim.client("sim-client").bookings.values()
+        if b.external_reference.startswith("DEMO")
+    ]
 
 
 def bearer(site: Site, name: str = "ana") -> dict[str, str]:
@@ -478,3 +487,44 @@ def test_openapi_lists_every_api_route(site: Site) -> None:
     assert routes == documented
     with TestClient(app) as client:
         assert client.get("/api/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_a_load_interrupted_by_a_restart_is_resumed_and_creates_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    with make_site(tmp_path, rate_limit=8.0, burst=4) as slow:
+        s = sample(slow, tmp_path / "sample.xlsx")
+        ana = bearer(slow)
+        with TestClient(slow.app()) as client:
+            upload_id = upload(client, s.path, headers=ana).json()["upload_id"]
+            preview_of(client, upload_id, ana)
+            client.post(f"/api/uploads/{upload_id}/load", headers=ana)
+
+            def underway() -> bool:
+                st = client.get(f"/api/uploads/{upload_id}", headers=ana).json()
+                assert st["load_status"] == "running", "the load ended before the restart"
+                return bool(st["ledger"] and st["ledger"]["steps_settled"] > 0)
+
+            wait_for(underway, what="the load to be under way")
+        # The application stopped mid-load (its task cancelled, as on a restart).
+        partial = len(demo_bookings(slow))
+        assert partial < s.rows - 2, "stopped part-way"
+        with TestClient(slow.app()) as client:
+            status = wait_for(
+                lambda: (
+                    (st := client.get(f"/api/uploads/{upload_id}", headers=ana).json())[
+                        "load_status"
+                    ]
+                    == "done"
+                    and st
+                ),
+                what="the resumed load",
+            )
+        assert (
+            status["ledger"]["counts"]["created"]
+            + status["ledger"]["counts"].get("already_existed", 0)
+            == s.rows - 3
+        )
+        booked = demo_bookings(slow)
+        assert len(booked) == s.rows - 2, "every booking once, none twice"
+        assert len({b.external_reference for b in booked}) == len(booked)
