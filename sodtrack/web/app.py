@@ -154,7 +154,8 @@ class Web:
     # ------------------------------------------------------------ who is it
 
     def _account(self, request: Request) -> tuple[Account, Session | None]:
-        """The signed-in account and its session (``None`` for a token or the SSO header)."""
+        """The signed-in account and its session (``None`` for an API token: no CSRF token is
+        needed, a browser never sends that header by itself)."""
         header = self.settings.web_trusted_user_header
         if header:
             name = request.headers.get(header)
@@ -162,7 +163,7 @@ class Web:
                 account = self.accounts.get(name.strip().lower())
                 if account is None or account.disabled:
                     raise Denied()
-                return account, None
+                return account, self.signer.proxy_session(account.name)
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             account = self.accounts.by_token(auth[7:].strip())

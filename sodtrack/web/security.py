@@ -9,8 +9,10 @@ signature is right and its expiry ahead, and the account it names still exists a
 
 CSRF: each session carries a random token; every form posts it back (hidden field
 ``csrf``) and every state-changing JSON call made with a session sends it as the
-``X-CSRF-Token`` header. Calls authenticated by an API token (``Authorization: Bearer``) need
-none: a browser never sends that header on its own.
+``X-CSRF-Token`` header. A user signed in by the single-sign-on proxy's header has a session
+without a cookie (:meth:`SessionSigner.proxy_session`) and a CSRF token all the same. Calls
+authenticated by an API token (``Authorization: Bearer``) need none: a browser never sends
+that header on its own.
 
 Throttle: :class:`LoginThrottle` counts failed sign-ins per account name and per client
 address in a sliding window; past the limit, sign-in is refused (without checking the
@@ -68,6 +70,13 @@ class SessionSigner:
         body = json.dumps({"u": session.user, "c": session.csrf, "e": session.expires})
         payload = _b64(body.encode())
         return f"{payload}.{self._mac(payload)}", session
+
+    def proxy_session(self, user: str) -> Session:
+        """The session of a user the single-sign-on proxy vouches for: no cookie, but a CSRF
+        token all the same (derived from the key and the name), since the proxy adds its
+        header to a forged cross-site request too."""
+        csrf = _b64(hmac.new(self._key, b"csrf:" + user.encode(), hashlib.sha256).digest())
+        return Session(user, csrf, float("inf"))
 
     def read(self, cookie: str | None) -> Session | None:
         if not cookie or cookie.count(".") != 1:

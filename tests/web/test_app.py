@@ -180,6 +180,12 @@ def test_trusted_sso_header(site: Site) -> None:
         me = client.get("/api/me", headers={"x-forwarded-user": "ana"})
         assert me.json() == {"name": "ana", "countries": ["cl"]}
         assert client.get("/api/me", headers={"x-forwarded-user": "ghost"}).status_code == 401
+        sso = {"x-forwarded-user": "ana"}
+        forged = client.post("/api/uploads/upl_cl_x/load", headers=sso)
+        assert forged.status_code == 403, "the proxy's header alone does not make a POST"
+        csrf = csrf_of(client.get("/", headers=sso).text)
+        missing = client.post("/api/uploads/upl_cl_x/load", headers={**sso, "x-csrf-token": csrf})
+        assert missing.json() == {"error": "no such upload among your countries"}
         assert client.get("/api/me").status_code == 401
     with TestClient(site.app()) as client:  # not configured: the header means nothing
         assert client.get("/api/me", headers={"x-forwarded-user": "ana"}).status_code == 401
