@@ -287,12 +287,19 @@ class Web:
 
     async def upload_form(self, request: Request) -> Response:
         account, session = self._account(request)
-        # The CSRF token travels in the query string: the body is streamed, not parsed first.
-        if not self._csrf_ok(session, request.query_params.get(CSRF_FIELD)):
-            raise Forbidden("the form expired: reload the page")
+
+        def check_csrf(fields: dict[str, str]) -> None:
+            # The body is streamed: the token is checked once the form is in, before
+            # anything is kept (a forged upload is read, refused and removed).
+            if not self._csrf_ok(session, fields.get(CSRF_FIELD)):
+                raise Forbidden("the form expired: reload the page")
+
         try:
             record, _ = await self.service.receive(
-                request.stream(), request.headers.get("content-type", ""), account
+                request.stream(),
+                request.headers.get("content-type", ""),
+                account,
+                check_fields=check_csrf,
             )
         except FileRefused as exc:
             response = self._page(

@@ -160,10 +160,17 @@ class UploadService:
     # ------------------------------------------------------------ taking a file
 
     async def receive(
-        self, body: AsyncIterator[bytes], content_type: str, account: Account
+        self,
+        body: AsyncIterator[bytes],
+        content_type: str,
+        account: Account,
+        *,
+        check_fields: Callable[[dict[str, str]], None] | None = None,
     ) -> tuple[WebUpload, bool]:
         """Store an uploaded file (streamed, size-limited) under its upload id; ``True`` when
-        it is new, ``False`` when the same file was uploaded for the same country before."""
+        it is new, ``False`` when the same file was uploaded for the same country before.
+        ``check_fields`` sees the form's fields before anything is kept (the page's CSRF
+        check: it raises to refuse, and the received file is removed)."""
         incoming = await receive_multipart(
             body,
             content_type,
@@ -171,6 +178,8 @@ class UploadService:
             tmp_dir=self.uploads_root / ".incoming",
         )
         try:
+            if check_fields is not None:
+                check_fields(incoming.fields)
             country = incoming.fields.get("country", "").strip().lower()
             if not account.may_load(country):
                 raise AccountError(f"your account may not load into country {country!r}")

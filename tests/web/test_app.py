@@ -141,6 +141,8 @@ def test_session_cookie_flags_and_csrf_on_posts(site: Site, tmp_path: Path) -> N
                 "/uploads", data={"country": "cl"}, files={"file": ("one.csv", fh, "text/csv")}
             )
         assert forged.status_code == 403, "a form without the session's token is refused"
+        kept = [p for p in Path(site.settings.uploads).rglob("*") if p.is_file()]
+        assert kept == [], "a forged upload is not kept"
         with path.open("rb") as fh:
             api_forged = client.post(
                 "/api/uploads", data={"country": "cl"}, files={"file": ("one.csv", fh, "text/csv")}
@@ -351,8 +353,8 @@ def test_cells_are_escaped_and_no_secret_is_shown(site: Site, tmp_path: Path) ->
         csrf = csrf_of(client.get("/").text)
         with path.open("rb") as fh:
             answer = client.post(
-                f"/uploads?csrf={csrf}",
-                data={"country": "cl"},
+                "/uploads",
+                data={"country": "cl", "csrf": csrf},
                 files={"file": ("<i>evil.csv", fh, "text/csv")},
             )
         assert answer.status_code == 200, answer.text  # followed to the upload page
@@ -382,8 +384,8 @@ def test_html_pages_through_a_load(site: Site, tmp_path: Path) -> None:
         assert client.get("/template?country=pe").status_code == 403
         with s.path.open("rb") as fh:
             answer = client.post(
-                f"/uploads?csrf={csrf}",
-                data={"country": "cl"},
+                "/uploads",
+                data={"country": "cl", "csrf": csrf},
                 files={"file": (s.path.name, fh, XLSX)},
                 follow_redirects=False,
             )
