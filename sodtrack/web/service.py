@@ -11,9 +11,10 @@ Loads. With an emitter (a Prefect API is configured) the upload is registered in
 registry and announced with ``sodtrack.upload.received`` exactly as the inbox watcher does, and
 the ``bulk-load`` deployment runs it on a worker. Without one (the embedded default) the load
 runs here as a background task. Either way the results land in ``<outbox>/<upload_id>/`` and
-progress is read from the load ledger. A restart loses nothing: :meth:`UploadService.resume`
-(called at start-up) starts again every embedded load and dry run that was running; the
-ledger makes the resumed load create nothing twice.
+progress is read from the load ledger. Dry runs and loads run as jobs (:class:`Job`), each in
+its own thread and event loop: the page answers while they work. A restart loses nothing:
+:meth:`UploadService.resume` (called at start-up) starts again every embedded load and dry
+run that was running; the ledger makes the resumed load create nothing twice.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +109,49 @@ class WebUpload:
     error: str | None
 
 
+class Job:
+    """A background job (a dry run, a load) in its own thread and event loop, so its CPU work
+    (reading, planning, assembling 10,000 answers, the ledger's writes) never stalls the
+    page's loop. :meth:`cancel` cancels it as a task (it stops at its next ``await``)."""
+
+    def __init__(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        self._work = work
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sodtrack-web {name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+            self._started.set()
+            await self._work
+
+        try:
+            asyncio.run(main())
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # the job records its own failure; this is a last resort
+            log.exception("background job failed")
+        finally:
+            self._started.set()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def cancel(self) -> None:
+        self._started.wait(5)
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not self.done():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(task.cancel)
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
+
+
 class UploadService:
     """Uploads, their dry runs and loads, for one deployment's settings."""
 
@@ -118,7 +163,7 @@ class UploadService:
         self.ledger = Ledger(settings.state_url)
         self.uploads_root = Path(settings.uploads)
         self.outbox_root = Path(settings.outbox)
-        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.tasks: dict[str, Job] = {}
         self.progress: dict[str, dict[str, Any]] = {}
 
     def close(self) -> None:
@@ -240,12 +285,12 @@ class UploadService:
             return
         self._spawn(f"preview:{upload_id}", self._preview(record))
 
-    def _spawn(self, key: str, work: Any) -> None:
-        task = self.tasks.get(key)
-        if task is not None and not task.done():
+    def _spawn(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        job = self.tasks.get(key)
+        if job is not None and not job.done():
             work.close()
             return
-        self.tasks[key] = asyncio.get_running_loop().create_task(work)
+        self.tasks[key] = Job(work, name=key)
 
     def _progress_cb(self, upload_id: str, what: str) -> Callable[[str, int, int], None]:
         def report(phase: str, done: int, total: int) -> None:
@@ -392,12 +437,13 @@ class UploadService:
             resumed.append(upload_id)
         return resumed
 
-    async def shutdown(self) -> None:
-        for task in self.tasks.values():
-            task.cancel()
-        for task in self.tasks.values():
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    async def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Cancel the jobs and wait for them (their state stays ``running``: resumed on the
+        next start)."""
+        for job in self.tasks.values():
+            job.cancel()
+        for job in self.tasks.values():
+            await asyncio.to_thread(job.join, timeout_s)
 
     def status(self, upload_id: str) -> dict[str, Any]:
         """Everything the page polls: statuses, progress (the ledger's, and this process's
