@@ -111,11 +111,13 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class Denied(Exception):
-    """Answered 401 (JSON) or a redirect to the sign-in page (HTML)."""
+class Denied(AccountError):
+    """Nobody (valid) is signed in: answered 401 (JSON) or a redirect to the sign-in page."""
 
 
-class Forbidden(Exception):
+class Forbidden(AccountError):
+    """Signed in, but not allowed (another country's upload, a missing CSRF token): 403."""
+
     def __init__(self, why: str) -> None:
         super().__init__(why)
         self.why = why
