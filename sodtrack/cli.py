@@ -6,14 +6,15 @@ The same library work the Prefect flows sequence, from a terminal, with progress
 ``cancel``/``sample`` (bulk loads; ``sample`` builds a realistic file from the configured API's
 live catalog, :mod:`sodtrack.sample`), ``watch`` (the upload inbox; it needs a Prefect server
 to announce uploads to: ``PREFECT_API_URL``, from the environment or the active Prefect
-profile, with ``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server wants them)
-``prefect secret|schedules|deploy`` (set-up of Prefect, :mod:`tasks.admin`) and ``prefect
-apply`` (the automations of ``automations/``: alerts as code, :mod:`tasks.automations`).
-Heavy imports (pandas, pyarrow, Great Expectations) happen inside the commands so ``--help``
-stays instant.
+profile, with ``PREFECT_API_KEY`` or ``PREFECT_API_AUTH_STRING`` when the server wants them),
+``serve`` (the upload page, :mod:`sodtrack.web`; it announces loads to that Prefect API when
+there is one, else runs them itself), ``users`` (the page's accounts), ``prefect
+secret|schedules|deploy`` (set-up of Prefect, :mod:`tasks.admin`) and ``prefect apply`` (the
+automations of ``automations/``: alerts as code, :mod:`tasks.automations`). Heavy imports
+(pandas, pyarrow, Great Expectations) happen inside the commands so ``--help`` stays instant.
 
-The CLI is a shell, like ``flows/`` and ``tasks/``: ``watch`` and ``prefect …`` import the
-Prefect side (``tasks/watch.py``, ``tasks/admin.py``, ``tasks/automations.py``) inside the
+The CLI is a shell, like ``flows/`` and ``tasks/``: ``watch``, ``serve`` and ``prefect …`` import
+the Prefect side (``tasks/watch.py``, ``tasks/admin.py``, ``tasks/automations.py``) inside the
 command, so the rest of the library never imports Prefect. What the CLI and the demo share
 (console, progress bars, the extraction and the bulk load run and printed) is in
 :mod:`sodtrack.terminal`; neither imports the other.
@@ -853,6 +854,144 @@ def prefect_apply(
     typer.echo(f"notify block: {block}")
     for applied in done:
         typer.echo(f"{applied.action}\t{applied.id}\t{applied.name}")
+
+
+users = typer.Typer(
+    help="Accounts of the upload page (sodtrack-etl serve), kept in the state database.",
+    no_args_is_help=True,
+)
+app.add_typer(users, name="users")
+
+
+def _accounts() -> Any:
+    from sodtrack.web.accounts import Accounts
+
+    settings, _ = _configure(api=False, url=False, notice=False)
+    return Accounts(settings.state_url)
+
+
+@contextlib.contextmanager
+def _account_errors() -> Iterator[None]:
+    from sodtrack.errors import AccountError
+
+    try:
+        yield
+    except AccountError as exc:
+        console.print(f"[red]{safe(exc)}[/red]")
+        raise typer.Exit(EXIT_UNUSABLE) from None
+
+
+def _password(password_stdin: bool) -> str:
+    if password_stdin:
+        import sys
+
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Account name (lower case).")],
+    country: Annotated[
+        list[str], typer.Option("--country", "-c", help="A country it may load into (repeat).")
+    ],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Create an account (asks for its password)."""
+    with _account_errors():
+        account = _accounts().add(name, _password(password_stdin), country)
+    typer.echo(f"account {account.name}: {', '.join(account.countries)}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """Every account, its countries and whether it is disabled."""
+    for account in _accounts().all():
+        state = "disabled" if account.disabled else "enabled"
+        typer.echo(f"{account.name}\t{','.join(account.countries)}\t{state}")
+
+
+@users.command("disable")
+def users_disable(name: Annotated[str, typer.Argument()]) -> None:
+    """Disable an account: its sessions and API tokens stop working at once."""
+    with _account_errors():
+        _accounts().disable(name)
+    typer.echo(f"account {name}: disabled")
+
+
+@users.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument()],
+    country: Annotated[
+        list[str] | None,
+        typer.Option("--country", "-c", help="Replace its countries with these (repeat)."),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Set an account's password (and, with --country, its countries); enables it again."""
+    with _account_errors():
+        accounts = _accounts()
+        accounts.set_password(name, _password(password_stdin))
+        if country:
+            accounts.set_countries(name, country)
+        accounts.enable(name)
+    typer.echo(f"account {name}: password set")
+
+
+@users.command("token")
+def users_token(name: Annotated[str, typer.Argument()]) -> None:
+    """Make an API token for the account's scripts (printed once: keep it secret)."""
+    with _account_errors():
+        token = _accounts().new_token(name)
+    typer.echo(token)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default SODTRACK_WEB_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default SODTRACK_WEB_PORT.")] = None,
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            "--embedded",
+            help="Run loads in this process even when a Prefect API is configured.",
+        ),
+    ] = False,
+) -> None:
+    """The upload page for operations staff: sign in, upload a spreadsheet, check every row,
+    load it, download the results. Loads are announced to Prefect (the bulk-load deployment
+    runs them) when PREFECT_API_URL is set, else run here."""
+    import uvicorn
+
+    from sodtrack.bulkload.inbox import PrefectEventsEmitter
+    from sodtrack.web.app import create_web_app
+
+    _logging(False)
+    settings, _ = _configure(
+        api=False,
+        outputs_of=lambda s: [(s.uploads, "SODTRACK_UPLOADS"), (s.outbox, "SODTRACK_OUTBOX")],
+    )
+    emitter = None
+    if not embedded:
+        from tasks import watch as prefect_side  # the Prefect side, imported only here
+
+        api_url, api_key, auth_string = prefect_side.prefect_api()
+        if api_url:
+            emitter = PrefectEventsEmitter(api_url, api_key=api_key, auth_string=auth_string)
+    where = "announced to Prefect" if emitter else "run by this process"
+    bind_host = host or settings.web_host
+    bind_port = port or settings.web_port
+    typer.echo(f"upload page on http://{bind_host}:{bind_port}/ (loads {where})", err=True)
+    web_app = create_web_app(settings, emit=emitter)
+    try:
+        uvicorn.run(web_app, host=bind_host, port=bind_port, log_level="info")
+    finally:
+        if emitter is not None:
+            emitter.close()
 
 
 def main() -> None:

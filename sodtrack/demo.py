@@ -12,7 +12,9 @@
    catalog and coverage, plus 3 rows that are wrong on purpose: an unknown SKU, a postal
    code the service does not cover, a payment above its project's total) through the same
    code as ``sodtrack-etl load``; show the counts, the results file and its first rows;
-6. load the same file again: nothing new is created (``already_existed``).
+6. load the same file again: nothing new is created (``already_existed``);
+7. make a ``demo`` account of the upload page (its password printed once) and tell how to
+   open the page (``sodtrack-etl serve``) on the simulator.
 
 The sample's rejected rows are the point of step 5, not a failure: the demo exits 0 when the
 pipeline works (the load answers every row, rejects exactly the 3 planted rows, and the
@@ -82,7 +84,41 @@ def run_demo(*, country: str, bookings: int, workdir: Path, console: Console) ->
         if not report.success:
             return 3
         _show_query(warehouse, console)
-        return bulk_load_demo(settings, workdir, console)
+        code = bulk_load_demo(settings, workdir, console)
+    if code == 0:
+        show_upload_page(settings, workdir, console)
+    return code
+
+
+def show_upload_page(settings: Settings, workdir: Path, console: Console) -> str:
+    """Step 7: make a ``demo`` account (its password printed this once) in the demo's state
+    database and tell how to open the upload page on the simulator; returns the password."""
+    import secrets
+
+    from sodtrack.web.accounts import Accounts
+
+    password = secrets.token_urlsafe(12)
+    accounts = Accounts(settings.state_url)
+    try:
+        accounts.add("demo", password, [settings.country])
+    finally:
+        accounts.close()
+    root = workdir.resolve()
+    console.rule("The upload page for operations staff")
+    console.print(
+        "Operations staff do the same in a browser. Start the simulator and the page (two "
+        "terminals):\n"
+        f"  uv run sodtrack-sim serve --country {settings.country} --port 8765\n"
+        f"  SODTRACK_BASE_URL=http://127.0.0.1:8765 SODTRACK_COUNTRY={settings.country} "
+        f"SODTRACK_STATE_URL=sqlite:///{root / 'state.db'} SODTRACK_UPLOADS={root / 'uploads'} "
+        f"SODTRACK_OUTBOX={root / 'outbox'} uv run sodtrack-etl serve\n"
+        "then open http://127.0.0.1:8080/ and sign in as [bold]demo[/bold] with the password "
+        f"[bold]{password}[/bold] (shown this once; `sodtrack-etl users passwd demo` sets "
+        f"another). Upload {root / 'inbox' / SAMPLE_NAME} to see its rows checked before "
+        "anything is written.",
+        soft_wrap=True,
+    )
+    return password
 
 
 def _show_api_floor(report: RunReport, console: Console) -> None:

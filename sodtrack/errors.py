@@ -20,10 +20,13 @@
     ├── InputFileError              an uploaded file cannot be used as it is: ``UnreadableFile``
     │                               (``bulkload.reading.reader``, with ``LimitExceeded`` and
     │                               ``HostileFile``), ``NotACompoundFile``, ``MappingFileError``;
-    │                               ``InvalidValue``: one cell cannot be used (a row's issue)
+    │                               ``InvalidValue``: one cell cannot be used (a row's issue);
+    │                               ``FileRefused`` (``FileTooLarge``): the upload page
+    │                               refuses a file unread
     ├── UploadRefused               the ledger refuses this run of an upload: ``LeaseHeld``
     │   │                           (another live worker drives it: try later)
     │   └── UploadMismatch          the upload id names another file or another reading of it
+    ├── AccountError                an upload-page account command or sign-in cannot be done
     ├── WarehouseError              ``PublishError`` (``PublishConflict``), ``SchemaMismatch``,
     │                               ``ConversionError`` (``sodtrack.warehouse``)
     └── LockTimeout                 a named lock (state store) or the warehouse's publish lock
@@ -123,6 +126,20 @@ class LeaseHeld(UploadRefused, RuntimeError):
 class UploadMismatch(UploadRefused, ValueError):
     """The upload id names another file, or the file now reads as another number of rows
     (another mapping or sheet): start a new upload instead."""
+
+
+class AccountError(SodtrackError):
+    """An upload-page account command or sign-in that cannot be done (unknown name, invalid
+    name or password, disabled account)."""
+
+
+class FileRefused(InputFileError):
+    """The upload page refuses a file before reading it: too large (counted while it streams
+    in), not a CSV/XLSX, or for a country the account does not hold."""
+
+
+class FileTooLarge(FileRefused):
+    """The file passed the size limit while it streamed in (answered 413)."""
 
 
 class WarehouseError(SodtrackError):

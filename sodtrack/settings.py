@@ -154,6 +154,26 @@ class Settings(BaseSettings):
     upload_max_compression_ratio: PositiveFloat = 100.0
     upload_max_zip_members: PositiveInt = 1_000
 
+    # The upload page (``sodtrack-etl serve``, sodtrack/web/).
+    web_host: str = Field(default="127.0.0.1", description="Address the upload page listens on.")
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    web_secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs session cookies; unset: a key made once and kept in the state database.",
+    )
+    web_session_hours: PositiveFloat = 12.0
+    web_login_max_failures: PositiveInt = 5
+    web_login_window_s: PositiveFloat = 900.0
+    web_trusted_user_header: str | None = Field(
+        default=None,
+        description="Trust this header (set by a single-sign-on proxy) as the signed-in account "
+        "name. Only behind a proxy that always sets it and strips it from clients.",
+    )
+    web_public_https: bool = Field(
+        default=False,
+        description="The page is served over https (behind a TLS proxy): cookies are Secure.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -199,7 +219,7 @@ class Settings(BaseSettings):
 ENV_FILE_VARIABLE: Final = "SODTRACK_ENV_FILE"
 """Names the dotenv file to read (empty or ``none``: none); default ``./.env`` if present."""
 
-SECRET_FIELDS: Final = frozenset({"client_secret", "notify_webhook_url"})
+SECRET_FIELDS: Final = frozenset({"client_secret", "notify_webhook_url", "web_secret_key"})
 """Fields whose value is never shown, not even in an error about it."""
 
 OPTION_NAMES: Final[Mapping[str, str]] = {

@@ -1,0 +1,599 @@
+"""The upload page: a Starlette application, server-rendered (Jinja2 templates in
+``sodtrack/web/templates``, autoescaped: a cell holding ``<script>`` is shown as text), no
+script at all (a page that waits for a background job refreshes itself with a
+``<meta http-equiv=refresh>``), and a JSON twin under ``/api/`` for every action, described by
+``/api/openapi.json``.
+
+Who is signed in, in this order: the trusted single-sign-on header
+(``SODTRACK_WEB_TRUSTED_USER_HEADER``, when set), an API token (``Authorization: Bearer
+sdt_…``, from ``sodtrack-etl users token NAME``), the signed session cookie. The account must
+exist and be enabled, on every request. An account loads only into its countries: others are
+not offered, and refused (403) by every route that takes or shows an upload.
+
+CSRF: every form carries the session's token (``csrf`` field; the sign-in form a token of its
+own, double-submitted in a cookie); a JSON call authenticated by the session cookie sends it as
+``X-CSRF-Token``. Headers on every answer: a ``Content-Security-Policy`` without inline script
+and with ``frame-ancestors 'none'``, ``X-Content-Type-Options: nosniff``, ``X-Frame-Options:
+DENY``, ``Referrer-Policy: no-referrer``, ``Cache-Control: no-store``.
+
+Nothing here reads the environment: :func:`create_web_app` takes the settings (and, for tests,
+a clock). No Prefect import: an emitter (plain HTTP) is passed in when a Prefect API is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Final
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sodtrack.bulkload.inbox.events import Emitter
+from sodtrack.contract.countries import COUNTRIES
+from sodtrack.errors import AccountError, FileRefused, FileTooLarge, LeaseHeld
+from sodtrack.settings import Settings
+from sodtrack.web.accounts import Account, Accounts
+from sodtrack.web.openapi import OPENAPI
+from sodtrack.web.security import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    LoginThrottle,
+    Session,
+    SessionSigner,
+    csrf_matches,
+)
+from sodtrack.web.service import UploadService, WebUpload
+
+LOGIN_CSRF_COOKIE: Final = "sodtrack_login_csrf"
+CSP: Final = (
+    "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+SECURITY_HEADERS: Final = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+REFRESH_S: Final = 2
+OUTCOME_WORDS: Final = {
+    "would_create": "would be created",
+    "would_update": "would be updated",
+    "already_existed": "already exists",
+    "rejected": "rejected",
+    "skipped_dependency": "skipped (behind a rejected row)",
+    "failed_transient": "failed (temporary: load again)",
+    "created": "created",
+    "updated": "updated",
+}
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.decode().lower() not in SECURITY_HEADERS
+                ]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class Denied(AccountError):
+    """Nobody (valid) is signed in: answered 401 (JSON) or a redirect to the sign-in page."""
+
+
+class Forbidden(AccountError):
+    """Signed in, but not allowed (another country's upload, a missing CSRF token): 403."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class Web:
+    """The application's state and its route handlers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        emit: Emitter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.accounts = Accounts(settings.state_url)
+        key = (
+            settings.web_secret_key.get_secret_value().encode()
+            if settings.web_secret_key is not None
+            else self.accounts.signing_key()
+        )
+        self.signer = SessionSigner(key, max_age_s=settings.web_session_hours * 3600, clock=clock)
+        self.throttle = LoginThrottle(
+            max_failures=settings.web_login_max_failures,
+            window_s=settings.web_login_window_s,
+            clock=clock,
+        )
+        self.service = UploadService(settings, emit=emit)
+        self.templates = Environment(
+            loader=PackageLoader("sodtrack.web", "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+        )
+        self.templates.globals["outcome_words"] = OUTCOME_WORDS
+
+    # ------------------------------------------------------------ who is it
+
+    def _account(self, request: Request) -> tuple[Account, Session | None]:
+        """The signed-in account and its session (``None`` for an API token: no CSRF token is
+        needed, a browser never sends that header by itself)."""
+        header = self.settings.web_trusted_user_header
+        if header:
+            name = request.headers.get(header)
+            if name:
+                account = self.accounts.get(name.strip().lower())
+                if account is None or account.disabled:
+                    raise Denied()
+                return account, self.signer.proxy_session(account.name)
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            account = self.accounts.by_token(auth[7:].strip())
+            if account is None:
+                raise Denied()
+            return account, None
+        session = self.signer.read(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            raise Denied()
+        account = self.accounts.get(session.user)
+        if account is None or account.disabled:
+            raise Denied()
+        return account, session
+
+    def _csrf_ok(self, session: Session | None, sent: str | None) -> bool:
+        return session is None or csrf_matches(session, sent)
+
+    def _upload_for(self, account: Account, upload_id: str) -> WebUpload:
+        record = self.service.get(upload_id)
+        if record is None or record.country not in account.countries:
+            # Another country's upload is answered as missing: its id tells nothing.
+            raise Forbidden("no such upload among your countries")
+        return record
+
+    def render(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        page = self.templates.get_template(name).render(**context)
+        return HTMLResponse(page, status_code=status_code)
+
+    def _secure(self, request: Request) -> bool:
+        return self.settings.web_public_https or request.url.scheme == "https"
+
+    # ------------------------------------------------------------ sign-in
+
+    async def login_page(self, request: Request) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = self.render("login.html", csrf=token, error=None, sso=False)
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=self._secure(request),
+            path="/login",
+        )
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10)
+        name = str(form.get("name", "")).strip().lower()
+        password = str(form.get("password", ""))
+        sent = str(form.get(CSRF_FIELD, ""))
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        address = request.client.host if request.client else "-"
+        if not cookie or not secrets.compare_digest(cookie.encode(), sent.encode()):
+            return self._login_again(request, "The form expired: sign in again.", 400)
+        wait = self.throttle.blocked(name, address)
+        if wait > 0:
+            return self._login_again(
+                request, f"Too many failed sign-ins: try again in {int(wait) + 1} s.", 429
+            )
+        account = await asyncio.to_thread(self.accounts.verify, name, password)
+        if account is None:
+            self.throttle.failed(name, address)
+            return self._login_again(request, "Wrong name or password.", 401)
+        self.throttle.succeeded(name)
+        cookie_value, _ = self.signer.issue(account.name)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie_value,
+            max_age=int(self.signer.max_age_s),
+            httponly=True,
+            samesite="lax",
+            secure=self._secure(request),
+            path="/",
+        )
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    def _login_again(self, request: Request, error: str, status: int) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = self.render("login.html", status, csrf=token, error=error, sso=False)
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=self._secure(request),
+            path="/login",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        _, session = self._account(request)
+        form = await request.form(max_files=0, max_fields=5)
+        if not self._csrf_ok(session, str(form.get(CSRF_FIELD, ""))):
+            raise Forbidden("the form expired: reload the page")
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # ------------------------------------------------------------ pages
+
+    def _page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        account, session = self._account(request)
+        return self.render(
+            name,
+            status,
+            account=account,
+            csrf=session.csrf if session else "",
+            countries=[COUNTRIES[c] for c in account.countries],
+            **context,
+        )
+
+    async def home(self, request: Request) -> Response:
+        account, _ = self._account(request)
+        return self._page(request, "home.html", history=self._history(account), error=None)
+
+    def _history(self, account: Account) -> list[dict[str, Any]]:
+        return [self.service.status(u.upload_id) for u in self.service.history(account.countries)]
+
+    async def upload_form(self, request: Request) -> Response:
+        account, session = self._account(request)
+
+        def check_csrf(fields: dict[str, str]) -> None:
+            # The body is streamed: the token is checked once the form is in, before
+            # anything is kept (a forged upload is read, refused and removed).
+            if not self._csrf_ok(session, fields.get(CSRF_FIELD)):
+                raise Forbidden("the form expired: reload the page")
+
+        try:
+            record, _ = await self.service.receive(
+                request.stream(),
+                request.headers.get("content-type", ""),
+                account,
+                check_fields=check_csrf,
+            )
+        except FileRefused as exc:
+            response = self._page(
+                request,
+                "home.html",
+                _refusal_status(exc),
+                history=self._history(account),
+                error=str(exc),
+            )
+            if isinstance(exc, FileTooLarge):
+                response.headers["connection"] = "close"
+            return response
+        self.service.start_preview(record.upload_id)
+        return RedirectResponse(f"/uploads/{record.upload_id}", status_code=303)
+
+    async def upload_page(self, request: Request) -> Response:
+        account, _ = self._account(request)
+        record = self._upload_for(account, request.path_params["upload_id"])
+        if record.preview_status in ("pending", "failed") and not self.service.tasks.get(
+            f"preview:{record.upload_id}"
+        ):
+            self.service.start_preview(record.upload_id)
+        status = self.service.status(record.upload_id)
+        preview = self.service.preview(record.upload_id)
+        busy = status["preview_status"] in ("pending", "running") or status["load_status"] in (
+            "running",
+            "announced",
+        )
+        return self._page(
+            request,
+            "upload.html",
+            upload=status,
+            preview=preview,
+            refresh=REFRESH_S if busy else None,
+        )
+
+    async def load(self, request: Request) -> Response:
+        account, session = self._account(request)
+        record = self._upload_for(account, request.path_params["upload_id"])
+        form = await request.form(max_files=0, max_fields=5)
+        if not self._csrf_ok(session, str(form.get(CSRF_FIELD, ""))):
+            raise Forbidden("the form expired: reload the page")
+        self.service.start_load(record.upload_id, account)
+        return RedirectResponse(f"/uploads/{record.upload_id}", status_code=303)
+
+    async def cancel_page(self, request: Request) -> Response:
+        account, _ = self._account(request)
+        record = self._upload_for(account, request.path_params["upload_id"])
+        return self._page(request, "cancel.html", upload=self.service.status(record.upload_id))
+
+    async def cancel(self, request: Request) -> Response:
+        account, session = self._account(request)
+        record = self._upload_for(account, request.path_params["upload_id"])
+        form = await request.form(max_files=0, max_fields=5)
+        if not self._csrf_ok(session, str(form.get(CSRF_FIELD, ""))):
+            raise Forbidden("the form expired: reload the page")
+        if form.get("confirm") != "yes":
+            return RedirectResponse(f"/uploads/{record.upload_id}/cancel", status_code=303)
+        try:
+            result = await self.service.cancel(record.upload_id, account)
+        except LeaseHeld:
+            return self.render(
+                "error.html", 409, message="The upload is being loaded right now: try later."
+            )
+        except KeyError:
+            return self.render("error.html", 409, message="This upload was never loaded.")
+        return self._page(
+            request, "cancelled.html", upload=self.service.status(record.upload_id), result=result
+        )
+
+    async def download(self, request: Request) -> Response:
+        account, _ = self._account(request)
+        record = self._upload_for(account, request.path_params["upload_id"])
+        name = request.path_params["name"]
+        path = self.service.downloads(record.upload_id).get(name)
+        if path is None:
+            return JSONResponse({"error": "no such file (yet)"}, status_code=404)
+        stem = Path(record.file_name).stem
+        return FileResponse(
+            path,
+            filename=f"{stem}.{name}",
+            media_type=_media_type(name),
+        )
+
+    async def template(self, request: Request) -> Response:
+        account, _ = self._account(request)
+        country = (
+            request.path_params.get("country") or request.query_params.get("country") or ""
+        ).lower()
+        if country not in account.countries:
+            raise Forbidden(f"your account does not hold country {country!r}")
+        from sodtrack.bulkload.template import catalog_from_api, write_template
+        from sodtrack.client import country_client
+
+        async with country_client(self.settings, country) as client:
+            catalog = await catalog_from_api(client, country)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"template-{country}.xlsx"
+            await asyncio.to_thread(write_template, path, country, catalog)
+            data = path.read_bytes()
+        return Response(
+            data,
+            media_type=_media_type("x.xlsx"),
+            headers={
+                "content-disposition": f'attachment; filename="sodtrack-template-{country}.xlsx"'
+            },
+        )
+
+    # ------------------------------------------------------------ JSON twin
+
+    async def api_me(self, request: Request) -> Response:
+        account, _ = self._account(request)
+        return JSONResponse({"name": account.name, "countries": list(account.countries)})
+
+    async def api_upload(self, request: Request) -> Response:
+        account, session = self._account(request)
+        if not self._csrf_ok(session, request.headers.get(CSRF_HEADER)):
+            raise Forbidden("missing or wrong X-CSRF-Token")
+        try:
+            record, created = await self.service.receive(
+                request.stream(), request.headers.get("content-type", ""), account
+            )
+        except FileRefused as exc:
+            return _refused(exc, api=True)
+        self.service.start_preview(record.upload_id)
+        body = {**self.service.status(record.upload_id), "created": created}
+        return JSONResponse(body, status_code=201 if created else 200)
+
+    async def api_uploads(self, request: Request) -> Response:
+        account, _ = self._account(request)
+        return JSONResponse(
+            [self.service.status(u.upload_id) for u in self.service.history(account.countries)]
+        )
+
+    async def api_upload_status(self, request: Request) -> Response:
+        account, _ = self._account(request)
+        record = self._upload_for(account, request.path_params["upload_id"])
+        return JSONResponse(self.service.status(record.upload_id))
+
+    async def api_preview(self, request: Request) -> Response:
+        account, _ = self._account(request)
+        record = self._upload_for(account, request.path_params["upload_id"])
+        preview = self.service.preview(record.upload_id)
+        if preview is None:
+            if record.preview_status in ("pending", "failed"):
+                self.service.start_preview(record.upload_id)
+            return JSONResponse(self.service.status(record.upload_id), status_code=202)
+        return JSONResponse(preview)
+
+    async def api_load(self, request: Request) -> Response:
+        account, session = self._account(request)
+        if not self._csrf_ok(session, request.headers.get(CSRF_HEADER)):
+            raise Forbidden("missing or wrong X-CSRF-Token")
+        record = self._upload_for(account, request.path_params["upload_id"])
+        started = self.service.start_load(record.upload_id, account)
+        body = {**self.service.status(record.upload_id), "started": started}
+        return JSONResponse(body, status_code=202)
+
+    async def api_cancel(self, request: Request) -> Response:
+        account, session = self._account(request)
+        if not self._csrf_ok(session, request.headers.get(CSRF_HEADER)):
+            raise Forbidden("missing or wrong X-CSRF-Token")
+        record = self._upload_for(account, request.path_params["upload_id"])
+        try:
+            result = await self.service.cancel(record.upload_id, account)
+        except LeaseHeld as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
+        except KeyError:
+            return JSONResponse({"error": "this upload was never loaded"}, status_code=409)
+        return JSONResponse(
+            {
+                "upload_id": record.upload_id,
+                "cancelled": result.cancelled,
+                "already_cancelled": result.already_cancelled,
+                "failed": [{"reference": r, "message": m} for r, m in result.failed],
+                "note": result.note,
+            }
+        )
+
+    async def api_openapi(self, request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    async def stylesheet(self, request: Request) -> Response:
+        css = (Path(__file__).parent / "static" / "page.css").read_text(encoding="utf-8")
+        return Response(css, media_type="text/css")
+
+
+def _media_type(name: str) -> str:
+    if name.endswith(".csv"):
+        return "text/csv; charset=utf-8"
+    return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _refusal_status(exc: FileRefused) -> int:
+    return 413 if isinstance(exc, FileTooLarge) else 400
+
+
+def _refused(
+    exc: FileRefused, *, api: bool, page: Callable[..., HTMLResponse] | None = None
+) -> Response:
+    """The answer to a refused file. Too large: ``Connection: close`` as well, so the server
+    drops the connection instead of reading (and discarding) the rest of the body."""
+    status = _refusal_status(exc)
+    if api or page is None:
+        response: Response = JSONResponse({"error": str(exc)}, status_code=status)
+    else:
+        response = page("error.html", status, message=str(exc))
+    if isinstance(exc, FileTooLarge):
+        response.headers["connection"] = "close"
+    return response
+
+
+def create_web_app(
+    settings: Settings,
+    *,
+    emit: Emitter | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The upload page for ``settings``; ``emit`` announces loads to Prefect (none: loads run
+    in this process)."""
+    web = Web(settings, emit=emit, clock=clock)
+
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]], *, api: bool
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Denied:
+                if api:
+                    return JSONResponse(
+                        {"error": "sign in, or send an API token"},
+                        status_code=401,
+                        headers={"www-authenticate": "Bearer"},
+                    )
+                return RedirectResponse("/login", status_code=303)
+            except Forbidden as exc:
+                if api:
+                    return JSONResponse({"error": exc.why}, status_code=403)
+                return web.render("error.html", 403, message=exc.why)
+            except AccountError as exc:  # e.g. a country the account does not hold
+                if api:
+                    return JSONResponse({"error": str(exc)}, status_code=403)
+                return web.render("error.html", 403, message=str(exc))
+            except FileRefused as exc:
+                if api:
+                    return _refused(exc, api=True)
+                return _refused(exc, api=False, page=web.render)
+
+        return endpoint
+
+    def page(path: str, handler: Any, methods: tuple[str, ...] = ("GET",)) -> Route:
+        return Route(path, guarded(handler, api=False), methods=list(methods))
+
+    def api(path: str, handler: Any, methods: tuple[str, ...] = ("GET",)) -> Route:
+        return Route(path, guarded(handler, api=True), methods=list(methods))
+
+    routes = [
+        Route("/login", web.login_page, methods=["GET"]),
+        Route("/login", web.login, methods=["POST"]),
+        Route("/static/page.css", web.stylesheet, methods=["GET"]),
+        page("/logout", web.logout, ("POST",)),
+        page("/", web.home),
+        page("/uploads", web.upload_form, ("POST",)),
+        page("/uploads/{upload_id}", web.upload_page),
+        page("/uploads/{upload_id}/load", web.load, ("POST",)),
+        page("/uploads/{upload_id}/cancel", web.cancel_page),
+        page("/uploads/{upload_id}/cancel", web.cancel, ("POST",)),
+        page("/uploads/{upload_id}/files/{name}", web.download),
+        page("/template", web.template),
+        Route("/api/openapi.json", web.api_openapi, methods=["GET"]),
+        api("/api/me", web.api_me),
+        api("/api/uploads", web.api_uploads),
+        api("/api/uploads", web.api_upload, ("POST",)),
+        api("/api/uploads/{upload_id}", web.api_upload_status),
+        api("/api/uploads/{upload_id}/preview", web.api_preview),
+        api("/api/uploads/{upload_id}/load", web.api_load, ("POST",)),
+        api("/api/uploads/{upload_id}/cancel", web.api_cancel, ("POST",)),
+        api("/api/uploads/{upload_id}/files/{name}", web.download),
+        api("/api/template/{country}", web.template),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        web.service.resume()
+        try:
+            yield
+        finally:
+            await web.service.shutdown()
+            web.service.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.web = web
+    app.add_middleware(SecurityHeaders)
+    return app
