@@ -94,7 +94,7 @@ def secret_from_block(name: str) -> str:
 
 
 def open_warehouse(settings: Settings) -> Warehouse:
-    return Warehouse(settings.warehouse)
+    return Warehouse.from_settings(settings)
 
 
 def open_state(settings: Settings) -> StateStore:

@@ -551,9 +551,15 @@ class Warehouse:
             target = target_of(rid)
         arrow.create_dir(target, recursive=True)
         if self.fs.exists(staging):
-            pafs.copy_files(
-                staging, target, source_filesystem=self.fs.arrow, destination_filesystem=arrow
-            )
+            for rel in self.fs.walk_files(staging):
+                dest = f"{target}/{rel}"
+                arrow.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+                pafs.copy_files(
+                    self.fs.join(staging, rel),
+                    dest,
+                    source_filesystem=self.fs.arrow,
+                    destination_filesystem=arrow,
+                )
             self.fs.remove_tree(staging)
         if isinstance(report, Mapping):
             data = json.dumps(report, indent=2, default=str).encode()

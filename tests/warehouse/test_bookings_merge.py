@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -157,9 +156,11 @@ def test_reschedule_across_months_moves_the_booking_and_drops_emptied_month(
     assert commit["stats"]["moved_ids"] == 1
     # the February file was carried over, not rewritten: the same file in both versions
     before, after = wh.table("bookings", 0), wh.table("bookings")
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     feb = {u for u in after.file_uris() if "scheduled_month=2026-02" in u}
-    assert len(feb) == 1 and feb <= set(before.file_uris())
+    assert len(feb) == 1
+    assert feb <= set(before.file_uris())
 
 
 def test_a_replayed_older_version_does_not_win(tmp_path: Path) -> None:
