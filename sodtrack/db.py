@@ -1,7 +1,7 @@
 """The one database module: engines, schema creation and migrations for our SQL stores.
 
 Three stores share one SQL database (``Settings.state_url``): the run state
-(:mod:`sodtrack.state`: watermarks, runs, locks), the load ledger
+(:mod:`sodtrack.state`: runs, locks), the load ledger
 (:mod:`sodtrack.loader.ledger`, tables ``load_*``) and the inbox registry
 (:mod:`sodtrack.inbox`). None of them builds an engine: each asks :func:`engine_for`, and
 creates its tables with :func:`ensure_schema`.

@@ -24,11 +24,11 @@ LEGACY = Path(__file__).parent / "fixtures" / "legacy_warehouse"
 
 def _old_rows(root: Path, dataset: str) -> list[tuple[object, ...]]:
     spec = get_spec(dataset)
-    data = ds.dataset(
+    data = ds.dataset(  # noqa: F841 - DuckDB reads the local name
         os.path.realpath(root / dataset / "current"),
         schema=table_schema(spec),
         partitioning=ds.partitioning(spec.partition_schema, flavor="hive"),
-    ).to_table()  # noqa: F841 - DuckDB reads the local name
+    ).to_table()
     return duckdb.connect().execute("SELECT * FROM data ORDER BY ALL").fetchall()
 
 
