@@ -137,9 +137,10 @@ class BookingsRead:
 def published_watermark(warehouse: Warehouse, country: str) -> datetime | None:
     """The watermark the country's published bookings were extracted to, from the tables'
     own commits: the older of ``bookings``' and ``booking_changes``' (a run killed between
-    the two commits re-reads the window; the merge is idempotent)."""
+    the two commits re-reads the window; the merge is idempotent). ``None`` when either has
+    none: the run reads everything and merges it into the published data."""
     marks = [warehouse.watermark(d, country) for d in ("bookings", "booking_changes")]
-    if marks[0] is None:
+    if None in marks:
         return None
     return min(m for m in marks if m is not None)
 
