@@ -47,7 +47,7 @@ class S3Server:
         }
 
     def new_bucket(self) -> str:
-        import boto3
+        import boto3  # type: ignore[import-untyped]
 
         name = f"wh-{uuid.uuid4().hex[:12]}"
         client = boto3.client(

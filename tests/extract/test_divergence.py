@@ -91,8 +91,8 @@ def _bookings_family(report: RunReport) -> FamilyRun:
 
 
 def _newest_published(root: str | Path) -> datetime | None:
-    """The newest ``updated_at`` of the published bookings (DuckDB, not the code under test)."""
-    if not Path(root, "bookings", "current").exists():
+    """The newest ``updated_at`` of the published bookings (Delta → DuckDB, not our code)."""
+    if not Path(root, "bookings", "_delta_log").exists():
         return None
     with duck() as con:
         sql = f"SELECT max(updated_at) FROM {read_sql(root, 'bookings')} WHERE country = ?"  # noqa: S608
@@ -356,7 +356,7 @@ def test_an_incremental_staging_with_fewer_rows_than_it_replaces_is_quarantined(
     before = _current_state(env)
     run_id = f"crafted-{case}-{COUNTRY}"
     removed, added, staged = _craft_staging(wh, run_id, rng, shrink=case % 2 == 0)
-    published = wh.read_manifest("bookings")
+    published = wh.describe("bookings")
     assert published is not None
     replaced = sum(
         rows
