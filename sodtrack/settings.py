@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     )
     state_url: str = Field(
         default="sqlite:///data/state/state.db",
-        description="SQLAlchemy URL of the watermark store and load ledger.",
+        description="SQLAlchemy URL of the run state (locks, run history) and load ledger.",
     )
     client_secret_block: str | None = Field(
         default=None,
