@@ -26,6 +26,29 @@ ratios), ``python bench/bench_warehouse.py --sizes 200000 1000000``::
       200,000 incremental       13,000     4,559    0.28s   2.36s    0.21s    472 MiB
     1,000,000 initial        1,000,000     3,209  132.48s 179.02s    0.18s    527 MiB
     1,000,000 incremental       65,000     4,126     2.7s  12.82s    0.24s    527 MiB
+
+Delta tables, local disk, same machine (also shared), ``--sizes 200000 1000000 --merge``::
+
+    run                        records     rec/s  convert   merge  publish  peak RSS
+      200,000 initial          200,000     6,178   19.28s  10.83s    2.27s    585 MiB
+      200,000 incremental       13,000     3,834    0.27s   1.72s    1.39s    586 MiB
+    1,000,000 initial        1,000,000    10,501   39.43s  43.78s   12.02s   1204 MiB
+    1,000,000 incremental       65,000    10,212    0.59s   2.95s    2.83s   1204 MiB
+    n=200,000:   Delta MERGE of the same changes 1.42s (+1.54s to prepare the source);
+                 replace-where (merge + publish) 3.11s
+    n=1,000,000: Delta MERGE of the same changes 5.56s (+4.44s to prepare the source);
+                 replace-where (merge + publish) 5.78s
+    records x5.0 -> peak RSS x2.05
+
+Read: the publish is now a real write (delta-rs rewrites the staged rows into the table:
+2.3 s at 200k, 12 s at 1M initial; the old publish only linked files, 0.2 s); the
+incremental publish is 1.4-2.8 s. Peak RSS grows with the initial load (1.2 GiB at 1M, where
+the old layout stayed at ~0.5 GiB): not bounded yet. Not investigated; a likely cause is the
+delta-rs writer holding an open file per partition (24 months here). The two tables were
+measured in different runs under different load from other jobs: compare within a table.
+MERGE and replace-where cost the same at 1M (5.6 s vs 5.8 s, and MERGE's source
+preparation comes on top), so the replace-where of the touched months stays: it keeps the
+bounded DuckDB merge, its stale-version guard and the changes log in one pass.
 """
 
 from __future__ import annotations
@@ -365,10 +388,7 @@ def main() -> None:
     if len(results) >= 2:
         small, big = results[0], results[-1]
         growth = big["incremental"]["peak_rss_mib"] / small["incremental"]["peak_rss_mib"]
-        print(
-            f"records x{big['n'] / small['n']:.1f} -> peak RSS x{growth:.2f} "
-            "(bounded: does not grow with the number of bookings)"
-        )
+        print(f"records x{big['n'] / small['n']:.1f} -> peak RSS x{growth:.2f}")
     print(json.dumps(results, indent=2), file=sys.stderr)
 
 
