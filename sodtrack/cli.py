@@ -210,6 +210,37 @@ def extract(
     raise typer.Exit(EXIT_OK if report.success else EXIT_NOT_PUBLISHED)
 
 
+warehouse_app = typer.Typer(help="The warehouse's Delta Lake tables.", no_args_is_help=True)
+app.add_typer(warehouse_app, name="warehouse")
+
+
+@warehouse_app.command("migrate")
+def warehouse_migrate(
+    warehouse: Annotated[
+        str | None, typer.Option(help="Old-layout warehouse folder (default SODTRACK_WAREHOUSE).")
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(help="Write the tables there instead (e.g. s3://bucket/warehouse)."),
+    ] = None,
+) -> None:
+    """Turn the pre-Delta layout (``current`` link, ``_versions/``) into Delta Lake tables,
+    check their row counts, then remove the old versions."""
+    from sodtrack.warehouse import Warehouse
+    from sodtrack.warehouse.migrate import migrate
+
+    _logging(False)
+    settings, _ = _configure(overrides={"warehouse": warehouse}, api=False, state=False)
+    target = None
+    if to:
+        target = Warehouse.from_settings(settings.model_copy(update={"warehouse": to}))
+    done = migrate(settings.warehouse, target=target)
+    for m in done:
+        console.print(f"{m.dataset}: {m.old_version} → {m.table} ({m.rows:,} rows)")
+    if not done:
+        console.print(f"nothing to migrate in {settings.warehouse} (no dataset with `current`)")
+
+
 @app.command()
 def validate(
     dataset: Annotated[str, typer.Argument(help="Dataset to validate, e.g. bookings.")],
@@ -233,7 +264,7 @@ def validate(
         state=False,
         outputs=[(docs, "--docs")] if docs else None,
     )
-    wh = Warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     code = settings.country
     version = wh.current_version(dataset)
     if version is None:

@@ -1,9 +1,10 @@
 """The one database module: engines, schema creation and migrations for our SQL stores.
 
-Three stores share one SQL database (``Settings.state_url``): the run state
-(:mod:`sodtrack.state`: watermarks, runs, locks), the load ledger
-(:mod:`sodtrack.bulkload.engine.ledger`, tables ``load_*``) and the inbox registry
-(:mod:`sodtrack.bulkload.inbox`). None of them builds an engine: each asks :func:`engine_for`, and
+Four stores share one SQL database (``Settings.state_url``): the run state
+(:mod:`sodtrack.state`: runs, locks), the load ledger (:mod:`sodtrack.bulkload.engine.ledger`,
+tables ``load_*``), the inbox registry (:mod:`sodtrack.bulkload.inbox`) and the upload page's
+accounts (:mod:`sodtrack.web.accounts`). None of them builds an engine: each asks
+:func:`engine_for`, and
 creates its tables with :func:`ensure_schema`.
 
 Engines. :func:`engine_for` normalises the URL (``postgresql://`` is read as

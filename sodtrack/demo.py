@@ -336,25 +336,45 @@ def _show_results(run: LoadRun, console: Console, limit: int = 12) -> None:
 
 
 def _show_query(warehouse: Path, console: Console) -> None:
-    import duckdb
+    """Where the tables are, the DuckDB query to paste, its result, and one time-travel read.
 
-    path = (warehouse / "bookings" / "current").as_posix()
-    query = (
-        "SELECT scheduled_month, status, count(*) AS bookings, sum(price) AS revenue\n"
-        f"FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true)\n"
-        "GROUP BY ALL ORDER BY scheduled_month DESC, status LIMIT 12"
-    )
-    console.rule("Where the data landed")
-    for dataset in sorted(p.name for p in warehouse.iterdir() if not p.name.startswith("_")):
-        console.print(f"  {warehouse / dataset / 'current'}")
-    console.print("\nPaste into DuckDB (`duckdb` CLI or Python):\n")
-    console.print(query, markup=False, highlight=False)
-    rows = duckdb.connect().execute(query).fetchall()
+    DuckDB reads a Delta table with ``delta_scan`` (its ``delta`` extension, downloaded on
+    first use); the demo runs the same query on the table read through ``deltalake`` → Arrow,
+    which needs no download."""
+    import duckdb
+    from deltalake import DeltaTable
     from rich.table import Table
 
-    table = Table()
+    path = (warehouse / "bookings").as_posix()
+    body = (
+        "SELECT scheduled_month, status, count(*) AS bookings, sum(price) AS revenue\n"
+        "FROM {source}\n"
+        "GROUP BY ALL ORDER BY scheduled_month DESC, status LIMIT 12"
+    )
+    console.rule("Where the data landed (Delta Lake tables)")
+    for dataset in sorted(p.name for p in warehouse.iterdir() if not p.name.startswith("_")):
+        console.print(f"  {warehouse / dataset}")
+    console.print("\nPaste into DuckDB (`duckdb` CLI or Python; INSTALL delta once):\n")
+    console.print(body.format(source=f"delta_scan('{path}')"), markup=False, highlight=False)
+    table = DeltaTable(path)
+    bookings = table.to_pyarrow_table()  # noqa: F841 - DuckDB reads the local name
+    rows = duckdb.connect().execute(body.format(source="bookings")).fetchall()
+    shown = Table()
     for column in ("scheduled_month", "status", "bookings", "revenue"):
-        table.add_column(column)
+        shown.add_column(column)
     for row in rows:
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+        shown.add_row(*(str(v) for v in row))
+    console.print(shown)
+    version = table.version()
+    if version > 0:
+        previous = DeltaTable(path, version=version - 1)
+        console.print(
+            f"\nTime travel: version {version} holds {table.to_pyarrow_table().num_rows:,} "
+            f"bookings; version {version - 1} (before the incremental run) held "
+            f"{previous.to_pyarrow_table().num_rows:,}:"
+        )
+        console.print(
+            f"  DeltaTable('{path}', version={version - 1}).to_pandas()",
+            markup=False,
+            highlight=False,
+        )

@@ -70,10 +70,27 @@ class Settings(BaseSettings):
     )
     client_id: str = "sim-client"
     client_secret: SecretStr = SecretStr("sim-secret")
-    warehouse: str = Field(default="data/warehouse", description="Warehouse root (path or URL).")
+    warehouse: str = Field(
+        default="data/warehouse",
+        description="Warehouse root: a folder or an s3:// URL (never with credentials in it).",
+    )
+    warehouse_scratch: str = Field(
+        default="data/work/warehouse",
+        description="Local scratch folder for stagings when the warehouse is on object storage.",
+    )
+    warehouse_retention_days: PositiveInt = Field(
+        default=7, description="Days old versions stay readable by time travel before vacuum."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="An S3-compatible server (MinIO, moto); credentials come from AWS_* variables.",
+    )
+    s3_allow_http: bool = Field(
+        default=False, description="Allow plain http to the S3 endpoint (loopback tests)."
+    )
     state_url: str = Field(
         default="sqlite:///data/state/state.db",
-        description="SQLAlchemy URL of the watermark store and load ledger.",
+        description="SQLAlchemy URL of the run state (locks, run history) and load ledger.",
     )
     client_secret_block: str | None = Field(
         default=None,

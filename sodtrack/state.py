@@ -1,4 +1,4 @@
-"""Run state: watermarks per (country, dataset), run records, and named locks.
+"""Run state: run records and named locks.
 
 SQLAlchemy Core on whatever ``Settings.state_url`` names: SQLite under ``data/state/`` by
 default, PostgreSQL by URL; the engine (shared with the ledger and the inbox registry, owner-only
@@ -6,15 +6,11 @@ SQLite file, WAL) and the schema come from :mod:`sodtrack.db`. The same
 statements run on both: no dialect-specific SQL except the PostgreSQL advisory lock, which is
 the right tool there.
 
-Watermarks. A nightly run reads ``updated_since(watermark)`` = watermark − lookback (the
-overlap re-reads records written while the previous run's walk was finishing; the merge
-de-duplicates them), and its new watermark is the greatest ``updated_at`` it saw. The caller
-calls ``set_watermark`` only after validation and publish succeeded. ``set_watermark`` never
-moves a watermark backwards (a run that saw only the overlap window reports an older maximum),
-unless ``allow_regress=True``; a full refresh calls ``reset`` first. The stored watermark is
-advice, not truth: the extraction (``sodtrack.extract.runner.plan_bookings_read``) ignores it
-when the warehouse has no published bookings of the country (a moved or rebuilt warehouse is
-extracted in full) and caps it at the published data's newest ``updated_at``.
+Watermarks are not here: each bookings commit carries the watermark its data was extracted
+to (``sodtrack.warehouse.publish``), so the data and its watermark cannot diverge. A database
+that still has the old ``sodtrack_watermarks`` table keeps it, unread.
+``updated_since(watermark)`` = watermark − lookback (the overlap re-reads records written
+while the previous run's walk was finishing; the merge de-duplicates them).
 
 Locks. ``with store.lock("nightly:cl"):`` serialises runs for a country across processes and
 machines sharing the database. PostgreSQL: ``pg_advisory_lock`` on a dedicated connection (the
@@ -92,16 +88,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 metadata = MetaData()
-
-watermarks = Table(
-    "sodtrack_watermarks",
-    metadata,
-    Column("country", String(8), primary_key=True),
-    Column("dataset", String(64), primary_key=True),
-    Column("value", UTCDateTime(), nullable=False),
-    Column("run_id", String(128), nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False),
-)
 
 runs = Table(
     "sodtrack_runs",
@@ -183,87 +169,6 @@ class StateStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-    # ------------------------------------------------------------------ watermarks
-
-    def get_watermark(self, country: str, dataset: str) -> datetime | None:
-        with self.engine.connect() as conn:
-            value: datetime | None = conn.execute(
-                select(watermarks.c.value).where(
-                    watermarks.c.country == country, watermarks.c.dataset == dataset
-                )
-            ).scalar_one_or_none()
-        return value
-
-    def set_watermark(
-        self,
-        country: str,
-        dataset: str,
-        value: datetime,
-        run_id: str,
-        *,
-        allow_regress: bool = False,
-    ) -> datetime:
-        """Advance the watermark to ``value``; returns the watermark in force afterwards.
-
-        A ``value`` older than the stored one is ignored (returns the stored one) unless
-        ``allow_regress``. Concurrent callers are safe: the update is conditional and the
-        first insert wins, the loser retrying as an update.
-        """
-        if value.tzinfo is None:
-            raise ValueError("watermark must be timezone-aware")
-        value = value.astimezone(UTC)
-        key = (watermarks.c.country == country) & (watermarks.c.dataset == dataset)
-        cond = key if allow_regress else key & (watermarks.c.value < value)
-        for _ in range(5):
-            try:
-                with self.engine.begin() as conn:
-                    now = self.clock()
-                    result = conn.execute(
-                        update(watermarks)
-                        .where(cond)
-                        .values(value=value, run_id=run_id, updated_at=now)
-                    )
-                    if result.rowcount:
-                        return value
-                    stored: datetime | None = conn.execute(
-                        select(watermarks.c.value).where(key)
-                    ).scalar_one_or_none()
-                    if stored is not None:
-                        if stored > value:
-                            log.info(
-                                "watermark %s/%s stays at %s (run %s saw up to %s)",
-                                country, dataset, stored, run_id, value,
-                            )  # fmt: skip
-                        return stored
-                    conn.execute(
-                        insert(watermarks).values(
-                            country=country,
-                            dataset=dataset,
-                            value=value,
-                            run_id=run_id,
-                            updated_at=now,
-                        )
-                    )
-                    return value
-            except IntegrityError:
-                continue  # another writer inserted first: go round as an update
-        raise RuntimeError(f"could not set watermark {country}/{dataset}")
-
-    def reset(self, country: str, dataset: str | None = None) -> int:
-        """Forget watermarks (one dataset or all of a country): the next run reads everything."""
-        stmt = delete(watermarks).where(watermarks.c.country == country)
-        if dataset is not None:
-            stmt = stmt.where(watermarks.c.dataset == dataset)
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount
-
-    def watermarks(self, country: str | None = None) -> dict[tuple[str, str], datetime]:
-        stmt = select(watermarks.c.country, watermarks.c.dataset, watermarks.c.value)
-        if country is not None:
-            stmt = stmt.where(watermarks.c.country == country)
-        with self.engine.connect() as conn:
-            return {(r.country, r.dataset): r.value for r in conn.execute(stmt)}
 
     # ------------------------------------------------------------------ runs
 

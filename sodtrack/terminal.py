@@ -95,7 +95,7 @@ async def extract_with_progress(
 
             return await run_extraction(
                 options,
-                warehouse=Warehouse(settings.warehouse),
+                warehouse=Warehouse.from_settings(settings),
                 store=store,
                 client_factory=factory,
                 progress=progress,

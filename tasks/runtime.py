@@ -155,7 +155,7 @@ async def ensure_country_limit(country: str) -> str:
 
 
 def open_warehouse(settings: Settings) -> Warehouse:
-    return Warehouse(settings.warehouse)
+    return Warehouse.from_settings(settings)
 
 
 def open_state(settings: Settings) -> StateStore:

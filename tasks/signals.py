@@ -77,7 +77,8 @@ def published_payload(
     settings: Settings, fam: FamilyRun, d: DatasetRun, run_id: str
 ) -> dict[str, Any]:
     version = d.version or ""
-    location = Warehouse(settings.warehouse).version_path(d.dataset, version) if version else None
+    # the Delta table's URI; ``version`` is its commit (time travel reads it back)
+    location = Warehouse.from_settings(settings).table_uri(d.dataset) if version else None
     return {
         "country": d.country,
         "dataset": d.dataset,

@@ -33,7 +33,7 @@ def test_the_three_stores_share_one_engine_per_url(tmp_path: Path) -> None:
     other = StateStore(f"sqlite:///{tmp_path}/other.db")
     assert other.engine is not store.engine
     names = set(sa.inspect(store.engine).get_table_names())
-    assert {"sodtrack_watermarks", "load_uploads", "sodtrack_inbox"} <= names
+    assert {"sodtrack_runs", "sodtrack_locks", "load_uploads", "sodtrack_inbox"} <= names
     store.dispose()  # the shared engine stays usable after one store closes
     assert ledger.get_upload("nope") is None
     with registry.engine.connect() as conn:  # the ledger's WAL mode, for every connection

@@ -6,14 +6,15 @@ references the previous one returned, as a value): the CLI and the demo reach it
 ``run_extraction``, the Prefect flow (``flows/nightly.py``) calls it with a task per family as
 its step. One run, for one country::
 
-    plan_bookings_read   (the published data decides: full when the warehouse has no
-                          bookings of the country, whatever the state store's watermark)
+    plan_bookings_read   (the tables decide: full when the warehouse has no bookings of
+                          the country, else from the watermark in their commits)
     stage_catalog / stage_coverage / stage_bookings   (API → staging, counts per dataset)
         └─► gate_family  (validate every staged dataset of a family with its GX suite;
                           bookings may not have fewer rows than the published ones)
-              ├─ all pass (warnings allowed) → publish each dataset atomically
-              └─ a critical failure          → quarantine the family, keep the last good data
-    advance the bookings watermark            (only after bookings were published)
+              ├─ all pass (warnings allowed) → one Delta commit per dataset, carrying the
+              │                                run id and (bookings) the watermark
+              └─ a critical failure          → quarantine the family, commit nothing
+    vacuum the tables                         (files older than the retention)
 
 Datasets come in families that publish together, so an analyst never sees services of one
 run beside variants of another: ``catalog`` (categories, services, variants), ``coverage``

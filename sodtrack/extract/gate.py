@@ -33,6 +33,7 @@ from sodtrack.validation import (
 )
 from sodtrack.warehouse import Warehouse, layout
 from sodtrack.warehouse.chunks import READ_BATCH_ROWS, iter_chunks
+from sodtrack.warehouse.publish import SchemaEvolutionRefused
 from sodtrack.warehouse.schemas import get_spec
 
 NO_ROW_BOUNDS = RowCountPolicy(
@@ -66,7 +67,7 @@ def staged_chunks(
 def previous_rows(warehouse: Warehouse, dataset: str, country: str) -> int | None:
     """Rows of the country in the published version: the latest snapshot's for snapshot
     datasets, all partitions' for merged and log datasets. ``None`` before a first publish."""
-    manifest = warehouse.read_manifest(dataset)
+    manifest = warehouse.describe(dataset)
     if manifest is None:
         return None
     mine = {
@@ -86,7 +87,7 @@ def replaced_rows(warehouse: Warehouse, dataset: str, run_id: str, country: str)
     """Rows of ``country`` in the published version that publishing this staging replaces:
     the partitions it writes or empties, and every partition of its ``replace_scope``.
     ``None`` when the published version holds no rows of the country (nothing to keep)."""
-    manifest = warehouse.read_manifest(dataset)
+    manifest = warehouse.describe(dataset)
     if manifest is None or previous_rows(warehouse, dataset, country) is None:
         return None
     info = warehouse.stage_info(dataset, run_id)
@@ -154,7 +155,15 @@ def publish_or_quarantine(
     *,
     extra_stats: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Publish the whole family, or quarantine the whole family with its report."""
+    """Publish the whole family, or quarantine the whole family with its report.
+
+    A table whose schema cannot evolve to the declared one (anything but added nullable
+    columns) is a critical failure of the family, with the differences as its message."""
+    for run in family.datasets:
+        try:
+            warehouse.check_schema(run.dataset)
+        except SchemaEvolutionRefused as exc:
+            family.critical_failures.append(f"{run.dataset}: {exc}")
     if family.critical_failures:
         report = {
             "run_id": run_id,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from sodtrack.client import SodtrackClient
 from sodtrack.contract.countries import get_country
@@ -127,76 +126,42 @@ def with_published_references(
 
 @dataclass(frozen=True, slots=True)
 class BookingsRead:
-    """Where a bookings run starts reading, and why (see :func:`plan_bookings_read`)."""
+    """Where a bookings run starts reading (see :func:`plan_bookings_read`)."""
 
     full: bool
     """Rebuild the country's bookings from this run alone (``replace_scope`` = the country)."""
     watermark: datetime | None
     """The watermark in force: the walk reads ``updated_since(watermark, lookback)``."""
     note: str | None = None
-    """Why the state store's watermark was not used as it is (logged, in the run report)."""
-
-    @property
-    def regress_allowed(self) -> bool:
-        """Whether the new watermark may be older than the stored one: after a full read, or
-        when the stored one was ahead of the data, the data's newest stamp is the truth."""
-        return self.full or self.note is not None
+    """A decision a person should know about (logged, in the run report)."""
 
 
-def newest_published_update(warehouse: Warehouse, country: str) -> datetime | None:
-    """The greatest ``updated_at`` of the country's published bookings: the data's own
-    watermark (every version the merge ever received is at most this new)."""
-    if warehouse.current_version("bookings") is None:
+def published_watermark(warehouse: Warehouse, country: str) -> datetime | None:
+    """The watermark the country's published bookings were extracted to, from the tables'
+    own commits: the older of ``bookings``' and ``booking_changes``' (a run killed between
+    the two commits re-reads the window; the merge is idempotent). ``None`` when either has
+    none: the run reads everything and merges it into the published data."""
+    marks = [warehouse.watermark(d, country) for d in ("bookings", "booking_changes")]
+    if None in marks:
         return None
-    table = warehouse.read_current("bookings").to_table(
-        columns=["updated_at"], filter=ds.field("country") == country
-    )
-    if table.num_rows == 0:
-        return None
-    newest: datetime | None = pc.max(table["updated_at"]).as_py()
-    return newest.astimezone(UTC) if newest is not None else None
+    return min(m for m in marks if m is not None)
 
 
-def plan_bookings_read(
-    warehouse: Warehouse, store: StateStore, country: str, *, full_refresh: bool
-) -> BookingsRead:
-    """Decide how a bookings run reads, so that the data and the watermark cannot diverge.
-
-    The watermark lives in the state store, the data in the warehouse: either can be moved,
-    rebuilt or restored from a backup without the other. The published data decides:
+def plan_bookings_read(warehouse: Warehouse, country: str, *, full_refresh: bool) -> BookingsRead:
+    """Decide how a bookings run reads. The watermark lives in the commits of the tables
+    themselves, so the data and the watermark cannot diverge (a moved, restored or rebuilt
+    warehouse carries its own):
 
     * ``--full-refresh`` → full.
-    * The warehouse holds no published bookings of the country (a new, moved or rebuilt
-      warehouse) → **full**, whatever the state store says: an incremental read would
-      publish only what changed since a watermark that belongs to other data.
-    * The stored watermark is newer than the newest ``updated_at`` published (a warehouse
-      restored from an older backup) → read from the data's newest stamp instead.
-    * No stored watermark → everything is read and merged into the published data.
-    * Otherwise → incremental from the stored watermark (an older stored watermark, e.g. a
-      run killed between publish and watermark, only re-reads more: the merge is idempotent).
+    * The ``bookings`` table holds no rows of the country (new or empty table) → **full**.
+    * Otherwise → incremental from the watermark in the commits (none, e.g. a table migrated
+      from the old layout: everything is read and merged into the published data).
     """
     if full_refresh:
         return BookingsRead(full=True, watermark=None)
-    stored = store.get_watermark(country, "bookings")
     if gate.previous_rows(warehouse, "bookings", country) is None:
-        if stored is None:  # a first extraction: nothing to say
-            return BookingsRead(full=True, watermark=None)
-        note = (
-            f"no published bookings of {country} in the warehouse: full extraction "
-            f"(the state store's watermark {stored.isoformat()} is ignored)"
-        )
-        return BookingsRead(full=True, watermark=None, note=note)
-    if stored is None:
-        return BookingsRead(full=False, watermark=None)
-    newest = newest_published_update(warehouse, country)
-    if newest is not None and stored > newest:
-        note = (
-            f"the state store's watermark {stored.isoformat()} is ahead of the published "
-            f"bookings of {country} (newest updated_at {newest.isoformat()}): reading from "
-            "the published data's"
-        )
-        return BookingsRead(full=False, watermark=newest, note=note)
-    return BookingsRead(full=False, watermark=stored)
+        return BookingsRead(full=True, watermark=None)
+    return BookingsRead(full=False, watermark=published_watermark(warehouse, country))
 
 
 _REFERENCES: dict[str, tuple[str, str]] = {
@@ -250,7 +215,7 @@ async def extract_family(
             )
             refs.update(staged_references(warehouse, cx, {"coverage_zones": "zones"}))
         else:
-            read = plan_bookings_read(warehouse, store, cx.country, full_refresh=full_refresh)
+            read = plan_bookings_read(warehouse, cx.country, full_refresh=full_refresh)
             if read.note is not None:
                 log.warning("%s/bookings: %s", cx.country, read.note)
                 fam.notes.append(read.note)
@@ -281,16 +246,9 @@ async def extract_family(
         gate.publish_or_quarantine(fam, warehouse, cx.run_id, outcomes, extra_stats=extra)
         if fam.status != "published":
             refs = without_references(refs, family)
-        if family is Family.BOOKINGS and fam.status == "published" and read is not None:
-            after = merge.watermark_after
-            if after is not None:
-                # Advance only now: the data up to it is validated and published.
-                now_in_force = store.set_watermark(
-                    cx.country, "bookings", after, cx.run_id, allow_regress=read.regress_allowed
-                )
-                fam.watermark_after = iso(now_in_force)
-            else:
-                fam.watermark_after = fam.watermark_before
+        if family is Family.BOOKINGS and fam.status == "published":
+            # The commits carry it: the data up to it is validated and published.
+            fam.watermark_after = iso(published_watermark(warehouse, cx.country))
     except Exception as exc:  # one family's failure must not hide the others' outcome
         log.exception("%s/%s failed", cx.country, family.value)
         refs = without_references(refs, family)
@@ -326,7 +284,7 @@ def clear_dead_runs(warehouse: Warehouse, country: str, run_id: str) -> list[str
             for name in fs.list_dir(staging)
             if name.endswith(suffix) and name != run_id
         ]
-    work = fs.join(warehouse.root, WORK)
+    work = fs.join(warehouse.scratch, WORK)
     mine = f"{run_id}-bookings-{country}"
     doomed += [
         (fs.join(work, name), f"{WORK}/{name}")
@@ -409,7 +367,22 @@ async def extract_country(
             done = await step(family, cx, references)
             runs.append(done.run)
             references = done.references
+        vacuum_tables(warehouse, {d for f in families for d in FAMILIES[f]})
     return runs
+
+
+def vacuum_tables(warehouse: Warehouse, datasets: Iterable[str]) -> dict[str, int]:
+    """Delete the files of versions older than the retention (the nightly's last step).
+
+    Files a version within the retention needs stay: time travel reads them. A failure is
+    logged, never raised: the data is published already. Returns files removed per dataset."""
+    removed: dict[str, int] = {}
+    for dataset in sorted(datasets):
+        try:
+            removed[dataset] = len(warehouse.vacuum(dataset))
+        except Exception:  # delta-rs raises its own types; clean-up must not fail a run
+            log.exception("%s: vacuum failed", dataset)
+    return removed
 
 
 def start_report(

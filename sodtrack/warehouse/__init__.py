@@ -1,37 +1,39 @@
-"""The warehouse layer: typed Parquet datasets with atomic, validated publishing.
+"""The warehouse layer: typed Delta Lake tables with validated, atomic publishing.
 
 Library only (no Prefect): the flows call it.
 
 * ``schemas``  — explicit, versioned Arrow schemas per dataset (golden files pin them);
 * ``convert``  — pages of API models → record batches;
 * ``writer``   — streaming staging writer (bounded memory);
-* ``publish``  — ``Warehouse``: stage → validate → publish (atomic) or quarantine; versions,
-  manifests, garbage collection;
+* ``publish``  — ``Warehouse``: stage → validate → one Delta commit, or quarantine; the
+  watermark in the commit's metadata; time travel and vacuum;
 * ``bookings`` — the bounded-memory bookings merge (changes log + latest state per month);
-* ``fs``/``layout``/``manifest`` — the filesystem seam, the on-disk layout, the manifest.
+* ``location`` — a local folder or an ``s3://`` URL and its storage options;
+* ``migrate``  — turns the pre-Delta layout (``current`` symlink, ``_versions/``) into tables;
+* ``fs``/``layout`` — the local scratch space (stagings) and its names.
 
-Readers need nothing from here: ``<root>/<dataset>/current`` is hive-partitioned Parquet::
+Readers need nothing from here: ``<root>/<dataset>`` is a Delta table (hive-partitioned
+Parquet files plus ``_delta_log/``; read the log, never the folder's files)::
 
-    -- DuckDB
-    SELECT * FROM read_parquet('data/warehouse/bookings/current/**/*.parquet',
-                               hive_partitioning = true);
-    # pandas / pyarrow
-    pd.read_parquet("data/warehouse/bookings/current")
-    pyarrow.dataset.dataset("data/warehouse/bookings/current", partitioning="hive")
+    -- DuckDB (the delta extension)
+    SELECT * FROM delta_scan('data/warehouse/bookings');
     # polars
-    pl.scan_parquet("data/warehouse/bookings/current/**/*.parquet", hive_partitioning=True)
+    pl.scan_delta("data/warehouse/bookings")
+    # pandas / pyarrow
+    DeltaTable("data/warehouse/bookings").to_pandas()
+    # yesterday's version (time travel)
+    dt = DeltaTable("data/warehouse/bookings"); dt.load_as_version(datetime(...)); dt.to_pandas()
 
-Partition values are strings in the paths; DuckDB and polars sniff ``snapshot_date`` and
-``extraction_date`` as DATE, pandas gives categoricals. ``current`` is swapped atomically, so a
-query sees one complete version; a long-running reader that must not see a newer version
-mid-way resolves it first (``os.path.realpath``, or ``Warehouse.read_current``). A dataset
-with no partition at all (nothing extracted yet) has no file, and DuckDB's glob then raises
-"No files found".
+Partition columns are strings. Each commit is atomic: a reader sees one complete version.
 """
 
-from sodtrack.errors import LockTimeout
-from sodtrack.warehouse.manifest import Manifest
-from sodtrack.warehouse.publish import PublishConflict, PublishError, Warehouse
+from sodtrack.warehouse.publish import (
+    PublishConflict,
+    PublishError,
+    SchemaEvolutionRefused,
+    TableVersion,
+    Warehouse,
+)
 from sodtrack.warehouse.schemas import DATASETS, SCHEMA_VERSION, DatasetKind, DatasetSpec, get_spec
 from sodtrack.warehouse.writer import SchemaMismatch, StageInfo, StagingWriter
 
@@ -40,13 +42,13 @@ __all__ = [
     "SCHEMA_VERSION",
     "DatasetKind",
     "DatasetSpec",
-    "LockTimeout",
-    "Manifest",
     "PublishConflict",
     "PublishError",
+    "SchemaEvolutionRefused",
     "SchemaMismatch",
     "StageInfo",
     "StagingWriter",
+    "TableVersion",
     "Warehouse",
     "get_spec",
 ]

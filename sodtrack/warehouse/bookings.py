@@ -17,10 +17,10 @@ Output, both *staged* (validation and ``Warehouse.publish`` come after):
   partition becomes ``current rows − changed ids + newest version of each changed id whose new
   month it is`` (newest = greatest ``updated_at``, a tie going to the last received; a stored
   row strictly newer than everything received for its id is kept, so a replayed run cannot
-  move a booking back in time). Touched partitions left empty are removed; untouched ones are
-  carried over by hard links at publish. ``full_refresh`` rebuilds every partition of the
-  country from this run alone. Rows within a partition have no promised order (carried rows
-  first, then this run's by id).
+  move a booking back in time). Touched partitions left empty are removed; untouched ones
+  are not part of the commit (a replace-where of the touched months). ``full_refresh``
+  rebuilds every partition of the country from this run alone. Rows within a partition have
+  no promised order (carried rows first, then this run's by id).
 
 Bounded memory: pages are converted and streamed to a Parquet work file as they arrive (one
 row group buffered). DuckDB then runs with ``memory_limit`` and a ``temp_directory`` so it
@@ -28,15 +28,16 @@ spills rather than grows: every decision (exact repeats, newest per id, which ve
 touched months) is taken on the narrow columns ``(id, updated_at, month, arrival)``; the wide
 rows are read once, by arrival number, into a table sorted by month. Each touched month is one
 query whose Arrow output is streamed in batches (``to_arrow_reader``) into the staging writer,
-cast to the explicit schema, and closed before the next month starts. The base version's files
-are hard-linked into the work directory first, so garbage collection cannot pull them away
-mid-merge. Peak memory depends on the memory limit and the largest month, not on the number of
-bookings (see ``bench/bench_warehouse.py``).
+cast to the explicit schema, and closed before the next month starts. The base version's
+files are read where they are (a local table; Delta never rewrites a file) or downloaded into
+the work directory (object storage). Peak memory depends on the memory limit and the largest
+month, not on the number of bookings (see ``bench/bench_warehouse.py``).
 
-Publish order recommended to the flow: ``bookings`` first, then ``booking_changes``, then the
-watermark. A run killed between them re-extracts the same window on the next attempt; the
-merge is idempotent, and ``booking_changes`` can at worst hold the same versions under two run
-ids (distinguishable by ``run_id``).
+Publish order recommended to the flow: ``bookings`` first, then ``booking_changes``; each
+commit carries the run's watermark, and the next run reads from the older of the two. A run
+killed between them re-extracts the same window on the next attempt; the merge is idempotent,
+and ``booking_changes`` can at worst hold the same versions under two run ids
+(distinguishable by ``run_id``).
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class BookingsRun:
         self.threads = threads
         self.row_group_rows = row_group_rows
         fs = warehouse.fs
-        self.work = fs.join(warehouse.root, WORK, f"{self.run_id}-bookings-{self.country}")
+        self.work = fs.join(warehouse.scratch, WORK, f"{self.run_id}-bookings-{self.country}")
         fs.remove_tree(self.work)
         fs.make_dirs(self.work)
         self._raw_path = fs.join(self.work, "raw.parquet")
@@ -294,26 +295,21 @@ class BookingsRun:
             con.close()
 
     def _pin_base(self, full_refresh: bool) -> _Base:
-        """The country's partitions of the current version (none for a full refresh), pinned:
-        hard links in the work directory keep their bytes readable even if garbage
-        collection removes the version meanwhile."""
+        """The country's partitions of the latest version (none for a full refresh): their
+        files, which Delta never rewrites and ``vacuum`` keeps for the retention (a table on
+        object storage: downloaded into the work directory)."""
         wh = self.wh
-        version = wh.current_version("bookings")
-        manifest = wh.read_manifest("bookings", version) if version else None
-        base = _Base(version)
-        if manifest is None or full_refresh:
+        described = wh.describe("bookings")
+        if described is None:
+            return _Base(None)
+        base = _Base(described.version_id)
+        if full_refresh:
             return base
         prefix = f"country={self.country}/"
-        data = wh.data_path("bookings", manifest.version_id)
-        for key, part in manifest.partitions.items():
-            if key.startswith(prefix) and part.files:
-                pinned = []
-                for f in part.files:
-                    link = wh.fs.join(self.work, "base", key, f.name)
-                    wh.fs.share(wh.fs.join(data, key, f.name), link)
-                    pinned.append(link)
-                base.parts[key] = pinned
-                base.rows[key] = part.rows
+        base.parts = wh.pin_files(
+            "bookings", self.country, wh.fs.join(self.work, "base"), version=base.version
+        )
+        base.rows = {k: r for k, r in described.rows_per_partition.items() if k.startswith(prefix)}
         return base
 
     def _write_changes(

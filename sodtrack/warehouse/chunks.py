@@ -49,9 +49,10 @@ def iter_chunks(
     """
     if read_rows < 1:
         raise ValueError(f"read_rows must be >= 1, got {read_rows}")
-    partition_fields = [
-        f for f in data.schema if data.partitioning and f.name in data.partitioning.schema.names
-    ]
+    # A hive dataset (a staging) names its partition keys; a Delta table's dataset has no
+    # partitioning but puts each file's partition values in its partition expression.
+    keys = set(data.partitioning.schema.names) if data.partitioning else None
+    partition_fields = [f for f in data.schema if keys is None or f.name in keys]
     for fragment in data.get_fragments():
         values = partition_values(fragment)
         if where is not None and not where(values):

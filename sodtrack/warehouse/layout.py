@@ -2,23 +2,17 @@
 
 ::
 
-    <root>/<dataset>/current                  -> _versions/<version_id>/data  (relative symlink)
-    <root>/<dataset>/_versions/<version_id>/_manifest.json
-    <root>/<dataset>/_versions/<version_id>/data/country=cl/snapshot_date=2026-11-28/part-<run>-0.parquet
-    <root>/<dataset>/_versions/.tmp-<version_id>/   a version being built (never read)
-    <root>/<dataset>/_staging/<run_id>/            a run's output awaiting validation
-    <root>/<dataset>/_staging/<run_id>/_stage.json  written last: the staging is complete
-    <root>/<dataset>/_publish.lock                 flock serialising publishers
+    <root>/<dataset>/_delta_log/                   the Delta log: the versions (delta-rs)
+    <root>/<dataset>/country=cl/snapshot_date=2026-11-28/part-….parquet   data files
+    <scratch>/<dataset>/_staging/<run_id>/         a run's output awaiting validation
+    <scratch>/<dataset>/_staging/<run_id>/_stage.json  written last: the staging is complete
+    <scratch>/_work/<run_id>-bookings-<country>/   the bookings merge's work files
     <root>/_quarantine/<dataset>/<run_id>/         a rejected run, with its validation report
 
-Readers only ever read ``<root>/<dataset>/current``, which holds partition directories and
-Parquet files and nothing else: polars refuses a directory with files of mixed extensions, so
-the manifest sits beside ``data/`` rather than in it (``current/../_manifest.json`` from a
-shell). Other non-data names start with ``_`` or ``.``, which pyarrow's, pandas' and DuckDB's
-hive readers skip or never reach.
-
-Version ids are ``v<6-digit sequence>-<run_id>``: the sequence (taken under the publish lock)
-orders versions without trusting clocks, the run id says who made it.
+``scratch`` is ``root`` for a local warehouse (the ``_``-prefixed folders are not part of the
+tables: Delta readers read the log) and a local folder for one on object storage. Readers
+read ``<root>/<dataset>`` through Delta (``delta_scan``, ``scan_delta``, ``DeltaTable``),
+never its files by glob: files of replaced versions stay there until ``vacuum``.
 """
 
 from __future__ import annotations
@@ -28,18 +22,11 @@ from collections.abc import Mapping
 
 from sodtrack.warehouse.schemas import DatasetSpec
 
-CURRENT = "current"
-VERSIONS = "_versions"
 STAGING = "_staging"
 QUARANTINE = "_quarantine"
-MANIFEST = "_manifest.json"
-DATA = "data"
 STAGE_INFO = "_stage.json"
-LOCK = "_publish.lock"
-TMP_PREFIX = ".tmp-"
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_VERSION = re.compile(r"^v(\d{6,})-(.+)$")
 
 Partition = tuple[tuple[str, str], ...]
 """Partition key values in the dataset's key order: ``(("country", "cl"), ...)``."""
@@ -87,15 +74,6 @@ def matches(part: Partition, scope: Mapping[str, str]) -> bool:
     """Whether a partition lies inside a scope such as ``{"country": "cl"}``."""
     values = dict(part)
     return all(values.get(k) == v for k, v in scope.items())
-
-
-def version_id(seq: int, run_id: str) -> str:
-    return f"v{seq:06d}-{run_id}"
-
-
-def version_seq(version: str) -> int | None:
-    m = _VERSION.fullmatch(version)
-    return int(m.group(1)) if m else None
 
 
 def file_name(run_id: str, index: int) -> str:

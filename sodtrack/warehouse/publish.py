@@ -1,65 +1,87 @@
-"""Staging, validation hand-off, atomic publish, quarantine and garbage collection.
+"""Staging, validation hand-off, publish as one Delta Lake commit, quarantine, time travel.
 
+Every dataset is a Delta Lake table at ``<root>/<dataset>`` (``root`` a folder or an
+``s3://`` URL, see ``sodtrack.warehouse.location``), written with ``deltalake`` (delta-rs).
 The life of one run's output for one dataset::
 
-    stage()  ──►  _staging/<run_id>/  ──►  (validation by others: staged_dataset/staged_table)
-                                        ├─► publish()    → new version, `current` swapped
-                                        └─► quarantine() → _quarantine/<dataset>/<run_id>/
+    stage()  ──►  <scratch>/<dataset>/_staging/<run_id>/   (local Parquet + _stage.json)
+                   │   (validation by others: staged_dataset/staged_table)
+                   ├─► publish()    → ONE Delta commit (the only thing readers ever see)
+                   └─► quarantine() → <root>/_quarantine/<dataset>/<run_id>/ + report,
+                                      nothing committed
 
-``publish`` under the dataset's ``flock``:
+``scratch`` is the warehouse folder itself when it is local (the staging sits beside the
+table, ``_``-prefixed, never part of it: Delta readers read the log, not the folder) and a
+local work folder (``SODTRACK_WAREHOUSE_SCRATCH``) when the warehouse is on object storage.
 
-1. read ``current`` (the base) and its manifest; refuse a staging without ``_stage.json``,
-   with another schema version, or (for merged datasets) whose replaced partitions changed
-   since the version the run read (``PublishConflict``: no lost update);
-2. build ``_versions/.tmp-<version>/``: every file of the base that survives is *hard-linked*
-   (immutable bytes, no copy), every staged file is hard-linked from staging;
-3. write ``_manifest.json`` into it; rename ``.tmp-<version>`` → ``<version>`` (atomic);
-4. swap ``current`` (temp symlink + ``os.replace``, atomic) — **the commit point**;
-5. remove the staging and old versions beyond ``keep_versions``.
+``publish`` streams the staged files into one commit whose kind follows the dataset's kind
+(``schemas.DatasetKind``):
 
-Killed anywhere before 4, ``current`` still names the previous complete version and the
-leftovers (``.tmp-*`` directories, the staging) are either reused by a re-run or removed by
-``gc``; killed after 4, the new version is complete and only clean-up is pending. Readers open
-``<dataset>/current`` and, having resolved it, keep reading that version's files even while a
-new one is published (files are never rewritten; an old version survives ``keep_versions``
-more publishes and at least ``version_grace`` after it stopped being current, and an open file
-outlives its unlinking on POSIX anyway). A file name is never reused for other bytes, so a
-reader that listed files through ``current`` just before a swap finds each either unchanged
-(a carried partition) or gone (a replaced one): it fails loudly, never mixes two runs.
+* snapshots: ``overwrite`` with ``predicate`` = the staged ``(country, snapshot_date)``
+  partitions (a replace-where): two runs on one day replace, never double, the rows; with
+  ``replace_scope`` (a full refresh) every partition of the scope is replaced;
+* merged (``bookings``): a replace-where of the touched month partitions, whose content the
+  merge (``bookings.py``) rebuilt from the pinned base version; months every booking left
+  are emptied by the same commit;
+* logs (``booking_changes``): an append; re-publishing the same run id replaces that run's
+  own rows (``run_id = …`` in the predicate) instead of doubling them.
 
-What a run replaces depends on the dataset kind (``schemas.DatasetKind``): snapshots and merged
-datasets replace whole partitions (those staged, plus those declared with
-``StagingWriter.replace`` or inside ``replace_scope``); logs add the run's files to their
-partitions, replacing only files of the same name (a re-publish of the same run id).
+The commit carries, in its ``commitInfo`` (``CommitProperties.custom_metadata``), the run id,
+the country, the partitions it replaced, the run's watermarks and the stats: the data and the
+watermark it was extracted to are one atomic object. ``watermark(dataset, country)`` reads it
+back; an empty or new table has none, so the next run extracts everything.
+
+Concurrency. delta-rs commits optimistically: two writers of different countries both land
+(the loser of a version re-reads the log and commits the next one; S3 needs conditional puts,
+set by ``location``). For ``bookings`` the merge reads a base version before the commit: if
+another commit since that base replaced partitions this run replaces (the same country, e.g.
+a second run of it), ``publish`` raises ``PublishConflict`` instead of losing its update. Runs
+of one country are serialised by the state store's country lock, so this is a safety net.
+
+Schema evolution is explicit: a table whose schema is the dataset's minus trailing nullable
+columns is widened by the commit (``schema_mode="merge"``); any other difference (a type, a
+nullability, an order) raises ``SchemaEvolutionRefused`` with the differences, and the gate
+reports it.
+
+Old versions stay readable by time travel (``read_version``) for ``retention`` (default 7
+days, ``SODTRACK_WAREHOUSE_RETENTION_DAYS``), written into each table as
+``delta.logRetentionDuration`` / ``delta.deletedFileRetentionDuration``; ``vacuum`` (run by
+the nightly) deletes the files no version within the retention needs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 
 from sodtrack.errors import WarehouseError
 from sodtrack.warehouse import layout
-from sodtrack.warehouse.fs import WarehouseFS, open_fs
-from sodtrack.warehouse.manifest import FileEntry, Manifest, PartitionEntry
-from sodtrack.warehouse.schemas import META_SCHEMA_VERSION, DatasetKind, get_spec
+from sodtrack.warehouse.fs import LocalFS
+from sodtrack.warehouse.location import Location, parse_location
+from sodtrack.warehouse.schemas import META_SCHEMA_VERSION, DatasetKind, DatasetSpec, get_spec
 from sodtrack.warehouse.writer import DEFAULT_ROW_GROUP_ROWS, StageInfo, StagingWriter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "data/warehouse"
-DEFAULT_KEEP_VERSIONS = 5
-DEFAULT_VERSION_GRACE = timedelta(hours=1)
+DEFAULT_SCRATCH = "data/work/warehouse"
+DEFAULT_RETENTION = timedelta(days=7)
 REPORT_NAME = "validation_report.json"
+META_PREFIX = "sodtrack."
+STREAM_BATCH_ROWS = 64 * 1024
 
 
 class PublishError(WarehouseError, RuntimeError):
@@ -70,111 +92,226 @@ class PublishConflict(PublishError):
     """Partitions this run replaces were changed by another publish since the run read them."""
 
 
+class SchemaEvolutionRefused(PublishError):
+    """The table's schema differs from the dataset's by more than added nullable columns."""
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class _Source:
-    """Where a file of the version being built comes from."""
+def table_schema(spec: DatasetSpec) -> pa.Schema:
+    """The Delta table's schema: the dataset's columns, then its partition columns (strings)."""
+    return pa.unify_schemas([spec.schema, spec.partition_schema]).remove_metadata()
 
-    path: str
-    entry: FileEntry
+
+def evolution(spec: DatasetSpec, current: pa.Schema) -> Literal["merge"] | None:
+    """``None`` if ``current`` is the dataset's table schema, ``"merge"`` if the dataset only
+    appends nullable columns to it; raises ``SchemaEvolutionRefused`` otherwise."""
+    target = table_schema(spec)
+    have = {f.name: f for f in current}
+    if [f.name for f in current] == target.names and all(
+        have[f.name].type == f.type and have[f.name].nullable == f.nullable for f in target
+    ):
+        return None
+    problems: list[str] = []
+    for f in target:
+        old = have.get(f.name)
+        if old is None:
+            if not f.nullable:
+                problems.append(f"new column {f.name} is not nullable")
+        elif old.type != f.type:
+            problems.append(f"{f.name}: {old.type} in the table, {f.type} declared")
+        elif old.nullable != f.nullable:
+            problems.append(
+                f"{f.name}: nullable={old.nullable} in the table, {f.nullable} declared"
+            )
+    gone = [n for n in have if n not in set(target.names)]
+    problems += [f"column {n} is in the table but no longer declared" for n in gone]
+    kept = [n for n in target.names if n in have]
+    if not problems and kept != [n for n in current.names if n in set(target.names)]:
+        problems.append("columns are in another order than the table's")
+    if problems:
+        raise SchemaEvolutionRefused(
+            f"{spec.name}: the declared schema (version {spec.version}) is not the table's "
+            f"plus nullable columns: {'; '.join(problems)}. Only added nullable columns "
+            "evolve a table; anything else needs a new dataset or a migration."
+        )
+    return "merge"
+
+
+@dataclass(frozen=True, slots=True)
+class TableVersion:
+    """What one version of a dataset holds, read from its Delta log (no data read)."""
+
+    dataset: str
+    version_id: str
+    """The Delta version number, as a string."""
+    rows_per_partition: dict[str, int]
+    """Hive partition path → rows (``country=cl/snapshot_date=2026-11-28``)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The ``sodtrack.*`` keys of the commit that made this version."""
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows_per_partition.values())
+
+    @property
+    def run_id(self) -> str | None:
+        value = self.metadata.get("run_id")
+        return str(value) if value is not None else None
 
 
 class Warehouse:
     """One warehouse root: staging, publishing and reading back versions of datasets.
 
-    Garbage collection (after each publish, or ``gc``) keeps the newest ``keep_versions``
-    versions, and any older one that stopped being current less than ``version_grace`` ago.
-
-    ``on_step`` is called with the name of each step of ``publish`` (``publish:locked``,
-    ``publish:linked``, ``publish:manifest``, ``publish:renamed``, ``publish:swapped``,
-    ``publish:cleaned``): logging, metrics, and the fault injection the tests use to kill a
-    publish at every point.
+    ``on_step`` is called with the name of each step of ``publish`` (``publish:checked``,
+    ``publish:committed``, ``publish:cleaned``) and of the bookings merge: logging, metrics,
+    and the fault injection the tests use to kill a publish.
     """
 
     def __init__(
         self,
-        root: str | Path = DEFAULT_ROOT,
+        root: str | Path | Location = DEFAULT_ROOT,
         *,
-        keep_versions: int = DEFAULT_KEEP_VERSIONS,
-        version_grace: timedelta = DEFAULT_VERSION_GRACE,
-        lock_timeout_s: float = 600.0,
+        scratch: str | Path | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
         durable: bool = True,
         on_step: Callable[[str], None] | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
-        if keep_versions < 1:
-            raise ValueError("keep_versions must be at least 1 (the current version)")
-        self.fs: WarehouseFS
-        self.fs, self.root = open_fs(str(root), durable=durable)
-        self.keep_versions = keep_versions
-        self.version_grace = version_grace
-        self.lock_timeout_s = lock_timeout_s
+        self.location = root if isinstance(root, Location) else parse_location(str(root))
+        self.root = self.location.uri
+        if self.location.is_local:
+            self.scratch = self.root
+        else:
+            self.scratch = os.path.abspath(str(scratch or DEFAULT_SCRATCH))
+        self.fs = LocalFS(durable=durable)
+        self.retention = retention
         self.on_step = on_step
         self.clock = clock
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> Warehouse:
-        """The warehouse at ``Settings.warehouse`` (``data/warehouse`` by default)."""
-        return cls(settings.warehouse, **kwargs)
+        """The warehouse at ``Settings.warehouse`` with its S3 options, scratch and retention."""
+        location = parse_location(
+            settings.warehouse,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_allow_http=settings.s3_allow_http,
+        )
+        kwargs.setdefault("scratch", settings.warehouse_scratch)
+        kwargs.setdefault("retention", timedelta(days=settings.warehouse_retention_days))
+        return cls(location, **kwargs)
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        return self.location.storage_options
 
     # ------------------------------------------------------------------ paths
 
-    def dataset_path(self, dataset: str) -> str:
-        return self.fs.join(self.root, get_spec(dataset).name)
+    def table_uri(self, dataset: str) -> str:
+        """The Delta table of a dataset: what ``delta_scan``/``scan_delta``/``DeltaTable`` open."""
+        return self.location.join(get_spec(dataset).name)
 
-    def current_path(self, dataset: str) -> str:
-        """What readers read: ``read_parquet('<this>/**/*.parquet', hive_partitioning=true)``."""
-        return self.fs.join(self.dataset_path(dataset), layout.CURRENT)
+    def dataset_path(self, dataset: str) -> str:
+        """The dataset's local scratch folder (its ``_staging``): beside the table when local."""
+        return self.fs.join(self.scratch, get_spec(dataset).name)
 
     def staging_path(self, dataset: str, run_id: str) -> str:
         return self.fs.join(self.dataset_path(dataset), layout.STAGING, layout.check_run_id(run_id))
 
-    def version_path(self, dataset: str, version: str) -> str:
-        return self.fs.join(self.dataset_path(dataset), layout.VERSIONS, version)
-
-    def data_path(self, dataset: str, version: str) -> str:
-        """A version's partitions (what ``current`` points at)."""
-        return self.fs.join(self.version_path(dataset, version), layout.DATA)
-
     def quarantine_path(self, dataset: str, run_id: str) -> str:
-        return self.fs.join(self.root, layout.QUARANTINE, get_spec(dataset).name, run_id)
+        return self.location.join(layout.QUARANTINE, get_spec(dataset).name, run_id)
 
     # ------------------------------------------------------------------ versions
 
+    def table(self, dataset: str, version: int | str | datetime | None = None) -> DeltaTable | None:
+        """The dataset's ``DeltaTable`` (at ``version``: a number or a point in time)."""
+        try:
+            dt = DeltaTable(self.table_uri(dataset), storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            return None
+        if version is not None:
+            dt.load_as_version(version if isinstance(version, datetime) else int(version))
+        return dt
+
     def current_version(self, dataset: str) -> str | None:
-        target = self.fs.read_pointer(self.current_path(dataset))
-        if not target:
-            return None
-        # "_versions/<version>/data"
-        parts = target.strip("/").split("/")
-        return parts[1] if len(parts) == 3 and parts[0] == layout.VERSIONS else None
+        dt = self.table(dataset)
+        return None if dt is None else str(dt.version())
 
-    def list_versions(self, dataset: str) -> list[str]:
-        """Complete versions, oldest first (``.tmp-*`` builds are not versions)."""
-        names = self.fs.list_dir(self.fs.join(self.dataset_path(dataset), layout.VERSIONS))
-        versions = [n for n in names if layout.version_seq(n) is not None]
-        return sorted(versions, key=lambda n: layout.version_seq(n) or 0)
-
-    def read_manifest(self, dataset: str, version: str | None = None) -> Manifest | None:
-        """The manifest of ``version`` (default: the current one); None if nothing published."""
-        version = version or self.current_version(dataset)
-        if version is None:
+    def describe(self, dataset: str, version: int | str | None = None) -> TableVersion | None:
+        """Rows per partition and commit metadata of ``version`` (default: the latest)."""
+        dt = self.table(dataset, version)
+        if dt is None:
             return None
-        path = self.fs.join(self.version_path(dataset, version), layout.MANIFEST)
-        return Manifest.from_json(self.fs.read_bytes(path))
+        spec = get_spec(dataset)
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        rows: dict[str, int] = {}
+        cols = [actions.column(f"partition.{k}").to_pylist() for k in spec.partition_keys]
+        for i, n in enumerate(actions.column("num_records").to_pylist()):
+            key = "/".join(f"{k}={c[i]}" for k, c in zip(spec.partition_keys, cols, strict=True))
+            rows[key] = rows.get(key, 0) + int(n or 0)
+        history = dt.history(1)
+        meta = _sodtrack_metadata(history[0]) if history else {}
+        return TableVersion(spec.name, str(dt.version()), rows, meta)
 
     def read_current(self, dataset: str) -> ds.Dataset:
-        """The current version as a pyarrow dataset with the declared schema (tests, checks).
+        """The latest version as a pyarrow dataset with the declared types (tests, checks)."""
+        return self.read_version(dataset)
 
-        Resolves ``current`` once, so the returned dataset keeps reading that version.
-        """
-        version = self.current_version(dataset)
-        if version is None:
+    def read_version(self, dataset: str, version: int | str | datetime | None = None) -> ds.Dataset:
+        """A version (number, or the one current at a time: time travel) as a pyarrow dataset."""
+        dt = self.table(dataset, version)
+        if dt is None:
             raise PublishError(f"{dataset}: nothing published yet")
-        return self._dataset_of(dataset, self.data_path(dataset, version))
+        data = dt.to_pyarrow_dataset()
+        return data.replace_schema(table_schema(get_spec(dataset)))
+
+    def history(self, dataset: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The commits, newest first: ``version``, ``timestamp``, ``operation`` and our keys."""
+        dt = self.table(dataset)
+        if dt is None:
+            return []
+        out = []
+        for commit in dt.history(limit):
+            out.append(
+                {
+                    "version": commit.get("version"),
+                    "timestamp": commit.get("timestamp"),
+                    "operation": commit.get("operation"),
+                    **_sodtrack_metadata(commit),
+                }
+            )
+        return out
+
+    def watermark(self, dataset: str, country: str) -> datetime | None:
+        """The watermark the country's data in ``dataset`` was extracted to: from the newest
+        commit of that country, else from the newest commit carrying it forward. ``None`` for
+        an empty or new table: the next run reads everything."""
+        dt = self.table(dataset)
+        if dt is None:
+            return None
+        if not any(k.startswith(f"country={country}/") for k in self._partitions(dataset)):
+            return None
+        for commit in self.history(dataset):
+            if commit.get("country") == country and commit.get("watermark_after"):
+                return datetime.fromisoformat(str(commit["watermark_after"]))
+            carried = commit.get("watermarks")
+            if isinstance(carried, dict) and carried.get(country):
+                return datetime.fromisoformat(str(carried[country]))
+        return None
+
+    def check_schema(self, dataset: str) -> Literal["merge"] | None:
+        """``None`` (same schema, or no table yet), ``"merge"`` (the declared schema appends
+        nullable columns: the next commit adds them), or ``SchemaEvolutionRefused``."""
+        dt = self.table(dataset)
+        if dt is None:
+            return None
+        return evolution(get_spec(dataset), pa.schema(dt.schema().to_arrow()))
+
+    def _partitions(self, dataset: str) -> set[str]:
+        described = self.describe(dataset)
+        return set(described.rows_per_partition) if described else set()
 
     # ------------------------------------------------------------------ staging
 
@@ -218,10 +355,9 @@ class Warehouse:
         files = [self.fs.join(base, f.partition, f.name) for f in info.files]
         spec = get_spec(dataset)
         partitioning = ds.partitioning(spec.partition_schema, flavor="hive")
-        schema = pa.unify_schemas([spec.schema, spec.partition_schema])
         return ds.dataset(
             files,
-            schema=schema,
+            schema=table_schema(spec),
             format="parquet",
             filesystem=self.fs.arrow,
             partitioning=partitioning,
@@ -242,6 +378,10 @@ class Warehouse:
     def discard(self, dataset: str, run_id: str) -> None:
         self.fs.remove_tree(self.staging_path(dataset, run_id))
 
+    def gc_staging(self, dataset: str, run_ids: Iterable[str]) -> None:
+        for run_id in run_ids:
+            self.discard(dataset, run_id)
+
     # ------------------------------------------------------------------ publish
 
     def publish(
@@ -251,153 +391,133 @@ class Warehouse:
         *,
         validation: Mapping[str, Any] | None = None,
         stats: Mapping[str, Any] | None = None,
-    ) -> Manifest:
-        """Promote a complete staging into a new version and make it ``current``.
+    ) -> TableVersion:
+        """Commit a complete staging to the dataset's Delta table in one commit.
 
-        ``validation`` (a summary of the suite results) and ``stats`` are recorded in the
-        manifest beside the staging's own stats and watermarks.
+        ``validation`` (a summary of the suite results) and ``stats`` go into the commit's
+        metadata beside the staging's own stats, run id and watermarks.
         """
         spec = get_spec(dataset)
         info = self.stage_info(dataset, run_id)
         if info.schema_version != spec.version:
             raise PublishError(
-                f"{dataset}/{run_id}: staged with schema version {info.schema_version}, "
+                f"{dataset}/{info.run_id}: staged with schema version {info.schema_version}, "
                 f"the dataset is at {spec.version}"
             )
         staging = self.staging_path(dataset, run_id)
         self._check_staged_schemas(dataset, staging, info)
-        dataset_dir = self.dataset_path(dataset)
-        with self.fs.lock(self.fs.join(dataset_dir, layout.LOCK), self.lock_timeout_s):
-            self.step("publish:locked")
-            base = self.current_version(dataset)
-            base_manifest = self.read_manifest(dataset, base) if base else None
-            self._check_conflict(dataset, info, base_manifest)
-            versions = self.list_versions(dataset)
-            seq = (layout.version_seq(versions[-1]) or 0) + 1 if versions else 1
-            version = layout.version_id(seq, info.run_id)
-            sources, replaced, removed = self._plan(spec.kind, info, staging, base_manifest)
-            tmp = self.fs.join(dataset_dir, layout.VERSIONS, layout.TMP_PREFIX + version)
-            self.fs.remove_tree(tmp)  # a build left by a killed publish of the same sequence
-            self.fs.make_dirs(self.fs.join(tmp, layout.DATA))
-            partitions: dict[str, PartitionEntry] = {}
-            for key, files in sorted(sources.items()):
-                entries = []
-                for src in files:
-                    self.fs.share(src.path, self.fs.join(tmp, layout.DATA, key, src.entry.name))
-                    entry = src.entry
-                    if not entry.version_id:  # staged: first published in this version
-                        entry = FileEntry(entry.name, entry.rows, entry.run_id, version)
-                    entries.append(entry)
-                partitions[key] = PartitionEntry(tuple(entries))
-                self.step("publish:linked")
-            manifest = Manifest(
-                dataset=spec.name,
-                version_id=version,
-                run_id=info.run_id,
-                schema_version=spec.version,
-                created_at=self.clock().isoformat(),
-                previous_version=base,
-                partitions=partitions,
-                replaced=tuple(sorted(replaced)),
-                removed=tuple(sorted(removed)),
-                watermark_before=info.watermark_before,
-                watermark_after=info.watermark_after,
-                validation=validation,
-                stats={**info.stats, **(stats or {})},
-            )
-            self.fs.write_bytes_atomic(self.fs.join(tmp, layout.MANIFEST), manifest.to_json())
-            self.step("publish:manifest")
-            final = self.version_path(dataset, version)
-            self.fs.rename_dir(tmp, final)
-            self.fs.sync_dir(self.fs.join(dataset_dir, layout.VERSIONS))
-            self.step("publish:renamed")
-            self.fs.set_pointer(
-                self.current_path(dataset), f"{layout.VERSIONS}/{version}/{layout.DATA}"
-            )
-            self.step("publish:swapped")
-            log.info("%s: published %s (%d rows)", dataset, version, manifest.total_rows)
-            self.fs.remove_tree(staging)
-            try:
-                self._gc_locked(dataset)
-            except OSError:  # clean-up must never fail a publish that has committed
-                log.exception("%s: garbage collection failed after publishing %s", dataset, version)
-            self.step("publish:cleaned")
-        return manifest
-
-    def _plan(
-        self,
-        kind: DatasetKind,
-        info: StageInfo,
-        staging: str,
-        base: Manifest | None,
-    ) -> tuple[dict[str, list[_Source]], set[str], set[str]]:
-        """Files of the new version per partition, and which partitions changed or went."""
-        staged: dict[str, list[_Source]] = {}
-        for f in info.files:
-            staged.setdefault(f.partition, []).append(
-                _Source(
-                    self.fs.join(staging, f.partition, f.name),
-                    FileEntry(f.name, f.rows, info.run_id, ""),
+        dt = self.table(dataset)
+        mode = self.check_schema(dataset) if dt is not None else None
+        country = _country(spec, info)
+        replaced = _replaced(spec, info)
+        if dt is not None:
+            self._check_conflict(dataset, info, replaced, country)
+        predicate = _predicate(spec, info, replaced)
+        self.step("publish:checked")
+        metadata = self._commit_metadata(dataset, info, country, replaced, validation, stats)
+        data = self.staged_dataset(dataset, run_id)
+        reader = data.scanner(batch_size=STREAM_BATCH_ROWS).to_reader()
+        days = max(1, int(self.retention.total_seconds() // 86400))
+        try:
+            common: dict[str, Any] = {
+                "partition_by": list(spec.partition_keys),
+                "schema_mode": mode,
+                "storage_options": self.storage_options or None,
+                "configuration": {
+                    "delta.logRetentionDuration": f"interval {days} days",
+                    "delta.deletedFileRetentionDuration": f"interval {days} days",
+                },
+                "commit_properties": CommitProperties(custom_metadata=metadata),
+            }
+            if predicate is not None and dt is not None:
+                write_deltalake(
+                    self.table_uri(dataset), reader, mode="overwrite", predicate=predicate, **common
                 )
-            )
-        carried: dict[str, list[_Source]] = {}
-        if base is not None:
-            base_dir = self.data_path(info.dataset, base.version_id)
-            for key, part in base.partitions.items():
-                carried[key] = [_Source(self.fs.join(base_dir, key, e.name), e) for e in part.files]
-        if kind is DatasetKind.LOG:
-            out = dict(carried)
-            for key, files in staged.items():
-                names = {s.entry.name for s in files}
-                kept = [s for s in carried.get(key, []) if s.entry.name not in names]
-                out[key] = kept + files
-            return out, set(staged), set()
-        spec = get_spec(info.dataset)
-        replace = set(info.replace_partitions)
-        if info.replace_scope is not None:
-            scope = info.replace_scope
-            replace |= {
-                k for k in carried if layout.matches(layout.parse_partition_path(spec, k), scope)
-            }
-        out = {k: v for k, v in carried.items() if k not in replace}
-        out.update(staged)
-        removed = {k for k in replace if k in carried and k not in staged}
-        return out, set(staged), removed
+            else:
+                write_deltalake(self.table_uri(dataset), reader, mode="append", **common)
+        except Exception as exc:  # delta-rs raises its own types; one of ours for callers
+            if isinstance(exc, WarehouseError):
+                raise
+            raise PublishError(f"{dataset}/{info.run_id}: the commit failed: {exc}") from exc
+        self.step("publish:committed")
+        version = self.describe(dataset)
+        assert version is not None
+        log.info(
+            "%s: published version %s from %s (%d rows in the table)",
+            dataset,
+            version.version_id,
+            info.run_id,
+            version.total_rows,
+        )
+        self.fs.remove_tree(staging)
+        self.step("publish:cleaned")
+        return version
 
-    def _check_conflict(self, dataset: str, info: StageInfo, current: Manifest | None) -> None:
-        """For merged datasets: the partitions this run replaces must be as the run read them."""
-        if info.base_version is None and current is None:
+    def _commit_metadata(
+        self,
+        dataset: str,
+        info: StageInfo,
+        country: str | None,
+        replaced: list[str],
+        validation: Mapping[str, Any] | None,
+        stats: Mapping[str, Any] | None,
+    ) -> dict[str, str]:
+        carried: dict[str, str] = {}
+        previous: datetime | None = None
+        for commit in self.history(dataset, 1):
+            old = commit.get("watermarks")
+            if isinstance(old, dict):
+                carried = {str(k): str(v) for k, v in old.items()}
+        if country is not None and carried.get(country):
+            previous = datetime.fromisoformat(carried[country])
+        after = datetime.fromisoformat(info.watermark_after) if info.watermark_after else None
+        if after is None or (previous is not None and info.replace_scope is None):
+            # a run that saw only the overlap window must not move the watermark back
+            after = max(filter(None, (after, previous)), default=None)
+        if country is not None and after is not None:
+            carried[country] = after.isoformat()
+        meta: dict[str, Any] = {
+            "run_id": info.run_id,
+            "dataset": dataset,
+            "country": country,
+            "schema_version": info.schema_version,
+            "replaced": replaced,
+            "replace_scope": dict(info.replace_scope) if info.replace_scope else None,
+            "watermark_before": info.watermark_before,
+            "watermark_after": after.isoformat() if after else None,
+            "watermarks": carried,
+            "validation": dict(validation) if validation else None,
+            "stats": {**info.stats, **(stats or {})},
+            "published_at": self.clock().isoformat(),
+        }
+        return {META_PREFIX + k: json.dumps(v, default=str) for k, v in meta.items()}
+
+    def _check_conflict(
+        self, dataset: str, info: StageInfo, replaced: list[str], country: str | None
+    ) -> None:
+        """For merged datasets: no commit since the run's base replaced what it replaces."""
+        spec = get_spec(dataset)
+        if spec.kind is not DatasetKind.MERGED or info.base_version is None:
             return
-        if get_spec(dataset).kind is not DatasetKind.MERGED:
-            return
-        current_id = current.version_id if current else None
-        if info.base_version == current_id:
-            return
-        if info.base_version is None:
-            base_parts: Mapping[str, PartitionEntry] = {}
-        else:
-            try:
-                base = self.read_manifest(dataset, info.base_version)
-            except FileNotFoundError:
+        base = int(info.base_version)
+        mine = set(replaced)
+        for commit in self.history(dataset):
+            version = commit.get("version")
+            if version is None or int(version) <= base:
+                break
+            theirs = set(commit.get("replaced") or [])
+            scope = commit.get("replace_scope") or {}
+            same_scope = bool(scope) and scope.get("country") == country
+            if (
+                theirs & mine
+                or same_scope
+                or (info.replace_scope and commit.get("country") == country)
+            ):
                 raise PublishConflict(
-                    f"{dataset}/{info.run_id}: base version {info.base_version} is gone"
-                ) from None
-            base_parts = base.partitions if base else {}
-        cur_parts = current.partitions if current else {}
-        keys = set(info.replace_partitions)
-        if info.replace_scope is not None:
-            spec = get_spec(dataset)
-            keys |= {
-                k
-                for k in set(base_parts) | set(cur_parts)
-                if layout.matches(layout.parse_partition_path(spec, k), info.replace_scope)
-            }
-        changed = sorted(k for k in keys if base_parts.get(k) != cur_parts.get(k))
-        if changed:
-            raise PublishConflict(
-                f"{dataset}/{info.run_id}: built on {info.base_version} but {current_id} changed "
-                f"{changed[:5]}; re-run the merge"
-            )
+                    f"{dataset}/{info.run_id}: built on version {base} but version {version} "
+                    f"({commit.get('run_id')}) changed {sorted(theirs & mine)[:5] or scope}; "
+                    "re-run the merge"
+                )
 
     def _check_staged_schemas(self, dataset: str, staging: str, info: StageInfo) -> None:
         spec = get_spec(dataset)
@@ -411,101 +531,145 @@ class Warehouse:
     # ------------------------------------------------------------------ quarantine
 
     def quarantine(self, dataset: str, run_id: str, report: Mapping[str, Any] | str | Path) -> str:
-        """Move the run's staging (complete or not) aside with its validation report.
+        """Move the run's staging (complete or not) beside the tables with its report.
 
-        ``current`` is not touched. ``report`` is a JSON-able mapping (written as
+        Nothing is committed. ``report`` is a JSON-able mapping (written as
         ``validation_report.json``) or the path of a report file (copied under its own name).
-        Returns the quarantine directory.
+        Returns the quarantine location (a path, or a URL on object storage).
         """
         staging = self.staging_path(dataset, run_id)
-        target = self.quarantine_path(dataset, run_id)
-        n = 1
-        while self.fs.exists(target):  # a run id quarantined before: keep both
-            n += 1
-            target = self.quarantine_path(dataset, f"{run_id}.{n}")
-        self.fs.make_dirs(self.fs.join(self.root, layout.QUARANTINE, get_spec(dataset).name))
+        arrow, base = self.location.arrow_fs()
+        name = get_spec(dataset).name
+
+        def target_of(rid: str) -> str:
+            return "/".join([base, layout.QUARANTINE, name, rid])
+
+        target, n, rid = target_of(run_id), 1, run_id
+        while arrow.get_file_info(target).type != pafs.FileType.NotFound:
+            n += 1  # a run id quarantined before: keep both
+            rid = f"{run_id}.{n}"
+            target = target_of(rid)
+        arrow.create_dir(target, recursive=True)
         if self.fs.exists(staging):
-            self.fs.rename_dir(staging, target)
-        else:
-            self.fs.make_dirs(target)
+            for rel in self.fs.walk_files(staging):
+                dest = f"{target}/{rel}"
+                arrow.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+                pafs.copy_files(
+                    self.fs.join(staging, rel),
+                    dest,
+                    source_filesystem=self.fs.arrow,
+                    destination_filesystem=arrow,
+                )
+            self.fs.remove_tree(staging)
         if isinstance(report, Mapping):
             data = json.dumps(report, indent=2, default=str).encode()
-            self.fs.write_bytes_atomic(self.fs.join(target, REPORT_NAME), data)
+            report_name = REPORT_NAME
         else:
-            src = Path(report)
-            self.fs.write_bytes_atomic(self.fs.join(target, src.name), src.read_bytes())
-        log.warning("%s/%s quarantined in %s", dataset, run_id, target)
-        return target
+            data, report_name = Path(report).read_bytes(), Path(report).name
+        with arrow.open_output_stream(f"{target}/{report_name}") as out:
+            out.write(data)
+        where = self.quarantine_path(dataset, rid)
+        log.warning("%s/%s quarantined in %s", dataset, run_id, where)
+        return where
 
-    # ------------------------------------------------------------------ garbage collection
+    # ------------------------------------------------------------------ retention
 
-    def gc(self, dataset: str, keep: int | None = None) -> list[str]:
-        """Remove versions beyond the newest ``keep`` and leftovers of killed publishes
-        (``.tmp-*`` builds, temp symlinks, versions that never became current)."""
-        lock = self.fs.join(self.dataset_path(dataset), layout.LOCK)
-        with self.fs.lock(lock, self.lock_timeout_s):
-            return self._gc_locked(dataset, keep)
+    def vacuum(self, dataset: str) -> list[str]:
+        """Delete the files no version younger than ``retention`` needs; returns them."""
+        dt = self.table(dataset)
+        if dt is None:
+            return []
+        hours = int(self.retention.total_seconds() // 3600)
+        removed = dt.vacuum(retention_hours=hours, enforce_retention_duration=False, dry_run=False)
+        dt.cleanup_metadata()
+        return list(removed)
 
-    def _gc_locked(self, dataset: str, keep: int | None = None) -> list[str]:
-        keep = self.keep_versions if keep is None else keep
-        versions_dir = self.fs.join(self.dataset_path(dataset), layout.VERSIONS)
-        current = self.current_version(dataset)
-        removed = []
-        # Under the lock no publish is building, so every .tmp-* is a killed publish's.
-        for name in self.fs.list_dir(versions_dir):
-            if name.startswith(layout.TMP_PREFIX):
-                self.fs.remove_tree(self.fs.join(versions_dir, name))
-                removed.append(name)
-        for name in self.fs.list_dir(self.dataset_path(dataset)):
-            if name.startswith(f".{layout.CURRENT}-"):  # temp symlink of a killed swap
-                self.fs.remove_file(self.fs.join(self.dataset_path(dataset), name))
-        versions = self.list_versions(dataset)
-        current_seq = layout.version_seq(current) if current else None
-        if current_seq is not None:
-            # Newer than current: a publish killed between its rename and its pointer swap.
-            # Under the lock nobody is publishing, so it never became current and never will.
-            for name in versions:
-                if (layout.version_seq(name) or 0) > current_seq:
-                    self.fs.remove_tree(self.fs.join(versions_dir, name))
-                    removed.append(name)
-            versions = [v for v in versions if v not in removed]
-        now = self.clock()
-        for i, name in enumerate(versions[: max(0, len(versions) - keep)]):
-            if name == current:
-                continue
-            # A version stays readable for `version_grace` after it stopped being current
-            # (when its successor was created): readers that resolved it just before a swap.
-            superseded = self._created_at(dataset, versions[i + 1])
-            if superseded is not None and now - superseded < self.version_grace:
-                break  # every later version was superseded even more recently
-            self.fs.remove_tree(self.fs.join(versions_dir, name))
-            removed.append(name)
-        return removed
+    # ------------------------------------------------------------------ bookings merge support
 
-    def _created_at(self, dataset: str, version: str) -> datetime | None:
-        try:
-            manifest = self.read_manifest(dataset, version)
-        except (OSError, ValueError, KeyError):
-            return None
-        return datetime.fromisoformat(manifest.created_at) if manifest else None
+    def pin_files(
+        self, dataset: str, country: str, into: str, *, version: str | None = None
+    ) -> dict[str, list[str]]:
+        """The country's data files of ``version`` (default the latest), local paths per
+        partition.
 
-    def gc_staging(self, dataset: str, run_ids: Iterable[str]) -> None:
-        for run_id in run_ids:
-            self.discard(dataset, run_id)
-
-    # ------------------------------------------------------------------ internals
-
-    def _dataset_of(self, dataset: str, path: str) -> ds.Dataset:
+        Local tables: the files themselves (immutable; vacuum leaves files of versions within
+        the retention). Object storage: downloaded into ``into`` (a local folder).
+        """
+        dt = self.table(dataset, version)
+        if dt is None:
+            return {}
         spec = get_spec(dataset)
-        return ds.dataset(
-            path,
-            schema=pa.unify_schemas([spec.schema, spec.partition_schema]),
-            format="parquet",
-            filesystem=self.fs.arrow,
-            partitioning=ds.partitioning(spec.partition_schema, flavor="hive"),
-        )
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        out: dict[str, list[str]] = {}
+        arrow, base = self.location.arrow_fs()
+        countries = actions.column("partition.country").to_pylist()
+        for i, path in enumerate(actions.column("path").to_pylist()):
+            if countries[i] != country:
+                continue
+            rel = str(path)
+            key = "/".join(rel.split("/")[: len(spec.partition_keys)])
+            if self.location.is_local:
+                local = self.fs.join(self.table_uri(dataset), rel)
+            else:
+                local = self.fs.join(into, rel)
+                self.fs.make_dirs(os.path.dirname(local))
+                pafs.copy_files(
+                    f"{base}/{spec.name}/{rel}",
+                    local,
+                    source_filesystem=arrow,
+                    destination_filesystem=self.fs.arrow,
+                )
+            out.setdefault(key, []).append(local)
+        return out
 
     def step(self, name: str) -> None:
         """Report a step to ``on_step`` (the bookings merge reports its own steps too)."""
         if self.on_step is not None:
             self.on_step(name)
+
+
+def _sodtrack_metadata(commit: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in commit.items():
+        if isinstance(key, str) and key.startswith(META_PREFIX):
+            try:
+                out[key[len(META_PREFIX) :]] = json.loads(value)
+            except (TypeError, ValueError):
+                out[key[len(META_PREFIX) :]] = value
+    return out
+
+
+def _country(spec: DatasetSpec, info: StageInfo) -> str | None:
+    if info.replace_scope and "country" in info.replace_scope:
+        return info.replace_scope["country"]
+    keys = set(info.replace_partitions) | set(info.partitions)
+    countries = {dict(layout.parse_partition_path(spec, k))["country"] for k in keys}
+    return countries.pop() if len(countries) == 1 else None
+
+
+def _replaced(spec: DatasetSpec, info: StageInfo) -> list[str]:
+    if spec.kind is DatasetKind.LOG:
+        return sorted(info.partitions)
+    return sorted(set(info.replace_partitions) | set(info.partitions))
+
+
+def _sql(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _predicate(spec: DatasetSpec, info: StageInfo, replaced: list[str]) -> str | None:
+    """The replace-where of the commit, ``None`` for a plain append."""
+    terms: list[str] = []
+    if info.replace_scope:
+        terms.append(
+            " AND ".join(f"{k} = {_sql(v)}" for k, v in sorted(info.replace_scope.items()))
+        )
+    for key in replaced:
+        part = layout.parse_partition_path(spec, key)
+        clause = " AND ".join(f"{k} = {_sql(v)}" for k, v in part)
+        if spec.kind is DatasetKind.LOG:
+            clause += f" AND run_id = {_sql(info.run_id)}"
+        terms.append(clause)
+    if not terms:
+        return None
+    return " OR ".join(f"({t})" for t in terms)

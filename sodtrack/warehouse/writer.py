@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from sodtrack.errors import WarehouseError
 from sodtrack.warehouse import layout
-from sodtrack.warehouse.fs import WarehouseFS
+from sodtrack.warehouse.fs import LocalFS
 from sodtrack.warehouse.schemas import DatasetKind, DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class StagingWriter:
 
     def __init__(
         self,
-        fs: WarehouseFS,
+        fs: LocalFS,
         path: str,
         spec: DatasetSpec,
         run_id: str,
@@ -182,8 +182,7 @@ class StagingWriter:
         self._file_index: dict[str, int] = {}
         self._replace: set[str] = set()
         self._finished = False
-        # An earlier attempt of this run id may have left files (possibly hard-linked into a
-        # published version): start from an empty directory so no existing inode is reopened.
+        # An earlier attempt of this run id may have left files: start from an empty directory.
         fs.remove_tree(path)
         fs.make_dirs(path)
 

@@ -52,7 +52,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     env = Env(tmp_path_factory.mktemp("published"), app)
     watermarks: list[Any] = []
     env.on_step = lambda step: (
-        watermarks.append(env.watermark()) if step.startswith("publish:") else None
+        watermarks.append(env.watermark()) if step == "publish:checked" else None
     )
     before = sim_bookings(app)
     report = env.run()

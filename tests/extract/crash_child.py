@@ -2,7 +2,7 @@
 
 Runs ``run_extraction`` with a client built from ``Settings(base_url=...)`` against the
 loopback simulator the test process serves. ``kill_at`` names a warehouse step
-(``publish:swapped#1`` = the first publish reaching its pointer swap; see
+(``publish:committed#1`` = the first publish right after its commit; see
 ``Warehouse.step``) or ``walk:<dataset>#n`` (after the n-th page of that dataset's walk).
 
 Children are forked from a ``forkserver`` that has imported the extraction and Great

@@ -22,12 +22,13 @@ import duckdb
 import httpx
 import orjson
 import pyarrow as pa
+from deltalake import DeltaTable
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from sodtrack.client import Credentials, SodtrackClient
 from sodtrack.extract import ExtractionOptions, RunReport, run_extraction
-from sodtrack.extract.runner import DEFAULT_LOOKBACK, ClientFactory
+from sodtrack.extract.runner import DEFAULT_LOOKBACK, ClientFactory, published_watermark
 from sodtrack.settings import Settings
 from sodtrack.simulator.config import SimConfig
 from sodtrack.simulator.sim import Simulator
@@ -190,7 +191,7 @@ class Env:
         )
 
     def watermark(self) -> datetime | None:
-        return self.store.get_watermark(COUNTRY, "bookings")
+        return published_watermark(self.warehouse, COUNTRY)
 
 
 # ---------------------------------------------------------------- expectations
@@ -245,21 +246,31 @@ def parse_export(ndjson: bytes) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------- published data (DuckDB)
 
 
-def glob(root: str | Path, dataset: str) -> str:
-    return f"{root}/{dataset}/current/**/*.parquet"
+_OPEN: list[duckdb.DuckDBPyConnection] = []
 
 
 @contextlib.contextmanager
 def duck() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection; :func:`read_sql` registers the tables it reads into it."""
     con = duckdb.connect()
+    _OPEN.append(con)
     try:
         yield con
     finally:
+        _OPEN.remove(con)
         con.close()
 
 
 def read_sql(root: str | Path, dataset: str) -> str:
-    return f"read_parquet('{glob(root, dataset)}', hive_partitioning = true)"
+    """A DuckDB relation of the dataset's latest Delta version.
+
+    Read through deltalake → Arrow (``delta_scan`` needs DuckDB's ``delta`` extension, which
+    it downloads on first use: not possible offline). Call it inside ``with duck()``: the
+    Arrow table is registered in that connection."""
+    con = _OPEN[-1]
+    name = f"delta_{dataset}"
+    con.register(name, DeltaTable(f"{root}/{dataset}").to_pyarrow_table())
+    return name
 
 
 def published_rows(root: str | Path, dataset: str, where: str = "true") -> list[dict[str, Any]]:
@@ -318,10 +329,10 @@ _DUCK_TYPES: dict[str, str] = {
     "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE",
 }
 PARTITION_TYPES = {
-    # Hive partition values are strings in the paths; DuckDB sniffs dates.
+    # Partition columns are strings in the Delta tables.
     "country": "VARCHAR",
-    "snapshot_date": "DATE",
-    "extraction_date": "DATE",
+    "snapshot_date": "VARCHAR",
+    "extraction_date": "VARCHAR",
     "scheduled_month": "VARCHAR",
 }
 

@@ -1,14 +1,12 @@
-"""Data and watermark cannot diverge (issue 10, item 9).
+"""Data and watermark cannot diverge (issue 10, item 9; issue 13: the watermark in the commit).
 
-The bookings watermark lives in the state store, the data in the warehouse; either can be
-moved, rebuilt or restored without the other. Reproduced on ``main``: a new warehouse with an
-old state database ran incrementally and published 2 of 300 bookings, and the gate let it
-through. What must hold:
+The bookings watermark lives in the commits of the Delta tables, beside the data it was
+extracted to; the state store keeps locks and run history only, so a warehouse moved, rebuilt
+or restored carries its own watermark. What must hold:
 
 * a warehouse with no published bookings of the country is extracted in **full**, whatever
-  the state store says (and the run report says the watermark was ignored);
-* a state-store watermark ahead of the published data (a warehouse restored from an older
-  backup) is not trusted: the run reads from the data's newest ``updated_at``;
+  state database runs beside it;
+* a warehouse restored from an older backup reads from that backup's own watermark;
 * ``bookings`` never shrinks without the gate blocking it: a critical expectation against the
   published row count quarantines the family, the previous version stays current.
 
@@ -49,7 +47,6 @@ from sodtrack.extract.runner import (
 )
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.testing import SimulatorTransport
-from sodtrack.state import StateStore
 from sodtrack.validation import ValidationSession
 from sodtrack.warehouse import DATASETS, Warehouse
 
@@ -75,7 +72,7 @@ SEED = 20261203
 pytestmark = pytest.mark.xdist_group("extract-divergence")
 WAREHOUSES = ("current", "backup", "none")
 """The warehouse a case starts from: the latest published data, an older copy of it, none."""
-STATES = ("current", "backup", "none", "ahead")
+STATES = ("current", "backup", "none")
 """The state store a case starts from: the latest, an older copy, none, one whose watermark
 is ahead of every published booking (e.g. a state database of another warehouse)."""
 
@@ -94,8 +91,8 @@ def _bookings_family(report: RunReport) -> FamilyRun:
 
 
 def _newest_published(root: str | Path) -> datetime | None:
-    """The newest ``updated_at`` of the published bookings (DuckDB, not the code under test)."""
-    if not Path(root, "bookings", "current").exists():
+    """The newest ``updated_at`` of the published bookings (Delta → DuckDB, not our code)."""
+    if not Path(root, "bookings", "_delta_log").exists():
         return None
     with duck() as con:
         sql = f"SELECT max(updated_at) FROM {read_sql(root, 'bookings')} WHERE country = ?"  # noqa: S608
@@ -166,12 +163,7 @@ def _compose(world: World, name: str, warehouse: str, state: str, rng: random.Ra
         shutil.copytree(world.snapshots[warehouse] / "warehouse", root / "warehouse", symlinks=True)
     if state in ("current", "backup"):
         shutil.copy2(world.snapshots[state] / "state.db", root / "state.db")
-    env = Env(root, world.app, max_limit=60)
-    if state == "ahead":
-        # A watermark from other data: later than anything the API holds.
-        ahead = _newest_in_simulator(world.app) + timedelta(hours=rng.randint(1, 24 * 30))
-        env.store.set_watermark(COUNTRY, "bookings", ahead, "another-warehouse")
-    return env
+    return Env(root, world.app, max_limit=60)
 
 
 # ---------------------------------------------------------------- the reproduction
@@ -181,8 +173,7 @@ def test_a_new_warehouse_with_an_old_state_store_is_extracted_in_full(world: Wor
     """The issue's reproduction: delete the warehouse, keep the state database, run again."""
     rng = random.Random(SEED)
     env = _compose(world, "repro", "none", "current", rng)
-    stored = env.watermark()
-    assert stored is not None
+    assert env.watermark() is None  # a new warehouse: no commit, no watermark
     assert _newest_published(env.warehouse.root) is None
 
     report = env.run()
@@ -194,8 +185,6 @@ def test_a_new_warehouse_with_an_old_state_store_is_extracted_in_full(world: Wor
     fam = _bookings_family(report)
     assert fam.full
     assert fam.watermark_before is None
-    assert any("ignored" in n and stored.isoformat() in n for n in fam.notes), fam.notes
-    assert "ignored" in report.summary_markdown()
     written = json.loads(Path(str(report.report_path)).read_text())
     (wfam,) = [f for f in written["families"] if f["family"] == "bookings"]
     assert wfam["full"] is True
@@ -217,18 +206,16 @@ def test_any_warehouse_with_any_state_store_publishes_every_booking(
 ) -> None:
     rng = random.Random(f"{SEED}-{warehouse}-{state}")
     env = _compose(world, f"{warehouse}-{state}", warehouse, state, rng)
-    stored = env.watermark()
+    stored = env.watermark()  # the warehouse's own, from its commits
     newest = _newest_published(env.warehouse.root)
     before_rows = count(env.warehouse.root, "bookings") if newest is not None else 0
-    # The oracle: full without published data; else the older of the stored watermark and
-    # the data's newest stamp (a stored one ahead of the data is not trusted).
+    # The oracle: full without published data; else the watermark the data was extracted
+    # to, which is never ahead of the data's newest stamp.
     full = newest is None
-    if full or stored is None:
-        expected_start = None
-    else:
+    expected_start = None if full else stored
+    if stored is not None:
         assert newest is not None
-        expected_start = min(stored, newest)
-    noted = stored is not None and (newest is None or stored > newest)
+        assert stored <= newest
 
     report = env.run(*(() if warehouse == "none" else ("bookings",)))
 
@@ -240,9 +227,7 @@ def test_any_warehouse_with_any_state_store_publishes_every_booking(
     fam = _bookings_family(report)
     assert fam.full is full
     assert fam.watermark_before == (expected_start.isoformat() if expected_start else None)
-    assert bool(fam.notes) is noted, fam.notes
-    if full and stored is not None:
-        assert any("ignored" in n for n in fam.notes), fam.notes
+    assert not fam.notes, fam.notes
     assert {d.dataset: d for d in fam.datasets}["bookings"].rows_total == len(expected)
     assert env.watermark() == _newest_in_simulator(world.app)
     if warehouse != "none":
@@ -371,7 +356,7 @@ def test_an_incremental_staging_with_fewer_rows_than_it_replaces_is_quarantined(
     before = _current_state(env)
     run_id = f"crafted-{case}-{COUNTRY}"
     removed, added, staged = _craft_staging(wh, run_id, rng, shrink=case % 2 == 0)
-    published = wh.read_manifest("bookings")
+    published = wh.describe("bookings")
     assert published is not None
     replaced = sum(
         rows
@@ -404,13 +389,12 @@ def test_an_incremental_staging_with_fewer_rows_than_it_replaces_is_quarantined(
 # ---------------------------------------------------------------- the read plan, many countries
 
 
-@pytest.mark.parametrize("case", range(16))
+@pytest.mark.parametrize("case", range(8))
 def test_each_countrys_read_plan_follows_its_own_published_bookings(
     world: World, case: int, tmp_path: Path
 ) -> None:
     """A seeded corpus without extraction: one warehouse shared by three countries, each with
-    or without published bookings (newest ``updated_at`` shifted at random), each with a
-    stored watermark missing, behind, equal to or ahead of its data (or of nothing)."""
+    or without published bookings (and booking changes), each commit with its watermark."""
     rng = random.Random(f"{SEED}-plan-{case}")
     source = (
         Warehouse(str(world.snapshots["current"] / "warehouse"))
@@ -419,60 +403,39 @@ def test_each_countrys_read_plan_follows_its_own_published_bookings(
         .select(DATASETS["bookings"].schema.names)
     )
     wh = Warehouse(str(tmp_path / "warehouse"), durable=False)
-    store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     countries = ("cl", "pe", "mx")
-    published = [c for c in countries if rng.random() < 0.6]
-    newest: dict[str, datetime] = {}
-    if published:
-        with wh.stage("bookings", f"plan-{case}") as out:
-            for country in published:
-                rows = source.slice(rng.randrange(source.num_rows // 2), rng.randint(1, 40))
-                shift = pa.scalar(timedelta(hours=rng.randint(-500, 500)), pa.duration("us"))
-                shifted = pc.add(rows["updated_at"], shift)
-                rows = rows.set_column(
-                    rows.schema.get_field_index("updated_at"), "updated_at", shifted
-                )
-                newest[country] = pc.max(rows["updated_at"]).as_py().astimezone(UTC)
-                months = pc.strftime(rows["scheduled_start"], "%Y-%m").to_pylist()
-                for month in sorted(set(months)):
-                    mask = pa.array([m == month for m in months])
-                    out.write_table(
-                        rows.filter(mask), {"country": country, "scheduled_month": month}
-                    )
-            out.finish(finished_at=datetime.now(UTC))
-        wh.publish("bookings", f"plan-{case}")
-    stored: dict[str, datetime | None] = {}
+    marks: dict[str, dict[str, datetime]] = {"bookings": {}, "booking_changes": {}}
     for country in countries:
-        base = newest.get(country, datetime(2026, 6, 1, tzinfo=UTC))
-        kind = rng.choice(["none", "behind", "equal", "ahead"])
-        value = {
-            "none": None,
-            "behind": base - timedelta(minutes=rng.randint(1, 10_000)),
-            "equal": base,
-            "ahead": base + timedelta(minutes=rng.randint(1, 10_000)),
-        }[kind]
-        if value is not None:
-            store.set_watermark(country, "bookings", value, "seeded", allow_regress=True)
-        stored[country] = value
-
+        if rng.random() >= 0.6:
+            continue
+        rows = source.slice(rng.randrange(source.num_rows // 2), rng.randint(1, 40))
+        for dataset in ("bookings", "booking_changes"):
+            if dataset == "booking_changes" and rng.random() < 0.3:
+                continue  # a run killed between the two commits
+            wm = datetime(2026, 6, 1, tzinfo=UTC) + timedelta(hours=rng.randint(0, 500))
+            run_id = f"plan-{case}-{dataset}-{country}"
+            with wh.stage(dataset, run_id) as out:
+                if dataset == "bookings":
+                    months = pc.strftime(rows["scheduled_start"], "%Y-%m").to_pylist()
+                    for month in sorted(set(months)):
+                        mask = pa.array([m == month for m in months])
+                        out.write_table(
+                            rows.filter(mask), {"country": country, "scheduled_month": month}
+                        )
+                else:
+                    changes = rows.append_column("run_id", pa.array([run_id] * rows.num_rows))
+                    out.write_table(changes, {"country": country, "extraction_date": "2026-06-01"})
+                out.finish(watermark_after=wm, finished_at=datetime.now(UTC))
+            wh.publish(dataset, run_id)
+            marks[dataset][country] = wm
     for country in countries:
-        plan = plan_bookings_read(wh, store, country, full_refresh=False)
-        data, wm = newest.get(country), stored[country]
+        plan = plan_bookings_read(wh, country, full_refresh=False)
+        data, changes = marks["bookings"].get(country), marks["booking_changes"].get(country)
         if data is None:
-            assert plan.full, (country, plan)
-            assert plan.watermark is None
-            assert (plan.note is not None) is (wm is not None)
-            assert plan.note is None or "ignored" in plan.note
-        elif wm is None:
-            assert (plan.full, plan.watermark, plan.note) == (False, None, None)
-        elif wm > data:
-            assert (plan.full, plan.watermark) == (False, data)
-            assert plan.note is not None
-            assert "ahead" in plan.note
-            assert plan.regress_allowed
+            assert (plan.full, plan.watermark) == (True, None), (country, plan)
+        elif changes is None:
+            assert (plan.full, plan.watermark) == (False, None)  # reads everything, merges
         else:
-            assert (plan.full, plan.watermark, plan.note) == (False, wm, None)
-            assert not plan.regress_allowed
-        forced = plan_bookings_read(wh, store, country, full_refresh=True)
+            assert (plan.full, plan.watermark) == (False, min(data, changes))
+        forced = plan_bookings_read(wh, country, full_refresh=True)
         assert (forced.full, forced.watermark, forced.note) == (True, None, None)
-    store.dispose()

@@ -154,7 +154,7 @@ def history(tmp_path_factory: pytest.TempPathFactory, published: Published) -> l
     watermarks: list[datetime | None] = []
 
     def on_step(name: str) -> None:
-        if name.startswith("publish:"):
+        if name == "publish:checked":  # each dataset's commit is about to be made
             watermarks.append(env.watermark())
 
     env.on_step = on_step
@@ -294,7 +294,8 @@ def test_the_watermark_advances_only_after_publishing(history: list[Step]) -> No
     for step in history:
         family = step.report.families[-1]
         assert family.family == "bookings"
-        # While both datasets were being published, the stored watermark had not moved.
+        # Until the last of the two commits, the watermark in force had not moved: it moves
+        # with the data (the older of the two tables' commits).
         assert step.watermarks_while_publishing, step.name
         assert set(step.watermarks_while_publishing) == {step.watermark_before}, step.name
         newest = max(r["updated_at"] for r in step.after.values())

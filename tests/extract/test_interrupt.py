@@ -4,13 +4,13 @@ converges to the simulator's bookings.
 The simulator is served on loopback by this process; each run is a child process (forked from
 a ``forkserver`` that has the extraction and Great Expectations imported) with a client built
 from ``Settings(base_url=...)``. One warehouse goes through a chain of killed runs — mid walk,
-mid merge, staged but not validated, validated but not published, in the middle of a family's
-publish, after the publish but before the watermark, and at random moments from outside —
-with the simulator's clock advanced before each. After every kill: every dataset's ``current``
-is a complete version (DuckDB reads it, its rows and files match its manifest), it is the
-version before the kill unless the kill came after that dataset's commit point, and the
-watermark has not moved. Then a re-run publishes everything and the bookings equal the
-simulator's export (``GET /_sim/export/bookings``) again.
+mid merge, staged but not validated, validated but not committed, in the middle of a family's
+commits, after both bookings commits, and at random moments from outside — with the
+simulator's clock advanced before each. After every kill: every dataset's latest Delta version
+is complete (read through Delta into DuckDB, its rows match its log), it is the version before
+the kill unless the kill came after that dataset's commit, and the watermark (in the commits)
+has moved only if both bookings tables committed. Then a re-run publishes everything and the
+bookings equal the simulator's export (``GET /_sim/export/bookings``) again.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from sodtrack.extract.runner import published_watermark
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.testing import serve_in_thread
-from sodtrack.state import StateStore
 from sodtrack.warehouse import Warehouse
 
 from . import crash_child
@@ -67,11 +67,10 @@ class Kill:
 KILLS = [
     Kill(("bookings",), "walk:bookings#1", full_refresh=True),  # page 1 of 3 received
     Kill(("bookings",), "merge:bookings_staged"),  # staged, not validated
-    Kill(("bookings",), "publish:locked#1"),  # validated, publish not started
-    Kill(("bookings",), "publish:renamed#1"),  # bookings version built, not current
-    Kill(("bookings",), "publish:swapped#1", ("bookings",)),  # mid-family
-    Kill(("bookings",), "publish:cleaned#2", BOOKINGS),  # published, watermark not yet set
-    Kill(("catalog",), "publish:swapped#2", ("categories", "services")),  # mid-family
+    Kill(("bookings",), "publish:checked#1"),  # validated, nothing committed
+    Kill(("bookings",), "publish:committed#1", ("bookings",)),  # mid-family
+    Kill(("bookings",), "publish:cleaned#2", BOOKINGS),  # both committed, run not finished
+    Kill(("catalog",), "publish:committed#2", ("categories", "services")),  # mid-family
 ]
 
 
@@ -128,8 +127,8 @@ class Snapshot:
 
 
 def _snapshot(root: Path) -> Snapshot:
-    """Every dataset's current version, checked complete: DuckDB reads it, and its rows and
-    files are those of its manifest."""
+    """Every dataset's latest version, checked complete: read through Delta into DuckDB, its
+    rows are those its log says."""
     wh = Warehouse(root / "warehouse", durable=False)
     versions: dict[str, str | None] = {}
     for dataset in DATASET_NAMES:
@@ -137,17 +136,11 @@ def _snapshot(root: Path) -> Snapshot:
         versions[dataset] = version
         if version is None:
             continue
-        manifest = wh.read_manifest(dataset)
-        assert manifest is not None
-        assert manifest.version_id == version
-        assert count(wh.root, dataset) == manifest.total_rows, dataset
-        files = sorted(p.name for p in Path(wh.current_path(dataset)).rglob("*.parquet"))
-        assert files == sorted(f.name for p in manifest.partitions.values() for f in p.files)
-    store = StateStore(f"sqlite:///{root / 'state.db'}")
-    try:
-        watermark = store.get_watermark(COUNTRY, "bookings")
-    finally:
-        store.dispose()
+        described = wh.describe(dataset)
+        assert described is not None
+        assert described.version_id == version
+        assert count(wh.root, dataset) == described.total_rows, dataset
+    watermark = published_watermark(wh, COUNTRY)
     return Snapshot(versions, published_bookings(wh.root), watermark)
 
 
@@ -159,8 +152,7 @@ def _export(base_url: str) -> dict[str, dict[str, Any]]:
 
 def _leftovers(root: Path) -> list[str]:
     wh = root / "warehouse"
-    found = [str(p.relative_to(wh)) for p in wh.glob("*/_versions/.tmp-*")]
-    found += [str(p.relative_to(wh)) for p in wh.glob("*/_staging/*")]
+    found = [str(p.relative_to(wh)) for p in wh.glob("*/_staging/*")]
     found += [str(p.relative_to(wh)) for p in wh.glob("_work/*")]
     return found
 
@@ -200,7 +192,8 @@ def test_killed_runs_keep_the_last_good_data_and_a_rerun_converges(
             assert_bookings_equal(after.bookings, _export(base_url))
         else:
             assert after.bookings == good.bookings, kill
-        if code == 0:  # an outside kill that came too late: the run completed
+        # The watermark moves with the data: once both bookings tables committed.
+        if code == 0 or {"bookings", "booking_changes"} <= published:
             assert after.watermark is not None
             assert after.watermark >= good.watermark
         else:

@@ -166,20 +166,15 @@ def test_extract_family_task_logic(env: tuple[object, Path]) -> None:
     assert Path(fam.docs_path).exists()
 
 
-def test_the_flow_tasks_ignore_a_watermark_without_published_bookings(
+def test_the_flow_tasks_extract_a_warehouse_without_bookings_in_full(
     env: tuple[object, Path],
 ) -> None:
-    """The flow runs the library's rule (``extract_family``): a state store with a bookings
-    watermark beside a warehouse without bookings gives a full extraction, said in the notes."""
-    from sodtrack.state import StateStore
+    """The flow runs the library's rule (``extract_family``): a warehouse without bookings
+    gives a full extraction, and the watermark lands in the commits."""
     from tasks.extract import extract_family_task
 
     app, root = env
     settings = load_settings()
-    store = StateStore(settings.state_url)
-    stale = datetime(2026, 6, 10, tzinfo=UTC)
-    store.set_watermark("cl", "bookings", stale, "a-warehouse-that-moved")
-    store.dispose()
     cx = CountryExtraction("cl", "moved-cl", datetime.now(UTC))
     families = []
     references: dict[str, list[str]] = {}
@@ -203,7 +198,7 @@ def test_the_flow_tasks_ignore_a_watermark_without_published_bookings(
     assert bookings.status == "published", (bookings.error, bookings.critical_failures)
     assert bookings.full
     assert bookings.watermark_before is None
-    assert any(stale.isoformat() in n and "ignored" in n for n in bookings.notes)
+    assert bookings.watermark_after is not None
     assert_bookings_equal(
         published_bookings(root / "warehouse"),
         sim_bookings(app),  # type: ignore[arg-type]

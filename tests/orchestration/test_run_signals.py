@@ -193,7 +193,7 @@ def test_published_and_quarantined_datasets_are_events_and_assets(
     wh = Warehouse(str(tmp_path / "warehouse"))
     assert services["version"] == wh.current_version("services")
     assert services["rows"] == wh.read_current("services").count_rows() > 0
-    assert services["location"] == wh.version_path("services", services["version"])
+    assert services["location"] == wh.table_uri("services")
     assert "watermark" in services
     # emitted inside the run: Prefect relates the event to its flow run
     roles = {r.get("prefect.resource.role") for r in published[0]["related"]}

@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -59,59 +59,6 @@ def test_updated_since_applies_the_lookback() -> None:
     assert updated_since(T, timedelta(0)) == T
     with pytest.raises(ValueError, match="negative"):
         updated_since(T, timedelta(minutes=-1))
-
-
-def test_watermark_round_trip_is_aware_utc_to_the_microsecond(store: StateStore) -> None:
-    c = _key()
-    assert store.get_watermark(c, "bookings") is None
-    santiago = T.astimezone(timezone(timedelta(hours=-3)))
-    assert store.set_watermark(c, "bookings", santiago, "run-1") == T
-    got = store.get_watermark(c, "bookings")
-    assert got == T
-    assert got is not None
-    assert got.tzinfo is not None
-    assert got.utcoffset() == timedelta(0)
-    assert store.get_watermark(c, "services") is None
-    with pytest.raises(ValueError, match="aware"):
-        store.set_watermark(c, "bookings", datetime(2026, 1, 1), "run-x")
-
-
-def test_watermark_never_regresses_unless_asked(store: StateStore) -> None:
-    c = _key()
-    store.set_watermark(c, "bookings", T, "run-1")
-    older = T - timedelta(minutes=3)  # a run that only saw the lookback window
-    assert store.set_watermark(c, "bookings", older, "run-2") == T
-    assert store.get_watermark(c, "bookings") == T
-    newer = T + timedelta(microseconds=1)
-    assert store.set_watermark(c, "bookings", newer, "run-3") == newer
-    assert store.set_watermark(c, "bookings", older, "fix", allow_regress=True) == older
-    assert store.get_watermark(c, "bookings") == older
-    store.set_watermark(c, "services", T, "run-4")
-    assert store.watermarks(c) == {(c, "bookings"): older, (c, "services"): T}
-    assert store.reset(c, "bookings") == 1
-    assert store.get_watermark(c, "bookings") is None
-    assert store.reset(c) == 1  # everything left for the country
-    assert store.watermarks(c) == {}
-
-
-def test_concurrent_first_watermarks_do_not_fail(store: StateStore) -> None:
-    c = _key()
-    values = [T + timedelta(seconds=i) for i in range(8)]
-    errors: list[BaseException] = []
-
-    def go(v: datetime) -> None:
-        try:
-            store.set_watermark(c, "bookings", v, f"run-{v.second}")
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go, args=(v,)) for v in values]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert store.get_watermark(c, "bookings") == max(values)
 
 
 def test_run_records(store: StateStore) -> None:
