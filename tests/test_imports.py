@@ -119,6 +119,66 @@ def test_no_import_cycles(folder: str, prefix: str) -> None:
     assert _cycles(_graph(modules)) == []
 
 
+BULKLOAD_LAYERS: dict[str, int] = {
+    "columns": 0,
+    "issues": 0,
+    "outcomes": 0,
+    "messages": 0,
+    "neutralise": 0,
+    "reading": 1,
+    "engine": 2,
+    "answers": 3,
+    "run": 4,
+    "inbox": 5,
+    "template": 5,
+    "synth": 5,
+}
+"""The layers of ``sodtrack.bulkload`` (its package docstring's table): a module imports from
+its own layer and the layers above it (smaller numbers), never from one below."""
+
+
+def _bulkload_layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[:2] != ["sodtrack", "bulkload"] or len(parts) < 3:
+        return None
+    return BULKLOAD_LAYERS[parts[2]]
+
+
+def test_every_bulkload_module_has_a_layer() -> None:
+    modules = _modules(ROOT / "sodtrack" / "bulkload", "sodtrack.bulkload")
+    tops = {m.split(".")[2] for m in modules if m.count(".") >= 2}
+    assert tops == set(BULKLOAD_LAYERS)
+
+
+def _downward(graph: dict[str, set[str]]) -> list[str]:
+    """Each import of a ``sodtrack.bulkload`` module from a layer below its own."""
+    found = []
+    for module, targets in graph.items():
+        mine = _bulkload_layer(module)
+        if mine is None:
+            continue
+        for target in sorted(targets):
+            theirs = _bulkload_layer(target)
+            if theirs is not None and theirs > mine:
+                found.append(f"{module} (layer {mine}) imports {target} (layer {theirs})")
+    return found
+
+
+def test_the_bulkload_layers_import_only_upwards() -> None:
+    assert _downward(_graph(_modules(ROOT / "sodtrack", "sodtrack"))) == []
+
+
+def test_the_layer_check_finds_a_downward_import() -> None:
+    graph = {
+        "sodtrack.bulkload.reading.values": {"sodtrack.bulkload.answers.results"},
+        "sodtrack.bulkload.engine.plan": {"sodtrack.bulkload.reading.rows", "sodtrack.db"},
+    }
+    assert _downward(graph) == [
+        "sodtrack.bulkload.reading.values (layer 1) imports sodtrack.bulkload.answers.results "
+        "(layer 3)"
+    ]
+
+
 def test_the_library_source_never_imports_prefect_or_the_shell() -> None:
     shell = ("prefect", "flows", "tasks")
     offending = {}

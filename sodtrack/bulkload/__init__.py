@@ -9,41 +9,45 @@
     write_results(result, upload.rows, upload.columns, Path("out"))   # results + rejects
     await cancel_upload(result.upload_id, client, ledger)             # undo what it created
 
-The package, one folder per concern (each may import the ones above it in this list, never
-below):
+The package, one folder per concern, in layers: a module imports from its own layer and the
+layers above it, never from one below (``tests/test_imports.py`` holds this table as data and
+checks it):
 
-==================  ==============================================================================
-``columns``         the sheet's columns, declared once in ``schemas/bulkload/columns.yaml``
-                    (name, type, required-ness, aliases per language, template help,
-                    example), validated at import; every part below derives its tables from it.
-``issues``,         the vocabulary every part shares: typed issues (codes, severities) and the
-``outcomes``        outcome of a row (``RowResult``, holding one ``Explanation``) and of an
-                    upload (``UploadResult``).
-``reading/``        file -> typed rows: ``limits`` (refuse hostile files before parsing),
-                    ``reader`` (CSV dialects, XLSX; ``cfb`` tells encrypted XLSX from .xls,
-                    ``merges`` reads merged cells), ``headers`` (header matching), ``values``
-                    (pure cell parsers), ``rows`` (raw row -> ``BookingRow``), ``crossrow``
-                    (checks across rows, project plans), ``upload`` (``read_upload``).
-``engine/``         rows -> writes in Sodtrack: ``plan`` (what to write, in which order),
-                    ``ledger`` (durable per-row state), ``catalog`` / ``checks`` (validation
-                    against Sodtrack), ``existing`` / ``compare`` (rows Sodtrack already holds:
-                    corrections), ``load`` (the writes), ``verdicts`` (one answer per row),
-                    ``run`` (``run_upload``), ``cancel`` (undo an upload).
-``answers/``        what an operator reads: ``assemble`` (per-row results of a run or dry run),
-                    ``messages`` (plain-language errors and fixes), ``highlight`` (the cells
-                    a row's answer is about), ``results`` (results and rejects files),
-                    ``neutralise`` (formula-injection guard).
-``inbox``           the watched folder: file completeness, the SQL registry of received
-                    uploads, the ``sodtrack.upload.received`` events, the watcher.
-``template``,       the blank XLSX template for a country (built from the live catalog) and
-``synth``           synthetic uploads for demos, tests and benchmarks.
-``run``             one bulk load end to end as ``sodtrack-etl load`` and the ``bulk-load`` flow
-                    run it: settings wired in, exit code and summary decided.
-==================  ==============================================================================
+=====  ====================  ======================================================================
+layer  modules               what they hold
+=====  ====================  ======================================================================
+0      ``columns``           the sheet's columns, declared once in ``schemas/bulkload/columns.yaml``
+                             (name, type, required-ness, aliases per language, template help,
+                             example), validated at import; every part below derives its tables
+                             from it.
+0      ``issues``,           the vocabulary every part shares: typed issues (codes, severities),
+       ``outcomes``,         the outcome of a row (``RowResult``, holding one ``Explanation``) and
+       ``messages``,         of an upload (``UploadResult``), the plain-language messages and fixes,
+       ``neutralise``        the formula-injection guard.
+1      ``reading/``          file -> typed rows: ``limits`` (refuse hostile files before parsing),
+                             ``reader`` (CSV dialects, XLSX; ``cfb`` tells encrypted XLSX from
+                             .xls, ``merges`` reads merged cells), ``headers`` (header matching),
+                             ``values`` (pure cell parsers), ``rows`` (raw row -> ``BookingRow``),
+                             ``crossrow`` (checks across rows, project plans), ``upload``
+                             (``read_upload``).
+2      ``engine/``           rows -> writes in Sodtrack: ``plan`` (what to write, in which order),
+                             ``ledger`` (durable per-row state), ``catalog`` / ``checks``
+                             (validation against Sodtrack), ``existing`` / ``compare`` (rows
+                             Sodtrack already holds: corrections), ``load`` (the writes),
+                             ``verdicts`` and ``assemble`` (one answer per row, of a run or a dry
+                             run), ``run`` (``run_upload``), ``cancel`` (undo an upload).
+3      ``answers/``          what an operator reads: ``highlight`` (the cells a row's answer is
+                             about), ``results`` (results and rejects files).
+4      ``run``               one bulk load end to end as ``sodtrack-etl load`` and the
+                             ``bulk-load`` flow run it: settings wired in, exit code and summary.
+5      ``inbox/``,           the watched folder (completeness, the SQL registry of received
+       ``template``,         uploads, the ``sodtrack.upload.received`` events, the watcher); the
+       ``synth``             blank XLSX template of a country (from the live catalog); synthetic
+                             uploads for demos, tests and benchmarks.
+=====  ====================  ======================================================================
 """
 
 from sodtrack.bulkload.answers.highlight import CellMark, highlights
-from sodtrack.bulkload.answers.neutralise import needs_neutralising, neutralise_formula
 from sodtrack.bulkload.answers.results import ResultFiles, write_results
 from sodtrack.bulkload.engine.cancel import CancelResult, cancel_upload
 from sodtrack.bulkload.engine.ledger import DEFAULT_LEDGER_URL, Ledger, upload_id_for
@@ -56,6 +60,7 @@ from sodtrack.bulkload.issues import (
     RowIssue,
     UploadIssue,
 )
+from sodtrack.bulkload.neutralise import needs_neutralising, neutralise_formula
 from sodtrack.bulkload.outcomes import OUTCOMES, Explanation, Outcome, RowResult, UploadResult
 from sodtrack.bulkload.reading.crossrow import ProjectPlan, StagePlan, plan_projects
 from sodtrack.bulkload.reading.headers import (

@@ -1,1 +1,1 @@
-"""The answers: one result per row, the results and rejects files, the messages."""
+"""What an operator reads: the cells a row's answer is about, the results and rejects files."""

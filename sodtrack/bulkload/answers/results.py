@@ -85,7 +85,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from sodtrack.bulkload.answers.highlight import SOURCES, CellMark, highlights
-from sodtrack.bulkload.answers.neutralise import (
+from sodtrack.bulkload.neutralise import (
     needs_neutralising,
     neutralise_csv_field,
     neutralise_formula,

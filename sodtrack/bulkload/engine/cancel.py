@@ -18,8 +18,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
-from sodtrack.bulkload.answers.messages import explain_api_error, explain_transient
 from sodtrack.bulkload.engine.ledger import Ledger, StepRecord
+from sodtrack.bulkload.messages import explain_api_error, explain_transient
 from sodtrack.client.errors import ApiError, RejectedError
 from sodtrack.contract import models as m
 

@@ -35,11 +35,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sodtrack.bulkload.answers.messages import (
-    explain_check,
-    explain_correction_failed,
-    explain_transient,
-)
 from sodtrack.bulkload.engine.catalog import (
     Catalog,
     CatalogClient,
@@ -50,6 +45,11 @@ from sodtrack.bulkload.engine.catalog import (
     check_availability,
     local_text,
     slot_shape_problem,
+)
+from sodtrack.bulkload.messages import (
+    explain_check,
+    explain_correction_failed,
+    explain_transient,
 )
 from sodtrack.bulkload.outcomes import Explanation
 from sodtrack.bulkload.reading.rows import BookingRow

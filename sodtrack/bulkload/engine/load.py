@@ -52,14 +52,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal, Protocol
 
-from sodtrack.bulkload.answers.messages import (
-    explain_api_error,
-    explain_check,
-    explain_correction_failed,
-    explain_correction_refused,
-    explain_dependency,
-    explain_transient,
-)
 from sodtrack.bulkload.engine.catalog import CatalogClient
 from sodtrack.bulkload.engine.checks import Checked, row_context
 from sodtrack.bulkload.engine.compare import Comparison, compare, describe
@@ -83,6 +75,14 @@ from sodtrack.bulkload.engine.plan import (
     StepRef,
 )
 from sodtrack.bulkload.engine.verdicts import explanation_of, retries
+from sodtrack.bulkload.messages import (
+    explain_api_error,
+    explain_check,
+    explain_correction_failed,
+    explain_correction_refused,
+    explain_dependency,
+    explain_transient,
+)
 from sodtrack.bulkload.outcomes import ErrorKind, Explanation
 from sodtrack.bulkload.reading.rows import BookingRow
 from sodtrack.client.errors import (

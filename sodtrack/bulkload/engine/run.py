@@ -39,13 +39,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from sodtrack.bulkload.answers.assemble import (
+from sodtrack.bulkload.engine.assemble import (
     dry_answers,
     real_answers,
     row_record,
     unchecked,
 )
-from sodtrack.bulkload.answers.messages import explain_new_booking_status
 from sodtrack.bulkload.engine.catalog import Catalog, CoverageMode
 from sodtrack.bulkload.engine.checks import (
     check_moves,
@@ -65,6 +64,7 @@ from sodtrack.bulkload.engine.existing import (
 from sodtrack.bulkload.engine.ledger import Ledger, StepRecord, upload_id_for
 from sodtrack.bulkload.engine.load import Loader, LoaderClient, PhaseProgress, explain_exception
 from sodtrack.bulkload.engine.plan import StepRef, build_plan
+from sodtrack.bulkload.messages import explain_new_booking_status
 from sodtrack.bulkload.outcomes import Explanation, RowResult, UploadResult
 from sodtrack.bulkload.reading.rows import BookingRow
 from sodtrack.bulkload.reading.upload import ParsedUpload
@@ -326,7 +326,7 @@ async def _validate_and_load(
         )
         # A new booking starts scheduled: a row for one Sodtrack does not have (as far as
         # is known here) asking for another status is refused, not created and moved on
-        # (:func:`~sodtrack.bulkload.answers.messages.explain_new_booking_status`). A real run looks
+        # (:func:`~sodtrack.bulkload.messages.explain_new_booking_status`). A real run looks
         # these up by reference below: found, they are corrections like any other.
         for i in never_sent:
             status = rows[i].booking_status

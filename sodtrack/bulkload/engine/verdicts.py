@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from sodtrack.bulkload.answers.messages import explain_dependency
 from sodtrack.bulkload.engine.ledger import StepRecord
 from sodtrack.bulkload.engine.plan import RowSteps, StepRef
+from sodtrack.bulkload.messages import explain_dependency
 from sodtrack.bulkload.outcomes import Explanation, Outcome, RowResult, StepStatus
 
 _STATUS: Mapping[str, StepStatus] = {

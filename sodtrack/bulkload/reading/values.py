@@ -59,8 +59,8 @@ from enum import StrEnum
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sodtrack.bulkload.answers.neutralise import needs_neutralising
 from sodtrack.bulkload.issues import InvalidValue, IssueCode, Note
+from sodtrack.bulkload.neutralise import needs_neutralising
 from sodtrack.bulkload.reading.headers import header_key
 from sodtrack.contract.countries import Country
 from sodtrack.contract.models import BookingStatus, PaymentMethod

@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sodtrack.bulkload import read_upload
-from sodtrack.bulkload.answers.neutralise import FORMULA_TRIGGERS, neutralise_csv_field
 from sodtrack.bulkload.answers.results import (
     CELL_MAX_CHARS,
     ResultFiles,
@@ -34,6 +33,7 @@ from sodtrack.bulkload.answers.results import (
     write_csv,
     write_results,
 )
+from sodtrack.bulkload.neutralise import FORMULA_TRIGGERS, neutralise_csv_field
 from sodtrack.bulkload.outcomes import ErrorKind, Explanation, RowResult, UploadResult
 from sodtrack.bulkload.reading.rows import BookingRow
 from sodtrack.textsafe import cell_safe

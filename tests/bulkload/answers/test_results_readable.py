@@ -18,12 +18,12 @@ from openpyxl.worksheet.worksheet import Worksheet
 from bulkload.helpers import SIM_TODAY, read_rows, sim_client
 from sodtrack.bulkload import read_upload
 from sodtrack.bulkload.answers.highlight import CellMark, highlights
-from sodtrack.bulkload.answers.messages import explain_api_error, explain_check
 from sodtrack.bulkload.answers.results import WIDTH_MAX, write_results
 from sodtrack.bulkload.engine.checks import reader_rejection
 from sodtrack.bulkload.engine.ledger import Ledger
 from sodtrack.bulkload.engine.run import run_upload
 from sodtrack.bulkload.issues import IssueCode
+from sodtrack.bulkload.messages import explain_api_error, explain_check
 from sodtrack.bulkload.outcomes import Explanation, RowResult, UploadResult
 from sodtrack.bulkload.reading.headers import ANSWER_COLUMNS
 from sodtrack.bulkload.reading.upload import ParsedUpload

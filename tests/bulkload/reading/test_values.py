@@ -11,8 +11,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from sodtrack.bulkload import IssueCode, neutralise_formula
-from sodtrack.bulkload.answers.neutralise import needs_neutralising
 from sodtrack.bulkload.issues import InvalidValue
+from sodtrack.bulkload.neutralise import needs_neutralising
 from sodtrack.bulkload.reading.values import (
     NATIONAL_NUMBER_LENGTHS,
     PAYMENT_METHODS,
@@ -622,7 +622,7 @@ def test_neutralised_text_never_starts_a_formula(text: str) -> None:
 
 
 def test_a_neutralised_cell_reads_back_as_what_was_neutralised() -> None:
-    from sodtrack.bulkload.answers.neutralise import neutralise_formula
+    from sodtrack.bulkload.neutralise import neutralise_formula
 
     for text in ("+56912345678", "-5", "=1+1", "@x"):
         assert cell_text(neutralise_formula(text)) == text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sodtrack.bulkload.answers.messages import (
+from sodtrack.bulkload.messages import (
     API_MESSAGES,
     CHECK_MESSAGES,
     explain_api_error,

@@ -8,12 +8,12 @@ from dataclasses import replace
 from datetime import UTC, tzinfo
 from decimal import Decimal
 
-from sodtrack.bulkload.answers.messages import explain_correction_refused, explain_dependency
 from sodtrack.bulkload.engine.checks import Checked
 from sodtrack.bulkload.engine.compare import Comparison, describe
 from sodtrack.bulkload.engine.ledger import RowRecord, StepRecord
 from sodtrack.bulkload.engine.plan import LoadPlan, RowSteps, StepRef
 from sodtrack.bulkload.engine.verdicts import explanation_of, row_verdict
+from sodtrack.bulkload.messages import explain_correction_refused, explain_dependency
 from sodtrack.bulkload.outcomes import Explanation, Outcome, RowResult, StepStatus
 from sodtrack.bulkload.reading.rows import BookingRow
 
