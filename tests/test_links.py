@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -75,7 +76,7 @@ def test_markdown_link_escapes_its_text(tmp_path: Path) -> None:
 
 
 def test_the_setting(tmp_path: Path) -> None:
-    base = {"client_id": "c", "warehouse": str(tmp_path / "data" / "warehouse")}
+    base: dict[str, Any] = {"client_id": "c", "warehouse": str(tmp_path / "data" / "warehouse")}
     settings = Settings(**base, web_public_url=" https://ops.example.org/sodtrack/ ")
     assert settings.web_public_url == "https://ops.example.org/sodtrack"
     made = PublicLinks.from_settings(settings)
