@@ -2,7 +2,11 @@
 ``sodtrack/web/templates``, autoescaped: a cell holding ``<script>`` is shown as text), no
 script at all (a page that waits for a background job refreshes itself with a
 ``<meta http-equiv=refresh>``), and a JSON twin under ``/api/`` for every action, described by
-``/api/openapi.json``.
+``/api/openapi.json``. It also serves the pipeline's own files behind the same sign-in
+(:mod:`sodtrack.web.files`: no way out of their folders): run reports (``/reports/``) and
+Data Docs (``/docs/``, under a policy of their own) to any account, and an upload's outbox
+files (``/uploads/{id}/files/{name}``) to the accounts holding its country; Prefect
+artifacts link there when ``SODTRACK_WEB_PUBLIC_URL`` is set (:mod:`sodtrack.links`).
 
 Who is signed in, in this order: the trusted single-sign-on header
 (``SODTRACK_WEB_TRUSTED_USER_HEADER``, when set), an API token (``Authorization: Bearer
