@@ -10,7 +10,10 @@ The Data Docs' own policy (:data:`DOCS_CSP`): GX 1.x pages load Bootstrap, jQuer
 bootstrap-table, Font Awesome and Vega from five CDNs and carry inline ``<script>`` and
 ``style`` attributes, so their pages get ``'unsafe-inline'`` and those hosts, and nothing
 else: no ``connect-src`` (a script cannot call the page's API), no forms, no frames, no
-plugins. Everything else the page serves keeps its script-free policy.
+plugins. GX's logo (an image on its S3 bucket) stays blocked on purpose: opening a report
+does not tell a third party who reads it. Checked in Chromium on real Data Docs
+(``tests/web/test_docs_browser.py``). Everything else the page serves keeps its script-free
+policy.
 """
 
 from __future__ import annotations
