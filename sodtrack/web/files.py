@@ -10,10 +10,12 @@ The Data Docs' own policy (:data:`DOCS_CSP`): GX 1.x pages load Bootstrap, jQuer
 bootstrap-table, Font Awesome and Vega from five CDNs and carry inline ``<script>`` and
 ``style`` attributes, so their pages get ``'unsafe-inline'`` and those hosts, and nothing
 else: no ``connect-src`` (a script cannot call the page's API), no forms, no frames, no
-plugins. GX's logo (an image on its S3 bucket) stays blocked on purpose: opening a report
-does not tell a third party who reads it. Checked in Chromium on real Data Docs
-(``tests/web/test_docs_browser.py``). Everything else the page serves keeps its script-free
-policy.
+plugins, and ``sandbox``: a Data Docs page runs in an opaque origin of its own, so even a
+script that got into one (a hostile value GX failed to escape) cannot read the upload page's
+other windows, its CSRF tokens or send its cookies along. GX's logo (an image on its S3
+bucket) stays blocked on purpose: opening a report does not tell a third party who reads it.
+Checked in Chromium on real Data Docs (``tests/web/test_docs_browser.py``). Everything else
+the page serves keeps its script-free policy.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ DOCS_CSP: Final = (
     f"style-src 'self' 'unsafe-inline' {_CDNS}; "
     f"font-src 'self' data: {_CDNS}; "
     "img-src 'self' data:; connect-src 'none'; form-action 'none'; frame-ancestors 'none'; "
-    "base-uri 'none'; object-src 'none'"
+    "base-uri 'none'; object-src 'none'; sandbox allow-scripts allow-popups "
+    "allow-popups-to-escape-sandbox"
 )
 """The policy of a Data Docs page (GX's inline scripts and CDN assets; nothing more)."""
 

@@ -111,6 +111,8 @@ def test_data_docs_render_in_chromium_under_their_policy(
             # The index's table is filled by bootstrap-table, from a CDN: offline, it is
             # empty; a validation page is server-rendered and names its dataset.
             assert ("Data Docs" if path == paths[0] else "variants") in body, path
+            # Sandboxed: the page's scripts run in an opaque origin, not the upload page's.
+            assert chromium.execute_script("return window.origin") == "null", path
             violations = _csp_violations(chromium)
             assert violations == [], (path, violations)
 
