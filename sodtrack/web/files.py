@@ -3,7 +3,7 @@ with path traversal impossible (pure: resolves paths, reads nothing).
 
 :func:`file_under` takes the path as the router decoded it (``%2e%2e`` is ``..`` by then) and
 answers ``None`` (served as 404) for: an empty, absolute or backslashed path, a NUL, any
-segment that is empty, ``.`` or ``..``, a hidden segment (``.tmp`` files, ``.git``), a path
+segment that is empty, ``.`` or ``..``, a hidden segment (``.git``, dotfiles), a path
 that once symbolic links are resolved lies outside the folder, and anything not a regular file.
 
 The Data Docs' own policy (:data:`DOCS_CSP`): GX 1.x pages load Bootstrap, jQuery,
