@@ -48,6 +48,7 @@ from sodtrack.bulkload.inbox import bulk_load_run_name
 from sodtrack.bulkload.run import EXIT_REJECTED, results_dir
 from sodtrack.contract.countries import get_country
 from sodtrack.errors import ConfigurationError
+from sodtrack.links import PublicLinks
 from sodtrack.state import hold_lock
 from tasks.load import (
     artifacts_task,
@@ -128,7 +129,7 @@ async def bulk_load(
         )
     out_dir = results_dir(settings, Path(path), folder, outbox=outbox)
     run = write_results_task(parsed, result, str(out_dir))
-    data = await artifacts_task(run)
+    data = await artifacts_task(run, PublicLinks.from_settings(settings))
     message = run.headline()
     if run.success:
         logger.info("%s", message)

@@ -52,6 +52,7 @@ from sodtrack.errors import ConfigurationError
 from sodtrack.extract import runner
 from sodtrack.extract.families import Family, families_for
 from sodtrack.extract.report import FamilyRun
+from sodtrack.links import PublicLinks
 from sodtrack.settings import Settings
 from tasks.extract import extract_family_task, report_task
 from tasks.runtime import (
@@ -182,7 +183,9 @@ async def nightly(
         finished_at=finished,
         duration_s=(finished - started).total_seconds(),
     )
-    result = await report_task(report, str(settings.data_dir("reports")))
+    result = await report_task(
+        report, str(settings.data_dir("reports")), PublicLinks.from_settings(settings)
+    )
     logger.info("run report: %s", result.get("report_path"))
     if report.success:
         return Completed(message=f"{run_id}: every dataset published", data=result)

@@ -190,11 +190,26 @@ class Settings(BaseSettings):
         default=False,
         description="The page is served over https (behind a TLS proxy): cookies are Secure.",
     )
+    web_public_url: str | None = Field(
+        default=None,
+        description="The upload page's external base URL (https://sodtrack.example.org). Set: "
+        "artifacts link run reports, Data Docs and results files to the page; unset: file://.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("web_public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
+            raise ValueError(f"{value!r} is not an http(s) base URL")
+        return value
 
     @field_validator("country")
     @classmethod

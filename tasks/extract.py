@@ -17,6 +17,7 @@ from sodtrack.extract.runner import (
     FamilyExtraction,
     References,
 )
+from sodtrack.links import PublicLinks
 from sodtrack.settings import Settings
 from sodtrack.validation import ValidationSession
 from tasks.runtime import open_state, open_warehouse, quiet_libraries, route_library_logs
@@ -87,14 +88,22 @@ async def extract_family_task(
 
 
 @task(name="publish-run-report", retries=0)
-async def report_task(report: RunReport, reports_dir: str | None) -> dict[str, Any]:
-    """Write the run's JSON report and the artifacts an analyst reads in one look."""
+async def report_task(
+    report: RunReport, reports_dir: str | None, links: PublicLinks | None = None
+) -> dict[str, Any]:
+    """Write the run's JSON report and the artifacts an analyst reads in one look. ``links``
+    with a public URL (``SODTRACK_WEB_PUBLIC_URL``): the summary links the report and the
+    Data Docs to the upload page, which serves them behind its sign-in; else it shows their
+    paths on the worker."""
     from pathlib import Path
 
     if reports_dir:
         report.write(Path(reports_dir))
+    link = links.to if links is not None and links.public else None
     await acreate_markdown_artifact(
-        key="nightly-summary", markdown=report.summary_markdown(), description="Nightly extraction"
+        key="nightly-summary",
+        markdown=report.summary_markdown(link),
+        description="Nightly extraction",
     )
     await acreate_table_artifact(
         key="nightly-counts", table=report.counts_table(), description="Records per dataset"

@@ -34,6 +34,7 @@ from prefect.cache_policies import NO_CACHE
 from sodtrack.bulkload import ParsedUpload, UploadResult
 from sodtrack.bulkload import run as bulkload
 from sodtrack.bulkload.run import REJECTED_TABLE_LIMIT, LoadRun
+from sodtrack.links import PublicLinks
 from sodtrack.settings import Settings
 from sodtrack.textsafe import printable
 from tasks.runtime import quiet_libraries, route_library_logs
@@ -44,6 +45,9 @@ COUNTS_KEY: Final = "bulk-load-counts"
 REJECTED_KEY: Final = "bulk-load-rejected-rows"
 RESULTS_LINK_KEY: Final = "bulk-load-results"
 REJECTS_LINK_KEY: Final = "bulk-load-rejects"
+RECEIPT_LINK_KEY: Final = "bulk-load-receipt"
+RECEIPT: Final = "receipt.json"
+"""The inbox watcher's receipt in ``<outbox>/<upload_id>/`` (:mod:`sodtrack.bulkload.inbox`)."""
 PROGRESS_EVERY_S: Final = 1.0
 """How often the progress artifact is updated while rows complete (at most)."""
 VALIDATE_SHARE: Final = 5.0
@@ -156,17 +160,16 @@ def write_results_task(parsed: ParsedUpload, result: UploadResult, out_dir: str)
     return run
 
 
-def _link(path: Path) -> str:
-    return path.resolve().as_uri()
-
-
 @task(name="publish-load-artifacts", retries=0, cache_policy=NO_CACHE)
-async def artifacts_task(run: LoadRun) -> dict[str, Any]:
+async def artifacts_task(run: LoadRun, links: PublicLinks | None = None) -> dict[str, Any]:
     """What operations read on the flow run: a markdown summary, counts by outcome, the rows
     not created with their message and suggested fix (at most
     :data:`~sodtrack.bulkload.run.REJECTED_TABLE_LIMIT`, saying how many more), and links to the
-    results and rejects files."""
+    results and rejects files and to the watcher's ``receipt.json`` (when the upload came
+    through the inbox). ``links``: the upload page's URLs when ``SODTRACK_WEB_PUBLIC_URL`` is
+    set (:mod:`sodtrack.links`); none, or unset: ``file://`` paths on the worker."""
     r = run.result
+    _link = (links or PublicLinks(None, reports=Path(), docs=Path(), outbox=Path())).to
     label = f"{printable(r.file_name)} ({r.country}), upload {r.upload_id}"
     await acreate_markdown_artifact(
         key=SUMMARY_KEY, markdown=run.summary_markdown(), description=f"Bulk load of {label}"
@@ -206,6 +209,14 @@ async def artifacts_task(run: LoadRun) -> dict[str, Any]:
             link_text=printable(run.files.rejects_xlsx.name),
             description=f"Rejects file of run {r.run_no} ({run.files.rejects} rows to fix and "
             f"upload again): {label}",
+        )
+    receipt = run.out_dir / RECEIPT
+    if receipt.is_file():
+        await acreate_link_artifact(
+            key=RECEIPT_LINK_KEY,
+            link=_link(receipt),
+            link_text=RECEIPT,
+            description=f"What the inbox watcher received and the run it started: {label}",
         )
     outcome = outcome_data(run)
     announce_rejected_rows(outcome)  # the upload alert's event (tasks/signals.py)

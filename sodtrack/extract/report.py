@@ -11,6 +11,7 @@ by, per country, summed): ``api_floor_ratio`` (1.0 = bound by the rate limit alo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -127,8 +128,14 @@ class RunReport:
         self.report_path = str(path)
         return path
 
-    def summary_markdown(self) -> str:
-        """What an analyst reads first: trust it or not, what changed, where it is."""
+    def summary_markdown(self, link: Callable[[str], str] | None = None) -> str:
+        """What an analyst reads first: trust it or not, what changed, where it is.
+        ``link``: makes the URL of a file (run report, Data Docs) for a markdown link
+        (:meth:`sodtrack.links.PublicLinks.to`); none: the paths are shown as code."""
+
+        def where(path: str) -> str:
+            return f"[{Path(path).name}]({link(path)})" if link else f"`{path}`"
+
         verdict = "✅ all datasets published" if self.success else "❌ not everything published"
         lines = [
             f"# Nightly extraction `{self.run_id}`",
@@ -181,12 +188,12 @@ class RunReport:
                 f"this run took **{ratio:.2f}×** its API floor."
             )
         if self.docs_path:
-            lines.append(f"Data Docs: `{self.docs_path}`")
+            lines.append(f"Data Docs: {where(self.docs_path)}")
         for f in self.families:
             if f.docs_path:
-                lines.append(f"Data Docs {f.country}/{f.family}: `{f.docs_path}`")
+                lines.append(f"Data Docs {f.country}/{f.family}: {where(f.docs_path)}")
         if self.report_path:
-            lines.append(f"Run report: `{self.report_path}`")
+            lines.append(f"Run report: {where(self.report_path)}")
         return "\n".join(lines)
 
     def counts_table(self) -> list[dict[str, Any]]:

@@ -15,5 +15,7 @@ Prefect import (a load is announced to Prefect with the inbox's plain-HTTP emitt
 ``app``             the Starlette application: pages (Jinja2 ``templates/``, no script), the
                     JSON twin, security headers
 ``openapi``         the JSON twin's OpenAPI document, as data
+``files``           run reports, Data Docs and outbox files served from their folders:
+                    path traversal impossible; the Data Docs' own CSP (pure)
 ==================  ==============================================================================
 """

@@ -2,7 +2,11 @@
 ``sodtrack/web/templates``, autoescaped: a cell holding ``<script>`` is shown as text), no
 script at all (a page that waits for a background job refreshes itself with a
 ``<meta http-equiv=refresh>``), and a JSON twin under ``/api/`` for every action, described by
-``/api/openapi.json``.
+``/api/openapi.json``. It also serves the pipeline's own files behind the same sign-in
+(:mod:`sodtrack.web.files`: no way out of their folders): run reports (``/reports/``) and
+Data Docs (``/docs/``, under a policy of their own) to any account, and an upload's outbox
+files (``/uploads/{id}/files/{name}``) to the accounts holding its country; Prefect
+artifacts link there when ``SODTRACK_WEB_PUBLIC_URL`` is set (:mod:`sodtrack.links`).
 
 Who is signed in, in this order: the trusted single-sign-on header
 (``SODTRACK_WEB_TRUSTED_USER_HEADER``, when set), an API token (``Authorization: Bearer
@@ -49,6 +53,7 @@ from sodtrack.contract.countries import COUNTRIES
 from sodtrack.errors import AccountError, FileRefused, FileTooLarge, LeaseHeld
 from sodtrack.settings import Settings
 from sodtrack.web.accounts import Account, Accounts
+from sodtrack.web.files import DOCS_CSP, file_under
 from sodtrack.web.openapi import OPENAPI
 from sodtrack.web.security import (
     CSRF_FIELD,
@@ -59,20 +64,36 @@ from sodtrack.web.security import (
     SessionSigner,
     csrf_matches,
 )
-from sodtrack.web.service import UploadService, WebUpload
+from sodtrack.web.service import DOWNLOADS, UploadService, WebUpload
 
 LOGIN_CSRF_COOKIE: Final = "sodtrack_login_csrf"
 CSP: Final = (
     "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+CSP_HEADER: Final = "content-security-policy"
 SECURITY_HEADERS: Final = {
-    "content-security-policy": CSP,
+    CSP_HEADER: CSP,
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
+MEDIA_TYPES: Final = {
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".ico": "image/x-icon",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".txt": "text/plain",
+}
+"""Content types of the files served from folders (fixed, not the machine's mimetypes)."""
 REFRESH_S: Final = 2
 OUTCOME_WORDS: Final = {
     "would_create": "would be created",
@@ -99,12 +120,18 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                own = message.get("headers", [])
+                # A route may set a policy of its own (Data Docs: files.DOCS_CSP); every
+                # other header is always ours.
+                keep = {CSP_HEADER} & {k.decode().lower() for k, _ in own}
                 headers = [
                     (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.decode().lower() not in SECURITY_HEADERS
+                    for k, v in own
+                    if k.decode().lower() not in SECURITY_HEADERS or k.decode().lower() in keep
                 ]
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                headers += [
+                    (k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k not in keep
+                ]
                 message["headers"] = headers
             await send(message)
 
@@ -373,18 +400,53 @@ class Web:
         )
 
     async def download(self, request: Request) -> Response:
+        """An upload's file: ``results.xlsx`` … (the latest of a page upload, named after the
+        file as uploaded), or any file of its outbox folder by its own name (what artifacts
+        and ``receipt.json`` link, for uploads from the inbox, a flow run or the command line
+        too). Only for accounts holding the upload's country."""
         account, _ = self._account(request)
-        record = self._upload_for(account, request.path_params["upload_id"])
+        upload_id = request.path_params["upload_id"]
         name = request.path_params["name"]
-        path = self.service.downloads(record.upload_id).get(name)
-        if path is None:
+        record = self.service.get(upload_id)
+        country = record.country if record is not None else self.service.country_of(upload_id)
+        if country is None or country not in account.countries:
+            # Another country's upload is answered as missing: its id tells nothing.
+            raise Forbidden("no such upload among your countries")
+        if record is not None and name in DOWNLOADS:
+            path = self.service.downloads(record.upload_id).get(name)
+            if path is None:
+                return JSONResponse({"error": "no such file (yet)"}, status_code=404)
+            stem = Path(record.file_name).stem
+            return FileResponse(path, filename=f"{stem}.{name}", media_type=_media_type(name))
+        found = file_under(self.service.outbox_root, f"{upload_id}/{name}")
+        if found is None:
             return JSONResponse({"error": "no such file (yet)"}, status_code=404)
-        stem = Path(record.file_name).stem
-        return FileResponse(
-            path,
-            filename=f"{stem}.{name}",
-            media_type=_media_type(name),
-        )
+        return FileResponse(found, filename=found.name, media_type=_media_type(found.name))
+
+    async def report(self, request: Request) -> Response:
+        """A nightly run's report, ``<reports>/<run_id>.json``: any signed-in account."""
+        self._account(request)
+        found = file_under(self.settings.data_dir("reports"), request.path_params["name"])
+        if found is None or found.suffix != ".json":
+            return _not_found()
+        return FileResponse(found, media_type="application/json")
+
+    async def docs(self, request: Request) -> Response:
+        """Data Docs, ``<docs>/<run_id>/…`` (a folder: its ``index.html``): any signed-in
+        account; HTML under :data:`~sodtrack.web.files.DOCS_CSP`."""
+        self._account(request)
+        relative = request.path_params["path"]
+        if relative == "" or relative.endswith("/"):
+            relative += "index.html"
+        root = self.settings.data_dir("docs")
+        found = file_under(root, relative)
+        if found is None and file_under(root, f"{relative}/index.html") is not None:
+            return RedirectResponse(f"{request.url.path}/", status_code=307)
+        if found is None:
+            return _not_found()
+        media = _media_type(found.name)
+        headers = {CSP_HEADER: DOCS_CSP} if media.startswith("text/html") else None
+        return FileResponse(found, media_type=media, headers=headers)
 
     async def template(self, request: Request) -> Response:
         account, _ = self._account(request)
@@ -492,7 +554,14 @@ class Web:
 def _media_type(name: str) -> str:
     if name.endswith(".csv"):
         return "text/csv; charset=utf-8"
-    return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    if name.endswith(".xlsx"):
+        return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    guessed = MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+    return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
+
+
+def _not_found() -> Response:
+    return HTMLResponse("Not found", status_code=404)
 
 
 def _refusal_status(exc: FileRefused) -> int:
@@ -572,6 +641,8 @@ def create_web_app(
         page("/uploads/{upload_id}/cancel", web.cancel, ("POST",)),
         page("/uploads/{upload_id}/files/{name}", web.download),
         page("/template", web.template),
+        page("/reports/{name}", web.report),
+        page("/docs/{path:path}", web.docs),
         Route("/api/openapi.json", web.api_openapi, methods=["GET"]),
         api("/api/me", web.api_me),
         api("/api/uploads", web.api_uploads),

@@ -125,17 +125,17 @@ OPENAPI: Final[dict[str, Any]] = {
         },
         "/api/uploads/{upload_id}/files/{name}": {
             "get": {
-                "summary": "Results or rejects file",
+                "summary": "Results or rejects file, or any file of the upload's outbox folder",
                 "parameters": [
                     _ID,
                     {
                         "name": "name",
                         "in": "path",
                         "required": True,
-                        "schema": {
-                            "type": "string",
-                            "enum": ["results.xlsx", "results.csv", "rejects.xlsx", "rejects.csv"],
-                        },
+                        "description": "results.xlsx, results.csv, rejects.xlsx, rejects.csv (a "
+                        "page upload's latest), or a file of <outbox>/<upload_id>/ by its own "
+                        "name (a run's files, summary, receipt.json: what artifacts link)",
+                        "schema": {"type": "string"},
                     },
                 ],
                 "responses": {"200": {"description": "the file"}, "404": _ERR, **_AUTH},

@@ -182,6 +182,19 @@ class UploadService:
             )
         return WebUpload(**dict(row)) if row is not None else None
 
+    def country_of(self, upload_id: str) -> str | None:
+        """The country of any upload this installation knows: one of the page's, one the
+        load ledger holds (a load from the inbox, the command line or a flow run), or one the
+        inbox received and has not loaded yet; ``None``: unknown."""
+        record = self.get(upload_id)
+        if record is not None:
+            return record.country
+        loaded = self.ledger.get_upload(upload_id)
+        if loaded is not None:
+            return loaded.country
+        received = Registry(self.settings.state_url).get(upload_id)
+        return str(received["country"]) if received is not None else None
+
     def history(self, countries: tuple[str, ...]) -> list[WebUpload]:
         with self.engine.connect() as conn:
             rows = conn.execute(
