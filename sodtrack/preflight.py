@@ -60,6 +60,7 @@ from sodtrack.errors import (
     StateStoreUnavailable,
     UnusableBaseUrl,
 )
+from sodtrack.objstore import check_url
 from sodtrack.settings import Origin, Settings, mask_url
 
 CONNECT_ATTEMPTS = 3
@@ -283,6 +284,7 @@ def check_output(folder: str | Path, setting: str) -> Path | None:
     left to their filesystem. Returns the local folder checked."""
     text = str(folder)
     if "://" in text and not text.startswith("file://"):
+        check_url(text, setting)  # never credentials in a URL; the store answers for the rest
         return None
     path = Path(text.removeprefix("file://"))
     _writable_folder(path, setting, str(path))
