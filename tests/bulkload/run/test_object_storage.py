@@ -157,3 +157,39 @@ def test_the_flow_reads_a_stored_upload_and_writes_results_to_the_store(
     target = data["files"]["results_xlsx"]
     expected = target if store.remote else Path(target).resolve().as_uri()
     assert f"]({expected})" in link
+
+
+def test_watcher_and_worker_share_only_the_store_and_the_state_database(
+    sim: Sim, store: Store, tmp_path: Path
+) -> None:
+    """The watcher stores a dropped file; a load given only the announced path (a URL on S3)
+    reads it from the store and answers beside the receipt, in ``<outbox>/<upload_id>/``."""
+    from sodtrack.bulkload.inbox import InboxWatcher, Registry
+
+    local = clean_file(sim.root / "src" / "bookings.xlsx", rows=5, projects=1)
+    store.put(local, "inbox", "cl", "bookings.xlsx")
+    sent: list[dict[str, Any]] = []
+    now = [0.0]
+    watcher = InboxWatcher(
+        inbox=store.url("inbox"),
+        uploads=store.url("uploads"),
+        outbox=store.url("outbox"),
+        default_country="cl",
+        registry=Registry(Settings().state_url),
+        emit=sent.append,
+        settle_s=1.0,
+        clock=lambda: now[0],
+        s3_endpoint_url=store.endpoint,
+    )
+    watcher.poll()
+    now[0] += 2.0
+    (received,) = watcher.poll()
+    payload = sent[0]["payload"]
+
+    run = asyncio.run(run_load(Settings(), payload["path"], uploaded_by="watcher"))
+
+    assert run.upload_id == received.upload_id
+    assert run.result.counts["created"] == 5
+    folder = store.url("outbox", received.upload_id)
+    assert store.exists(folder + "/receipt.json")
+    assert all(where.startswith(folder + "/") for where in run.file_paths().values())
