@@ -10,6 +10,12 @@ this module only wires it to the settings (client, ledger URL, outbox) and decid
 run *means* for a caller: the exit code and the words of the summary. No Prefect here: the
 flow's tasks (``tasks/load.py``) call these functions too.
 
+The file and the outbox may be on object storage (:mod:`sodtrack.objstore`): a URL
+(``s3://bucket/uploads/<upload_id>/bookings.xlsx``, the watcher's stored upload) is read
+through a private local copy, and results for an ``s3://`` outbox are written to a private
+temporary folder, then uploaded; :attr:`LoadRun.out_dir` and :meth:`LoadRun.file_paths` are
+then URLs, and a file that could not be uploaded counts as not written (exit code ``5``).
+
 Exit codes (the worst class wins, in this order)
 ------------------------------------------------
 ``2``  nothing was loaded: the file (or the command) cannot be used as it is: unreadable,
