@@ -193,3 +193,39 @@ def test_watcher_and_worker_share_only_the_store_and_the_state_database(
     folder = store.url("outbox", received.upload_id)
     assert store.exists(folder + "/receipt.json")
     assert all(where.startswith(folder + "/") for where in run.file_paths().values())
+
+
+def test_an_outbox_the_store_refuses_fails_the_preflight_before_any_load(
+    sim: Sim, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A bucket that does not exist fails the flow's first check: nothing is loaded."""
+    from sodtrack.errors import OutputNotWritable
+
+    place = make_store("s3", tmp_path, monkeypatch, request)
+    with pytest.raises(OutputNotWritable) as refused:
+        check_output(place.root + "-missing/outbox", "SODTRACK_OUTBOX", endpoint_url=place.endpoint)
+    assert refused.value.setting == "SODTRACK_OUTBOX"
+    assert check_output(place.url("outbox"), "SODTRACK_OUTBOX", endpoint_url=place.endpoint) is None
+    fs, root = place.fs()
+    assert fs.find(root) == []  # the probe was removed
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+@pytest.mark.xdist_group("load-shell-prefect")  # one worker, one harness (--dist loadgroup)
+def test_the_flow_with_an_unwritable_outbox_fails_before_loading(
+    prefect_harness: None,
+    sim: Sim,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    place = make_store("s3", tmp_path, monkeypatch, request)
+    path = _stored_upload(sim, place, rows=3)
+
+    state = _run_flow(path=path, country="cl", outbox=place.root + "-missing/outbox")
+
+    assert state.is_failed()
+    assert "configuration error" in str(state.message)
+    assert "SODTRACK_OUTBOX" in str(state.message) or "outbox" in str(state.message)
+    assert sim.writes() == {}
