@@ -87,14 +87,15 @@ async def bulk_load(
     """Load a CSV or XLSX file of bookings (with projects, stages, payments) for a country.
 
     Args:
-        path: the file (a local path the worker can read).
+        path: the file: a local path the worker can read, or a URL (``s3://…``: the
+            watcher's stored upload on object storage; :mod:`sodtrack.objstore`).
         country: ISO code (``cl``); default ``SODTRACK_COUNTRY``.
         dry_run: run every check (catalog, coverage and slot availability, live) and write
             the same results file, creating nothing. Availability can change before the
             real run.
         sheet: the XLSX sheet to read (default: the first visible one with a header row).
         outbox: where results land, in ``<outbox>/<upload_id>/``; default
-            ``SODTRACK_OUTBOX``, else ``<file's folder>/../outbox``.
+            ``SODTRACK_OUTBOX``, else ``<file's folder>/../outbox``; a folder or a URL.
         uploaded_by: who the ledger records as the uploader.
         upload_id: the id the inbox watcher gave the file (the ledger's id of its bytes and
             country); results land in that folder. A mismatch (another sheet, a dry run) is
@@ -127,7 +128,7 @@ async def bulk_load(
             upload_id,
             result.upload_id,
         )
-    out_dir = results_dir(settings, Path(path), folder, outbox=outbox)
+    out_dir = results_dir(settings, path, folder, outbox=outbox)
     run = write_results_task(parsed, result, str(out_dir))
     data = await artifacts_task(run, PublicLinks.from_settings(settings))
     message = run.headline()

@@ -680,6 +680,7 @@ def watch(
         lookup=lookup,
         settle_s=settle,
         max_wait_s=max_wait,
+        s3_endpoint_url=settings.s3_endpoint_url,
     )
     stop = threading.Event()
     previous = {

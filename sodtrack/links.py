@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from sodtrack.objstore import is_remote
+
 if TYPE_CHECKING:
     from sodtrack.settings import Settings
 
@@ -70,7 +72,10 @@ class PublicLinks:
         return bool(self.public_url)
 
     def to(self, path: str | Path) -> str:
-        """The link for ``path``: the page's URL when public and served, else ``file://``."""
+        """The link for ``path``: the page's URL when public and served, else ``file://``; an
+        object on object storage (``s3://…``) is linked by its own URL."""
+        if is_remote(path):
+            return str(path)
         target = Path(path)
         if self.public_url:
             base = self.public_url.rstrip("/")

@@ -60,6 +60,7 @@ from sodtrack.errors import (
     StateStoreUnavailable,
     UnusableBaseUrl,
 )
+from sodtrack.objstore import filesystem
 from sodtrack.settings import Origin, Settings, mask_url
 
 CONNECT_ATTEMPTS = 3
@@ -278,11 +279,32 @@ def _creatable_folder(folder: Path, setting: str, what: str) -> None:
         )
 
 
-def check_output(folder: str | Path, setting: str) -> Path | None:
-    """The folder exists (created if not, owner-only) and takes a file; URLs (``s3://``) are
-    left to their filesystem. Returns the local folder checked."""
+def _writable_store(url: str, setting: str, endpoint_url: str | None) -> None:
+    """An object-store location takes an object: a probe is written and removed at once (a
+    missing bucket, a wrong endpoint or missing rights fail here, before any work)."""
+    reason = ""
+    try:
+        fs, root = filesystem(url, endpoint_url=endpoint_url, setting=setting)
+        probe = f"{root.rstrip('/')}/{PROBE_NAME}-{os.getpid()}"
+        fs.pipe_file(probe, b"")
+        fs.rm_file(probe)
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # botocore/s3fs raise their own types; the kind is the reason
+        reason = type(exc).__name__
+    if reason:
+        raise OutputNotWritable(f"{setting}: cannot write into {url} ({reason})", setting=setting)
+
+
+def check_output(
+    folder: str | Path, setting: str, *, endpoint_url: str | None = None
+) -> Path | None:
+    """The folder exists (created if not, owner-only) and takes a file; on object storage
+    (``s3://``) the URL carries no credentials and the location takes an object
+    (``endpoint_url``: ``SODTRACK_S3_ENDPOINT_URL``). Returns the local folder checked."""
     text = str(folder)
     if "://" in text and not text.startswith("file://"):
+        _writable_store(text, setting, endpoint_url)
         return None
     path = Path(text.removeprefix("file://"))
     _writable_folder(path, setting, str(path))
@@ -346,7 +368,9 @@ async def preflight(
         await asyncio.to_thread(check_state, settings.state_url)
     checked: list[Path] = []
     for folder, setting in outputs:
-        local = await asyncio.to_thread(check_output, folder, setting)
+        local = await asyncio.to_thread(
+            check_output, folder, setting, endpoint_url=settings.s3_endpoint_url
+        )
         if local is not None:
             checked.append(local)
     return Preflight(

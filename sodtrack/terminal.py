@@ -236,5 +236,5 @@ def print_load(run: LoadRun, rows: int = 10) -> None:
         typer.echo(f"rejects_csv: {printable(written['rejects_csv'])}")
     if "summary_json" in written:
         typer.echo(f"summary: {printable(written['summary_json'])}")
-    for kind, path in run.files.latest.items():
+    for kind, path in run.latest_paths().items():
         typer.echo(f"latest_{kind}: {printable(path)}")

@@ -35,6 +35,7 @@ from sodtrack.bulkload import ParsedUpload, UploadResult
 from sodtrack.bulkload import run as bulkload
 from sodtrack.bulkload.run import REJECTED_TABLE_LIMIT, LoadRun
 from sodtrack.links import PublicLinks
+from sodtrack.objstore import is_remote
 from sodtrack.settings import Settings
 from sodtrack.textsafe import printable
 from tasks.runtime import quiet_libraries, route_library_logs
@@ -58,11 +59,18 @@ VALIDATE_SHARE: Final = 5.0
 def read_upload_task(path: str, country: str, sheet: str | None = None) -> ParsedUpload:
     """Read the file and check every row locally (formats, required fields, across rows)."""
     logger = get_run_logger()
-    parsed = bulkload.read(path, country, sheet=sheet, limits=bulkload.upload_limits(Settings()))
+    settings = Settings()
+    parsed = bulkload.read(
+        path,
+        country,
+        sheet=sheet,
+        limits=bulkload.upload_limits(settings),
+        endpoint_url=settings.s3_endpoint_url,
+    )
     summary = parsed.summary()
     logger.info(
         "%s (%s): %d rows, %d rejected by the local checks, %d warnings",
-        printable(Path(path).name),
+        printable(parsed.source_path.name),
         printable(parsed.sheet or parsed.file_type),
         summary["rows"],
         summary["rejected_rows"],
@@ -150,8 +158,9 @@ async def load_task(
 
 @task(name="write-results", retries=0, cache_policy=NO_CACHE)
 def write_results_task(parsed: ParsedUpload, result: UploadResult, out_dir: str) -> LoadRun:
-    """The results (CSV, XLSX), rejects (CSV, XLSX) and summary (JSON) files."""
-    run = bulkload.finish(parsed, result, out_dir=Path(out_dir))
+    """The results (CSV, XLSX), rejects (CSV, XLSX) and summary (JSON) files, into a folder
+    or onto object storage (``out_dir`` a URL)."""
+    run = bulkload.finish(parsed, result, out_dir=out_dir, endpoint_url=Settings().s3_endpoint_url)
     logger = get_run_logger()
     for kind, path in run.file_paths().items():
         logger.info("%s: %s", kind, printable(path))
@@ -197,7 +206,7 @@ async def artifacts_task(run: LoadRun, links: PublicLinks | None = None) -> dict
     if "results_xlsx" in written:
         await acreate_link_artifact(
             key=RESULTS_LINK_KEY,
-            link=_link(run.files.results_xlsx),
+            link=_link(written["results_xlsx"]),
             link_text=printable(run.files.results_xlsx.name),
             description=f"Results file of run {r.run_no} (every row, its outcome and ids; "
             f"CSV beside it): {label}",
@@ -205,13 +214,13 @@ async def artifacts_task(run: LoadRun, links: PublicLinks | None = None) -> dict
     if "rejects_xlsx" in written:
         await acreate_link_artifact(
             key=REJECTS_LINK_KEY,
-            link=_link(run.files.rejects_xlsx),
+            link=_link(written["rejects_xlsx"]),
             link_text=printable(run.files.rejects_xlsx.name),
             description=f"Rejects file of run {r.run_no} ({run.files.rejects} rows to fix and "
             f"upload again): {label}",
         )
-    receipt = run.out_dir / RECEIPT
-    if receipt.is_file():
+    receipt = None if is_remote(run.out_dir) else Path(run.out_dir) / RECEIPT
+    if receipt is not None and receipt.is_file():
         await acreate_link_artifact(
             key=RECEIPT_LINK_KEY,
             link=_link(receipt),

@@ -94,7 +94,7 @@ async def check_configuration_task(
         folders.append((settings.data_dir("docs"), label))
     if outbox_for is not None:
         label = "outbox" if outbox else "SODTRACK_OUTBOX"
-        folders.append((outbox_root(settings, Path(outbox_for), outbox), label))
+        folders.append((outbox_root(settings, outbox_for, outbox), label))
     report = await preflight(settings, origin, countries=countries or [], outputs=folders)
     for line in report.notice():
         logger.info("%s", line)

@@ -10,6 +10,12 @@ this module only wires it to the settings (client, ledger URL, outbox) and decid
 run *means* for a caller: the exit code and the words of the summary. No Prefect here: the
 flow's tasks (``tasks/load.py``) call these functions too.
 
+The file and the outbox may be on object storage (:mod:`sodtrack.objstore`): a URL
+(``s3://bucket/uploads/<upload_id>/bookings.xlsx``, the watcher's stored upload) is read
+through a private local copy, and results for an ``s3://`` outbox are written to a private
+temporary folder, then uploaded; :attr:`LoadRun.out_dir` and :meth:`LoadRun.file_paths` are
+then URLs, and a file that could not be uploaded counts as not written (exit code ``5``).
+
 Exit codes (the worst class wins, in this order)
 ------------------------------------------------
 ``2``  nothing was loaded: the file (or the command) cannot be used as it is: unreadable,
@@ -44,12 +50,16 @@ data for a rejection), so it takes that class's code.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import posixpath
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from sodtrack import objstore
 from sodtrack.bulkload import (
     Ledger,
     ParsedUpload,
@@ -104,14 +114,17 @@ def open_ledger(settings: Settings) -> Ledger:
     return Ledger(settings.state_url)
 
 
-def outbox_root(settings: Settings, path: Path, outbox: str | Path | None = None) -> Path:
+def outbox_root(
+    settings: Settings, path: str | Path, outbox: str | Path | None = None
+) -> str | Path:
     """Where results land: ``outbox``, else ``SODTRACK_OUTBOX``, else ``<file's folder>/../outbox``
-    (an ``inbox/`` beside an ``outbox/``)."""
-    if outbox:
-        return Path(outbox)
-    configured = getattr(settings, "outbox", None)
-    if configured:
-        return Path(str(configured))
+    (an ``inbox/`` beside an ``outbox/``). A ``Path`` for a folder, the URL as a string for
+    object storage (``s3://bucket/outbox``: :mod:`sodtrack.objstore`)."""
+    chosen = outbox or getattr(settings, "outbox", None)
+    if chosen:
+        return str(chosen).rstrip("/") if objstore.is_remote(chosen) else Path(chosen)
+    if objstore.is_remote(path):
+        return posixpath.dirname(posixpath.dirname(str(path))) + "/outbox"
     return Path(path).resolve().parent.parent / "outbox"
 
 
@@ -136,12 +149,17 @@ def read(
     sheet: str | None = None,
     mapping: Mapping[str, str | None] | None = None,
     limits: UploadLimits | None = None,
+    endpoint_url: str | None = None,
 ) -> ParsedUpload:
-    """Read and check the file locally (nothing fetched, nothing written); ``limits``
-    default to :class:`UploadLimits`' defaults."""
-    return read_upload(
-        Path(path), get_country(country).code, sheet=sheet, mapping=mapping, limits=limits
-    )
+    """Read and check the file (nothing written to Sodtrack); ``limits`` default to
+    :class:`UploadLimits`' defaults. A URL (a stored upload on ``s3://``) is read through a
+    private local copy, removed afterwards (:func:`sodtrack.objstore.local_copy`)."""
+    code = get_country(country).code
+    if not objstore.is_remote(path):
+        return read_upload(Path(path), code, sheet=sheet, mapping=mapping, limits=limits)
+    cap = int((limits or UploadLimits()).max_file_bytes)
+    with objstore.local_copy(str(path), max_bytes=cap, endpoint_url=endpoint_url) as local:
+        return read_upload(local, code, sheet=sheet, mapping=mapping, limits=limits)
 
 
 async def load(
@@ -185,7 +203,13 @@ class LoadRun:
     parsed: ParsedUpload
     result: UploadResult
     files: ResultFiles
-    out_dir: Path
+    out_dir: str | Path
+    """The results folder: a ``Path``, or a URL (``s3://…``) the files were uploaded to (then
+    :attr:`files` names the local copies they were written from, since removed)."""
+
+    def where(self, path: Path) -> str:
+        """Where one of :attr:`files` is for a reader: its path, or its object's URL."""
+        return str(objstore.join(self.out_dir, path.name))
 
     @property
     def upload_id(self) -> str:
@@ -295,7 +319,11 @@ class LoadRun:
             "rejects_csv": f.rejects_csv,
             "summary_json": f.summary_json,
         }
-        return {k: str(p) for k, p in paths.items() if k not in f.failed}
+        return {k: self.where(p) for k, p in paths.items() if k not in f.failed}
+
+    def latest_paths(self) -> dict[str, str]:
+        """The latest-run copies (stable names) that were written."""
+        return {k: self.where(p) for k, p in self.files.latest.items()}
 
     def summary_markdown(self, limit: int = 20) -> str:
         """The run in plain words: counts, what to do next, notices, files, the first
@@ -357,11 +385,26 @@ def finish(
     parsed: ParsedUpload,
     result: UploadResult,
     *,
-    out_dir: Path,
+    out_dir: str | Path,
+    endpoint_url: str | None = None,
 ) -> LoadRun:
-    """Write the results, rejects and summary files into ``out_dir``."""
-    files = write_results(result, parsed.rows, parsed.columns, out_dir)
-    return LoadRun(parsed, result, files, out_dir)
+    """Write the results, rejects and summary files into ``out_dir``: a folder, or a URL
+    (``s3://…``), where they are written into a private temporary folder and uploaded one by
+    one; one that fails to upload is in :attr:`LoadRun.unwritten` like a file that failed to
+    be written."""
+    if not objstore.is_remote(out_dir):
+        files = write_results(result, parsed.rows, parsed.columns, Path(out_dir))
+        return LoadRun(parsed, result, files, Path(out_dir))
+    url = str(out_dir).rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="sodtrack-results-") as tmp:  # 0700
+        files = write_results(result, parsed.rows, parsed.columns, Path(tmp))
+        kinds = {p.name: k for k, p in files.paths().items() if k not in files.failed}
+        kinds |= {p.name: f"latest {k}" for k, p in files.latest.items()}
+        not_put = objstore.put_files(Path(tmp), kinds, url, endpoint_url=endpoint_url)
+    failed = dict(files.failed) | {kinds[name]: why for name, why in not_put.items()}
+    latest = {k: p for k, p in files.latest.items() if f"latest {k}" not in failed}
+    files = dataclasses.replace(files, failed=failed, latest=latest)
+    return LoadRun(parsed, result, files, url)
 
 
 def results_dir(
@@ -371,11 +414,11 @@ def results_dir(
     *,
     out: str | Path | None = None,
     outbox: str | Path | None = None,
-) -> Path:
-    """``out`` as given, else ``<outbox>/<upload_id>/``."""
+) -> str | Path:
+    """``out`` as given, else ``<outbox>/<upload_id>/`` (a URL string on object storage)."""
     if out:
-        return Path(out)
-    return outbox_root(settings, Path(path), outbox) / upload_id
+        return str(out).rstrip("/") if objstore.is_remote(out) else Path(out)
+    return objstore.join(outbox_root(settings, path, outbox), upload_id)
 
 
 async def run_load(
@@ -396,7 +439,13 @@ async def run_load(
     """read → load → results files, in one call (the CLI, the demo)."""
     code = get_country(country or settings.country).code
     parsed = await asyncio.to_thread(
-        read, path, code, sheet=sheet, mapping=mapping, limits=upload_limits(settings)
+        read,
+        path,
+        code,
+        sheet=sheet,
+        mapping=mapping,
+        limits=upload_limits(settings),
+        endpoint_url=settings.s3_endpoint_url,
     )
     result = await load(
         settings,
@@ -408,7 +457,9 @@ async def run_load(
         new_upload=new_upload,
     )
     out_dir = results_dir(settings, path, result.upload_id, out=out, outbox=outbox)
-    return await asyncio.to_thread(finish, parsed, result, out_dir=out_dir)
+    return await asyncio.to_thread(
+        finish, parsed, result, out_dir=out_dir, endpoint_url=settings.s3_endpoint_url
+    )
 
 
 def new_upload_salt() -> str:

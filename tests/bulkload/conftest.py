@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from libreoffice import register_marker, soffice
+from s3server import S3Server, moto_server
 from starlette.applications import Starlette
 
 from bulkload.helpers import ledger_for
@@ -31,3 +32,10 @@ def app(sim_config: SimConfig) -> Starlette:
 
 def pytest_configure(config: pytest.Config) -> None:
     register_marker(config)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's standalone S3 server on loopback (``tests/s3server.py``), one per session."""
+    with moto_server() as server:
+        yield server

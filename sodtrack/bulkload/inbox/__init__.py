@@ -60,7 +60,10 @@ state, message) as soon as each is known. Only uploads announced since the watch
 are followed.
 
 Owner-only: stored uploads, their folders and ``receipt.json`` hold customers' personal
-data and are created ``0600``/``0700`` on a local filesystem (:mod:`sodtrack.private`); file
+data and are created ``0600``/``0700`` on a local filesystem (:mod:`sodtrack.private`); on
+object storage they carry no ACL of their own (as private as the bucket; the endpoint of an
+S3-compatible server is ``SODTRACK_S3_ENDPOINT_URL``, credentials never in a URL:
+:mod:`sodtrack.objstore`); file
 names are logged through :func:`sodtrack.textsafe.printable` (a newline in a file name cannot
 forge a log line).
 

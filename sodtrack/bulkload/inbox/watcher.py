@@ -15,8 +15,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import fsspec
-
 from sodtrack.bulkload.engine.ledger import upload_id_for
 from sodtrack.bulkload.inbox.completeness import (
     DEFAULT_MAX_WAIT_S,
@@ -39,6 +37,7 @@ from sodtrack.bulkload.inbox.events import (
 )
 from sodtrack.bulkload.inbox.registry import Registry, iso_timestamp
 from sodtrack.contract.countries import COUNTRIES, get_country
+from sodtrack.objstore import filesystem
 from sodtrack.private import private_dir, touch_private
 from sodtrack.textsafe import printable
 
@@ -73,9 +72,9 @@ def _stamp(info: Mapping[str, Any]) -> str:
 class _Location:
     """A folder on some fsspec filesystem; paths in and out as the user wrote them."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, setting: str, endpoint_url: str | None = None) -> None:
         self.url = url
-        fs, root = fsspec.core.url_to_fs(url)
+        fs, root = filesystem(url, endpoint_url=endpoint_url, setting=setting)
         self.fs = fs
         self.local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
         self.root = root.rstrip("/") or "/"
@@ -122,10 +121,11 @@ class InboxWatcher:
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        s3_endpoint_url: str | None = None,
     ) -> None:
-        self.inbox = _Location(inbox)
-        self.uploads = _Location(uploads)
-        self.outbox = _Location(outbox)
+        self.inbox = _Location(inbox, "SODTRACK_INBOX", s3_endpoint_url)
+        self.uploads = _Location(uploads, "SODTRACK_UPLOADS", s3_endpoint_url)
+        self.outbox = _Location(outbox, "SODTRACK_OUTBOX", s3_endpoint_url)
         self.default_country = get_country(default_country).code
         self.registry = registry
         self.emit = emit
