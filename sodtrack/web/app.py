@@ -227,17 +227,7 @@ class Web:
     # ------------------------------------------------------------ sign-in
 
     async def login_page(self, request: Request) -> Response:
-        token = secrets.token_urlsafe(24)
-        response = self.render("login.html", csrf=token, error=None, sso=False)
-        response.set_cookie(
-            LOGIN_CSRF_COOKIE,
-            token,
-            httponly=True,
-            samesite="strict",
-            secure=self._secure(request),
-            path="/login",
-        )
-        return response
+        return self._login_form(request, None, 200)
 
     async def login(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=10)
@@ -273,6 +263,10 @@ class Web:
         return response
 
     def _login_again(self, request: Request, error: str, status: int) -> Response:
+        return self._login_form(request, error, status)
+
+    def _login_form(self, request: Request, error: str | None, status: int) -> Response:
+        """The sign-in form with a fresh CSRF token (its cookie scoped to ``/login``)."""
         token = secrets.token_urlsafe(24)
         response = self.render("login.html", status, csrf=token, error=error, sso=False)
         response.set_cookie(

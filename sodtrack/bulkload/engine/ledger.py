@@ -362,11 +362,7 @@ class Ledger:
         now = datetime.now(UTC)
         until = (now + timedelta(seconds=self.lease_s)).isoformat(timespec="microseconds")
         with self._tx() as conn:
-            existing = conn.execute(
-                sa.select(uploads_table)
-                .where(uploads_table.c.upload_id == upload_id)
-                .with_for_update()
-            ).first()
+            existing = _locked_upload(conn, upload_id)
             if existing is None:
                 conn.execute(
                     sa.insert(uploads_table).values(
@@ -716,11 +712,7 @@ class Ledger:
         now = datetime.now(UTC)
         until = (now + timedelta(seconds=self.lease_s)).isoformat(timespec="microseconds")
         with self._tx() as conn:
-            existing = conn.execute(
-                sa.select(uploads_table)
-                .where(uploads_table.c.upload_id == upload_id)
-                .with_for_update()
-            ).first()
+            existing = _locked_upload(conn, upload_id)
             if existing is None:
                 raise KeyError(f"no upload {upload_id} in the ledger")
             self._check_lease(existing, now, take_over)
@@ -863,3 +855,11 @@ _RESULT: Final = RecordColumns(
 )
 _ROW: Final = RecordColumns(RowRecord, rows_table, nested={"result": _RESULT})
 _ROW_KEY: Final = frozenset({"position", "sheet", "row_number"})
+
+
+def _locked_upload(conn: sa.Connection, upload_id: str) -> sa.Row[Any] | None:
+    """The upload's row, locked for the rest of the transaction (``FOR UPDATE`` where the
+    database has it)."""
+    return conn.execute(
+        sa.select(uploads_table).where(uploads_table.c.upload_id == upload_id).with_for_update()
+    ).first()
