@@ -193,10 +193,13 @@ def extract(
     _logging(verbose)
 
     def folders(settings: Settings) -> list[tuple[str | Path, str]]:
-        root = Path(settings.warehouse)
-        base = root.parent if root.name == "warehouse" else root
+        from sodtrack.objstore import is_remote
+
+        root: str | Path = (
+            settings.warehouse if is_remote(settings.warehouse) else Path(settings.warehouse)
+        )
         label = "--warehouse" if warehouse else "SODTRACK_WAREHOUSE"
-        return [(root, label), (base / "reports", label), (base / "docs", label)]
+        return [(root, label)] + [(settings.data_dir(n), label) for n in ("reports", "docs")]
 
     settings, _ = _configure(
         countries=country, overrides={"warehouse": warehouse}, outputs_of=folders

@@ -241,7 +241,13 @@ class Settings(BaseSettings):
 
     def data_dir(self, name: str) -> Path:
         """A folder beside the warehouse (``reports``, ``docs``): ``<root>/../<name>`` when the
-        warehouse folder is called ``warehouse``, else ``<root>/<name>``."""
+        warehouse folder is called ``warehouse``, else ``<root>/<name>``. A warehouse on object
+        storage (``s3://…``) keeps these on local disk, ``data/<name>`` (a URL read as a path
+        would make a local folder called ``s3:``)."""
+        from sodtrack.objstore import is_remote
+
+        if is_remote(self.warehouse):
+            return Path("data") / name
         root = Path(self.warehouse)
         return (root.parent if root.name == "warehouse" else root) / name
 

@@ -82,6 +82,7 @@ async def check_configuration_task(
     ``SODTRACK_OUTBOX``, else beside the file) must be writable (the bulk load).
     """
     from sodtrack.bulkload.run import outbox_root
+    from sodtrack.objstore import is_remote
 
     logger = get_run_logger()
     settings, origin = resolve(warehouse)
@@ -89,7 +90,9 @@ async def check_configuration_task(
     folders: list[tuple[str | Path, str]] = []
     if warehouse_outputs:
         label = "warehouse" if warehouse else "SODTRACK_WAREHOUSE"
-        root = Path(settings.warehouse)
+        root: str | Path = (
+            settings.warehouse if is_remote(settings.warehouse) else Path(settings.warehouse)
+        )
         folders += [(root, label), (settings.data_dir("reports"), label)]
         folders.append((settings.data_dir("docs"), label))
     if outbox_for is not None:

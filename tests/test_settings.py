@@ -276,3 +276,20 @@ def test_every_configuration_error_is_one_tree() -> None:
 )
 def test_mask_url(url: str, shown: str) -> None:
     assert mask_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("warehouse", "reports"),
+    [
+        ("/srv/data/warehouse", "/srv/data/reports"),
+        ("/srv/lake", "/srv/lake/reports"),
+        ("s3://bucket/warehouse", "data/reports"),
+        ("s3://bucket/lake/", "data/reports"),
+    ],
+)
+def test_reports_and_docs_live_beside_a_local_warehouse_and_locally_for_a_remote_one(
+    warehouse: str, reports: str
+) -> None:
+    settings = Settings(warehouse=warehouse)
+    assert settings.data_dir("reports") == Path(reports)
+    assert "s3:" not in str(settings.data_dir("docs"))
