@@ -254,7 +254,25 @@ def test_output_folders(tmp_path: Path) -> None:
     assert made == tmp_path / "a" / "b"
     assert list(made.iterdir()) == [], "the probe file is removed"
     assert (made.stat().st_mode & 0o777) == 0o700
-    assert check_output("s3://bucket/outbox", "SODTRACK_OUTBOX") is None
+
+
+def test_an_object_store_output_is_probed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ``s3://`` output is written to (a probe object), not assumed: nothing listens on the
+    endpoint here, so it is refused naming the setting, without the credentials. (A working
+    store is tested against the S3 server in tests/bulkload/run/test_object_storage.py.)"""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "probe-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "probe-secret-value")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(OutputNotWritable, match=r"^SODTRACK_OUTBOX: cannot write into s3://") as e:
+        check_output(
+            "s3://bucket/outbox", "SODTRACK_OUTBOX", endpoint_url=f"http://127.0.0.1:{port}"
+        )
+    assert "probe-secret-value" not in str(e.value)
 
 
 def test_every_configuration_error_is_one_tree() -> None:
