@@ -60,7 +60,7 @@ from sodtrack.errors import (
     StateStoreUnavailable,
     UnusableBaseUrl,
 )
-from sodtrack.objstore import filesystem
+from sodtrack.objstore import filesystem, is_remote
 from sodtrack.settings import Origin, Settings, mask_url
 
 CONNECT_ATTEMPTS = 3
@@ -303,7 +303,7 @@ def check_output(
     (``s3://``) the URL carries no credentials and the location takes an object
     (``endpoint_url``: ``SODTRACK_S3_ENDPOINT_URL``). Returns the local folder checked."""
     text = str(folder)
-    if "://" in text and not text.startswith("file://"):
+    if is_remote(text):
         _writable_store(text, setting, endpoint_url)
         return None
     path = Path(text.removeprefix("file://"))

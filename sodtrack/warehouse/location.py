@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 
 from sodtrack.errors import ConfigurationError
+from sodtrack.objstore import check_url
 
 REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 
@@ -83,12 +84,7 @@ def parse_location(
             f"(a path, or one of {', '.join(s + '://' for s in REMOTE_SCHEMES)})",
             setting="SODTRACK_WAREHOUSE",
         )
-    if parsed.username or parsed.password or "@" in parsed.netloc:
-        raise ConfigurationError(
-            "the warehouse URL must not carry credentials: set AWS_ACCESS_KEY_ID / "
-            "AWS_SECRET_ACCESS_KEY (or the cloud's usual variables) instead",
-            setting="SODTRACK_WAREHOUSE",
-        )
+    check_url(root, "SODTRACK_WAREHOUSE")
     if not parsed.netloc:
         raise ConfigurationError(
             f"warehouse {root!r}: no bucket in the URL", setting="SODTRACK_WAREHOUSE"
