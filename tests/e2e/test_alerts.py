@@ -31,15 +31,7 @@ import httpx
 import pytest
 import yaml
 
-from e2e.test_prefect_deploy import (
-    BIN,
-    ROOT,
-    SERVER_START_S,
-    Proc,
-    _clean_env,
-    _free_port,
-    _wait,
-)
+from e2e.procs import BIN, ROOT, SERVER_START_S, Proc, clean_env, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.xdist_group("prefect-alerts")]
 
@@ -96,9 +88,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iter
     base = tmp_path_factory.mktemp("prefect-alerts")
     logs = base / "logs"
     logs.mkdir()
-    port = _free_port()
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = _clean_env() | {
+    env = clean_env() | {
         "PREFECT_HOME": str(base / "prefect-home"),
         "PREFECT_API_URL": api_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -127,7 +119,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iter
             except httpx.HTTPError:
                 return None
 
-        _wait("the Prefect server", healthy, SERVER_START_S, proc)
+        wait_for("the Prefect server", healthy, SERVER_START_S, proc)
         yield Server(api_url, env)
     finally:
         proc.stop()

@@ -30,27 +30,22 @@ with ``scripts/postgres.sh`` and sets both).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from orchestration.pg import drop_database, fresh_postgres_database, require_postgres
 
+from e2e.procs import BIN, ROOT, SERVER_START_S, Proc, clean_env, free_port, run_cli, wait_for
 from sodtrack.bulkload.engine.ledger import file_sha256, upload_id_for
 from sodtrack.bulkload.synth import synthesize_upload
 from sodtrack.contract.countries import COUNTRIES
@@ -62,11 +57,8 @@ pytestmark = [
     pytest.mark.xdist_group("prefect-e2e"),  # both variants share one server (--dist loadgroup)
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 SIM_TODAY = date.fromisoformat(SIM_NOW[:10])
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-SERVER_START_S = 240.0
 RUN_TIMEOUT_S = 420.0
 SECRET_BLOCK = "sodtrack-client-secret"
 SIM_ARGS = [
@@ -74,94 +66,6 @@ SIM_ARGS = [
     *("--bookings", "300", "--services", "40", "--variants", "80", "--zones", "8"),
     *("--postal-codes", "300", "--log-level", "warning"),
 ]
-
-T = TypeVar("T")
-
-
-# ---------------------------------------------------------------- processes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Proc:
-    """A subprocess in its own process group, logging to a file; stopped group-wide."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
-        self.name = name
-        self.log_path = logs / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.popen = subprocess.Popen(
-            args,
-            cwd=env.get("PWD", str(ROOT)),
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = 60) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return f"--- {self.name} (last {lines} lines)\n" + "\n".join(text[-lines:])
-
-    def stop(self) -> None:
-        """SIGINT twice (a Prefect worker wants two), then SIGTERM, then SIGKILL."""
-        for sig, wait in (
-            (signal.SIGINT, 8),
-            (signal.SIGINT, 8),
-            (signal.SIGTERM, 5),
-            (signal.SIGKILL, 5),
-        ):
-            if self.popen.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(wait)
-        with contextlib.suppress(ProcessLookupError):  # children left in the group
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self._log.close()
-
-
-def _clean_env() -> dict[str, str]:
-    """The test's environment without any SODTRACK_*/PREFECT_* of the developer's shell."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SODTRACK_", "PREFECT_", "PYTEST"))
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("COV_CORE_SOURCE", None)
-    return env
-
-
-def _wait(what: str, probe: Callable[[], T | None], timeout: float, *procs: Proc) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        for p in procs:
-            if not p.alive():
-                pytest.fail(f"{p.name} exited while waiting for {what}\n{p.tail()}")
-        time.sleep(1.0)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n" + "\n".join(
-        p.tail() for p in procs
-    ))  # fmt: skip
-
-
-def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
-    done = subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if done.returncode != 0:
-        pytest.fail(f"{' '.join(args)} failed ({done.returncode})\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 # ---------------------------------------------------------------- the shared stack
@@ -190,9 +94,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("prefect-e2e")
     logs = base / "logs"
     logs.mkdir()
-    port, sim_port = _free_port(), _free_port()
+    port, sim_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = _clean_env() | {
+    env = clean_env() | {
         "PREFECT_HOME": str(base / "prefect-home"),
         "PREFECT_API_URL": api_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -212,7 +116,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         sim = Proc(
             "simulator",
             [str(BIN / "sodtrack-sim"), "serve", *SIM_ARGS, "--port", str(sim_port)],
-            _clean_env(),
+            clean_env(),
             logs,
         )
         procs.append(sim)
@@ -224,18 +128,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 return None
 
         sim_url = f"http://127.0.0.1:{sim_port}"
-        _wait("the simulator", lambda: healthy(f"{sim_url}/pe/_sim/health"), 120, sim)
-        _wait("the Prefect server", lambda: healthy(f"{api_url}/health"), SERVER_START_S, server)
+        wait_for("the simulator", lambda: healthy(f"{sim_url}/pe/_sim/health"), 120, sim)
+        wait_for("the Prefect server", lambda: healthy(f"{api_url}/health"), SERVER_START_S, server)
         print(f"prefect server healthy after {time.monotonic() - started:.0f}s")
-        _run([str(BIN / "prefect"), "work-pool", "create", "sodtrack", "--type", "process"], env)
+        run_cli([str(BIN / "prefect"), "work-pool", "create", "sodtrack", "--type", "process"], env)
         admin_env = env | {"SODTRACK_COUNTRIES": "cl,pe", "SODTRACK_ENV_FILE": "none"}
-        deployed = _run([str(BIN / "sodtrack-etl"), "prefect", "deploy"], admin_env)
+        deployed = run_cli([str(BIN / "sodtrack-etl"), "prefect", "deploy"], admin_env)
         print(f"deployed after {time.monotonic() - started:.0f}s")
         secret_env = admin_env | {
             "SODTRACK_CLIENT_SECRET": "sim-secret",
             "SODTRACK_CLIENT_SECRET_BLOCK": SECRET_BLOCK,
         }
-        saved = _run([str(BIN / "sodtrack-etl"), "prefect", "secret", "--from-env"], secret_env)
+        saved = run_cli([str(BIN / "sodtrack-etl"), "prefect", "secret", "--from-env"], secret_env)
         assert "sim-secret" not in saved
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             stack = Stack(api_url, sim_url, env, logs, {}, deployed)
@@ -296,7 +200,7 @@ def _final(stack: Stack, run_id: uuid.UUID, *procs: Proc) -> Any:
             run = client.read_flow_run(run_id)
         return run if run.state_type and run.state_type.value in FINAL else None
 
-    return _wait(f"flow run {run_id}", probe, RUN_TIMEOUT_S, *procs)
+    return wait_for(f"flow run {run_id}", probe, RUN_TIMEOUT_S, *procs)
 
 
 def _assert_completed(run: Any, *procs: Proc) -> None:
@@ -444,14 +348,14 @@ def _variant(stack: Stack, tmp_path: Path, v: Variant, state_url: str) -> None:
             _submit(stack, "bulk-load/bulk-load", {"path": str(twice_file), "country": "cl"})
             for _ in range(2)
         ]
-        _wait("the inbox folders", lambda: (inbox / "cl").is_dir() or None, 120, watcher)
+        wait_for("the inbox folders", lambda: (inbox / "cl").is_dir() or None, 120, watcher)
         part = inbox / "cl" / "june.xlsx.part"
         shutil.copyfile(inbox_file, part)  # written under a temporary name…
         part.rename(inbox / "cl" / "june.xlsx")  # …then renamed: complete
         upload_id = upload_id_for(file_sha256(inbox_file), "cl")
 
         # The upload: one triggered bulk-load run, its results in the outbox.
-        triggered = _wait(
+        triggered = wait_for(
             "the triggered bulk-load run", lambda: _bulk_runs(stack, upload_id) or None, 180,
             *procs,
         )  # fmt: skip
@@ -470,7 +374,7 @@ def _variant(stack: Stack, tmp_path: Path, v: Variant, state_url: str) -> None:
             run = receipt.get("flow_run") or {}
             return run if run.get("final") else None
 
-        recorded = _wait("the run's final state in receipt.json", followed, 60, watcher)
+        recorded = wait_for("the run's final state in receipt.json", followed, 60, watcher)
         assert recorded["id"] == str(load_run.id)
         assert recorded["name"] == f"bulk-load-cl-{upload_id}"
         assert recorded["state"] == "Completed"
@@ -483,7 +387,7 @@ def _variant(stack: Stack, tmp_path: Path, v: Variant, state_url: str) -> None:
         assert not (inbox / "cl" / "june.xlsx").exists()
         # The same bytes again, under another name: received, recognised, not loaded again.
         shutil.copyfile(inbox_file, inbox / "cl" / "june (again).xlsx")
-        _wait(
+        wait_for(
             "the second drop to be taken",
             lambda: None if (inbox / "cl" / "june (again).xlsx").exists() else True,
             60,
@@ -497,7 +401,7 @@ def _variant(stack: Stack, tmp_path: Path, v: Variant, state_url: str) -> None:
         (inbox / "cl" / "check").mkdir()
         shutil.copyfile(inbox_file, inbox / "cl" / "check" / "june.xlsx")
         check_id = upload_id_for(file_sha256(inbox_file), "cl", dry_run=True)
-        [checking] = _wait(
+        [checking] = wait_for(
             "the check-only run", lambda: _bulk_runs(stack, check_id) or None, 180, *procs
         )
         assert checking.parameters["dry_run"] is True
