@@ -34,9 +34,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -44,6 +46,7 @@ from starlette.responses import (
     JSONResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,6 +68,7 @@ from sodtrack.web.security import (
     csrf_matches,
 )
 from sodtrack.web.service import DOWNLOADS, UploadService, WebUpload
+from sodtrack.web.storage import StoredFile
 
 LOGIN_CSRF_COOKIE: Final = "sodtrack_login_csrf"
 CSP: Final = (
@@ -407,15 +411,32 @@ class Web:
             # Another country's upload is answered as missing: its id tells nothing.
             raise Forbidden("no such upload among your countries")
         if record is not None and name in DOWNLOADS:
-            path = self.service.downloads(record.upload_id).get(name)
-            if path is None:
-                return JSONResponse({"error": "no such file (yet)"}, status_code=404)
-            stem = Path(record.file_name).stem
-            return FileResponse(path, filename=f"{stem}.{name}", media_type=_media_type(name))
-        found = file_under(self.service.outbox_root, f"{upload_id}/{name}")
+            found = await asyncio.to_thread(self.service.download, record.upload_id, name)
+            filename = f"{Path(record.file_name).stem}.{name}"
+        else:
+            found = await asyncio.to_thread(self.service.outbox_file, upload_id, name)
+            filename = found.name if found is not None else ""
         if found is None:
             return JSONResponse({"error": "no such file (yet)"}, status_code=404)
-        return FileResponse(found, filename=found.name, media_type=_media_type(found.name))
+        return self._stored(found, filename)
+
+    def _stored(self, found: StoredFile, filename: str) -> Response:
+        """A stored file as an attachment: from the disk, or streamed from object storage a
+        chunk at a time (never whole in memory)."""
+        media_type = _media_type(filename)
+        if not self.service.outbox.remote:
+            return FileResponse(found.location, filename=filename, media_type=media_type)
+        quoted = quote(filename)
+        disposition = (
+            f"attachment; filename*=utf-8''{quoted}"
+            if quoted != filename
+            else f'attachment; filename="{filename}"'
+        )
+        return StreamingResponse(
+            iterate_in_threadpool(self.service.outbox.chunks(found)),
+            media_type=media_type,
+            headers={"content-disposition": disposition, "content-length": str(found.size)},
+        )
 
     async def report(self, request: Request) -> Response:
         """A nightly run's report, ``<reports>/<run_id>.json``: any signed-in account."""

@@ -39,13 +39,24 @@ DOCS_CSP: Final = (
 """The policy of a Data Docs page (GX's inline scripts and CDN assets; nothing more)."""
 
 
-def file_under(root: Path, relative: str) -> Path | None:
-    """The regular file ``root/relative``, or ``None`` when that would leave ``root`` (see
-    the module docstring) or is not a file."""
+def safe_parts(relative: str) -> list[str] | None:
+    """The segments of a path named by a request, or ``None`` for an empty, absolute or
+    backslashed path, a NUL, or a segment that is empty, ``.``, ``..`` or hidden (pure: the
+    check for keys on object storage, where no symbolic link exists, and the first half of
+    :func:`file_under`)."""
     if not relative or "\x00" in relative or "\\" in relative or relative.startswith("/"):
         return None
     parts = relative.split("/")
     if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        return None
+    return parts
+
+
+def file_under(root: Path, relative: str) -> Path | None:
+    """The regular file ``root/relative``, or ``None`` when that would leave ``root`` (see
+    the module docstring) or is not a file."""
+    parts = safe_parts(relative)
+    if parts is None:
         return None
     try:
         base = root.resolve(strict=True)

@@ -5,7 +5,11 @@ Uploads (table ``sodtrack_web_uploads`` in the state database) are keyed by the 
 upload id of ``(sha256, country)``: two people dropping the same file for the same country get
 the same row, the same stored file (``<uploads>/<upload_id>/upload.<ext>``, owner-only: never
 the file's own name) and one load (the load is started by a conditional update only one caller
-wins). The dry run's answer is kept beside it as ``preview.json``.
+wins). The dry run's answer is kept beside it as ``preview.json``. ``<uploads>`` and
+``<outbox>`` are folders or object storage (``s3://…``, :mod:`sodtrack.web.storage`): the
+page, the inbox watcher and the workers share nothing but the store and the state database.
+A file is streamed into a bounded owner-only spool file (:mod:`sodtrack.web.receive`), checked,
+then moved or uploaded into place: never held in memory.
 
 Loads. With an emitter (a Prefect API is configured) the upload is registered in the inbox
 registry and announced with ``sodtrack.upload.received`` exactly as the inbox watcher does, and
@@ -23,7 +27,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
+import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -44,12 +49,13 @@ from sodtrack.bulkload.reading.upload import ParsedUpload
 from sodtrack.bulkload.run import load, read, run_load, upload_limits
 from sodtrack.db import AddColumn, engine_for, ensure_schema
 from sodtrack.errors import AccountError, FileRefused, SodtrackError
-from sodtrack.private import atomic_text, private_dir
+from sodtrack.objstore import name_of
 from sodtrack.settings import Settings
 from sodtrack.textsafe import printable
 from sodtrack.web.accounts import Account
 from sodtrack.web.preview import build_preview
 from sodtrack.web.receive import check_type, receive_multipart
+from sodtrack.web.storage import Place, StoredFile
 
 log = logging.getLogger("sodtrack.web")
 
@@ -85,6 +91,7 @@ MIGRATIONS: tuple[AddColumn, ...] = ()
 
 PREVIEW_STATES: Final = ("pending", "running", "done", "failed")
 LOAD_STATES: Final = ("none", "running", "announced", "done", "failed", "cancelled")
+PREVIEW_FILE: Final = "preview.json"
 
 
 def _now() -> str:
@@ -161,13 +168,24 @@ class UploadService:
         self.engine = engine_for(settings.state_url)
         ensure_schema(_metadata, self.engine, MIGRATIONS)
         self.ledger = Ledger(settings.state_url)
-        self.uploads_root = Path(settings.uploads)
-        self.outbox_root = Path(settings.outbox)
+        endpoint = settings.s3_endpoint_url
+        self.uploads = Place(settings.uploads, setting="SODTRACK_UPLOADS", endpoint_url=endpoint)
+        self.outbox = Place(settings.outbox, setting="SODTRACK_OUTBOX", endpoint_url=endpoint)
+        # Where an upload is spooled while it streams in: beside the stored uploads on a
+        # local disk (one rename into place), a private temporary folder for a remote store.
+        self._spool_tmp = tempfile.mkdtemp(prefix="sodtrack-web-") if self.uploads.remote else None
+        self.spool = (
+            Path(self._spool_tmp)
+            if self._spool_tmp is not None
+            else Path(self.uploads.root) / ".incoming"
+        )
         self.tasks: dict[str, Job] = {}
         self.progress: dict[str, dict[str, Any]] = {}
 
     def close(self) -> None:
         self.ledger.close()
+        if self._spool_tmp is not None:
+            shutil.rmtree(self._spool_tmp, ignore_errors=True)
 
     # ------------------------------------------------------------ records
 
@@ -212,9 +230,6 @@ class UploadService:
                 .values(**values)
             )
 
-    def folder(self, upload_id: str) -> Path:
-        return self.uploads_root / upload_id
-
     # ------------------------------------------------------------ taking a file
 
     async def receive(
@@ -233,7 +248,7 @@ class UploadService:
             body,
             content_type,
             max_file_bytes=int(self.settings.upload_max_file_bytes),
-            tmp_dir=self.uploads_root / ".incoming",
+            tmp_dir=self.spool,
         )
         try:
             if check_fields is not None:
@@ -247,10 +262,9 @@ class UploadService:
                 raise FileRefused("the file is empty")
             suffix = check_type(incoming.file_name, incoming.head)
             upload_id = upload_id_for(incoming.sha256, country)
-            folder = private_dir(self.folder(upload_id))
-            target = folder / f"{STORED_STEM}{suffix}"
-            if not target.exists():
-                os.replace(incoming.path, target)
+            target = await asyncio.to_thread(
+                self.uploads.put_new, incoming.path, upload_id, f"{STORED_STEM}{suffix}"
+            )
         finally:
             incoming.discard()
         values = {
@@ -259,7 +273,7 @@ class UploadService:
             "sha256": incoming.sha256,
             "file_name": incoming.file_name,
             "size": incoming.size,
-            "path": str(target),
+            "path": target,
             "uploaded_by": account.name,
             "received_at": _now(),
             "drops": 1,
@@ -317,7 +331,11 @@ class UploadService:
         self.progress[upload_id] = {"of": "preview", "phase": "read", "done": 0, "total": 0}
         try:
             parsed = await asyncio.to_thread(
-                read, record.path, record.country, limits=upload_limits(self.settings)
+                read,
+                record.path,
+                record.country,
+                limits=upload_limits(self.settings),
+                endpoint_url=self.settings.s3_endpoint_url,
             )
             result = await load(
                 self.settings,
@@ -340,14 +358,13 @@ class UploadService:
     def _save_preview(self, record: WebUpload, parsed: ParsedUpload, result: UploadResult) -> None:
         preview = build_preview(parsed, result)
         preview["file_name"] = record.file_name
-        with atomic_text(self.folder(record.upload_id) / "preview.json") as fh:
-            json.dump(preview, fh, default=str)
+        self.uploads.write_text(json.dumps(preview, default=str), record.upload_id, PREVIEW_FILE)
 
     def preview(self, upload_id: str) -> dict[str, Any] | None:
-        path = self.folder(upload_id) / "preview.json"
-        if not path.exists():
+        text = self.uploads.read_text(upload_id, PREVIEW_FILE)
+        if text is None:
             return None
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(text)
         return data
 
     # ------------------------------------------------------------ load
@@ -386,10 +403,10 @@ class UploadService:
             upload_id=record.upload_id,
             sha256=record.sha256,
             country=record.country,
-            file_name=Path(record.path).name,
+            file_name=name_of(record.path),
             size=record.size,
             path=record.path,
-            outbox=str(self.outbox_root),
+            outbox=self.outbox.root,
             source=f"web:{record.load_by}",
             received_at=record.load_at or _now(),
         )
@@ -415,7 +432,7 @@ class UploadService:
                 record.path,
                 country=record.country,
                 uploaded_by=record.load_by or record.uploaded_by,
-                outbox=self.outbox_root,
+                outbox=self.outbox.root,
                 progress=self._progress_cb(upload_id, "load"),
             )
             self._set(upload_id, load_status="done")
@@ -498,19 +515,25 @@ class UploadService:
                 "steps_settled": settled,
                 "steps_total": len(steps),
             },
-            "downloads": sorted(self.downloads(upload_id)),
+            # Results exist once a load has begun (one listing of the outbox folder).
+            "downloads": sorted(self.download_names(upload_id)) if ledger_record else [],
         }
 
-    def downloads(self, upload_id: str) -> dict[str, Path]:
-        """The latest results and rejects files of the upload's load, by download name."""
+    def download_names(self, upload_id: str) -> dict[str, str]:
+        """The latest results and rejects files of the upload's load: download name → the
+        file's name in ``<outbox>/<upload_id>/``."""
         _, latest = result_file_names(STORED_STEM, upload_id, 1)
-        folder = self.outbox_root / upload_id
-        found = {}
-        for name, kind in DOWNLOADS.items():
-            path = folder / latest[kind]
-            if path.is_file():
-                found[name] = path
-        return found
+        present = self.outbox.names(upload_id)
+        return {name: latest[kind] for name, kind in DOWNLOADS.items() if latest[kind] in present}
+
+    def outbox_file(self, upload_id: str, name: str) -> StoredFile | None:
+        """A file of ``<outbox>/<upload_id>/`` by a name from a request (no way out)."""
+        return self.outbox.file(f"{upload_id}/{name}")
+
+    def download(self, upload_id: str, name: str) -> StoredFile | None:
+        """The latest results or rejects file by its download name (``results.xlsx`` …)."""
+        stored = self.download_names(upload_id).get(name)
+        return self.outbox_file(upload_id, stored) if stored is not None else None
 
     # ------------------------------------------------------------ cancel
 

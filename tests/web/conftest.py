@@ -1,6 +1,9 @@
 """Upload page fixtures: a loopback simulator, settings pointing at it and at ``tmp_path``
 (state database, uploads, outbox), accounts, and the application in-process (Starlette's
-``TestClient``: the lifespan runs, background dry runs and loads run in its event loop)."""
+``TestClient``: the lifespan runs, background dry runs and loads run in its event loop).
+
+``stored_site`` is the same site with its uploads and outbox on a local folder and on a real
+S3 server (moto's, on loopback: ``tests/s3server.py``), for the tests that touch files."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bulkload.objstore_helpers import Store, make_store
+from s3server import S3Server, moto_server
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -33,6 +38,28 @@ class Site:
     sim: Starlette
     root: Path
     accounts: Accounts
+    store: Store | None = None
+
+    @property
+    def remote(self) -> bool:
+        return self.store is not None and self.store.remote
+
+    def stored(self, place: str) -> list[str]:
+        """Every file under ``uploads`` or ``outbox``, relative to it (local or on S3)."""
+        root: str = getattr(self.settings, place)
+        if self.store is None or not self.store.remote:
+            folder = Path(root)
+            return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        fs, key = self.store.fs()
+        prefix = root.removeprefix(self.store.root).strip("/")
+        base = f"{key.rstrip('/')}/{prefix}"
+        fs.invalidate_cache()
+        return sorted(p[len(base) + 1 :] for p in fs.find(base))
+
+    def read(self, location: str) -> bytes:
+        if self.store is None or not self.store.remote:
+            return Path(location).read_bytes()
+        return self.store.read(location)
 
     def writes(self) -> dict[str, int]:
         writes: dict[str, int] = self.sim.state.sim.counters_snapshot()["writes"]
@@ -43,8 +70,9 @@ class Site:
 
 
 @contextlib.contextmanager
-def make_site(root: Path, **sim: Any) -> Iterator[Site]:
-    """A site on a small simulator (``sim`` overrides its config, e.g. a rate limit)."""
+def make_site(root: Path, store: Store | None = None, **sim: Any) -> Iterator[Site]:
+    """A site on a small simulator (``sim`` overrides its config, e.g. a rate limit);
+    uploads and outbox in ``store`` when given (a folder or a bucket), else under ``root``."""
     app = create_app(small_config(**sim))
     with serve_in_thread(app) as url:
         settings = Settings(
@@ -53,20 +81,39 @@ def make_site(root: Path, **sim: Any) -> Iterator[Site]:
             client_id="sim-client",
             client_secret="sim-secret",  # type: ignore[arg-type]
             state_url=f"sqlite:///{root / 'state' / 'state.db'}",
-            uploads=str(root / "uploads"),
-            outbox=str(root / "outbox"),
+            uploads=store.url("uploads") if store else str(root / "uploads"),
+            outbox=store.url("outbox") if store else str(root / "outbox"),
             warehouse=str(root / "warehouse"),
+            s3_endpoint_url=store.endpoint if store else None,
         )
         accounts = Accounts(settings.state_url)
         accounts.add("ana", PASSWORD, ["cl"])
         accounts.add("pedro", PASSWORD, ["pe"])
-        yield Site(settings, app, root, accounts)
+        yield Site(settings, app, root, accounts, store)
         accounts.close()
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     with make_site(tmp_path) as made:
+        yield made
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's standalone S3 server on loopback (``tests/s3server.py``), one per session."""
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "s3"])
+def stored_site(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Site]:
+    """A site whose uploads and outbox are a local folder, or a bucket on the S3 server
+    (reached through ``SODTRACK_S3_ENDPOINT_URL`` and the ``AWS_*`` variables)."""
+    store = make_store(request.param, tmp_path, monkeypatch, request)
+    with make_site(tmp_path, store) as made:
         yield made
 
 

@@ -121,7 +121,14 @@ def _app(site: Site, settings: Any) -> Any:
     return create_web_app(settings)
 
 
-def test_session_cookie_flags_and_csrf_on_posts(site: Site, tmp_path: Path) -> None:
+def spooled(client: TestClient) -> list[Path]:
+    """Files left in the page's spool folder (where uploads stream in)."""
+    spool: Path = client.app.state.web.service.spool  # type: ignore[attr-defined]
+    return [p for p in spool.rglob("*") if p.is_file()] if spool.exists() else []
+
+
+def test_session_cookie_flags_and_csrf_on_posts(stored_site: Site, tmp_path: Path) -> None:
+    site = stored_site
     with TestClient(site.app()) as client:
         page = client.get("/login")
         answer = client.post(
@@ -141,8 +148,8 @@ def test_session_cookie_flags_and_csrf_on_posts(site: Site, tmp_path: Path) -> N
                 "/uploads", data={"country": "cl"}, files={"file": ("one.csv", fh, "text/csv")}
             )
         assert forged.status_code == 403, "a form without the session's token is refused"
-        kept = [p for p in Path(site.settings.uploads).rglob("*") if p.is_file()]
-        assert kept == [], "a forged upload is not kept"
+        assert site.stored("uploads") == [], "a forged upload is not kept"
+        assert spooled(client) == [], "nor its spool file"
         with path.open("rb") as fh:
             api_forged = client.post(
                 "/api/uploads", data={"country": "cl"}, files={"file": ("one.csv", fh, "text/csv")}
@@ -193,7 +200,8 @@ def test_trusted_sso_header(site: Site) -> None:
         assert client.get("/api/me", headers={"x-forwarded-user": "ana"}).status_code == 401
 
 
-def test_a_whole_upload_through_the_json_twin(site: Site, tmp_path: Path) -> None:
+def test_a_whole_upload_through_the_json_twin(stored_site: Site, tmp_path: Path) -> None:
+    site = stored_site
     s = sample(site, tmp_path / "demo bookings.xlsx")
     ana = bearer(site)
     with TestClient(site.app()) as client:
@@ -202,11 +210,16 @@ def test_a_whole_upload_through_the_json_twin(site: Site, tmp_path: Path) -> Non
         assert first.status_code == 201, first.text
         upload_id = first.json()["upload_id"]
         assert upload_id.startswith("upl_cl_")
-        stored = list((Path(site.settings.uploads) / upload_id).iterdir())
-        assert [p.name for p in stored if p.suffix == ".xlsx"] == ["upload.xlsx"]
-        assert (stored[0].stat().st_mode & 0o777) == 0o600
+        assert site.stored("uploads") == [f"{upload_id}/upload.xlsx"], "never its own name"
+        stored = f"{site.settings.uploads}/{upload_id}/upload.xlsx"
+        assert site.read(stored) == s.path.read_bytes()
+        if not site.remote:
+            assert (Path(stored).stat().st_mode & 0o777) == 0o600
+            assert (Path(stored).parent.stat().st_mode & 0o777) == 0o700
+        assert spooled(client) == []
 
         preview = preview_of(client, upload_id, ana)
+        assert f"{upload_id}/preview.json" in site.stored("uploads"), "kept beside the upload"
         rejected = [r for r in preview["rows"] if r["outcome"] == "rejected"]
         assert len(rejected) == 3
         assert all(r["message"] and r["suggested_fix"] for r in rejected)
@@ -240,6 +253,10 @@ def test_a_whole_upload_through_the_json_twin(site: Site, tmp_path: Path) -> Non
         results = client.get(f"/api/uploads/{upload_id}/files/results.xlsx", headers=ana)
         assert results.status_code == 200
         assert "demo%20bookings.results.xlsx" in results.headers["content-disposition"]
+        assert results.headers["content-type"] == XLSX
+        in_outbox = [n for n in site.stored("outbox") if n.endswith(".results.xlsx")]
+        assert len(in_outbox) == 2, in_outbox  # this run's file and the latest
+        assert results.content == site.read(f"{site.settings.outbox}/{in_outbox[0]}")
         sheet = load_workbook(io.BytesIO(results.content)).worksheets[0]
         assert sheet.max_row == s.rows + 1
         rejects = client.get(f"/api/uploads/{upload_id}/files/rejects.csv", headers=ana)
@@ -282,13 +299,15 @@ def test_a_whole_upload_through_the_json_twin(site: Site, tmp_path: Path) -> Non
         )
 
 
-def test_another_countrys_account_is_refused(site: Site, tmp_path: Path) -> None:
+def test_another_countrys_account_is_refused(stored_site: Site, tmp_path: Path) -> None:
+    site = stored_site
     s = sample(site, tmp_path / "bookings.xlsx")
     with TestClient(site.app()) as client:
         pedro = bearer(site, "pedro")
         refused = upload(client, s.path, headers=pedro)
         assert refused.status_code == 403
-        assert not list(Path(site.settings.uploads).glob("upl_*")), "nothing stored"
+        assert site.stored("uploads") == [], "nothing stored"
+        assert spooled(client) == []
         ana = bearer(site)
         upload_id = upload(client, s.path, headers=ana).json()["upload_id"]
         for path in (
@@ -308,7 +327,8 @@ def test_another_countrys_account_is_refused(site: Site, tmp_path: Path) -> None
         preview_of(client, upload_id, ana)  # let the dry run end before the app stops
 
 
-def test_file_type_and_size_are_checked_first(site: Site, tmp_path: Path) -> None:
+def test_file_type_and_size_are_checked_first(stored_site: Site, tmp_path: Path) -> None:
+    site = stored_site
     settings = site.settings.model_copy(update={"upload_max_file_bytes": 4096})
     with TestClient(_app(site, settings)) as client:
         ana = bearer(site)
@@ -334,8 +354,8 @@ def test_file_type_and_size_are_checked_first(site: Site, tmp_path: Path) -> Non
         )
         assert big.status_code == 413
         assert "SODTRACK_UPLOAD_MAX_FILE_BYTES" in big.json()["error"]
-        leftovers = [p for p in Path(settings.uploads).rglob("*") if p.is_file()]
-        assert leftovers == [], "a refused file leaves nothing behind"
+        assert site.stored("uploads") == [], "a refused file leaves nothing behind"
+        assert spooled(client) == []
 
 
 def test_cells_are_escaped_and_no_secret_is_shown(site: Site, tmp_path: Path) -> None:
@@ -444,7 +464,8 @@ def test_a_load_left_running_is_resumed_on_start(site: Site, tmp_path: Path) -> 
         assert status["ledger"]["counts"]["created"] == s.rows - 3
 
 
-def test_with_a_prefect_api_the_load_is_announced(site: Site, tmp_path: Path) -> None:
+def test_with_a_prefect_api_the_load_is_announced(stored_site: Site, tmp_path: Path) -> None:
+    site = stored_site
     s = sample(site, tmp_path / "sample.xlsx")
     events: list[dict[str, Any]] = []
     ana = bearer(site)
@@ -456,7 +477,8 @@ def test_with_a_prefect_api_the_load_is_announced(site: Site, tmp_path: Path) ->
         assert client.post(f"/api/uploads/{upload_id}/load", headers=ana).json()["started"] is False
     assert [e["event"] for e in events] == ["sodtrack.upload.received"]
     assert events[0]["payload"]["upload_id"] == upload_id
-    assert events[0]["payload"]["path"].endswith(f"{upload_id}/upload.xlsx")
+    assert events[0]["payload"]["path"] == f"{site.settings.uploads}/{upload_id}/upload.xlsx"
+    assert events[0]["payload"]["outbox"] == site.settings.outbox
     registry = Registry(site.settings.state_url)
     row = registry.get(upload_id)
     assert row is not None
@@ -479,6 +501,10 @@ def test_with_a_prefect_api_the_load_is_announced(site: Site, tmp_path: Path) ->
         assert status["load_status"] == "done"
         assert status["ledger"]["counts"]["rejected"] == 3
         assert "rejects.xlsx" in status["downloads"]
+        rejects = client.get(f"/api/uploads/{upload_id}/files/rejects.csv", headers=ana)
+        assert rejects.status_code == 200, "the worker's files, read from the store"
+        rows = csv.DictReader(io.StringIO(rejects.text.lstrip("\ufeff")))
+        assert {r["external_reference"] for r in rows} == set(s.bad)
     assert len(events) == 1, "a restart announces nothing again"
 
 

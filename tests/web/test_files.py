@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bulkload.objstore_helpers import Store, make_store
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -333,3 +335,78 @@ def test_the_links_made_for_these_files_open(served: Served) -> None:
             answer = client.get(url[len(base) :], headers=bearer(served, "ana"))
             assert answer.status_code == 200, url
             assert answer.content == path.read_bytes()
+
+
+# ---------------------------------------------------------------- an outbox on object storage
+
+
+@pytest.fixture(params=["local", "s3"])
+def outbox_store(
+    request: pytest.FixtureRequest,
+    served: Served,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Settings, Store]:
+    """``served``'s site with its outbox in a store (a folder, or a bucket on the loopback S3
+    server), holding the same files, a hidden one, and a secret just outside the outbox."""
+    store = make_store(request.param, tmp_path, monkeypatch, request)
+    with tempfile.TemporaryDirectory() as scratch:
+        for upload in (CL_UPLOAD, PE_UPLOAD, INBOX_UPLOAD):
+            for name in (f"bookings.{upload}.run-1.results.csv", "receipt.json"):
+                source = Path(served.settings.outbox) / upload / name
+                store.put(source, "outbox", upload, name)
+        hidden = Path(scratch) / "hidden"
+        hidden.write_text(SECRET)
+        store.put(hidden, "outbox", CL_UPLOAD, ".hidden.csv")
+        store.put(hidden, "secret.txt")
+        store.put(hidden, "outbox", "secret.txt")
+    settings = served.settings.model_copy(
+        update={"outbox": store.url("outbox"), "s3_endpoint_url": store.endpoint}
+    )
+    return settings, store
+
+
+STORE_TRAVERSALS = [
+    b"/uploads/" + CL_UPLOAD.encode() + b"/files/..%2fsecret.txt",
+    b"/uploads/" + CL_UPLOAD.encode() + b"/files/..%2f..%2fsecret.txt",
+    b"/uploads/" + CL_UPLOAD.encode() + b"/files/%2e%2e%2fsecret.txt",
+    b"/uploads/" + CL_UPLOAD.encode() + b"/files/.hidden.csv",
+    b"/uploads/" + CL_UPLOAD.encode() + b"/files/%2fsecret.txt",
+    b"/uploads/" + CL_UPLOAD.encode() + b"/files/..%5csecret.txt",
+    b"/uploads/" + CL_UPLOAD.encode() + b"/files/.",
+    b"/uploads/" + CL_UPLOAD.encode() + b"/files/secret.txt%00.csv",
+    b"/api/uploads/" + CL_UPLOAD.encode() + b"/files/..%2f..%2fsecret.txt",
+]
+
+
+def test_an_outbox_on_object_storage_serves_its_files_and_nothing_else(
+    served: Served, outbox_store: tuple[Settings, Store]
+) -> None:
+    settings, store = outbox_store
+    app = create_web_app(settings)
+    name = f"bookings.{CL_UPLOAD}.run-1.results.csv"
+    with TestClient(app) as client:
+        got = client.get(f"/uploads/{CL_UPLOAD}/files/{name}", headers=bearer(served, "ana"))
+        assert got.status_code == 200
+        assert got.text == "outcome\ncreated\n"
+        assert got.headers["content-type"] == "text/csv; charset=utf-8"
+        assert got.headers["content-disposition"] == f'attachment; filename="{name}"'
+        receipt = client.get(
+            f"/uploads/{INBOX_UPLOAD}/files/receipt.json", headers=bearer(served, "ana")
+        )
+        assert receipt.json() == {"upload_id": INBOX_UPLOAD}
+        refused = client.get(f"/uploads/{CL_UPLOAD}/files/{name}", headers=bearer(served, "pedro"))
+        assert refused.status_code == 403
+        own = client.get(
+            f"/uploads/{PE_UPLOAD}/files/receipt.json", headers=bearer(served, "pedro")
+        )
+        assert own.json() == {"upload_id": PE_UPLOAD}
+        missing = client.get(f"/uploads/{CL_UPLOAD}/files/nope.csv", headers=bearer(served, "ana"))
+        assert missing.status_code == 404
+        folder = client.get(f"/uploads/{CL_UPLOAD}/files/", headers=bearer(served, "ana"))
+        assert folder.status_code == 404
+        for raw in STORE_TRAVERSALS:
+            status, body = asgi_get(app, raw, bearer(served, "ana"))
+            assert SECRET.encode() not in body, raw
+            assert status in (403, 404), (raw, status)
+    assert store.read(store.url("secret.txt")) == SECRET.encode()  # it was there to be found

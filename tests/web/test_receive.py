@@ -84,7 +84,10 @@ def test_a_2_gb_file_is_refused_after_the_limit(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [], "the partial file is removed"
 
 
-def test_a_2_gb_upload_over_a_real_socket_is_refused(site: Site) -> None:
+def test_a_2_gb_upload_over_a_real_socket_is_refused(stored_site: Site) -> None:
+    """Over a real socket, to uploads on a local folder and on S3: refused once the limit
+    is passed, nothing stored (the spool file is bounded by the limit and removed)."""
+    site = stored_site
     settings = site.settings.model_copy(update={"upload_max_file_bytes": CHUNK})
     from sodtrack.web.app import create_web_app
 
@@ -103,5 +106,4 @@ def test_a_2_gb_upload_over_a_real_socket_is_refused(site: Site) -> None:
         else:
             assert answer.status_code == 413, answer.text
     assert body.taken < 256 * CHUNK, f"sent {body.taken} bytes before the refusal"
-    stored = [p for p in Path(settings.uploads).rglob("*") if p.is_file()]
-    assert stored == []
+    assert site.stored("uploads") == []
