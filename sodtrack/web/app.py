@@ -62,13 +62,13 @@ from sodtrack.web.security import (
     CSRF_FIELD,
     CSRF_HEADER,
     SESSION_COOKIE,
-    LoginThrottle,
     Session,
     SessionSigner,
     csrf_matches,
 )
 from sodtrack.web.service import DOWNLOADS, UploadService, WebUpload
 from sodtrack.web.storage import StoredFile
+from sodtrack.web.throttle import LoginThrottle
 
 LOGIN_CSRF_COOKIE: Final = "sodtrack_login_csrf"
 CSP: Final = (
@@ -173,6 +173,7 @@ class Web:
         )
         self.signer = SessionSigner(key, max_age_s=settings.web_session_hours * 3600, clock=clock)
         self.throttle = LoginThrottle(
+            self.accounts.engine,
             max_failures=settings.web_login_max_failures,
             window_s=settings.web_login_window_s,
             clock=clock,
@@ -242,16 +243,16 @@ class Web:
         address = request.client.host if request.client else "-"
         if not cookie or not secrets.compare_digest(cookie.encode(), sent.encode()):
             return self._login_again(request, "The form expired: sign in again.", 400)
-        wait = self.throttle.blocked(name, address)
+        # Counted before the password is checked (the database's count: every process's).
+        wait, ticket = await asyncio.to_thread(self.throttle.reserve, name, address)
         if wait > 0:
             return self._login_again(
                 request, f"Too many failed sign-ins: try again in {int(wait) + 1} s.", 429
             )
         account = await asyncio.to_thread(self.accounts.verify, name, password)
         if account is None:
-            self.throttle.failed(name, address)
             return self._login_again(request, "Wrong name or password.", 401)
-        self.throttle.succeeded(name)
+        await asyncio.to_thread(self.throttle.succeeded, name, ticket)
         cookie_value, _ = self.signer.issue(account.name)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(

@@ -1,4 +1,4 @@
-"""Sessions, CSRF tokens and sign-in throttling for the upload page (pure: no I/O).
+"""Sessions and CSRF tokens for the upload page (pure: no I/O).
 
 Session cookie: ``base64url(json{"u": name, "c": csrf, "e": expiry}) . base64url(hmac)``,
 HMAC-SHA256 with the deployment's signing key (:meth:`Accounts.signing_key` or
@@ -14,10 +14,8 @@ without a cookie (:meth:`SessionSigner.proxy_session`) and a CSRF token all the 
 authenticated by an API token (``Authorization: Bearer``) need none: a browser never sends
 that header on its own.
 
-Throttle: :class:`LoginThrottle` counts failed sign-ins per account name and per client
-address in a sliding window; past the limit, sign-in is refused (without checking the
-password) until the window has moved on. It is per process, in memory: a restart forgets it
-(a deployment of several processes multiplies the limit by their number).
+Failed sign-ins are throttled in the state database (:mod:`sodtrack.web.throttle`), so every
+process of a deployment shares the count.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -94,38 +91,3 @@ class SessionSigner:
 
 def csrf_matches(session: Session, sent: str | None) -> bool:
     return sent is not None and hmac.compare_digest(session.csrf.encode(), sent.encode())
-
-
-class LoginThrottle:
-    """At most ``max_failures`` failed sign-ins per account name and per client address in
-    any ``window_s``; a success clears the name's count."""
-
-    def __init__(self, *, max_failures: int, window_s: float, clock: Callable[[], float]) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        now = self._clock()
-        times = self._failures.setdefault(key, deque())
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        return times
-
-    def blocked(self, name: str, address: str) -> float:
-        """Seconds until a sign-in for ``name`` from ``address`` is tried again (0: now)."""
-        wait = 0.0
-        for key in (f"u:{name}", f"a:{address}"):
-            times = self._recent(key)
-            if len(times) >= self.max_failures:
-                wait = max(wait, times[0] + self.window_s - self._clock())
-        return wait
-
-    def failed(self, name: str, address: str) -> None:
-        now = self._clock()
-        for key in (f"u:{name}", f"a:{address}"):
-            self._recent(key).append(now)
-
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(f"u:{name}", None)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from sodtrack.cli import app
 from sodtrack.errors import AccountError, SodtrackError
 from sodtrack.web.accounts import Accounts
-from sodtrack.web.security import LoginThrottle, SessionSigner, csrf_matches
+from sodtrack.web.security import SessionSigner, csrf_matches
 
 
 @pytest.fixture
@@ -85,19 +85,6 @@ def test_session_cookie_is_signed_and_expires() -> None:
     assert not csrf_matches(session, None)
     now[0] += 61
     assert signer.read(cookie) is None
-
-
-def test_throttle_counts_per_name_and_per_address() -> None:
-    now = [0.0]
-    throttle = LoginThrottle(max_failures=3, window_s=100, clock=lambda: now[0])
-    for _ in range(3):
-        assert throttle.blocked("ana", "10.0.0.1") == 0
-        throttle.failed("ana", "10.0.0.1")
-    assert throttle.blocked("ana", "10.0.0.2") > 0  # the name, from anywhere
-    assert throttle.blocked("bob", "10.0.0.1") > 0  # the address, for any name
-    assert throttle.blocked("bob", "10.0.0.2") == 0
-    now[0] = 100.5
-    assert throttle.blocked("ana", "10.0.0.1") == 0
 
 
 def test_users_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
