@@ -345,6 +345,13 @@ class UploadService:
                 progress=self._progress_cb(upload_id, "preview"),
             )
             # Building and writing the preview of a large file takes a while: off the loop.
+            total = len(parsed.rows)
+            self.progress[upload_id] = {
+                "of": "preview",
+                "phase": "save",
+                "done": total,
+                "total": total,
+            }
             await asyncio.to_thread(self._save_preview, record, parsed, result)
             self._set(upload_id, preview_status="done")
         except asyncio.CancelledError:
