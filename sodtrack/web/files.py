@@ -39,13 +39,30 @@ DOCS_CSP: Final = (
 """The policy of a Data Docs page (GX's inline scripts and CDN assets; nothing more)."""
 
 
-def file_under(root: Path, relative: str) -> Path | None:
-    """The regular file ``root/relative``, or ``None`` when that would leave ``root`` (see
-    the module docstring) or is not a file."""
+def safe_parts(relative: str) -> list[str] | None:
+    """The segments of ``relative``, or ``None`` for a path that could leave its folder (see
+    the module docstring: empty, absolute, backslashed, NUL, ``.``/``..``/hidden segments)."""
     if not relative or "\x00" in relative or "\\" in relative or relative.startswith("/"):
         return None
     parts = relative.split("/")
     if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        return None
+    return parts
+
+
+def object_under(root: str, relative: str) -> str | None:
+    """The URL of the object ``root/relative`` on object storage (reports and Data Docs of a
+    warehouse on S3), or ``None`` when ``relative`` could leave ``root`` (the same rules as
+    :func:`file_under`; an object store has no symbolic links to resolve)."""
+    parts = safe_parts(relative)
+    return None if parts is None else "/".join([root.rstrip("/"), *parts])
+
+
+def file_under(root: Path, relative: str) -> Path | None:
+    """The regular file ``root/relative``, or ``None`` when that would leave ``root`` (see
+    the module docstring) or is not a file."""
+    parts = safe_parts(relative)
+    if parts is None:
         return None
     try:
         base = root.resolve(strict=True)
