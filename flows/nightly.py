@@ -100,7 +100,7 @@ async def extract_country(
     lookback_minutes: float = 10.0,
 ) -> list[FamilyRun]:
     cx = runner.CountryExtraction(country, f"{run_id}-{country}", datetime.now(UTC))
-    docs = str(settings.data_dir("docs"))
+    docs = str(settings.output_location("docs"))
 
     async def step(
         family: Family, cx: runner.CountryExtraction, references: runner.References
@@ -184,7 +184,10 @@ async def nightly(
         duration_s=(finished - started).total_seconds(),
     )
     result = await report_task(
-        report, str(settings.data_dir("reports")), PublicLinks.from_settings(settings)
+        report,
+        str(settings.output_location("reports")),
+        PublicLinks.from_settings(settings),
+        settings.s3_endpoint_url,
     )
     logger.info("run report: %s", result.get("report_path"))
     if report.success:

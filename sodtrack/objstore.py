@@ -141,5 +141,44 @@ def put_files(
     return failed
 
 
+def put_tree(folder: Path, url: str, *, endpoint_url: str | None = None) -> dict[str, str]:
+    """Upload every file below ``folder`` to ``url/<relative path>`` (a Data Docs site built
+    locally); returns relative path → why for the ones that failed."""
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    try:
+        fs, root = filesystem(url, endpoint_url=endpoint_url, setting="outputs")
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # an unreachable store: every file fails, saying why
+        return {name: _why(exc) for name in names}
+    failed: dict[str, str] = {}
+    for name in names:
+        try:
+            if not is_remote(url):  # an object store has no folders to make
+                fs.makedirs(posixpath.dirname(posixpath.join(root, name)), exist_ok=True)
+            fs.put_file(str(folder / name), posixpath.join(root, name))
+        except Exception as exc:  # one object failing must not cost the others
+            failed[name] = _why(exc)
+    return failed
+
+
+def read_object(
+    url: str, *, endpoint_url: str | None = None, max_bytes: int = 64 << 20
+) -> bytes | None:
+    """The bytes of the object ``url``, ``None`` when there is none (or it is a "folder");
+    at most ``max_bytes`` (a longer object is refused with :class:`ValueError`)."""
+    fs, path = filesystem(url, endpoint_url=endpoint_url, setting="path")
+    try:
+        if fs.info(path).get("type") != "file":  # s3fs opens a "folder" as an empty file
+            return None
+        with fs.open(path, "rb") as src:
+            data: bytes = src.read(max_bytes + 1)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    if len(data) > max_bytes:
+        raise ValueError(f"{name_of(url)}: larger than {max_bytes} bytes")
+    return data
+
+
 def _why(exc: BaseException) -> str:
     return printable(f"{type(exc).__name__}: {exc}")

@@ -239,11 +239,22 @@ class Settings(BaseSettings):
             return self.base_url.rstrip("/").replace("{country}", code)
         return BASE_URLS[self.env].format(country=code)
 
+    def output_location(self, name: Literal["reports", "docs"]) -> str | Path:
+        """Where the run reports (``reports``) or the Data Docs (``docs``) are kept: beside a
+        local warehouse, :meth:`data_dir`; with a warehouse on object storage, on the same
+        store, ``<warehouse>/_reports`` and ``<warehouse>/_docs`` (every worker writes them
+        there, and ``sodtrack-etl serve`` reads them from there: no disk is shared)."""
+        from sodtrack.objstore import is_remote
+
+        if is_remote(self.warehouse):
+            return f"{self.warehouse.rstrip('/')}/_{name}"
+        return self.data_dir(name)
+
     def data_dir(self, name: str) -> Path:
         """A folder beside the warehouse (``reports``, ``docs``): ``<root>/../<name>`` when the
         warehouse folder is called ``warehouse``, else ``<root>/<name>``. A warehouse on object
-        storage (``s3://…``) keeps these on local disk, ``data/<name>`` (a URL read as a path
-        would make a local folder called ``s3:``)."""
+        storage (``s3://…``) keeps its reports and docs on the store (:meth:`output_location`);
+        this is then ``data/<name>`` (a URL read as a path would make a local folder ``s3:``)."""
         from sodtrack.objstore import is_remote
 
         if is_remote(self.warehouse):

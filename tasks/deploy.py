@@ -8,17 +8,17 @@ deployment was made from. The pull step compares it with the worker's checkout w
 starts and logs a warning when they differ: a worker whose checkout is not the deployed
 revision still runs (its own code), but says so in the run's first lines.
 
-Run from the checkout (pull step :func:`set_project_directory`):
+Where a run works (pull step :func:`set_project_directory`):
 
-Prefect resolves ``{{ $PWD }}``-style placeholders of pull steps when ``prefect deploy`` runs,
-so they bake the deploying machine's path into the deployment. This step is resolved on the
-worker instead, when the run starts: the flow-run process runs the worker's Python, whose
-environment has this project installed editable from a checkout (``uv sync``), and this
-module's own location names that checkout. Any clean checkout on any machine therefore runs
-its own code, with relative settings (``data/...``, ``.env``) under it.
-
-``SODTRACK_PROJECT_DIR`` on the worker (or a ``directory`` input in ``prefect.yaml``)
-overrides it, e.g. for a project installed as a wheel rather than from a checkout.
+The deployments name their flows by module path (``flows.nightly.nightly``), so a run imports
+them from the worker's Python environment (this project installed from a checkout with ``uv
+sync``, or as a wheel), read only, wherever the run works. The pull step, resolved on the
+worker when the run starts, picks that working directory: ``SODTRACK_PROJECT_DIR`` on the
+worker when set (a platform team gives each worker a directory of its own, and nothing is
+written in the checkout), else the checkout this module was imported from, as on a single
+machine. Relative settings (``data/...``) and ``.env`` are relative to it. (Prefect resolves
+``{{ $PWD }}``-style placeholders of pull steps when ``prefect deploy`` runs, so they would
+bake the deploying machine's path into the deployment: nothing absolute is stored.)
 """
 
 from __future__ import annotations
@@ -65,25 +65,26 @@ def revision() -> dict[str, str]:
 def set_project_directory(
     directory: str | None = None, expected_revision: str | None = None
 ) -> dict[str, str]:
-    """Change to the project directory; returns it as the step's output ``directory``.
+    """Change to the run's working directory; returns it as the step's output ``directory``.
 
-    ``expected_revision``: the deployment's version (templated at deploy time); a worker
-    checkout at another revision is logged as a warning, and the run goes on with it.
+    ``directory`` (an input in ``prefect.yaml``), else ``SODTRACK_PROJECT_DIR``, else the
+    checkout. ``expected_revision``: the deployment's version (templated at deploy time); a
+    worker whose code is at another revision is logged as a warning, and the run goes on.
     """
     target = Path(directory or os.environ.get("SODTRACK_PROJECT_DIR") or CHECKOUT)
-    if not (target / "flows").is_dir():
+    if not target.is_dir():
         raise FileNotFoundError(
-            f"{target} is not a checkout of the pipeline (no flows/): set SODTRACK_PROJECT_DIR "
-            "on the worker to the checkout the flows should run from"
+            f"{target} is not a directory: set SODTRACK_PROJECT_DIR on the worker to the "
+            "directory its flow runs should work in"
         )
     os.chdir(target)
     if expected_revision:
-        here = checkout_revision(target)
+        here = checkout_revision(CHECKOUT)
         if here != expected_revision:
             log.warning(
                 "this worker's checkout %s is at %s, the deployment was made from %s: the run "
                 "uses the worker's code (update the checkout, or deploy again from it)",
-                target,
+                CHECKOUT,
                 here,
                 expected_revision,
             )

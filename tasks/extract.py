@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from sodtrack import objstore
 from sodtrack.client import country_client
+from sodtrack.errors import OutputNotWritable
 from sodtrack.extract.families import Family
 from sodtrack.extract.report import RunReport
 from sodtrack.extract.runner import (
@@ -18,6 +23,7 @@ from sodtrack.extract.runner import (
     References,
 )
 from sodtrack.links import PublicLinks
+from sodtrack.objstore import is_remote
 from sodtrack.settings import Settings
 from sodtrack.validation import ValidationSession
 from tasks.runtime import open_state, open_warehouse, quiet_libraries, route_library_logs
@@ -42,9 +48,12 @@ async def extract_family_task(
     route_library_logs(settings)
     logger = get_run_logger()
     warehouse, store = open_warehouse(settings), open_state(settings)
+    # Data Docs for object storage are built in a private temporary folder, then put there.
+    remote_docs = docs_dir if docs_dir and is_remote(docs_dir) else None
+    building = tempfile.mkdtemp(prefix="sodtrack-docs-") if remote_docs else docs_dir
     session = ValidationSession(
         f"{cx.run_id}-{family.value}",
-        docs_dir=_path(docs_dir),
+        docs_dir=_path(building),
         batch_memory=int(settings.validation_batch_memory),
     )
     try:
@@ -62,9 +71,14 @@ async def extract_family_task(
         result = done.run
         if session.outcomes and docs_dir:
             docs = session.build_docs()
-            result.docs_path = str(docs) if docs else None
+            if docs is not None and remote_docs:
+                result.docs_path = put_site(docs.parent, remote_docs, settings.s3_endpoint_url)
+            else:
+                result.docs_path = str(docs) if docs else None
     finally:
         store.dispose()
+        if remote_docs and building:
+            shutil.rmtree(building, ignore_errors=True)
     result.client = stats
     for d in result.datasets:
         logger.info(
@@ -89,16 +103,21 @@ async def extract_family_task(
 
 @task(name="publish-run-report", retries=0)
 async def report_task(
-    report: RunReport, reports_dir: str | None, links: PublicLinks | None = None
+    report: RunReport,
+    reports_dir: str | None,
+    links: PublicLinks | None = None,
+    endpoint_url: str | None = None,
 ) -> dict[str, Any]:
     """Write the run's JSON report and the artifacts an analyst reads in one look. ``links``
     with a public URL (``SODTRACK_WEB_PUBLIC_URL``): the summary links the report and the
     Data Docs to the upload page, which serves them behind its sign-in; else it shows their
-    paths on the worker."""
+    paths on the worker. ``reports_dir`` may be on object storage (``s3://…/_reports``,
+    reached through ``endpoint_url`` when S3-compatible)."""
     from pathlib import Path
 
     if reports_dir:
-        report.write(Path(reports_dir))
+        report.write_to(reports_dir if is_remote(reports_dir) else Path(reports_dir),
+                        endpoint_url=endpoint_url)  # fmt: skip
     link = links.to if links is not None and links.public else None
     await acreate_markdown_artifact(
         key="nightly-summary",
@@ -109,6 +128,21 @@ async def report_task(
         key="nightly-counts", table=report.counts_table(), description="Records per dataset"
     )
     return report.to_dict()
+
+
+def put_site(site: Path, docs_url: str, endpoint_url: str | None) -> str:
+    """Put a Data Docs site built locally (``<tmp>/<run_id>/…``) at ``<docs_url>/<run_id>/``;
+    returns the URL of its ``index.html``. A file that does not go up fails the family's
+    task (its data is published; the report says where the docs are not)."""
+    target = str(objstore.join(docs_url, site.name))
+    failed = objstore.put_tree(site, target, endpoint_url=endpoint_url)
+    if failed:
+        name, why = next(iter(failed.items()))
+        raise OutputNotWritable(
+            f"Data Docs not written to {target}: {len(failed)} file(s), e.g. {name}: {why}",
+            setting="SODTRACK_WAREHOUSE",
+        )
+    return f"{target}/index.html"
 
 
 def _path(value: str | None) -> Any:

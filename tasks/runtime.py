@@ -93,8 +93,8 @@ async def check_configuration_task(
         root: str | Path = (
             settings.warehouse if is_remote(settings.warehouse) else Path(settings.warehouse)
         )
-        folders += [(root, label), (settings.data_dir("reports"), label)]
-        folders.append((settings.data_dir("docs"), label))
+        folders += [(root, label), (settings.output_location("reports"), label)]
+        folders.append((settings.output_location("docs"), label))
     if outbox_for is not None:
         label = "outbox" if outbox else "SODTRACK_OUTBOX"
         folders.append((outbox_root(settings, outbox_for, outbox), label))

@@ -11,6 +11,7 @@ by, per country, summed): ``api_floor_ratio`` (1.0 = bound by the rate limit alo
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -127,6 +128,27 @@ class RunReport:
         tmp.replace(path)
         self.report_path = str(path)
         return path
+
+    def write_to(self, location: str | Path, *, endpoint_url: str | None = None) -> str:
+        """:meth:`write` into a folder, or onto object storage (``s3://…/_reports``: written
+        in a private temporary folder, then put as one object); returns where it is."""
+        from sodtrack import objstore
+        from sodtrack.errors import OutputNotWritable
+
+        if not objstore.is_remote(location):
+            return str(self.write(Path(location)))
+        with tempfile.TemporaryDirectory(prefix="sodtrack-report-") as folder:
+            name = self.write(Path(folder)).name
+            failed = objstore.put_files(
+                Path(folder), [name], str(location), endpoint_url=endpoint_url
+            )
+        if failed:
+            raise OutputNotWritable(
+                f"run report {name} not written to {location}: {failed[name]}",
+                setting="SODTRACK_WAREHOUSE",
+            )
+        self.report_path = str(objstore.join(location, name))
+        return self.report_path
 
     def summary_markdown(self, link: Callable[[str], str] | None = None) -> str:
         """What an analyst reads first: trust it or not, what changed, where it is.

@@ -35,8 +35,11 @@ Concurrency. delta-rs commits optimistically: two writers of different countries
 (the loser of a version re-reads the log and commits the next one; S3 needs conditional puts,
 set by ``location``). For ``bookings`` the merge reads a base version before the commit: if
 another commit since that base replaced partitions this run replaces (the same country, e.g.
-a second run of it), ``publish`` raises ``PublishConflict`` instead of losing its update. Runs
-of one country are serialised by the state store's country lock, so this is a safety net.
+a second run of it), ``publish`` raises ``PublishConflict`` instead of losing its update. The
+commit is made from the table loaded at the base version, so delta-rs's own conflict checker
+(serializable: files added or removed since the read version in the replaced partitions)
+refuses it atomically, at commit time; a check of the history before the commit gives the
+early message. Runs of one country are also serialised by the state store's country lock.
 
 Schema evolution is explicit: a table whose schema is the dataset's minus trailing nullable
 columns is widened by the commit (``schema_mode="merge"``); any other difference (a type, a
@@ -65,7 +68,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from sodtrack.errors import WarehouseError
 from sodtrack.warehouse import layout
@@ -431,10 +434,19 @@ class Warehouse:
             }
             if predicate is not None and dt is not None:
                 write_deltalake(
-                    self.table_uri(dataset), reader, mode="overwrite", predicate=predicate, **common
+                    self._commit_target(dataset, info),
+                    reader,
+                    mode="overwrite",
+                    predicate=predicate,
+                    **common,
                 )
             else:
                 write_deltalake(self.table_uri(dataset), reader, mode="append", **common)
+        except CommitFailedError as exc:  # delta-rs's conflict checker refused the commit
+            raise PublishConflict(
+                f"{dataset}/{info.run_id}: a concurrent commit changed what this run replaces "
+                f"({exc}); re-run the merge"
+            ) from exc
         except Exception as exc:  # delta-rs raises its own types; one of ours for callers
             if isinstance(exc, WarehouseError):
                 raise
@@ -492,10 +504,28 @@ class Warehouse:
         }
         return {META_PREFIX + k: json.dumps(v, default=str) for k, v in meta.items()}
 
+    def _commit_target(self, dataset: str, info: StageInfo) -> str | DeltaTable:
+        """What the replace-where commits against: for a merge built on a base version, the
+        table loaded *at that version*, so the commit's read version is the base and
+        delta-rs's conflict checker refuses it when any commit since the base added or
+        removed files in the partitions it replaces (another run of the same country); a
+        commit elsewhere (another country, other months) does not conflict and the commit
+        lands on top of it. Otherwise the latest version (the checker still guards the
+        moments between loading it and committing)."""
+        spec = get_spec(dataset)
+        if spec.kind is DatasetKind.MERGED and info.base_version is not None:
+            base = self.table(dataset, int(info.base_version))
+            if base is not None:
+                return base
+        return self.table_uri(dataset)
+
     def _check_conflict(
         self, dataset: str, info: StageInfo, replaced: list[str], country: str | None
     ) -> None:
-        """For merged datasets: no commit since the run's base replaced what it replaces."""
+        """For merged datasets: no commit since the run's base replaced what it replaces.
+
+        An early, readable refusal (names the other run); the guarantee is the commit's own
+        conflict check (:meth:`_commit_target`): two runs may both pass this check."""
         spec = get_spec(dataset)
         if spec.kind is not DatasetKind.MERGED or info.base_version is None:
             return

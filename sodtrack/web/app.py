@@ -54,9 +54,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sodtrack.bulkload.inbox.events import Emitter
 from sodtrack.contract.countries import COUNTRIES
 from sodtrack.errors import AccountError, FileRefused, FileTooLarge, LeaseHeld
+from sodtrack.objstore import read_object
 from sodtrack.settings import Settings
 from sodtrack.web.accounts import Account, Accounts
-from sodtrack.web.files import DOCS_CSP, file_under
+from sodtrack.web.files import DOCS_CSP, file_under, object_under
 from sodtrack.web.openapi import OPENAPI
 from sodtrack.web.security import (
     CSRF_FIELD,
@@ -439,10 +440,26 @@ class Web:
             headers={"content-disposition": disposition, "content-length": str(found.size)},
         )
 
+    async def _stored(self, root: str, relative: str) -> bytes | None:
+        """An object below ``root`` on object storage (reports, Data Docs of a warehouse on
+        S3); ``None`` when it is not there or ``relative`` would leave ``root``."""
+        url = object_under(root, relative)
+        if url is None:
+            return None
+        return await asyncio.to_thread(read_object, url, endpoint_url=self.settings.s3_endpoint_url)
+
     async def report(self, request: Request) -> Response:
-        """A nightly run's report, ``<reports>/<run_id>.json``: any signed-in account."""
+        """A nightly run's report, ``<reports>/<run_id>.json``: any signed-in account. With
+        the warehouse on object storage, read from ``<warehouse>/_reports``."""
         self._account(request)
-        found = file_under(self.settings.data_dir("reports"), request.path_params["name"])
+        name = request.path_params["name"]
+        remote = self.settings.output_location("reports")
+        if isinstance(remote, str):
+            data = await self._stored(remote, name) if name.endswith(".json") else None
+            if data is None or "/" in name:
+                return _not_found()
+            return Response(data, media_type="application/json")
+        found = file_under(self.settings.data_dir("reports"), name)
         if found is None or found.suffix != ".json":
             return _not_found()
         return FileResponse(found, media_type="application/json")
@@ -454,6 +471,9 @@ class Web:
         relative = request.path_params["path"]
         if relative == "" or relative.endswith("/"):
             relative += "index.html"
+        remote = self.settings.output_location("docs")
+        if isinstance(remote, str):
+            return await self._stored_docs(request, remote, relative)
         root = self.settings.data_dir("docs")
         found = file_under(root, relative)
         if found is None and file_under(root, f"{relative}/index.html") is not None:
@@ -463,6 +483,17 @@ class Web:
         media = _media_type(found.name)
         headers = {CSP_HEADER: DOCS_CSP} if media.startswith("text/html") else None
         return FileResponse(found, media_type=media, headers=headers)
+
+    async def _stored_docs(self, request: Request, root: str, relative: str) -> Response:
+        """:meth:`docs` from ``<warehouse>/_docs`` on object storage."""
+        data = await self._stored(root, relative)
+        if data is None and await self._stored(root, f"{relative}/index.html") is not None:
+            return RedirectResponse(f"{request.url.path}/", status_code=307)
+        if data is None:
+            return _not_found()
+        media = _media_type(relative.rsplit("/", 1)[-1])
+        headers = {CSP_HEADER: DOCS_CSP} if media.startswith("text/html") else None
+        return Response(data, media_type=media, headers=headers)
 
     async def template(self, request: Request) -> Response:
         account, _ = self._account(request)

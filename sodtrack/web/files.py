@@ -52,6 +52,14 @@ def safe_parts(relative: str) -> list[str] | None:
     return parts
 
 
+def object_under(root: str, relative: str) -> str | None:
+    """The URL of the object ``root/relative`` on object storage (reports and Data Docs of a
+    warehouse on S3), or ``None`` when ``relative`` could leave ``root`` (the same rules as
+    :func:`file_under`; an object store has no symbolic links to resolve)."""
+    parts = safe_parts(relative)
+    return None if parts is None else "/".join([root.rstrip("/"), *parts])
+
+
 def file_under(root: Path, relative: str) -> Path | None:
     """The regular file ``root/relative``, or ``None`` when that would leave ``root`` (see
     the module docstring) or is not a file."""

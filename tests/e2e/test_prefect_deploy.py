@@ -162,8 +162,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_deployments_as_declared(stack: Stack) -> None:
     nightly = stack.deployments["nightly-extract/nightly-extract"]
     load = stack.deployments["bulk-load/bulk-load"]
-    assert nightly.entrypoint == "flows/nightly.py:nightly"
-    assert load.entrypoint == "flows/bulk_load.py:bulk_load"
+    assert nightly.entrypoint == "flows.nightly.nightly"
+    assert load.entrypoint == "flows.bulk_load.bulk_load"
     assert nightly.work_pool_name == load.work_pool_name == "sodtrack"
     from tasks.deploy import checkout_revision
 

@@ -1,4 +1,5 @@
-"""The pull step finds the checkout on the worker, when the run starts (no path is stored)."""
+"""The pull step picks the run's working directory on the worker, when the run starts (no path
+is stored): ``SODTRACK_PROJECT_DIR`` (a directory of the worker's own), else the checkout."""
 
 from __future__ import annotations
 
@@ -26,13 +27,29 @@ def test_the_checkout_of_this_code(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (CHECKOUT / "prefect.yaml").exists()
 
 
-def test_an_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "flows").mkdir()
+def test_a_directory_of_the_workers_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a checkout (no flows/ in it): the code is imported as modules, read only."""
     monkeypatch.setenv("SODTRACK_PROJECT_DIR", str(tmp_path))
     assert set_project_directory() == {"directory": str(tmp_path)}
     assert Path.cwd() == tmp_path
-    with pytest.raises(FileNotFoundError, match="not a checkout"):
+    with pytest.raises(FileNotFoundError, match="not a directory"):
         set_project_directory(str(tmp_path / "elsewhere"))
+
+
+def test_a_module_path_entrypoint_loads_outside_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What Prefect does after the pull step: import the entrypoint, from the run's directory."""
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+
+    monkeypatch.setenv("SODTRACK_PROJECT_DIR", str(tmp_path))
+    set_project_directory()
+    config = yaml.safe_load((CHECKOUT / "prefect.yaml").read_text())
+    for d in config["deployments"]:
+        flow = load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False)
+        assert flow.name == d["name"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -39,17 +39,19 @@ def _deployment(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _flow_parameters(entrypoint: str) -> set[str]:
-    path, _, name = entrypoint.partition(":")
-    assert (ROOT / path).is_file(), f"prefect.yaml names {path}, which is not in this checkout"
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    """The parameters of the flow a module-path entrypoint (``flows.nightly.nightly``) names."""
+    assert ":" not in entrypoint, f"{entrypoint}: a file path ties runs to the checkout's folder"
+    path, _, name = entrypoint.rpartition(".")
+    module = importlib.import_module(path)
+    assert (ROOT / (path.replace(".", "/") + ".py")).is_file(), f"{path} is not in this checkout"
     fn = getattr(module, name).fn
     return set(inspect.signature(fn).parameters)
 
 
 def test_the_deployments(config: dict[str, Any]) -> None:
     assert [(d["name"], d["entrypoint"]) for d in config["deployments"]] == [
-        ("nightly-extract", "flows/nightly.py:nightly"),
-        ("bulk-load", "flows/bulk_load.py:bulk_load"),
+        ("nightly-extract", "flows.nightly.nightly"),
+        ("bulk-load", "flows.bulk_load.bulk_load"),
     ]
     for d in config["deployments"]:
         assert d["work_pool"]["name"] == "sodtrack"
@@ -75,9 +77,8 @@ def deployment_list(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _flow_name(entrypoint: str) -> str:
-    path, _, name = entrypoint.partition(":")
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-    return str(getattr(module, name).name)
+    path, _, name = entrypoint.rpartition(".")
+    return str(getattr(importlib.import_module(path), name).name)
 
 
 def test_the_deployment_list_is_the_golden_one(config: dict[str, Any]) -> None:
