@@ -440,7 +440,7 @@ class Web:
             headers={"content-disposition": disposition, "content-length": str(found.size)},
         )
 
-    async def _stored(self, root: str, relative: str) -> bytes | None:
+    async def _stored_object(self, root: str, relative: str) -> bytes | None:
         """An object below ``root`` on object storage (reports, Data Docs of a warehouse on
         S3); ``None`` when it is not there or ``relative`` would leave ``root``."""
         url = object_under(root, relative)
@@ -455,7 +455,7 @@ class Web:
         name = request.path_params["name"]
         remote = self.settings.output_location("reports")
         if isinstance(remote, str):
-            data = await self._stored(remote, name) if name.endswith(".json") else None
+            data = await self._stored_object(remote, name) if name.endswith(".json") else None
             if data is None or "/" in name:
                 return _not_found()
             return Response(data, media_type="application/json")
@@ -486,8 +486,8 @@ class Web:
 
     async def _stored_docs(self, request: Request, root: str, relative: str) -> Response:
         """:meth:`docs` from ``<warehouse>/_docs`` on object storage."""
-        data = await self._stored(root, relative)
-        if data is None and await self._stored(root, f"{relative}/index.html") is not None:
+        data = await self._stored_object(root, relative)
+        if data is None and await self._stored_object(root, f"{relative}/index.html") is not None:
             return RedirectResponse(f"{request.url.path}/", status_code=307)
         if data is None:
             return _not_found()
