@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_a_module_path_entrypoint_loads_outside_the_checkout(
     set_project_directory()
     config = yaml.safe_load((CHECKOUT / "prefect.yaml").read_text())
     for d in config["deployments"]:
-        flow = load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False)
+        flow: Any = load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False)
         assert flow.name == d["name"]
     assert list(tmp_path.iterdir()) == []
 
