@@ -48,8 +48,8 @@ def test_a_module_path_entrypoint_loads_outside_the_checkout(
     set_project_directory()
     config = yaml.safe_load((CHECKOUT / "prefect.yaml").read_text())
     for d in config["deployments"]:
-        loaded: Any = load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False)
-        assert loaded.name == d["name"]
+        flow: Any = load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False)
+        assert flow.name == d["name"]
     assert list(tmp_path.iterdir()) == []
 
 
