@@ -83,6 +83,7 @@ def run_demo(*, country: str, bookings: int, workdir: Path, console: Console) ->
         print_report(report)
         if not report.success:
             return 3
+        _show_api_floor(report, console, "Incremental run")
         _show_query(warehouse, console)
         code = bulk_load_demo(settings, workdir, console)
     if code == 0:
@@ -121,13 +122,20 @@ def show_upload_page(settings: Settings, workdir: Path, console: Console) -> str
     return password
 
 
-def _show_api_floor(report: RunReport, console: Console) -> None:
-    """The first run against its API floor (requests ÷ rate limit, from the run report)."""
+def _show_api_floor(report: RunReport, console: Console, run: str = "First nightly run") -> None:
+    """A run against its API floor (requests ÷ rate limit, from the run report), or why it
+    has none worth showing (its requests fit in the API's burst)."""
     ratio, floor = report.api_floor_ratio, report.api_floor_s
+    requests = report.client.get("requests", 0)
     if ratio is None or floor is None:
+        note = report.api_floor_note
+        if note and note.startswith("not meaningful"):
+            console.print(
+                f"{run}: {report.duration_s or 0:.1f} s for {requests} requests; API floor {note}."
+            )
         return
     console.print(
-        f"First nightly run: {report.duration_s or 0:.1f} s for {report.client.get('requests', 0)}"
+        f"{run}: {report.duration_s or 0:.1f} s for {requests}"
         f" requests, whose API floor is {floor:.1f} s: [bold]{ratio:.2f}×[/bold] the floor."
     )
 

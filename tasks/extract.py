@@ -1,7 +1,9 @@
-"""Tasks of the nightly extraction: one per (country, family), then the report."""
+"""Tasks of the nightly extraction: per (country, family) a staging and a check, then the
+report."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -13,59 +15,102 @@ from sodtrack.extract.families import Family
 from sodtrack.extract.report import RunReport
 from sodtrack.extract.runner import (
     CountryExtraction,
-    ExtractFamily,
     FamilyExtraction,
     References,
+    StagedFamily,
+    check_family,
+    stage_family,
 )
 from sodtrack.links import PublicLinks
 from sodtrack.settings import Settings
 from sodtrack.validation import ValidationSession
-from tasks.runtime import open_state, open_warehouse, quiet_libraries, route_library_logs
+from tasks.runtime import open_warehouse, quiet_libraries, route_library_logs
+
+STAGE_RETRIES = 1
+"""A staging that raised (the API gone for longer than the client's own retries, a full
+disk) is walked once more after ``STAGE_RETRY_DELAY_S``; it starts from empty stagings, so a
+retry never doubles data. A check is not retried: it is deterministic on the staged data."""
+STAGE_RETRY_DELAY_S = 30.0
 
 
-@task(name="extract-family", retries=0, task_run_name="{family}-{cx.country}")
-async def extract_family_task(
+@task(
+    name="stage-family",
+    retries=STAGE_RETRIES,
+    retry_delay_seconds=STAGE_RETRY_DELAY_S,
+    task_run_name="stage-{family}-{cx.country}",
+)
+async def stage_family_task(
     settings: Settings,
     cx: CountryExtraction,
     family: Family,
-    references: References,
     *,
     full_refresh: bool,
     lookback_minutes: float,
-    docs_dir: str | None,
-) -> FamilyExtraction:
-    """Stage one family of one country, validate it, publish it or quarantine it
-    (:func:`~sodtrack.extract.runner.extract_family`, with its own client, stores and
-    validation session: everything it needs comes in its arguments, so it could run in
-    another process). ``references``: what the country's previous family returned."""
+) -> StagedFamily:
+    """Walk one family of one country into the run's staging
+    (:func:`~sodtrack.extract.runner.stage_family`, with its own client and stores: it could
+    run in another process). The client's counters travel in the result's ``run.client``."""
     quiet_libraries()
     route_library_logs(settings)
     logger = get_run_logger()
-    warehouse, store = open_warehouse(settings), open_state(settings)
+    warehouse = open_warehouse(settings)
+    async with country_client(settings, cx.country) as client:
+        staged = await stage_family(
+            family,
+            client,
+            warehouse,
+            cx,
+            full_refresh=full_refresh,
+            lookback=timedelta(minutes=lookback_minutes),
+            progress=_no_progress,
+        )
+        staged.run.client = client.stats.as_dict()
+    for d in staged.run.datasets:
+        logger.info(
+            "%s/%s: staged — received %d, written %d, %s",
+            cx.country,
+            d.dataset,
+            d.received,
+            d.written,
+            d.completeness,
+        )
+    for note in staged.run.notes:
+        logger.warning("%s/%s: %s", cx.country, family.value, note)
+    return staged
+
+
+@task(name="check-family", retries=0, task_run_name="check-{staged.family}-{cx.country}")
+async def check_family_task(
+    settings: Settings,
+    cx: CountryExtraction,
+    staged: StagedFamily,
+    references: References,
+    *,
+    docs_dir: str | None,
+) -> FamilyExtraction:
+    """Validate a staged family, publish it or quarantine it
+    (:func:`~sodtrack.extract.runner.check_family`, in a thread: the flow's event loop goes
+    on walking the next family), with its own validation session and Data Docs.
+    ``references``: what the country's previous family returned once checked."""
+    quiet_libraries()
+    route_library_logs(settings)
+    logger = get_run_logger()
+    family = staged.family
     session = ValidationSession(
         f"{cx.run_id}-{family.value}",
         docs_dir=_path(docs_dir),
         batch_memory=int(settings.validation_batch_memory),
     )
-    try:
-        async with country_client(settings, cx.country) as client:
-            step = ExtractFamily(
-                client,
-                warehouse,
-                store,
-                session,
-                full_refresh=full_refresh,
-                lookback=timedelta(minutes=lookback_minutes),
-            )
-            done = await step(family, cx, references)
-            stats = client.stats.as_dict()
-        result = done.run
+
+    def check() -> FamilyExtraction:
+        done = check_family(staged, open_warehouse(settings), session, cx, references)
         if session.outcomes and docs_dir:
             docs = session.build_docs()
-            result.docs_path = str(docs) if docs else None
-    finally:
-        store.dispose()
-    result.client = stats
+            done.run.docs_path = str(docs) if docs else None
+        return done
+
+    done = await asyncio.to_thread(check)
+    result = done.run
     for d in result.datasets:
         logger.info(
             "%s/%s: %s — received %d, written %d, %s",
@@ -76,8 +121,6 @@ async def extract_family_task(
             d.written,
             d.completeness,
         )
-    for note in result.notes:
-        logger.warning("%s/%s: %s", cx.country, family.value, note)
     for failure in result.critical_failures:
         logger.error("%s/%s critical: %s", cx.country, family.value, failure)
     for warning in result.warnings:
@@ -85,6 +128,10 @@ async def extract_family_task(
     if result.error:
         logger.error("%s/%s failed: %s", cx.country, family.value, result.error)
     return done
+
+
+def _no_progress(dataset: str, n: int) -> None:
+    return None
 
 
 @task(name="publish-run-report", retries=0)
