@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import tempfile
 import time
@@ -22,6 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+
+class Phases(logging.Handler):
+    """Prints when each family's phases end (the runner's ``staged in`` / ``… in`` lines),
+    in seconds since the run started: where the time goes."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.t0 = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if " in " in text and text.endswith(" s") and text.count("/") == 1:
+            print(f"  t={time.monotonic() - self.t0:6.1f} s  {text}", flush=True)
 
 
 def one_run(settings: Any, datasets: list[str]) -> Any:
@@ -38,6 +53,10 @@ def one_run(settings: Any, datasets: list[str]) -> Any:
         validation_batch_memory=int(settings.validation_batch_memory),
     )
     store = StateStore(settings.state_url)
+    phases = Phases()
+    logger = logging.getLogger("sodtrack.extract")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(phases)
     try:
         return asyncio.run(
             run_extraction(
@@ -48,6 +67,7 @@ def one_run(settings: Any, datasets: list[str]) -> Any:
             )
         )
     finally:
+        logger.removeHandler(phases)
         store.dispose()
 
 
@@ -62,7 +82,10 @@ def describe(name: str, report: Any) -> dict[str, Any]:
         "api_floor_ratio": round(ratio, 3) if ratio is not None else None,
         "success": report.success,
         "families": {
-            f.family: {d.dataset: (d.status, round(d.seconds, 1)) for d in f.datasets}
+            f.family: {
+                d.dataset: (d.status, round(d.seconds, 1), getattr(d, "reason", None))
+                for d in f.datasets
+            }
             for f in report.families
         },
     }
