@@ -455,6 +455,9 @@ async def extract_country(
                     runs.append(done.run)
                     references = done.references
                 checking = asyncio.create_task(steps.check(staged, cx, references))
+            if warming is not None:  # no family asked
+                await _warmed(warming)
+                warming = None
             if checking is not None:
                 done = await checking
                 runs.append(done.run)
