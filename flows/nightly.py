@@ -1,13 +1,17 @@
 """``nightly-extract``: catalog, coverage and bookings of one or more countries to Parquet.
 
 Countries run concurrently (one subflow each, serialised per country by a lock in the state
-store so two runs for the same country never interleave); within a country the families run
-in order, because coverage and bookings are validated against the catalog just staged.
+store so two runs for the same country never interleave); within a country the families are
+checked in order, because coverage and bookings are validated against the catalog just
+staged (or the published one, when the new one was not published), while the next family is
+already being walked.
 
 The flow only sequences: each country is the library's orchestrator
-(:func:`sodtrack.extract.runner.extract_country`: lock, cleanup of dead runs, families in
-order) with the ``extract-family`` task as its step; the references one family returns are
-given to the next task as an argument, never through shared state.
+(:func:`sodtrack.extract.runner.extract_country`: lock, cleanup of dead runs, families
+pipelined) with two tasks per family as its steps: ``stage-family`` (walk and stage; retried
+once, from empty stagings) and ``check-family`` (validate, publish or quarantine, in a thread;
+not retried). The references one family's check returns are given to the next check as an
+argument, never through shared state.
 
 Run hygiene: each run is named after what it does, ``nightly-cl-2026-12-03`` (the countries
 and the date of its scheduled start in the country's own time zone); a run longer than
@@ -40,6 +44,8 @@ anything is extracted, and without retries.
 from __future__ import annotations
 
 import asyncio
+import importlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,7 +60,7 @@ from sodtrack.extract.families import Family, families_for
 from sodtrack.extract.report import FamilyRun
 from sodtrack.links import PublicLinks
 from sodtrack.settings import Settings
-from tasks.extract import extract_family_task, report_task
+from tasks.extract import check_family_task, report_task, stage_family_task
 from tasks.runtime import (
     check_configuration_task,
     ensure_country_limit,
@@ -90,6 +96,45 @@ def _nightly_name() -> str:
     return nightly_run_name(flow_run.parameters.get("countries"), scheduled, default)
 
 
+@dataclass(frozen=True, slots=True)
+class TaskSteps:
+    """The library's two phases of a family as this flow's tasks (``stage-family``, then
+    ``check-family``, which announces what it published or quarantined)."""
+
+    settings: Settings
+    full_refresh: bool
+    lookback_minutes: float
+    docs_dir: str
+
+    async def stage(self, family: Family, cx: runner.CountryExtraction) -> runner.StagedFamily:
+        try:
+            return await stage_family_task(
+                self.settings,
+                cx,
+                family,
+                full_refresh=self.full_refresh,
+                lookback_minutes=self.lookback_minutes,
+            )
+        except Exception as exc:  # retries spent: the family fails, the others go on
+            return runner.staging_failed(family, cx, exc)
+
+    async def warm_up(self) -> None:
+        """The check tasks make their own contexts; the import is the process's, done once."""
+        await asyncio.to_thread(importlib.import_module, "great_expectations")
+
+    async def check(
+        self,
+        staged: runner.StagedFamily,
+        cx: runner.CountryExtraction,
+        references: runner.References,
+    ) -> runner.FamilyExtraction:
+        done = await check_family_task(
+            self.settings, cx, staged, references, docs_dir=self.docs_dir
+        )
+        announce_family(self.settings, done.run, cx.run_id)  # events and assets
+        return done
+
+
 @flow(name="extract-country", flow_run_name="extract-{country}-{run_id}")
 async def extract_country(
     settings: Settings,
@@ -100,23 +145,9 @@ async def extract_country(
     lookback_minutes: float = 10.0,
 ) -> list[FamilyRun]:
     cx = runner.CountryExtraction(country, f"{run_id}-{country}", datetime.now(UTC))
-    docs = str(settings.output_location("docs"))
-
-    async def step(
-        family: Family, cx: runner.CountryExtraction, references: runner.References
-    ) -> runner.FamilyExtraction:
-        done = await extract_family_task(
-            settings,
-            cx,
-            family,
-            references,
-            full_refresh=full_refresh,
-            lookback_minutes=lookback_minutes,
-            docs_dir=docs,
-        )
-        announce_family(settings, done.run, cx.run_id)  # events and assets (tasks/signals.py)
-        return done
-
+    steps = TaskSteps(
+        settings, full_refresh, lookback_minutes, str(settings.output_location("docs"))
+    )
     limit = await ensure_country_limit(country)
     store = open_state(settings)
     try:
@@ -124,7 +155,7 @@ async def extract_country(
             runs = await runner.extract_country(
                 cx,
                 families,
-                step,
+                steps,
                 warehouse=open_warehouse(settings),
                 store=store,
                 lock_timeout_s=LOCK_TIMEOUT_S,
@@ -179,7 +210,7 @@ async def nightly(
     runner.finish_report(
         report,
         runs,
-        [f.client for f in runs],
+        [{**f.client, "country": f.country} for f in runs if f.client],
         finished_at=finished,
         duration_s=(finished - started).total_seconds(),
     )

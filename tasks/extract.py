@@ -1,7 +1,9 @@
-"""Tasks of the nightly extraction: one per (country, family), then the report."""
+"""Tasks of the nightly extraction: per (country, family) a staging and a check, then the
+report."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from datetime import timedelta
@@ -18,36 +20,88 @@ from sodtrack.extract.families import Family
 from sodtrack.extract.report import RunReport
 from sodtrack.extract.runner import (
     CountryExtraction,
-    ExtractFamily,
     FamilyExtraction,
     References,
+    StagedFamily,
+    check_family,
+    stage_family,
 )
 from sodtrack.links import PublicLinks
 from sodtrack.objstore import is_remote
 from sodtrack.settings import Settings
 from sodtrack.validation import ValidationSession
-from tasks.runtime import open_state, open_warehouse, quiet_libraries, route_library_logs
+from tasks.runtime import open_warehouse, quiet_libraries, route_library_logs
+
+STAGE_RETRIES = 1
+"""A staging that raised (the API gone for longer than the client's own retries, a full
+disk) is walked once more after ``STAGE_RETRY_DELAY_S``; it starts from empty stagings, so a
+retry never doubles data. A check is not retried: it is deterministic on the staged data."""
+STAGE_RETRY_DELAY_S = 30.0
 
 
-@task(name="extract-family", retries=0, task_run_name="{family}-{cx.country}")
-async def extract_family_task(
+@task(
+    name="stage-family",
+    retries=STAGE_RETRIES,
+    retry_delay_seconds=STAGE_RETRY_DELAY_S,
+    task_run_name="stage-{family}-{cx.country}",
+)
+async def stage_family_task(
     settings: Settings,
     cx: CountryExtraction,
     family: Family,
-    references: References,
     *,
     full_refresh: bool,
     lookback_minutes: float,
-    docs_dir: str | None,
-) -> FamilyExtraction:
-    """Stage one family of one country, validate it, publish it or quarantine it
-    (:func:`~sodtrack.extract.runner.extract_family`, with its own client, stores and
-    validation session: everything it needs comes in its arguments, so it could run in
-    another process). ``references``: what the country's previous family returned."""
+) -> StagedFamily:
+    """Walk one family of one country into the run's staging
+    (:func:`~sodtrack.extract.runner.stage_family`, with its own client and stores: it could
+    run in another process). The client's counters travel in the result's ``run.client``."""
     quiet_libraries()
     route_library_logs(settings)
     logger = get_run_logger()
-    warehouse, store = open_warehouse(settings), open_state(settings)
+    warehouse = open_warehouse(settings)
+    async with country_client(settings, cx.country) as client:
+        staged = await stage_family(
+            family,
+            client,
+            warehouse,
+            cx,
+            full_refresh=full_refresh,
+            lookback=timedelta(minutes=lookback_minutes),
+            progress=_no_progress,
+        )
+        staged.run.client = client.stats.as_dict()
+    for d in staged.run.datasets:
+        logger.info(
+            "%s/%s: staged — received %d, written %d, %s",
+            cx.country,
+            d.dataset,
+            d.received,
+            d.written,
+            d.completeness,
+        )
+    for note in staged.run.notes:
+        logger.warning("%s/%s: %s", cx.country, family.value, note)
+    return staged
+
+
+@task(name="check-family", retries=0, task_run_name="check-{staged.family}-{cx.country}")
+async def check_family_task(
+    settings: Settings,
+    cx: CountryExtraction,
+    staged: StagedFamily,
+    references: References,
+    *,
+    docs_dir: str | None,
+) -> FamilyExtraction:
+    """Validate a staged family, publish it or quarantine it
+    (:func:`~sodtrack.extract.runner.check_family`, in a thread: the flow's event loop goes
+    on walking the next family), with its own validation session and Data Docs.
+    ``references``: what the country's previous family returned once checked."""
+    quiet_libraries()
+    route_library_logs(settings)
+    logger = get_run_logger()
+    family = staged.family
     # Data Docs for object storage are built in a private temporary folder, then put there.
     remote_docs = docs_dir if docs_dir and is_remote(docs_dir) else None
     building = tempfile.mkdtemp(prefix="sodtrack-docs-") if remote_docs else docs_dir
@@ -56,30 +110,23 @@ async def extract_family_task(
         docs_dir=_path(building),
         batch_memory=int(settings.validation_batch_memory),
     )
-    try:
-        async with country_client(settings, cx.country) as client:
-            step = ExtractFamily(
-                client,
-                warehouse,
-                store,
-                session,
-                full_refresh=full_refresh,
-                lookback=timedelta(minutes=lookback_minutes),
-            )
-            done = await step(family, cx, references)
-            stats = client.stats.as_dict()
-        result = done.run
+
+    def check() -> FamilyExtraction:
+        done = check_family(staged, open_warehouse(settings), session, cx, references)
         if session.outcomes and docs_dir:
             docs = session.build_docs()
             if docs is not None and remote_docs:
-                result.docs_path = put_site(docs.parent, remote_docs, settings.s3_endpoint_url)
+                done.run.docs_path = put_site(docs.parent, remote_docs, settings.s3_endpoint_url)
             else:
-                result.docs_path = str(docs) if docs else None
+                done.run.docs_path = str(docs) if docs else None
+        return done
+
+    try:
+        done = await asyncio.to_thread(check)
     finally:
-        store.dispose()
         if remote_docs and building:
             shutil.rmtree(building, ignore_errors=True)
-    result.client = stats
+    result = done.run
     for d in result.datasets:
         logger.info(
             "%s/%s: %s — received %d, written %d, %s",
@@ -90,8 +137,6 @@ async def extract_family_task(
             d.written,
             d.completeness,
         )
-    for note in result.notes:
-        logger.warning("%s/%s: %s", cx.country, family.value, note)
     for failure in result.critical_failures:
         logger.error("%s/%s critical: %s", cx.country, family.value, failure)
     for warning in result.warnings:
@@ -99,6 +144,10 @@ async def extract_family_task(
     if result.error:
         logger.error("%s/%s failed: %s", cx.country, family.value, result.error)
     return done
+
+
+def _no_progress(dataset: str, n: int) -> None:
+    return None
 
 
 @task(name="publish-run-report", retries=0)
@@ -113,11 +162,9 @@ async def report_task(
     Data Docs to the upload page, which serves them behind its sign-in; else it shows their
     paths on the worker. ``reports_dir`` may be on object storage (``s3://…/_reports``,
     reached through ``endpoint_url`` when S3-compatible)."""
-    from pathlib import Path
-
     if reports_dir:
-        report.write_to(reports_dir if is_remote(reports_dir) else Path(reports_dir),
-                        endpoint_url=endpoint_url)  # fmt: skip
+        target = reports_dir if is_remote(reports_dir) else Path(reports_dir)
+        report.write_to(target, endpoint_url=endpoint_url)
     link = links.to if links is not None and links.public else None
     await acreate_markdown_artifact(
         key="nightly-summary",

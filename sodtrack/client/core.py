@@ -314,6 +314,7 @@ class Engine:
         self.limiter.observe(response.headers, in_flight=self.in_flight)
         bucket = self.limiter.bucket
         self.stats.rate_limit_per_s = bucket.rate if bucket.active else None
+        self.stats.rate_limit_burst = bucket.capacity
         self.server_clock.observe(response.headers.get("date"))
         if response.status_code == 429:
             self.limiter.on_rate_limited()

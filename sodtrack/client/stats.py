@@ -54,6 +54,9 @@ class ClientStats:
     rate_limit_per_s: float | None = None
     """The rate the client paces itself by (configured, or learnt from the
     ``X-RateLimit-*`` headers); ``None`` while the API has shown no limit."""
+    rate_limit_burst: float | None = None
+    """The size of the API's bucket as the client mirrors it (``X-RateLimit-Limit``): that
+    many requests pass at once before the rate paces anything."""
 
     def count_request(self, operation: str, outcome: str) -> None:
         self.requests[(operation, outcome)] += 1
@@ -96,6 +99,7 @@ class ClientStats:
             "rate_limit_per_s": (
                 round(self.rate_limit_per_s, 3) if self.rate_limit_per_s is not None else None
             ),
+            "rate_limit_burst": self.rate_limit_burst,
             "gave_up": dict(sorted(self.gave_up.items())),
             "completeness_warnings": [
                 {

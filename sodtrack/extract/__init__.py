@@ -1,10 +1,11 @@
 """The nightly extraction: Sodtrack → staged Parquet → Great Expectations → published datasets.
 
 A library (no Prefect). One orchestrator per country, ``runner.extract_country`` (the
-country's lock, the cleanup of dead runs, the families in order, each step given the
-references the previous one returned, as a value): the CLI and the demo reach it through
-``run_extraction``, the Prefect flow (``flows/nightly.py``) calls it with a task per family as
-its step. One run, for one country::
+country's lock, the cleanup of dead runs, the families pipelined: family N is checked and
+published in a thread while family N+1 is walked; each check is given the references the
+previous family's check returned, as a value): the CLI and the demo reach it through
+``run_extraction``, the Prefect flow (``flows/nightly.py``) calls it with a task per phase
+(``stage-family``, ``check-family``). One run, for one country::
 
     plan_bookings_read   (the tables decide: full when the warehouse has no bookings of
                           the country, else from the watermark in their commits)

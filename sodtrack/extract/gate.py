@@ -10,6 +10,9 @@
   (:func:`replaced_rows`: the country's whole dataset on a full run, the touched months on
   an incremental one; months carried over are unchanged by construction). Bookings are never
   deleted in the API, so fewer rows means lost data: the family is quarantined.
+* A snapshot whose content and check inputs are those of the country's published version
+  is not validated again (:mod:`sodtrack.extract.unchanged`): "unchanged, validated in run
+  X"; it is published all the same (today's ``snapshot_date``), its commit naming run X.
 * A page-numbered walk whose records received differ from the server's ``total_items`` is a
   critical failure too: completeness is checked, never assumed.
 * No critical failure → each dataset is published atomically (warnings are published and
@@ -19,11 +22,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
 
+from sodtrack.extract import unchanged
 from sodtrack.extract.report import DatasetRun, FamilyRun
 from sodtrack.validation import (
     RowCountPolicy,
@@ -35,6 +40,8 @@ from sodtrack.warehouse import Warehouse, layout
 from sodtrack.warehouse.chunks import READ_BATCH_ROWS, iter_chunks
 from sodtrack.warehouse.publish import SchemaEvolutionRefused
 from sodtrack.warehouse.schemas import get_spec
+
+log = logging.getLogger("sodtrack.extract")
 
 NO_ROW_BOUNDS = RowCountPolicy(
     max_drop=None, max_growth=None, warn_drop=None, warn_growth=None, min_without_previous=None
@@ -125,6 +132,10 @@ def validate_family(
             parameters.update(published_row_count_parameters(floor))
             if not full_refresh:
                 policy, previous = NO_ROW_BOUNDS, None
+        if unchanged.is_snapshot(run.dataset) and _unchanged(
+            run, warehouse, session, run_id, parameters
+        ):
+            continue
         outcome = session.validate(
             run.dataset,
             staged_chunks(warehouse, run.dataset, run_id),
@@ -135,6 +146,8 @@ def validate_family(
         )
         outcomes[run.dataset] = outcome
         run.validation = outcome.to_dict()
+        if run.content_hash is not None:
+            run.validated_in = run_id
         for failure in outcome.critical_failures:
             family.critical_failures.append(f"{run.dataset}: {failure.label}")
         for warning in outcome.warnings:
@@ -145,6 +158,45 @@ def validate_family(
                 f"the API announced {run.expected}"
             )
     return outcomes
+
+
+def _unchanged(
+    run: DatasetRun,
+    warehouse: Warehouse,
+    session: ValidationSession,
+    run_id: str,
+    parameters: Mapping[str, Any],
+) -> bool:
+    """Whether a staged snapshot is the country's published content checked with the same
+    inputs (:mod:`sodtrack.extract.unchanged`): then it is not validated again, and says so.
+    Records the digests either way (the publish writes them into the commit). Anything that
+    cannot be computed or read means "validate"."""
+    if not run.complete:
+        return False
+    try:
+        run.content_hash = unchanged.content_hash(warehouse, run.dataset, run_id)
+        run.inputs_hash = unchanged.inputs_hash(session, run.dataset, run.country, parameters)
+        published = unchanged.published_validation(
+            warehouse.history(run.dataset, HISTORY_LOOKBACK), run.country
+        )
+    except Exception:  # a digest is an optimisation: never a reason to fail the family
+        log.exception("%s/%s: no digest, validating", run.country, run.dataset)
+        run.content_hash = run.inputs_hash = None
+        return False
+    if published is None or (published.content_hash, published.inputs_hash) != (
+        run.content_hash,
+        run.inputs_hash,
+    ):
+        return False
+    run.validated_in = published.validated_in
+    run.reason = f"unchanged, validated in run {published.validated_in}"
+    run.validation = {"success": True, "status": "unchanged", "validated_in": run.validated_in}
+    log.info("%s/%s: %s", run.country, run.dataset, run.reason)
+    return True
+
+
+HISTORY_LOOKBACK = 200
+"""Commits read back to find the country's newest (a table holds every country's)."""
 
 
 def publish_or_quarantine(
@@ -180,11 +232,18 @@ def publish_or_quarantine(
         family.status = "quarantined"
         return
     for run in family.datasets:
-        outcome = outcomes.get(run.dataset)
+        summary = _validation_summary(outcomes.get(run.dataset))
+        if run.reason is not None:  # unchanged: the earlier run's verdict, carried forward
+            summary = {"success": True, "critical_failures": [], "warnings": []}
+            summary["row_count"] = run.written
+        if summary is not None and run.content_hash and run.validated_in:
+            summary["content_hash"] = run.content_hash
+            summary["inputs_hash"] = run.inputs_hash
+            summary["validated_in"] = run.validated_in
         manifest = warehouse.publish(
             run.dataset,
             run_id,
-            validation=_validation_summary(outcome),
+            validation=summary,
             stats={**_counts(run), **dict((extra_stats or {}).get(run.dataset, {}))},
         )
         run.version = manifest.version_id

@@ -5,7 +5,9 @@ pages, records per dataset (expected, received, de-duplicated, written), waterma
 and after, validation results, where the data was published or quarantined, and duration.
 It also sets the duration against the run's **API floor**, the time its requests need at
 the API's rate limit alone (``client.api_floor_s`` = requests ÷ the rate the client paced
-by, per country, summed): ``api_floor_ratio`` (1.0 = bound by the rate limit alone).
+by, per country, summed): ``api_floor_ratio`` (1.0 = bound by the rate limit alone). A run
+whose requests fit in the API's burst has no meaningful floor: ``api_floor_s`` is ``None``
+and ``client.api_floor_note`` says why.
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ class DatasetRun:
     validation: dict[str, Any] | None = None
     quarantine_path: str | None = None
     seconds: float = 0.0
+    """Seconds of its staging (the walk)."""
+    reason: str | None = None
+    """Why its status is what it is, when that needs saying: ``unchanged, validated in run
+    X`` for a snapshot the gate did not validate again (:mod:`sodtrack.extract.unchanged`)."""
+    validated_in: str | None = None
+    """The run whose validation vouches for this content (this run's, or an earlier one's
+    when unchanged); snapshots only."""
+    content_hash: str | None = None
+    inputs_hash: str | None = None
+    """Digests of a snapshot's content and of its check's inputs (recorded in the commit)."""
 
     @property
     def complete(self) -> bool:
@@ -100,6 +112,13 @@ class RunReport:
         both in ``client``); ``None`` when the API showed no limit."""
         floor = self.client.get("api_floor_s")
         return float(floor) if floor else None
+
+    @property
+    def api_floor_note(self) -> str | None:
+        """Why there is no floor (``no rate limit``, or ``not meaningful (…)`` when the
+        requests fit in the API's burst: see :func:`sodtrack.extract.runner.api_floor`)."""
+        note = self.client.get("api_floor_note")
+        return str(note) if note else None
 
     @property
     def api_floor_ratio(self) -> float | None:
@@ -186,6 +205,10 @@ class RunReport:
         if self.warnings:
             lines += ["", "## Warnings (published)", ""]
             lines += [f"- {w}" for w in self.warnings]
+        unchanged = [d for d in self.datasets() if d.reason]
+        if unchanged:
+            lines += ["", "## Not validated again", ""]
+            lines += [f"- {d.country}/{d.dataset}: {d.reason}" for d in unchanged]
         notes = [(f, n) for f in self.families for n in f.notes]
         if notes:
             lines += ["", "## Notes", ""]
@@ -209,6 +232,10 @@ class RunReport:
                 f"API floor: {c.get('requests', 0)} requests{at} = {self.api_floor_s:.1f} s; "
                 f"this run took **{ratio:.2f}×** its API floor."
             )
+        elif self.api_floor_note and self.api_floor_note.startswith("not meaningful"):
+            lines.append(
+                f"API floor: {self.api_floor_note}; no ratio for {c.get('requests', 0)} requests."
+            )
         if self.docs_path:
             lines.append(f"Data Docs: {where(self.docs_path)}")
         for f in self.families:
@@ -231,6 +258,7 @@ class RunReport:
                 "rows_total": d.rows_total,
                 "completeness": d.completeness,
                 "version": d.version,
+                "reason": d.reason,
             }
             for d in self.datasets()
         ]

@@ -1,30 +1,34 @@
 """One nightly extraction run over one or more countries, without any orchestrator.
 
 :func:`extract_country` is the one orchestrator of a country (its lock, the cleanup of dead
-runs, the families in order, each given the references the previous one returned): the CLI,
-the demo and the tests reach it through :func:`run_extraction`, the Prefect flow
-(``flows/nightly.py``) calls it with a task per family as its ``step``. A step is
-:func:`extract_family`; what one family passes to the next is a value
-(:class:`FamilyExtraction`), so tasks could run in separate processes. Countries run one
-after another here; the Prefect flow runs them concurrently.
+runs, the families pipelined): the CLI, the demo and the tests reach it through
+:func:`run_extraction`, the Prefect flow (``flows/nightly.py``) calls it with a task per phase
+as its ``steps``. A family has two phases: :func:`stage_family` (walk and stage: IO bound,
+paced by the API's rate limit) and :func:`check_family` (validate, then publish or
+quarantine: CPU bound, run in a thread), so one family is checked while the next is walked.
+What one phase passes to the next is a value (:class:`StagedFamily`,
+:class:`FamilyExtraction`), so tasks could run in separate processes. Countries run one after
+another here; the Prefect flow runs them concurrently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow.compute as pc
 
 from sodtrack.client import SodtrackClient
 from sodtrack.contract.countries import get_country
+from sodtrack.contract.limits import RATE_LIMIT_BURST
 from sodtrack.extract import gate
 from sodtrack.extract.families import FAMILIES, Family, families_for
 from sodtrack.extract.report import DatasetRun, FamilyRun, RunReport, iso
@@ -173,54 +177,65 @@ _REFERENCES: dict[str, tuple[str, str]] = {
 }
 
 
-async def extract_family(
+@dataclass(frozen=True, slots=True)
+class StagedFamily:
+    """What staging one family returns: its run (counts, or ``failed``), the ids its staging
+    gives the country's later families, and what the publish records beside the data.
+
+    A value, like :class:`FamilyExtraction`: the check may run in another task or process."""
+
+    family: Family
+    run: FamilyRun
+    references: References
+    """The reference ids of this family's own staging (empty when the staging failed)."""
+    extra: dict[str, dict[str, Any]]
+    """Stats per dataset the publish adds to the commit metadata (the bookings merge's)."""
+
+    @property
+    def failed(self) -> bool:
+        return self.run.status == "failed"
+
+
+_OWN_REFERENCES: dict[Family, dict[str, str]] = {
+    Family.CATALOG: {"categories": "categories", "services": "services", "variants": "variants"},
+    Family.COVERAGE: {"coverage_zones": "zones"},
+    Family.BOOKINGS: {},
+}
+
+
+async def stage_family(
     family: Family,
     client: SodtrackClient,
     warehouse: Warehouse,
-    store: StateStore,
-    session: ValidationSession,
     cx: CountryExtraction,
-    references: Mapping[str, list[str]],
     *,
     full_refresh: bool,
     lookback: timedelta,
     progress: Progress,
-) -> FamilyExtraction:
-    """Stage, validate, then publish or quarantine one family of one country.
-
-    ``references``: what the country's earlier families of this run returned (empty for the
-    first); the result's references are what the next family gets."""
+) -> StagedFamily:
+    """Walk one family of one country into this run's staging (IO bound: the API's rate
+    limit sets its pace). Raises what the walk or the staging raised, after discarding the
+    family's stagings; :func:`staging_failed` makes the failed result. A retry starts from
+    empty stagings (the writers and the bookings merge clear what an attempt left)."""
     fam = FamilyRun(family.value, cx.country)
-    refs = dict(references)
     started = time.monotonic()
-    full = full_refresh
-    read: BookingsRead | None = None
+    extra: dict[str, dict[str, Any]] = {}
+    fam.full = family is not Family.BOOKINGS  # catalog and coverage are full snapshots
     try:
-        extra: dict[str, dict[str, Any]] = {}
-        fam.full = family is not Family.BOOKINGS  # catalog and coverage are full snapshots
         if family is Family.CATALOG:
             fam.datasets = await stage_catalog(
                 client, warehouse, cx.country, cx.run_id, cx.extracted_at, progress
-            )
-            refs.update(
-                staged_references(
-                    warehouse,
-                    cx,
-                    {"categories": "categories", "services": "services", "variants": "variants"},
-                )
             )
         elif family is Family.COVERAGE:
             fam.datasets = await stage_coverage(
                 client, warehouse, cx.country, cx.run_id, cx.extracted_at, progress
             )
-            refs.update(staged_references(warehouse, cx, {"coverage_zones": "zones"}))
         else:
             read = plan_bookings_read(warehouse, cx.country, full_refresh=full_refresh)
             if read.note is not None:
                 log.warning("%s/bookings: %s", cx.country, read.note)
                 fam.notes.append(read.note)
-            full = read.full
-            fam.full = full
+            fam.full = read.full
             fam.watermark_before = iso(read.watermark)
             fam.datasets, merge = await stage_bookings(
                 client,
@@ -230,10 +245,49 @@ async def extract_family(
                 cx.extracted_at,
                 updated_since=updated_since(read.watermark, lookback),
                 watermark_before=read.watermark,
-                full_refresh=full,
+                full_refresh=read.full,
                 progress=progress,
             )
             extra = {"bookings": merge.stats()}
+        own = staged_references(warehouse, cx, _OWN_REFERENCES[family])
+    except BaseException:
+        for dataset in FAMILIES[family]:
+            warehouse.discard(dataset, cx.run_id)
+        raise
+    log.info("%s/%s staged in %.1f s", cx.country, family.value, time.monotonic() - started)
+    return StagedFamily(family, fam, own, extra)
+
+
+def staging_failed(family: Family, cx: CountryExtraction, exc: BaseException) -> StagedFamily:
+    """The result of a family whose staging raised ``exc`` (its stagings are discarded)."""
+    log.error("%s/%s staging failed: %s: %s", cx.country, family.value, type(exc).__name__, exc)
+    fam = FamilyRun(family.value, cx.country, status="failed")
+    fam.error = f"{type(exc).__name__}: {exc}"
+    fam.datasets = [DatasetRun(d, cx.country, status="failed") for d in FAMILIES[family]]
+    return StagedFamily(family, fam, {}, {})
+
+
+def check_family(
+    staged: StagedFamily,
+    warehouse: Warehouse,
+    session: ValidationSession,
+    cx: CountryExtraction,
+    references: Mapping[str, list[str]],
+) -> FamilyExtraction:
+    """Validate a staged family, then publish it or quarantine it (CPU bound: the
+    orchestrator runs it in a thread while the next family is walked).
+
+    ``references``: what the country's earlier families returned once *their* check was done
+    (their staged ids when published, none when not, so the published ones fill in); the
+    result's references add this family's staged ids when it is published. Never raises:
+    a failure discards the family's stagings and is the family's ``failed`` status, so one
+    family's failure does not hide the others' outcome."""
+    family, fam = staged.family, staged.run
+    if staged.failed:
+        return FamilyExtraction(fam, without_references(references, family))
+    started = time.monotonic()
+    refs = {**references, **staged.references}
+    try:
         refs = with_published_references(warehouse, cx.country, refs)
         outcomes = gate.validate_family(
             fam,
@@ -241,9 +295,9 @@ async def extract_family(
             session,
             cx.run_id,
             references=refs,
-            full_refresh=full,
+            full_refresh=fam.full,
         )
-        gate.publish_or_quarantine(fam, warehouse, cx.run_id, outcomes, extra_stats=extra)
+        gate.publish_or_quarantine(fam, warehouse, cx.run_id, outcomes, extra_stats=staged.extra)
         if fam.status != "published":
             refs = without_references(refs, family)
         if family is Family.BOOKINGS and fam.status == "published":
@@ -256,8 +310,6 @@ async def extract_family(
         fam.error = f"{type(exc).__name__}: {exc}"
         for dataset in FAMILIES[family]:
             warehouse.discard(dataset, cx.run_id)
-        if not fam.datasets:
-            fam.datasets = [DatasetRun(d, cx.country, status="failed") for d in FAMILIES[family]]
         for d in fam.datasets:
             if d.status == "staged":
                 d.status = "failed"
@@ -310,65 +362,120 @@ def _no_progress(dataset: str, n: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ExtractFamily:
-    """:func:`extract_family` with what one country's families share bound to it (a
-    :data:`FamilyStep`): the CLI's run binds the run's client and session, the flow's task
-    its own."""
+    """The two phases of a family with what one country's families share bound to them
+    (:class:`FamilySteps`): the CLI's run binds the run's client and validation session."""
 
     client: SodtrackClient
     warehouse: Warehouse
-    store: StateStore
     session: ValidationSession
     full_refresh: bool = False
     lookback: timedelta = DEFAULT_LOOKBACK
     progress: Progress = _no_progress
 
-    async def __call__(
-        self, family: Family, cx: CountryExtraction, references: References
+    async def stage(self, family: Family, cx: CountryExtraction) -> StagedFamily:
+        try:
+            return await stage_family(
+                family,
+                self.client,
+                self.warehouse,
+                cx,
+                full_refresh=self.full_refresh,
+                lookback=self.lookback,
+                progress=self.progress,
+            )
+        except Exception as exc:  # the family fails; the country's others go on
+            return staging_failed(family, cx, exc)
+
+    async def check(
+        self, staged: StagedFamily, cx: CountryExtraction, references: References
     ) -> FamilyExtraction:
-        return await extract_family(
-            family,
-            self.client,
-            self.warehouse,
-            self.store,
-            self.session,
-            cx,
-            references,
-            full_refresh=self.full_refresh,
-            lookback=self.lookback,
-            progress=self.progress,
+        return await asyncio.to_thread(
+            check_family, staged, self.warehouse, self.session, cx, references
         )
 
+    async def warm_up(self) -> None:
+        await asyncio.to_thread(lambda: self.session.context)
 
-FamilyStep = Callable[[Family, CountryExtraction, References], Awaitable[FamilyExtraction]]
-"""``step(family, cx, references)``: one family of one country (:func:`extract_family` with
-its client, stores and session bound; a Prefect task in the flow)."""
+
+class FamilySteps(Protocol):
+    """The two phases of one family of one country (:class:`ExtractFamily`; in the flow,
+    a Prefect task each)."""
+
+    async def stage(self, family: Family, cx: CountryExtraction) -> StagedFamily:
+        """Walk and stage (:func:`stage_family`); a failure is a failed :class:`StagedFamily`."""
+        ...
+
+    async def check(
+        self, staged: StagedFamily, cx: CountryExtraction, references: References
+    ) -> FamilyExtraction:
+        """Validate, then publish or quarantine (:func:`check_family`), off the event loop."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Make ready, off the event loop, what the first check needs and costs seconds
+        (Great Expectations' import and context), while the first family is walked."""
+        ...
 
 
 async def extract_country(
     cx: CountryExtraction,
     families: list[Family],
-    step: FamilyStep,
+    steps: FamilySteps,
     *,
     warehouse: Warehouse,
     store: StateStore,
     lock_timeout_s: float = 3600.0,
 ) -> list[FamilyRun]:
-    """The families of one country, in order, under the country's lock: the one orchestrator
-    of the CLI, the demo and the Prefect flow (which gives its task as ``step``).
+    """The families of one country under the country's lock: the one orchestrator of the
+    CLI, the demo and the Prefect flow (which gives its tasks as ``steps``).
 
     Holds ``nightly:<country>`` (waiting in a thread, so other countries of the event loop
-    go on), removes what dead runs of the country left, then runs ``step`` per family, each
-    given the references the previous one returned."""
+    go on), removes what dead runs of the country left, then pipelines the families: family
+    N+1 is walked (IO bound, paced by the API) while family N is checked and published (CPU
+    bound, in a thread). Staging needs nothing from an earlier family; a check waits for the
+    previous family's verdict, because its references are that family's staged ids when it
+    was published and the published ones when it was not (:func:`without_references`).
+    Checks run one at a time, in family order. Whatever happens, the lock is released only
+    once the check in flight has finished (a thread cannot be cancelled halfway through a
+    publish)."""
     runs: list[FamilyRun] = []
     async with hold_lock(store, f"nightly:{cx.country}", timeout_s=lock_timeout_s):
         clear_dead_runs(warehouse, cx.country, cx.run_id)
         references: References = {}
-        for family in families:
-            done = await step(family, cx, references)
-            runs.append(done.run)
-            references = done.references
+        warming: asyncio.Task[None] | None = asyncio.create_task(steps.warm_up())
+        checking: asyncio.Task[FamilyExtraction] | None = None
+        try:
+            for family in families:
+                staged = await steps.stage(family, cx)
+                if warming is not None:
+                    await _warmed(warming)
+                    warming = None
+                if checking is not None:
+                    done = await checking
+                    runs.append(done.run)
+                    references = done.references
+                checking = asyncio.create_task(steps.check(staged, cx, references))
+            if warming is not None:  # no family asked
+                await _warmed(warming)
+                warming = None
+            if checking is not None:
+                done = await checking
+                runs.append(done.run)
+            checking = None
+        finally:
+            for task in (warming, checking):
+                if task is not None and not task.done():
+                    await asyncio.wait([task])
         vacuum_tables(warehouse, {d for f in families for d in FAMILIES[f]})
     return runs
+
+
+async def _warmed(warming: asyncio.Task[None]) -> None:
+    """A warm-up is an optimisation: its failure is logged, and the check does the work."""
+    try:
+        await warming
+    except Exception:
+        log.exception("warming up the validation failed (the first check will do it)")
 
 
 def vacuum_tables(warehouse: Warehouse, datasets: Iterable[str]) -> dict[str, int]:
@@ -447,10 +554,9 @@ async def run_extraction(
     for country in countries:
         cx = CountryExtraction(country, f"{run_id}-{country}", now())
         async with client_factory(country) as client:
-            step = ExtractFamily(
+            steps = ExtractFamily(
                 client,
                 warehouse,
-                store,
                 session,
                 full_refresh=options.full_refresh,
                 lookback=options.lookback,
@@ -459,12 +565,12 @@ async def run_extraction(
             runs += await extract_country(
                 cx,
                 families,
-                step,
+                steps,
                 warehouse=warehouse,
                 store=store,
                 lock_timeout_s=options.lock_timeout_s,
             )
-            client_stats.append(client.stats.as_dict())
+            client_stats.append({**client.stats.as_dict(), "country": country})
     if options.docs_dir is not None and session.outcomes:
         docs = session.build_docs()
         report.docs_path = str(docs) if docs else None
@@ -477,7 +583,9 @@ async def run_extraction(
 
 
 def merge_client_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum the per-country clients' counters into the report's ``client`` section."""
+    """Sum the clients' counters into the report's ``client`` section (one client per
+    country here, one per family task in the flow; each carries its ``country``)."""
+    stats = [s for s in stats if s]  # a family whose task never ran has no counters
     keys = (
         "requests_total",
         "retries_total",
@@ -495,14 +603,47 @@ def merge_client_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
     total["rate_limited"] = total.pop("rate_limited_429")
     total["pages"] = sum(sum(s.get("pages", {}).values()) for s in stats)
     total["completeness_warnings"] = [w for s in stats for w in s.get("completeness_warnings", [])]
-    # The API floor: the time the requests need at the rate limit alone (countries run one
-    # after another here). None when an API showed no limit (nothing to compare with).
-    rates = [s.get("rate_limit_per_s") for s in stats]
-    total["api_floor_s"] = (
-        round(sum(s.get("requests_total", 0) / r for s, r in zip(stats, rates, strict=True)), 3)
-        if stats and all(rates)
-        else None
-    )
-    total["rate_limit_per_s"] = rates[0] if len(set(rates)) == 1 else None
+    total.update(api_floor(stats))
     total["per_country"] = stats
     return total
+
+
+def api_floor(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's API floor: the time its requests need at the rate limit alone, summed over
+    countries (each has its own credential, so its own bucket; countries run one after
+    another here). ``api_floor_s`` is ``None`` when it is unknown or not meaningful, and
+    ``api_floor_note`` then says why:
+
+    * an API that showed no limit: nothing to compare with;
+    * **a country whose requests fit in its API's burst** (``X-RateLimit-Limit``, the
+      bucket's size; the contract's when the client saw none): those requests pass at once,
+      the rate never paces them, and the client's estimate of the rate only reaches the true
+      rate as the bucket drains (an incremental run of 2 requests "learnt" 1 req/s). The rule:
+      the floor is meaningful when every country made more requests than its burst.
+    """
+    rates = [s.get("rate_limit_per_s") for s in stats]
+    rate = rates[0] if rates and len(set(rates)) == 1 else None
+    if not stats or not all(rates):
+        return {"api_floor_s": None, "rate_limit_per_s": rate, "api_floor_note": "no rate limit"}
+    per_country: dict[str, tuple[int, float]] = {}
+    floor = 0.0
+    for i, s in enumerate(stats):
+        key = str(s.get("country", i))
+        requests = int(s.get("requests_total", 0))
+        burst = float(s.get("rate_limit_burst") or RATE_LIMIT_BURST)
+        before, seen = per_country.get(key, (0, 0.0))
+        per_country[key] = (before + requests, max(seen, burst))
+        floor += requests / float(s["rate_limit_per_s"])
+    paced = {c: r > b for c, (r, b) in per_country.items()}
+    if not all(paced.values()):
+        few = ", ".join(
+            f"{c}: {r} requests within a burst of {b:g}"
+            for c, (r, b) in per_country.items()
+            if not paced[c]
+        )
+        return {
+            "api_floor_s": None,
+            "rate_limit_per_s": rate,
+            "api_floor_note": f"not meaningful ({few}: the rate limit never paced them)",
+        }
+    return {"api_floor_s": round(floor, 3), "rate_limit_per_s": rate, "api_floor_note": None}

@@ -92,7 +92,11 @@ async def stage_catalog(
     extracted_at: datetime,
     progress: Progress = _noop,
 ) -> list[DatasetRun]:
-    """Categories, services and every service's variants (active and inactive alike)."""
+    """Categories, services and every service's variants (active and inactive alike).
+
+    Rows are stamped ``extracted_at`` on receipt by the server's clock when it is ahead of
+    ours (``client.now()``), as bookings are; the snapshot's date stays the run's
+    (``extracted_at``, in the country's calendar), one partition per run."""
     part = snapshot_partition(country, extracted_at)
     runs = [DatasetRun(name, country) for name in ("categories", "services", "variants")]
     cat_run, svc_run, var_run = runs
@@ -102,7 +106,7 @@ async def stage_catalog(
         await _walk_into(
             client.list_categories(),
             cat_run,
-            lambda page: out.write(categories_batch(page, extracted_at), part),
+            lambda page: out.write(categories_batch(page, client.now()), part),
             progress,
         )
         out.touch(part)
@@ -114,7 +118,7 @@ async def stage_catalog(
 
     def keep_services(page: Sequence[Service]) -> None:
         services.extend(page)  # a few hundred: the variant walks need their ids
-        svc_out.write(services_batch(page, extracted_at), part)
+        svc_out.write(services_batch(page, client.now()), part)
 
     with warehouse.stage("services", run_id) as svc_out:
         await _walk_into(client.list_services(), svc_run, keep_services, progress)
@@ -132,7 +136,7 @@ async def stage_catalog(
                 await _walk_into(
                     client.list_variants(service.id),
                     var_run,
-                    lambda page: var_out.write(variants_batch(page, extracted_at), part),
+                    lambda page: var_out.write(variants_batch(page, client.now()), part),
                     progress,
                 )
 
@@ -163,9 +167,10 @@ async def stage_coverage(
         pcs_out.touch(part)
 
         def sink(page: Sequence[Any]) -> None:
-            zones_out.write(coverage_zones_batch(page, extracted_at), part)
+            received = client.now()  # by the server's clock when it is ahead (as bookings)
+            zones_out.write(coverage_zones_batch(page, received), part)
             for zone in page:  # one zone at a time: a page's matrix can be millions of rows
-                batch = coverage_postal_codes_batch([zone], extracted_at)
+                batch = coverage_postal_codes_batch([zone], received)
                 pc_run.received += batch.num_rows
                 pcs_out.write(batch, part)
 

@@ -212,7 +212,8 @@ def _assert_completed(run: Any, *procs: Proc) -> None:
 
 
 def _task_intervals(stack: Stack, parents: list[uuid.UUID], country: str) -> dict[Any, Any]:
-    """The span of each run's ``extract-family`` tasks of ``country``, by subflow run."""
+    """The span of each run's family tasks (``stage-…``, ``check-…``) of ``country``, by
+    subflow run."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterId,

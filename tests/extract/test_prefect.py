@@ -135,26 +135,33 @@ def test_settings_and_folders_from_the_environment(env: tuple[object, Path]) -> 
     assert Settings(warehouse="/x/lake").data_dir("docs") == Path("/x/lake/docs")
 
 
-def test_extract_family_task_logic(env: tuple[object, Path]) -> None:
-    """The task body without the engine: one family (the catalog: the others check their
-    references against it), its client's counters, its Data Docs."""
-    from tasks.extract import extract_family_task
+def _family_tasks(
+    settings: Settings,
+    cx: CountryExtraction,
+    family: Family,
+    references: dict[str, list[str]],
+    docs_dir: str | None,
+) -> Any:
+    """The stage task, then the check task, as two processes would run them (values in and
+    out)."""
+    from tasks.extract import check_family_task, stage_family_task
 
+    with disable_run_logger():
+        staged = asyncio.run(
+            stage_family_task.fn(settings, cx, family, full_refresh=False, lookback_minutes=10)
+        )
+        return asyncio.run(
+            check_family_task.fn(settings, cx, staged, references, docs_dir=docs_dir)
+        )
+
+
+def test_family_task_logic(env: tuple[object, Path]) -> None:
+    """The task bodies without the engine: one family (the catalog: the others check their
+    references against it), its client's counters, its Data Docs."""
     _, root = env
     settings = load_settings()
     cx = CountryExtraction("cl", "unit-cl", datetime.now(UTC))
-    with disable_run_logger():
-        done = asyncio.run(
-            extract_family_task.fn(
-                settings,
-                cx,
-                Family.CATALOG,
-                {},
-                full_refresh=False,
-                lookback_minutes=10,
-                docs_dir=str(root / "docs"),
-            )
-        )
+    done = _family_tasks(settings, cx, Family.CATALOG, {}, str(root / "docs"))
     fam = done.run
     assert fam.status == "published", (fam.error, fam.critical_failures)
     assert [d.dataset for d in fam.datasets] == ["categories", "services", "variants"]
@@ -169,31 +176,18 @@ def test_extract_family_task_logic(env: tuple[object, Path]) -> None:
 def test_the_flow_tasks_extract_a_warehouse_without_bookings_in_full(
     env: tuple[object, Path],
 ) -> None:
-    """The flow runs the library's rule (``extract_family``): a warehouse without bookings
+    """The flow runs the library's rule (``stage_family``): a warehouse without bookings
     gives a full extraction, and the watermark lands in the commits."""
-    from tasks.extract import extract_family_task
-
     app, root = env
     settings = load_settings()
     cx = CountryExtraction("cl", "moved-cl", datetime.now(UTC))
     families = []
     references: dict[str, list[str]] = {}
-    with disable_run_logger():
-        for family in (Family.CATALOG, Family.COVERAGE, Family.BOOKINGS):
-            # each call as a separate process would make it: arguments in, a value out
-            done = asyncio.run(
-                extract_family_task.fn(
-                    settings,
-                    cx,
-                    family,
-                    references,
-                    full_refresh=False,
-                    lookback_minutes=10,
-                    docs_dir=None,
-                )
-            )
-            families.append(done.run)
-            references = done.references
+    for family in (Family.CATALOG, Family.COVERAGE, Family.BOOKINGS):
+        # each call as a separate process would make it: arguments in, a value out
+        done = _family_tasks(settings, cx, family, references, None)
+        families.append(done.run)
+        references = done.references
     bookings = families[-1]
     assert bookings.status == "published", (bookings.error, bookings.critical_failures)
     assert bookings.full

@@ -14,6 +14,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from sodtrack.client.clock import ServerClock
+from sodtrack.contract.countries import get_country
 from sodtrack.simulator.app import create_app
 
 from .helpers import Env, extract_config, published_rows
@@ -84,3 +85,33 @@ def test_bookings_of_a_server_a_day_ahead_are_not_extracted_before_their_update(
     changes = published_rows(env.warehouse.root, "booking_changes")
     assert [r["id"] for r in changes if r["extracted_at"] < r["updated_at"]] == []
     assert not [w for w in report.warnings if "extracted_at" in w]
+
+
+def test_catalog_and_coverage_of_a_server_a_day_ahead_are_stamped_by_its_clock(
+    tmp_path: Path,
+) -> None:
+    """Snapshot rows are stamped on receipt like bookings: never before the server's time
+    (a server a day ahead gave rows ``extracted_at`` a day before their own server's now)."""
+    ahead = datetime.now(UTC) + timedelta(days=1)
+    app = create_app(extract_config(now=ahead.isoformat(), rate_limit=0.0))
+    env = Env(tmp_path, app)
+    tz = get_country("cl").tz
+    days = {datetime.now(tz).date().isoformat()}
+    report = env.run("catalog", "coverage")
+    days.add(datetime.now(tz).date().isoformat())
+    assert report.success
+    for dataset in (
+        "categories",
+        "services",
+        "variants",
+        "coverage_zones",
+        "coverage_postal_codes",
+    ):
+        rows = published_rows(env.warehouse.root, dataset)
+        assert rows, dataset
+        stamps = {r["extracted_at"] for r in rows}
+        assert min(stamps) >= ahead - timedelta(seconds=1), (dataset, min(stamps), ahead)
+        assert max(stamps) <= ahead + timedelta(minutes=5), dataset
+        # the snapshot is still the run's day by our calendar (what analysts query by)
+        (day,) = {str(r["snapshot_date"]) for r in rows}
+        assert day in days, (dataset, day, days)
