@@ -204,7 +204,7 @@ def _merge_run(wh: Any, pages: Iterator[list[Any]], at: datetime) -> dict[str, A
 def _run(wh: Any, run_id: str, pages: Iterator[list[Any]], at: datetime) -> dict[str, Any]:
     from sodtrack.warehouse.bookings import BookingsRun
 
-    nightly = BookingsRun(wh, "cl", run_id, extracted_at=at, memory_limit="256MB", threads=2)
+    nightly = BookingsRun(wh, "cl", run_id, extracted_at=at)
     gen = convert = 0.0
     t = time.perf_counter()
     while True:

@@ -46,6 +46,7 @@ async def extract_family_task(
         f"{cx.run_id}-{family.value}",
         docs_dir=_path(docs_dir),
         batch_memory=int(settings.validation_batch_memory),
+        duck_limits=warehouse.duck_limits,
     )
     try:
         async with country_client(settings, cx.country) as client:

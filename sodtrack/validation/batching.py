@@ -178,8 +178,10 @@ def freeze_long_lived() -> None:
 def release_memory() -> None:
     """Between Great Expectations runs: collect the previous batch's frames (GX's results
     and metric objects form reference cycles) and hand the freed heap back to the OS
-    (glibc keeps it otherwise, and RSS would creep up batch after batch)."""
+    (glibc keeps it otherwise, and RSS would creep up batch after batch), Arrow's pool too
+    (mimalloc keeps freed pages for reuse)."""
     gc.collect()
+    pa.default_memory_pool().release_unused()
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
