@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     )
 
     validation_batch_memory: ByteSize = Field(
-        default=ByteSize(256 << 20),
+        default=ByteSize(128 << 20),
         ge=16 << 20,
         description="Memory budget of one Great Expectations batch; batches are sized from it "
         "(sodtrack.validation.batching).",
