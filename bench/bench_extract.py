@@ -105,8 +105,10 @@ def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
         arrow_at_mark[step + f"#{len(arrow_at_mark)}"] = pa.total_allocated_bytes() >> 20
         # Peak RSS per phase: the walk (and changes log), the merge, the validation of both
         # datasets, then each dataset's publish (commit).
-        if step == "merge:changes_staged":
-            rss.mark("walk+changes")
+        if step == "merge:started":
+            rss.mark("walk")
+        elif step == "merge:changes_staged":
+            rss.mark("changes+decide")
         elif step == "merge:bookings_staged":
             rss.mark("merge")
         elif step == "publish:checked":

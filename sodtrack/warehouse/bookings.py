@@ -210,6 +210,7 @@ class BookingsRun:
         self._flush()
         self._raw.close()
         self._finished = True
+        self.wh.step("merge:started")  # every page received and written to the work file
         try:
             return self._merge(watermark_before, full_refresh, started)
         finally:
