@@ -91,6 +91,7 @@ def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
         full_refresh=True,
         docs_dir=None,
         reports_dir=None,
+        validation_batch_memory=int(settings.validation_batch_memory),
     )
     store = StateStore(settings.state_url)
     rss = RssSampler()
@@ -117,7 +118,8 @@ def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
             published.append(step)
             rss.mark(f"publish {len(published)}")
 
-    warehouse = Warehouse(settings.warehouse, on_step=on_step)
+    # SODTRACK_DUCKDB_* and SODTRACK_VALIDATION_BATCH_MEMORY in the environment apply
+    warehouse = Warehouse.from_settings(settings, on_step=on_step)
     baseline = psutil.Process().memory_info().rss / 2**20
     load_before = load()
     with rss:
@@ -162,8 +164,14 @@ def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
     }
 
 
-def measure(url: str, root: str, which: str, bookings: int) -> dict[str, Any]:
-    result = run_child([__file__, "--child", which, "--base-url", url, "--root", root])
+def measure(
+    url: str, root: str, which: str, bookings: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    args = [__file__, "--child", which, "--base-url", url, "--root", root]
+    result = run_child(args, {**os.environ, **env} if env else None)
+    if env:
+        result["tool"] = "ours'"
+        result["env"] = env
     result["bookings"] = bookings
     print_result(result)
     return result
@@ -206,6 +214,13 @@ def main() -> None:
         "own bench_extract.py and PYTHONPATH=SRC, and print its figures beside ours "
         "(before/after in one run).",
     )
+    parser.add_argument(
+        "--variant",
+        metavar="KEY=VALUE",
+        nargs="+",
+        help="Also run our bookings extraction with these settings in its environment "
+        "(e.g. SODTRACK_DUCKDB_MEMORY_LIMIT=128MiB), printed as ours'.",
+    )
     parser.add_argument("--child", choices=sorted(FAMILY_SETS), help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -239,6 +254,11 @@ def main() -> None:
                         size.results.append(compare(url, root, dlt_root, n)["ours"])
                 else:
                     size.results.append(measure(url, root, "bookings", n))
+                if args.variant:
+                    variant = dict(v.split("=", 1) for v in args.variant)
+                    for dataset in ("bookings", "booking_changes"):  # from nothing, as ours
+                        shutil.rmtree(Path(root, "warehouse", dataset), ignore_errors=True)
+                    size.results.append(measure(url, root, "bookings", n, variant))
                 sim_rss = simulator_rss_mib(url)
                 if sim_rss is not None:
                     print(f"# simulator process RSS {sim_rss:,.0f} MiB", flush=True)
