@@ -91,15 +91,35 @@ def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
         full_refresh=True,
         docs_dir=None,
         reports_dir=None,
+        validation_batch_memory=int(settings.validation_batch_memory),
     )
     store = StateStore(settings.state_url)
     rss = RssSampler()
 
-    def on_step(step: str) -> None:
-        if step == "merge:bookings_staged":  # walk, changes log and merge done
-            rss.mark("walk+merge")
+    published: list[str] = []
 
-    warehouse = Warehouse(settings.warehouse, on_step=on_step)
+    import pyarrow as pa
+
+    arrow_at_mark: dict[str, int] = {}
+
+    def on_step(step: str) -> None:
+        arrow_at_mark[step + f"#{len(arrow_at_mark)}"] = pa.total_allocated_bytes() >> 20
+        # Peak RSS per phase: the walk (and changes log), the merge, the validation of both
+        # datasets, then each dataset's publish (commit).
+        if step == "merge:started":
+            rss.mark("walk")
+        elif step == "merge:changes_staged":
+            rss.mark("changes+decide")
+        elif step == "merge:bookings_staged":
+            rss.mark("merge")
+        elif step == "publish:checked":
+            rss.mark("validate" if not published else f"after publish {len(published)}")
+        elif step == "publish:committed":
+            published.append(step)
+            rss.mark(f"publish {len(published)}")
+
+    # SODTRACK_DUCKDB_* and SODTRACK_VALIDATION_BATCH_MEMORY in the environment apply
+    warehouse = Warehouse.from_settings(settings, on_step=on_step)
     baseline = psutil.Process().memory_info().rss / 2**20
     load_before = load()
     with rss:
@@ -108,7 +128,7 @@ def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
             run_extraction(options, warehouse=warehouse, store=store, client_factory=factory)
         )
         wall = time.perf_counter() - started
-        rss.mark("validate+publish" if rss.phases else "run")
+        rss.mark("end" if rss.phases else "run")
     store.dispose()
     runs = {d.dataset: d for d in report.datasets()}
     if not report.success:
@@ -137,14 +157,34 @@ def measure_ours(base_url: str, root: str, which: str) -> dict[str, Any]:
         "sampled_peak_rss_mib": round(rss.peak / 2**20),
         "rss_before_run_mib": round(baseline),
         "peak_rss_by_phase_mib": rss.phases,
+        "arrow_allocated_at_step_mib": arrow_at_mark,
         "gx_import_s": round(warm_s, 1),
         "load_before": load_before,
         "load_after": load(),
     }
 
 
-def measure(url: str, root: str, which: str, bookings: int) -> dict[str, Any]:
-    result = run_child([__file__, "--child", which, "--base-url", url, "--root", root])
+def measure(
+    url: str, root: str, which: str, bookings: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    args = [__file__, "--child", which, "--base-url", url, "--root", root]
+    result = run_child(args, {**os.environ, **env} if env else None)
+    if env:
+        result["tool"] = "ours'"
+        result["env"] = env
+    result["bookings"] = bookings
+    print_result(result)
+    return result
+
+
+def measure_other(src: str, url: str, root: str, bookings: int, *, first: bool) -> dict[str, Any]:
+    """The bookings extraction of the code checked out at ``src`` (its own bench script)."""
+    script = str(Path(src, "bench", "bench_extract.py"))
+    env = {**os.environ, "PYTHONPATH": src}
+    if first:
+        run_child([script, "--child", "catalog+coverage", "--base-url", url, "--root", root], env)
+    result = run_child([script, "--child", "bookings", "--base-url", url, "--root", root], env)
+    result["tool"] = "other"
     result["bookings"] = bookings
     print_result(result)
     return result
@@ -166,6 +206,21 @@ def main() -> None:
         help="Also extract the bookings with dlt's rest_api source (bench_dlt.py), per size, "
         "against the same simulator process, and print the ratio.",
     )
+    parser.add_argument(
+        "--compare-with",
+        metavar="SRC",
+        help="Also run the bookings extraction of another checkout of the code (e.g. "
+        "`git archive main | tar -x -C /tmp/main`) against the same simulator, with its "
+        "own bench_extract.py and PYTHONPATH=SRC, and print its figures beside ours "
+        "(before/after in one run).",
+    )
+    parser.add_argument(
+        "--variant",
+        metavar="KEY=VALUE",
+        nargs="+",
+        help="Also run our bookings extraction with these settings in its environment "
+        "(e.g. SODTRACK_DUCKDB_MEMORY_LIMIT=128MiB), printed as ours'.",
+    )
     parser.add_argument("--child", choices=sorted(FAMILY_SETS), help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -177,15 +232,21 @@ def main() -> None:
     print(f"# {os.cpu_count()} CPUs, load average {load()}", flush=True)
     sizes: list[Size] = []
     root = tempfile.mkdtemp(prefix="bench-extract-")
+    other_root = tempfile.mkdtemp(prefix="bench-extract-other-")
     try:
         for i, n in enumerate(args.bookings):
             size = Size(n, [])
             for dataset in ("bookings", "booking_changes"):  # each size starts from nothing
                 shutil.rmtree(Path(root, "warehouse", dataset), ignore_errors=True)
+                shutil.rmtree(Path(other_root, "warehouse", dataset), ignore_errors=True)
             with contextlib.ExitStack() as stack:
                 url = args.base_url or stack.enter_context(simulator(n))
                 if i == 0:
                     size.results.append(measure(url, root, "catalog+coverage", n))
+                if args.compare_with:
+                    size.results.append(
+                        measure_other(args.compare_with, url, other_root, n, first=i == 0)
+                    )
                 if args.dlt:
                     from bench_dlt import compare
 
@@ -193,17 +254,23 @@ def main() -> None:
                         size.results.append(compare(url, root, dlt_root, n)["ours"])
                 else:
                     size.results.append(measure(url, root, "bookings", n))
+                if args.variant:
+                    variant = dict(v.split("=", 1) for v in args.variant)
+                    for dataset in ("bookings", "booking_changes"):  # from nothing, as ours
+                        shutil.rmtree(Path(root, "warehouse", dataset), ignore_errors=True)
+                    size.results.append(measure(url, root, "bookings", n, variant))
                 sim_rss = simulator_rss_mib(url)
                 if sim_rss is not None:
                     print(f"# simulator process RSS {sim_rss:,.0f} MiB", flush=True)
             sizes.append(size)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(other_root, ignore_errors=True)
     if len(sizes) > 1:
         print("\n# bookings extraction: peak RSS against size", flush=True)
-        base = next(r for r in sizes[0].results if r["which"] == "bookings")
+        base = next(r for r in sizes[0].results if r["which"] == "bookings" and r["tool"] == "ours")
         for size in sizes:
-            r = next(x for x in size.results if x["which"] == "bookings")
+            r = next(x for x in size.results if x["which"] == "bookings" and x["tool"] == "ours")
             print(
                 f"  {size.bookings:>9,} bookings: {r['records_per_s']:>7,} rec/s, "
                 f"peak RSS {r['maxrss_mib']:,} MiB "

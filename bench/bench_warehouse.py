@@ -60,8 +60,13 @@ requests counted from moto's request log between the bench's marks.)
 Read: the publish is now a real write (delta-rs rewrites the staged rows into the table:
 2.3 s at 200k, 12 s at 1M initial; the old publish only linked files, 0.2 s); the
 incremental publish is 1.4-2.8 s. Peak RSS grows with the initial load (1.2 GiB at 1M, where
-the old layout stayed at ~0.5 GiB): not bounded yet. Not investigated; a likely cause is the
-delta-rs writer holding an open file per partition (24 months here). The two tables were
+the old layout stayed at ~0.5 GiB): not bounded yet. The cause, measured later (a standalone
+``write_deltalake`` of a RecordBatchReader, 23 columns): its writer holds what it writes,
+unpartitioned too and whatever ``WriterProperties``/``target_file_size`` (100k rows 486 MiB,
+400k 981 MiB, 800k 1,691 MiB peak, against 261 MiB just draining the reader). ``publish`` now
+commits the staged files themselves (add/remove actions, no rewrite); the figures above are
+from before that change and were not re-run here (see docs/benchmarks.md for the run's
+figures after it). The two tables were
 measured in different runs under different load from other jobs: compare within a table.
 MERGE and replace-where cost the same at 1M (5.6 s vs 5.8 s, and MERGE's source
 preparation comes on top), so the replace-where of the touched months stays: it keeps the
@@ -204,7 +209,7 @@ def _merge_run(wh: Any, pages: Iterator[list[Any]], at: datetime) -> dict[str, A
 def _run(wh: Any, run_id: str, pages: Iterator[list[Any]], at: datetime) -> dict[str, Any]:
     from sodtrack.warehouse.bookings import BookingsRun
 
-    nightly = BookingsRun(wh, "cl", run_id, extracted_at=at, memory_limit="256MB", threads=2)
+    nightly = BookingsRun(wh, "cl", run_id, extracted_at=at)
     gen = convert = 0.0
     t = time.perf_counter()
     while True:

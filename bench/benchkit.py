@@ -139,10 +139,10 @@ def simulator_rss_mib(url: str) -> float | None:
     return None
 
 
-def run_child(args: list[str]) -> dict[str, Any]:
+def run_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run this script (or another bench script) in a fresh process; parse its JSON line."""
     out = subprocess.run(
-        [sys.executable, *args], check=True, stdout=subprocess.PIPE, text=True
+        [sys.executable, *args], check=True, stdout=subprocess.PIPE, text=True, env=env
     ).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result

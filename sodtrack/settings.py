@@ -155,10 +155,20 @@ class Settings(BaseSettings):
     )
 
     validation_batch_memory: ByteSize = Field(
-        default=ByteSize(256 << 20),
+        default=ByteSize(128 << 20),
         ge=16 << 20,
-        description="Memory budget of one Great Expectations batch (and of the DuckDB pass of "
-        "the whole-dataset checks); batches are sized from it (sodtrack.validation.batching).",
+        description="Memory budget of one Great Expectations batch; batches are sized from it "
+        "(sodtrack.validation.batching).",
+    )
+
+    duckdb_memory_limit: ByteSize = Field(
+        default=ByteSize(256 << 20),
+        ge=32 << 20,
+        description="Memory limit of each DuckDB connection (the bookings merge, the "
+        "whole-dataset checks); past it DuckDB spills to a temporary folder.",
+    )
+    duckdb_threads: PositiveInt = Field(
+        default=2, description="Threads of each DuckDB connection (DuckDB's default: every core)."
     )
 
     # Upload limits, checked before a file is parsed (bulkload/reading/limits.py has the defaults).

@@ -102,6 +102,7 @@ async def check_family_task(
     route_library_logs(settings)
     logger = get_run_logger()
     family = staged.family
+    warehouse = open_warehouse(settings)
     # Data Docs for object storage are built in a private temporary folder, then put there.
     remote_docs = docs_dir if docs_dir and is_remote(docs_dir) else None
     building = tempfile.mkdtemp(prefix="sodtrack-docs-") if remote_docs else docs_dir
@@ -109,10 +110,11 @@ async def check_family_task(
         f"{cx.run_id}-{family.value}",
         docs_dir=_path(building),
         batch_memory=int(settings.validation_batch_memory),
+        duck_limits=warehouse.duck_limits,
     )
 
     def check() -> FamilyExtraction:
-        done = check_family(staged, open_warehouse(settings), session, cx, references)
+        done = check_family(staged, warehouse, session, cx, references)
         if session.outcomes and docs_dir:
             docs = session.build_docs()
             if docs is not None and remote_docs:

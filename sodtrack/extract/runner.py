@@ -547,7 +547,10 @@ async def run_extraction(
         warehouse=str(warehouse.root),
     )
     session = ValidationSession(
-        run_id, docs_dir=options.docs_dir, batch_memory=options.validation_batch_memory
+        run_id,
+        docs_dir=options.docs_dir,
+        batch_memory=options.validation_batch_memory,
+        duck_limits=warehouse.duck_limits,
     )
     runs: list[FamilyRun] = []
     client_stats: list[dict[str, Any]] = []

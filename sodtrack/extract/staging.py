@@ -30,6 +30,7 @@ from sodtrack.warehouse.convert import (
     variants_batch,
     with_extracted_at,
 )
+from sodtrack.warehouse.duck import DuckLimits
 from sodtrack.warehouse.writer import StagingWriter
 
 M = TypeVar("M", bound=BaseModel)
@@ -197,7 +198,7 @@ async def stage_bookings(
     watermark_before: datetime | None,
     full_refresh: bool,
     progress: Progress = _noop,
-    memory_limit: str = "512MB",
+    duck_limits: DuckLimits | None = None,
 ) -> tuple[list[DatasetRun], MergeResult]:
     """Changes since the watermark (with its lookback) → ``booking_changes`` and the merged
     ``bookings`` partitions they touch.
@@ -211,9 +212,7 @@ async def stage_bookings(
     started = time.monotonic()
     changes_run = DatasetRun("booking_changes", country)
     bookings_run = DatasetRun("bookings", country)
-    run = BookingsRun(
-        warehouse, country, run_id, extracted_at=extracted_at, memory_limit=memory_limit
-    )
+    run = BookingsRun(warehouse, country, run_id, extracted_at=extracted_at, limits=duck_limits)
     try:
         async with client.list_bookings_arrow(bookings_decoder(), updated_since) as walk:
             async for page in walk:

@@ -41,16 +41,22 @@ if TYPE_CHECKING:
     DataInput: TypeAlias = pa.Table | pd.DataFrame | Iterable[pa.Table]
     """A dataset: one table (or pandas frame), or its chunks (e.g. one per partition)."""
 
-DEFAULT_BATCH_MEMORY: Final = 256 << 20
-"""Memory budget of one GX run (bytes): the pandas copy of a batch and GX's work on it."""
+DEFAULT_BATCH_MEMORY: Final = 128 << 20
+"""Memory budget of one GX run (bytes): the pandas copy of a batch and GX's work on it.
+
+128 MiB, not 256: the validation's batch was the bookings run's peak once the publish
+stopped buffering. Measured with ``bench/bench_validation.py`` (2-core machine, load ~9),
+400,000 bookings: 256 MiB → 2 GX runs, 5.38 s CPU, peak 853 MiB; 128 MiB → 4 runs, 5.55 s,
+712 MiB; 64 MiB → 8 runs, 7.46 s, 649 MiB. 2,742,166 coverage rows: 256 MiB → 3 runs, 4.32 s
+CPU; 128 MiB → 6 runs, 4.65 s (peaks include the benchmark's own table)."""
 
 PANDAS_EXPANSION: Final = 4.0
 """A row's cost in a GX run as a multiple of its Arrow size (the pandas copy, GX's boolean
 masks, the DuckDB copy of the whole-dataset columns). Measured as the peak-RSS growth of one
 validation in one GX run (``bench/bench_validation.py --calibrate``, loaded 2-core machine):
 2.64x over 500,000 ``coverage_postal_codes`` rows (34 MiB of Arrow), 2.06x over 100,000
-``bookings`` rows (31 MiB); 4 leaves headroom. With the default 256 MiB budget that is ~970,000
-coverage rows or ~200,000 bookings a batch."""
+``bookings`` rows (31 MiB); 4 leaves headroom. With the default 128 MiB budget that is ~485,000
+coverage rows or ~100,000 bookings a batch."""
 
 MIN_BATCH_ROWS: Final = 1_000
 
@@ -178,8 +184,10 @@ def freeze_long_lived() -> None:
 def release_memory() -> None:
     """Between Great Expectations runs: collect the previous batch's frames (GX's results
     and metric objects form reference cycles) and hand the freed heap back to the OS
-    (glibc keeps it otherwise, and RSS would creep up batch after batch)."""
+    (glibc keeps it otherwise, and RSS would creep up batch after batch), Arrow's pool too
+    (mimalloc keeps freed pages for reuse)."""
     gc.collect()
+    pa.default_memory_pool().release_unused()
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 

@@ -81,6 +81,7 @@ from sodtrack.validation.suites import (
     suite_parameters,
 )
 from sodtrack.validation.wholeset import WholeDataset, WholeResult, WholeSpec, resolve
+from sodtrack.warehouse.duck import DuckLimits
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,7 +125,8 @@ class ValidationSession:
     result); ``build_docs`` renders every validation of the session to
     ``docs_dir/<run_id>/index.html``. Pass ``context`` to share a GX context (tests do); by
     default each session creates its own, which costs ~0.01 s once GX is imported.
-    ``batch_memory`` (bytes) sizes the GX batches and bounds the DuckDB pass's memory;
+    ``batch_memory`` (bytes) sizes the GX batches; ``duck_limits`` bound the DuckDB pass of
+    the whole-dataset checks (``SODTRACK_DUCKDB_MEMORY_LIMIT``, ``SODTRACK_DUCKDB_THREADS``);
     ``arrow_dtypes`` converts batches with ``pandas.ArrowDtype`` (benchmarks compare it).
     """
 
@@ -137,9 +139,11 @@ class ValidationSession:
         context: Any = None,
         batch_memory: int = DEFAULT_BATCH_MEMORY,
         arrow_dtypes: bool = False,
+        duck_limits: DuckLimits | None = None,
     ) -> None:
         self.run_id = run_id or new_run_id()
         self.batch_memory = batch_memory
+        self.duck_limits = duck_limits or DuckLimits()
         self.arrow_dtypes = arrow_dtypes
         self.docs_dir = docs_dir
         self.suites_dir = suites_dir
@@ -254,7 +258,7 @@ class ValidationSession:
             for spec in registered.whole
         ]
         counted = Counted(input_chunks(data))
-        with WholeDataset(whole_specs, memory_limit=self.batch_memory) as whole:
+        with WholeDataset(whole_specs, limits=self.duck_limits) as whole:
 
             def tee(chunks: Any) -> Any:
                 for chunk in chunks:

@@ -42,6 +42,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sodtrack.validation.outcome import PARTIAL_LIMIT
+from sodtrack.warehouse import duck
+from sodtrack.warehouse.duck import DuckLimits
 
 SCOPE_KEY: Final = "scope"
 WHOLE_DATASET: Final = "whole_dataset"
@@ -116,13 +118,11 @@ def _plain(table: pa.Table) -> pa.Table:
 class WholeDataset:
     """Collects the columns the whole-dataset expectations name, then evaluates them.
 
-    ``memory_limit`` (bytes) bounds DuckDB's memory; past it, DuckDB spills to a temporary
-    folder removed by :meth:`close`.
+    ``limits`` bound DuckDB's memory and threads; past the memory limit, DuckDB spills to a
+    temporary folder removed by :meth:`close`.
     """
 
-    def __init__(self, specs: Sequence[WholeSpec], *, memory_limit: int | None = None) -> None:
-        import duckdb
-
+    def __init__(self, specs: Sequence[WholeSpec], *, limits: DuckLimits | None = None) -> None:
         for spec in specs:
             check_supported(spec.type, spec.key)
         self.specs = list(specs)
@@ -133,12 +133,8 @@ class WholeDataset:
         self._created = False
         self._table_columns: set[str] = set()
         self._spill = tempfile.mkdtemp(prefix="sodtrack-wholeset-")
-        self.con = duckdb.connect(config={"threads": 2})
-        self.con.execute(f"SET temp_directory = '{self._spill}'")
-        if memory_limit is not None:
-            self.con.execute(f"SET memory_limit = '{max(memory_limit >> 20, 64)}MiB'")
-        self.con.execute("SET preserve_insertion_order = false")
-        self.con.execute("SET TimeZone = 'UTC'")  # timestamps in examples come back in UTC
+        # UTC session: timestamps in examples come back in UTC; no query needs row order
+        self.con = duck.connect(limits or DuckLimits(), self._spill, keep_order=False)
 
     def close(self) -> None:
         self.con.close()

@@ -54,8 +54,9 @@ import pyarrow.parquet as pq
 
 from sodtrack.contract.countries import get_country
 from sodtrack.contract.models import Booking
-from sodtrack.warehouse import layout
+from sodtrack.warehouse import duck, layout
 from sodtrack.warehouse.convert import bookings_batch
+from sodtrack.warehouse.duck import DuckLimits
 from sodtrack.warehouse.publish import Warehouse
 from sodtrack.warehouse.schemas import DATASETS
 from sodtrack.warehouse.writer import DEFAULT_ROW_GROUP_ROWS, StagingWriter, conform
@@ -125,8 +126,8 @@ class BookingsRun:
     >>> result = run.finish(watermark_before=wm)
     >>> # validate staged data, then warehouse.publish("bookings", run_id), ...
 
-    ``memory_limit`` caps DuckDB (it spills to ``<root>/_work/<run_id>/``); ``threads`` its
-    parallelism.
+    ``limits`` (default: the warehouse's, ``SODTRACK_DUCKDB_MEMORY_LIMIT`` and
+    ``SODTRACK_DUCKDB_THREADS``) cap DuckDB; it spills to ``<root>/_work/<run_id>/``.
     """
 
     def __init__(
@@ -136,8 +137,7 @@ class BookingsRun:
         run_id: str,
         *,
         extracted_at: datetime,
-        memory_limit: str = "512MB",
-        threads: int = 2,
+        limits: DuckLimits | None = None,
         row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     ) -> None:
         if extracted_at.tzinfo is None:
@@ -146,8 +146,7 @@ class BookingsRun:
         self.country = get_country(country).code
         self.run_id = layout.check_run_id(run_id)
         self.extracted_at = extracted_at.astimezone(UTC)
-        self.memory_limit = memory_limit
-        self.threads = threads
+        self.limits = limits or warehouse.duck_limits
         self.row_group_rows = row_group_rows
         fs = warehouse.fs
         self.work = fs.join(warehouse.scratch, WORK, f"{self.run_id}-bookings-{self.country}")
@@ -211,6 +210,7 @@ class BookingsRun:
         self._flush()
         self._raw.close()
         self._finished = True
+        self.wh.step("merge:started")  # every page received and written to the work file
         try:
             return self._merge(watermark_before, full_refresh, started)
         finally:
@@ -225,14 +225,10 @@ class BookingsRun:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         # In-memory database: with memory_limit and temp_directory set, DuckDB spills its
         # tables and operators to the temp directory instead of growing.
-        con = duckdb.connect(":memory:")
         tmp = self.wh.fs.join(self.work, "spill")
         self.wh.fs.make_dirs(tmp)
-        con.execute(f"SET memory_limit = '{self.memory_limit}'")
-        con.execute(f"SET threads = {int(self.threads)}")
-        con.execute(f"SET temp_directory = '{_sql_str(tmp)}'")
-        con.execute("SET TimeZone = 'UTC'")  # Arrow output of TIMESTAMPTZ in UTC
-        return con
+        # insertion order kept: the changes log and the carried rows rely on it
+        return duck.connect(self.limits, tmp, keep_order=True)
 
     def _merge(
         self, watermark_before: datetime | None, full_refresh: bool, started: float
@@ -293,6 +289,7 @@ class BookingsRun:
             return result
         finally:
             con.close()
+            pa.default_memory_pool().release_unused()  # the merge's Arrow buffers, to the OS
 
     def _pin_base(self, full_refresh: bool) -> _Base:
         """The country's partitions of the latest version (none for a full refresh): their

@@ -1,0 +1,63 @@
+"""DuckDB connections with bounded memory: the bookings merge and the validation's
+whole-dataset pass both open theirs here.
+
+DuckDB's default ``memory_limit`` is 80% of the machine's RAM and its default thread count
+is every core: on a shared worker a merge of a million bookings would take what it finds.
+With a ``memory_limit`` and a ``temp_directory`` it spills its tables and operators to disk
+instead of growing (``SODTRACK_DUCKDB_MEMORY_LIMIT``, ``SODTRACK_DUCKDB_THREADS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import duckdb
+
+DEFAULT_MEMORY_LIMIT: Final = 256 << 20
+"""Bytes: a 2M-booking merge spills a little past it (``bench/bench_extract.py``)."""
+DEFAULT_THREADS: Final = 2
+MIN_MEMORY_LIMIT: Final = 32 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DuckLimits:
+    """What every DuckDB connection of a run may use."""
+
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
+    threads: int = DEFAULT_THREADS
+
+    def __post_init__(self) -> None:
+        if self.memory_limit < MIN_MEMORY_LIMIT:
+            raise ValueError(
+                f"the DuckDB memory limit must be at least {MIN_MEMORY_LIMIT >> 20} MiB, "
+                f"got {self.memory_limit} bytes"
+            )
+        if self.threads < 1:
+            raise ValueError(f"DuckDB needs at least one thread, got {self.threads}")
+
+    @classmethod
+    def from_settings(cls, settings: object) -> DuckLimits:
+        return cls(
+            memory_limit=int(getattr(settings, "duckdb_memory_limit", DEFAULT_MEMORY_LIMIT)),
+            threads=int(getattr(settings, "duckdb_threads", DEFAULT_THREADS)),
+        )
+
+
+def connect(
+    limits: DuckLimits, temp_directory: str, *, keep_order: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB bounded by ``limits``, spilling into ``temp_directory``; session
+    time zone UTC (Arrow output of ``TIMESTAMPTZ`` in UTC). ``keep_order=False`` lets
+    DuckDB drop insertion order (less memory) where no result depends on it."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET memory_limit = '{limits.memory_limit >> 20}MiB'")
+    con.execute(f"SET threads = {int(limits.threads)}")
+    con.execute("SET temp_directory = ?", [temp_directory])
+    con.execute("SET TimeZone = 'UTC'")
+    if not keep_order:
+        con.execute("SET preserve_insertion_order = false")
+    return con
