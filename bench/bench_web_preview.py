@@ -10,7 +10,9 @@ records each answer's latency, with the phase the dry run reported at that momen
 probe runs for ``--idle`` seconds against the idle page first: that is the latency anchor (what
 the machine's own load costs an answer in this run). Printed: both times, their ratio (page /
 anchor: 1.0 = the page adds nothing), the latency of the page's answers during the dry run and
-idle (median, p95, max, and max during / max idle), and the phases of the slowest answers.
+idle (median, p95, max, and max during / max idle), the phases and times of the slowest
+answers, and this process's full garbage collections (each stops every thread) that overlapped
+them.
 
     uv run python bench/bench_web_preview.py [--rows 10000] [--projects 500] [--rate 20]
         [--idle 30] [--sim-in-process]
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import socket
 import statistics
 import subprocess
@@ -97,7 +100,22 @@ def simulator(args: argparse.Namespace) -> Iterator[str]:
         proc.wait(30)
 
 
+pauses: list[tuple[float, float]] = []
+"""(start, duration) of each generation-2 collection in this process."""
+_gc_started = [0.0]
+
+
+def _gc_timer(phase: str, info: dict[str, int]) -> None:
+    if info.get("generation") != 2:
+        return
+    if phase == "start":
+        _gc_started[0] = time.monotonic()
+    else:
+        pauses.append((_gc_started[0], time.monotonic() - _gc_started[0]))
+
+
 def main(args: argparse.Namespace) -> None:
+    gc.callbacks.append(_gc_timer)
     work = Path(tempfile.mkdtemp(prefix="sodtrack-bench-web-"))
     path = work / "bookings.xlsx"
     with simulator(args) as sim_url:
@@ -123,6 +141,7 @@ def main(args: argparse.Namespace) -> None:
         headers = {"authorization": f"Bearer {token}"}
         latencies: list[float] = []
         phases: list[str] = []
+        starts: list[float] = []
         phase = ["idle"]
         stop = threading.Event()
         with serve_in_thread(create_web_app(web)) as url:
@@ -135,6 +154,7 @@ def main(args: argparse.Namespace) -> None:
                         into.append(time.monotonic() - t0)
                         if until is None:
                             phases.append(phase[0])
+                            starts.append(t0)
                         stop.wait(0.1)
 
             idle: list[float] = []
@@ -184,8 +204,16 @@ def main(args: argparse.Namespace) -> None:
                 f"max {max(values) * 1000:.0f} ms"
             )
         print(f"max during / max idle: {max(latencies) / max(idle):.2f}")
-        slowest = sorted(zip(latencies, phases, strict=True), reverse=True)[:5]
-        print("slowest answers: " + ", ".join(f"{v * 1000:.0f} ms ({p})" for v, p in slowest))
+        slowest = sorted(zip(latencies, phases, starts, strict=True), reverse=True)[:5]
+        print("slowest answers (latency, phase, wall clock, full GCs overlapping):")
+        for v, p, t0 in slowest:
+            overlapping = [d for s, d in pauses if s < t0 + v and s + d > t0]
+            wall = time.strftime("%H:%M:%S", time.localtime(time.time() - time.monotonic() + t0))
+            gcs = ", ".join(f"{d * 1000:.0f} ms" for d in overlapping) or "none"
+            print(f"  {v * 1000:.0f} ms ({p}) at {wall}; GC gen 2: {gcs}")
+        total = sum(d for _, d in pauses)
+        longest = max((d for _, d in pauses), default=0.0)
+        print(f"full GCs: {len(pauses)}, longest {longest * 1000:.0f} ms, total {total:.1f} s")
 
 
 if __name__ == "__main__":
