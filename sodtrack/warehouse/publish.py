@@ -97,6 +97,9 @@ DEFAULT_RETENTION = timedelta(days=7)
 REPORT_NAME = "validation_report.json"
 META_PREFIX = "sodtrack."
 STREAM_BATCH_ROWS = 64 * 1024
+COMMIT_ATTEMPTS = 20
+"""Commits of staged files tried against ever newer versions while other writers (other
+countries, other datasets' logs) commit at the same moment (:meth:`Warehouse._commit_files`)."""
 
 
 class PublishError(WarehouseError, RuntimeError):
@@ -539,14 +542,30 @@ class Warehouse:
                 if dt is None:
                     raise
                 removals = self._removals(dt, spec, info, _replaced(spec, info)) or []
-        actions: list[AddAction | RemoveAction] = [*adds, *removals]
-        dt.create_write_transaction(
-            actions,
-            mode="append",
-            schema=table_schema(spec),
-            partition_by=list(spec.partition_keys),
-            commit_properties=properties,
-        )
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                dt.create_write_transaction(
+                    [*adds, *removals],
+                    mode="append",
+                    schema=table_schema(spec),
+                    partition_by=list(spec.partition_keys),
+                    commit_properties=properties,
+                )
+                return
+            except CommitFailedError:
+                # A commit landed since ``dt`` was loaded (delta-rs refuses any concurrent
+                # add here). Load the latest version, check that no commit since the run's
+                # base replaced what this run replaces (else ``PublishConflict``), and
+                # commit on top of it: the check and the commit's read version are the same
+                # version, so nothing can slip in between unseen.
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                latest = self.table(dataset)
+                if latest is None:
+                    raise
+                dt = latest
+                self._check_conflict(dataset, info, _replaced(spec, info), _country(spec, info))
+                removals = self._removals(dt, spec, info, _replaced(spec, info)) or []
 
     def _removals(
         self, dt: DeltaTable | None, spec: DatasetSpec, info: StageInfo, replaced: list[str]
