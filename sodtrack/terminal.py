@@ -75,8 +75,9 @@ async def extract_with_progress(
         countries=tuple(countries),
         datasets=tuple(datasets),
         full_refresh=full_refresh,
-        docs_dir=settings.data_dir("docs"),
-        reports_dir=settings.data_dir("reports"),
+        docs_dir=settings.output_location("docs"),
+        reports_dir=settings.output_location("reports"),
+        s3_endpoint_url=settings.s3_endpoint_url,
         validation_batch_memory=int(settings.validation_batch_memory),
     )
 

@@ -4,8 +4,6 @@ report."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,9 +11,8 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
-from sodtrack import objstore
 from sodtrack.client import country_client
-from sodtrack.errors import OutputNotWritable
+from sodtrack.extract.docsite import DocsSite
 from sodtrack.extract.families import Family
 from sodtrack.extract.report import RunReport
 from sodtrack.extract.runner import (
@@ -104,11 +101,10 @@ async def check_family_task(
     family = staged.family
     warehouse = open_warehouse(settings)
     # Data Docs for object storage are built in a private temporary folder, then put there.
-    remote_docs = docs_dir if docs_dir and is_remote(docs_dir) else None
-    building = tempfile.mkdtemp(prefix="sodtrack-docs-") if remote_docs else docs_dir
+    site = DocsSite(docs_dir or None, endpoint_url=settings.s3_endpoint_url)
     session = ValidationSession(
         f"{cx.run_id}-{family.value}",
-        docs_dir=_path(building),
+        docs_dir=site.build_dir,
         batch_memory=int(settings.validation_batch_memory),
         duck_limits=warehouse.duck_limits,
     )
@@ -116,18 +112,11 @@ async def check_family_task(
     def check() -> FamilyExtraction:
         done = check_family(staged, warehouse, session, cx, references)
         if session.outcomes and docs_dir:
-            docs = session.build_docs()
-            if docs is not None and remote_docs:
-                done.run.docs_path = put_site(docs.parent, remote_docs, settings.s3_endpoint_url)
-            else:
-                done.run.docs_path = str(docs) if docs else None
+            done.run.docs_path = site.keep(session.build_docs())
         return done
 
-    try:
+    with site:
         done = await asyncio.to_thread(check)
-    finally:
-        if remote_docs and building:
-            shutil.rmtree(building, ignore_errors=True)
     result = done.run
     for d in result.datasets:
         logger.info(
@@ -177,24 +166,3 @@ async def report_task(
         key="nightly-counts", table=report.counts_table(), description="Records per dataset"
     )
     return report.to_dict()
-
-
-def put_site(site: Path, docs_url: str, endpoint_url: str | None) -> str:
-    """Put a Data Docs site built locally (``<tmp>/<run_id>/…``) at ``<docs_url>/<run_id>/``;
-    returns the URL of its ``index.html``. A file that does not go up fails the family's
-    task (its data is published; the report says where the docs are not)."""
-    target = str(objstore.join(docs_url, site.name))
-    failed = objstore.put_tree(site, target, endpoint_url=endpoint_url)
-    if failed:
-        name, why = next(iter(failed.items()))
-        raise OutputNotWritable(
-            f"Data Docs not written to {target}: {len(failed)} file(s), e.g. {name}: {why}",
-            setting="SODTRACK_WAREHOUSE",
-        )
-    return f"{target}/index.html"
-
-
-def _path(value: str | None) -> Any:
-    from pathlib import Path
-
-    return Path(value) if value else None

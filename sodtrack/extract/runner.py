@@ -30,6 +30,7 @@ from sodtrack.client import SodtrackClient
 from sodtrack.contract.countries import get_country
 from sodtrack.contract.limits import RATE_LIMIT_BURST
 from sodtrack.extract import gate
+from sodtrack.extract.docsite import DocsSite
 from sodtrack.extract.families import FAMILIES, Family, families_for
 from sodtrack.extract.report import DatasetRun, FamilyRun, RunReport, iso
 from sodtrack.extract.staging import Progress, stage_bookings, stage_catalog, stage_coverage
@@ -56,8 +57,12 @@ class ExtractionOptions:
     """Datasets or families to run (a dataset runs its whole family); empty = all."""
     full_refresh: bool = False
     lookback: timedelta = DEFAULT_LOOKBACK
-    docs_dir: Path | None = Path("data/docs")
-    reports_dir: Path | None = Path("data/reports")
+    docs_dir: Path | str | None = Path("data/docs")
+    """Where the Data Docs are kept: a folder, or object storage (``s3://…/_docs``)."""
+    reports_dir: Path | str | None = Path("data/reports")
+    """Where the run report is written: a folder, or object storage (``s3://…/_reports``)."""
+    s3_endpoint_url: str | None = None
+    """The S3-compatible server of object-storage ``docs_dir``/``reports_dir``."""
     run_id: str | None = None
     lock_timeout_s: float = 3600.0
     validation_batch_memory: int = DEFAULT_BATCH_MEMORY
@@ -546,9 +551,10 @@ async def run_extraction(
         full_refresh=options.full_refresh,
         warehouse=str(warehouse.root),
     )
+    site = DocsSite(options.docs_dir, endpoint_url=options.s3_endpoint_url)
     session = ValidationSession(
         run_id,
-        docs_dir=options.docs_dir,
+        docs_dir=site.build_dir,
         batch_memory=options.validation_batch_memory,
         duck_limits=warehouse.duck_limits,
     )
@@ -574,14 +580,14 @@ async def run_extraction(
                 lock_timeout_s=options.lock_timeout_s,
             )
             client_stats.append({**client.stats.as_dict(), "country": country})
-    if options.docs_dir is not None and session.outcomes:
-        docs = session.build_docs()
-        report.docs_path = str(docs) if docs else None
+    with site:
+        if options.docs_dir is not None and session.outcomes:
+            report.docs_path = site.keep(session.build_docs())
     finish_report(
         report, runs, client_stats, finished_at=now(), duration_s=time.monotonic() - clock0
     )
     if options.reports_dir is not None:
-        report.write(options.reports_dir)
+        report.write_to(options.reports_dir, endpoint_url=options.s3_endpoint_url)
     return report
 
 

@@ -13,6 +13,7 @@ import pytest
 from s3server import S3Server
 from starlette.testclient import TestClient
 
+from sodtrack.extract.docsite import DocsSite
 from sodtrack.extract.report import RunReport
 from sodtrack.links import PublicLinks
 from sodtrack.objstore import filesystem, read_object
@@ -20,7 +21,6 @@ from sodtrack.settings import Settings
 from sodtrack.web.accounts import Accounts
 from sodtrack.web.app import create_web_app
 from sodtrack.web.files import DOCS_CSP
-from tasks.extract import put_site
 
 PUBLIC = "https://sodtrack.example.org"
 RUN = "nightly-20261203T020000Z-abc123"
@@ -85,8 +85,9 @@ def _report() -> RunReport:
     )
 
 
-def _site(tmp_path: Path) -> Path:
-    site = tmp_path / "built" / SITE
+def _site(built: Path) -> Path:
+    """A Data Docs site as Great Expectations builds it into ``built``."""
+    site = built / SITE
     (site / "validations" / "x").mkdir(parents=True)
     (site / "index.html").write_text("<html><body>index</body></html>")
     (site / "validations" / "x" / "run.html").write_text("<html><body>run</body></html>")
@@ -119,10 +120,15 @@ def test_the_run_report_is_written_where_every_worker_sees_it(place: Place) -> N
 
 
 def test_a_data_docs_site_goes_up_whole(place: Place, tmp_path: Path) -> None:
-    site = _site(tmp_path)
-    docs = str(place.settings.output_location("docs"))
-    index = put_site(site, docs, place.settings.s3_endpoint_url)
+    docs = place.settings.output_location("docs")
+    with DocsSite(docs, endpoint_url=place.settings.s3_endpoint_url) as where:
+        assert where.build_dir is not None
+        # on object storage the site is built in a private temporary folder, not in ``docs``
+        assert (where.build_dir != Path(docs)) is place.remote
+        index = where.keep(_site(where.build_dir) / "index.html")
+        built = where.build_dir
     assert index == f"{docs}/{SITE}/index.html"
+    assert built.exists() is not place.remote  # the temporary folder is gone after the run
     read = place.read if place.remote else (lambda p: place.read(Path(p)))
     assert read(index) == b"<html><body>index</body></html>"
     assert read(f"{docs}/{SITE}/validations/x/run.html") == b"<html><body>run</body></html>"
@@ -173,10 +179,10 @@ def page(place: Place, tmp_path: Path) -> tuple[TestClient, dict[str, str]]:
     reports = place.settings.output_location("reports")
     docs = place.settings.output_location("docs")
     _report().write_to(reports, endpoint_url=place.settings.s3_endpoint_url)
-    site = _site(tmp_path)
+    site = _site(tmp_path / "built")
     if place.remote:
         assert isinstance(docs, str)
-        put_site(site, docs, place.settings.s3_endpoint_url)
+        DocsSite(docs, endpoint_url=place.settings.s3_endpoint_url).keep(site / "index.html")
         place.put(f"{place.settings.warehouse}/secret.json", SECRET.encode())
         place.put(f"{reports}/.hidden.json", SECRET.encode())
         place.put(f"{docs}/{SITE}/.hidden.html", SECRET.encode())
