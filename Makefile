@@ -27,7 +27,7 @@ test: bootstrap ## Lint, type-check and run the whole test suite
 	@$(UV) run --locked ruff check .
 	@$(UV) run --locked ruff format --check .
 	@$(UV) run --locked mypy
-	@$(UV) run --locked pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	@$(UV) run --locked pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 test-fast: bootstrap ## Tests without lint and the slow end-to-end ones
 	@$(UV) run --locked pytest -q -m "not slow"
