@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -108,3 +108,69 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
     if done.returncode != 0:
         pytest.fail(f"{' '.join(args)} failed ({done.returncode})\n{done.stdout}\n{done.stderr}")
     return done.stdout
+
+
+def http_ok(url: str) -> bool | None:
+    """``True`` when ``url`` answers 200, else ``None``: a probe for :func:`wait_for`."""
+    import httpx
+
+    try:
+        return True if httpx.get(url, timeout=2).status_code == 200 else None
+    except httpx.HTTPError:
+        return None
+
+
+def prefect_env(base: Path, port: int) -> dict[str, str]:
+    """The environment of a Prefect server on ``port`` (its home in ``base``) and of the
+    processes that use its API (the CLI, workers, the watcher, the page)."""
+    return clean_env() | {
+        "PREFECT_HOME": str(base / "prefect-home"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "PWD": str(ROOT),
+    }
+
+
+def start_prefect_server(env: dict[str, str], logs: Path, procs: list[Proc]) -> Proc:
+    """``prefect server start`` on the port of ``env``'s API URL (:func:`prefect_env`), added
+    to ``procs`` (which the caller stops) before it is waited on: healthy, or the test fails
+    quoting its log."""
+    api_url = env["PREFECT_API_URL"]
+    port = api_url.rsplit(":", 1)[1].split("/", 1)[0]
+    server = Proc(
+        "prefect-server",
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
+        env,
+        logs,
+    )
+    procs.append(server)
+    wait_for("the Prefect server", lambda: http_ok(f"{api_url}/health"), SERVER_START_S, server)
+    return server
+
+
+def create_work_pool(env: dict[str, str], pool: str = "sodtrack") -> None:
+    """The process work pool the deployments of ``prefect.yaml`` name."""
+    run_cli([str(BIN / "prefect"), "work-pool", "create", pool, "--type", "process"], env)
+
+
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+
+
+def submit_run(client: Callable[[], Any], deployment_id: Any, parameters: dict[str, Any]) -> Any:
+    """A flow run of the deployment ``deployment_id`` (``client``: a sync Prefect client's
+    context manager factory); returns its id."""
+    with client() as c:
+        return c.create_flow_run_from_deployment(deployment_id, parameters=parameters).id
+
+
+def final_run(client: Callable[[], Any], run_id: Any, timeout: float, *procs: Proc) -> Any:
+    """The flow run ``run_id`` once in a final state (bounded by ``timeout``; a process of
+    ``procs`` that exits fails the test with its log)."""
+
+    def probe() -> Any:
+        with client() as c:
+            run = c.read_flow_run(run_id)
+        return run if run.state_type and run.state_type.value in FINAL_STATES else None
+
+    return wait_for(f"flow run {run_id}", probe, timeout, *procs)

@@ -31,7 +31,14 @@ import httpx
 import pytest
 import yaml
 
-from e2e.procs import BIN, ROOT, SERVER_START_S, Proc, clean_env, free_port, wait_for
+from e2e.procs import (
+    BIN,
+    ROOT,
+    Proc,
+    free_port,
+    prefect_env,
+    start_prefect_server,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.xdist_group("prefect-alerts")]
 
@@ -90,12 +97,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iter
     logs.mkdir()
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = clean_env() | {
-        "PREFECT_HOME": str(base / "prefect-home"),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "PWD": str(ROOT),
+    env = prefect_env(base, port) | {
         "SODTRACK_ENV_FILE": "none",
         "SODTRACK_COUNTRY": "cl",
         "SODTRACK_STATE_URL": f"sqlite:///{base / 'state.db'}",
@@ -103,26 +105,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iter
         "SODTRACK_NOTIFY_BLOCK": "custom-webhook/sodtrack-alerts-test",
         "SODTRACK_NOTIFY_WEBHOOK_URL": receiver.url,
     }
-    proc = Proc(
-        "prefect-server",
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env,
-        logs,
-    )
+    procs: list[Proc] = []
     try:
-
-        def healthy() -> bool | None:
-            try:
-                return (
-                    True if httpx.get(f"{api_url}/health", timeout=2).status_code == 200 else None
-                )
-            except httpx.HTTPError:
-                return None
-
-        wait_for("the Prefect server", healthy, SERVER_START_S, proc)
+        start_prefect_server(env, logs, procs)
         yield Server(api_url, env)
     finally:
-        proc.stop()
+        for proc in procs:
+            proc.stop()
 
 
 def _cli(server: Server, *args: str, env: dict[str, str] | None = None) -> str:

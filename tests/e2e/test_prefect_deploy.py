@@ -45,7 +45,20 @@ import httpx
 import pytest
 from orchestration.pg import drop_database, fresh_postgres_database, require_postgres
 
-from e2e.procs import BIN, ROOT, SERVER_START_S, Proc, clean_env, free_port, run_cli, wait_for
+from e2e.procs import (
+    BIN,
+    Proc,
+    clean_env,
+    create_work_pool,
+    final_run,
+    free_port,
+    http_ok,
+    prefect_env,
+    run_cli,
+    start_prefect_server,
+    submit_run,
+    wait_for,
+)
 from sodtrack.bulkload.engine.ledger import file_sha256, upload_id_for
 from sodtrack.bulkload.synth import synthesize_upload
 from sodtrack.contract.countries import COUNTRIES
@@ -58,7 +71,6 @@ pytestmark = [
 ]
 
 SIM_TODAY = date.fromisoformat(SIM_NOW[:10])
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RUN_TIMEOUT_S = 420.0
 SECRET_BLOCK = "sodtrack-client-secret"
 SIM_ARGS = [
@@ -96,23 +108,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs.mkdir()
     port, sim_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = clean_env() | {
-        "PREFECT_HOME": str(base / "prefect-home"),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "PWD": str(ROOT),
-    }
+    env = prefect_env(base, port)
     started = time.monotonic()
     procs: list[Proc] = []
     try:
-        server = Proc(
-            "prefect-server",
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env,
-            logs,
-        )
-        procs.append(server)
         sim = Proc(
             "simulator",
             [str(BIN / "sodtrack-sim"), "serve", *SIM_ARGS, "--port", str(sim_port)],
@@ -121,17 +120,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         procs.append(sim)
 
-        def healthy(url: str) -> bool | None:
-            try:
-                return True if httpx.get(url, timeout=2).status_code == 200 else None
-            except httpx.HTTPError:
-                return None
-
-        sim_url = f"http://127.0.0.1:{sim_port}"
-        wait_for("the simulator", lambda: healthy(f"{sim_url}/pe/_sim/health"), 120, sim)
-        wait_for("the Prefect server", lambda: healthy(f"{api_url}/health"), SERVER_START_S, server)
+        start_prefect_server(env, logs, procs)
         print(f"prefect server healthy after {time.monotonic() - started:.0f}s")
-        run_cli([str(BIN / "prefect"), "work-pool", "create", "sodtrack", "--type", "process"], env)
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        wait_for("the simulator", lambda: http_ok(f"{sim_url}/pe/_sim/health"), 120, sim)
+        create_work_pool(env)
         admin_env = env | {"SODTRACK_COUNTRIES": "cl,pe", "SODTRACK_ENV_FILE": "none"}
         deployed = run_cli([str(BIN / "sodtrack-etl"), "prefect", "deploy"], admin_env)
         print(f"deployed after {time.monotonic() - started:.0f}s")
@@ -186,21 +179,12 @@ def test_deployments_as_declared(stack: Stack) -> None:
 
 
 def _submit(stack: Stack, name: str, parameters: dict[str, Any]) -> uuid.UUID:
-    with stack.client() as client:
-        run = client.create_flow_run_from_deployment(
-            stack.deployments[name].id, parameters=parameters
-        )
-        run_id: uuid.UUID = run.id
-        return run_id
+    run_id: uuid.UUID = submit_run(stack.client, stack.deployments[name].id, parameters)
+    return run_id
 
 
 def _final(stack: Stack, run_id: uuid.UUID, *procs: Proc) -> Any:
-    def probe() -> Any:
-        with stack.client() as client:
-            run = client.read_flow_run(run_id)
-        return run if run.state_type and run.state_type.value in FINAL else None
-
-    return wait_for(f"flow run {run_id}", probe, RUN_TIMEOUT_S, *procs)
+    return final_run(stack.client, run_id, RUN_TIMEOUT_S, *procs)
 
 
 def _assert_completed(run: Any, *procs: Proc) -> None:

@@ -46,7 +46,21 @@ import pytest
 from orchestration.pg import drop_database, fresh_postgres_database, require_postgres
 from s3server import S3Server, moto_server, require_moto
 
-from e2e.procs import BIN, ROOT, SERVER_START_S, Proc, clean_env, free_port, run_cli, wait_for
+from e2e.procs import (
+    BIN,
+    ROOT,
+    Proc,
+    clean_env,
+    create_work_pool,
+    final_run,
+    free_port,
+    http_ok,
+    prefect_env,
+    run_cli,
+    start_prefect_server,
+    submit_run,
+    wait_for,
+)
 from sodtrack.bulkload.engine.ledger import file_sha256, upload_id_for
 from sodtrack.bulkload.synth import synthesize_upload
 from sodtrack.simulator.testing import SIM_NOW
@@ -58,7 +72,6 @@ pytestmark = [
 ]
 
 SIM_TODAY = date.fromisoformat(SIM_NOW[:10])
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RUN_TIMEOUT_S = 600.0
 COUNTRIES = ("cl", "pe")
 SIM_ARGS = [
@@ -128,26 +141,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs.mkdir()
     port, sim_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = clean_env() | {
-        "PREFECT_HOME": str(base / "prefect-home"),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "PWD": str(ROOT),
-    }
+    env = prefect_env(base, port)
     procs: list[Proc] = []
     state_url, admin = fresh_postgres_database(admin_url)
     try:
         with moto_server() as s3:
             bucket = s3.new_bucket()
-            server = Proc(
-                "prefect-server",
-                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                 str(port)],
-                env,
-                logs,
-            )  # fmt: skip
-            procs.append(server)
+            start_prefect_server(env, logs, procs)
             sim = Proc(
                 "simulator",
                 [str(BIN / "sodtrack-sim"), "serve", *SIM_ARGS, "--port", str(sim_port)],
@@ -156,20 +156,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             )
             procs.append(sim)
 
-            def healthy(url: str) -> bool | None:
-                try:
-                    return True if httpx.get(url, timeout=2).status_code == 200 else None
-                except httpx.HTTPError:
-                    return None
-
             sim_url = f"http://127.0.0.1:{sim_port}"
-            wait_for("the simulator", lambda: healthy(f"{sim_url}/pe/_sim/health"), 120, sim)
-            wait_for("the Prefect server", lambda: healthy(f"{api_url}/health"), SERVER_START_S,
-                     server)  # fmt: skip
-            run_cli(
-                [str(BIN / "prefect"), "work-pool", "create", "sodtrack", "--type", "process"],
-                env,
-            )
+            wait_for("the simulator", lambda: http_ok(f"{sim_url}/pe/_sim/health"), 120, sim)
+            create_work_pool(env)
             admin_env = env | {"SODTRACK_COUNTRIES": "cl,pe", "SODTRACK_ENV_FILE": "none"}
             run_cli([str(BIN / "sodtrack-etl"), "prefect", "deploy"], admin_env)
             with temporary_settings(updates={PREFECT_API_URL: api_url}):
@@ -262,21 +251,12 @@ def _checkout_files() -> set[str]:
 
 
 def _submit(stack: Stack, name: str, parameters: dict[str, Any]) -> uuid.UUID:
-    with stack.client() as client:
-        run = client.create_flow_run_from_deployment(
-            stack.deployments[name].id, parameters=parameters
-        )
-        run_id: uuid.UUID = run.id
-        return run_id
+    run_id: uuid.UUID = submit_run(stack.client, stack.deployments[name].id, parameters)
+    return run_id
 
 
 def _final(stack: Stack, run_id: uuid.UUID, *procs: Proc) -> Any:
-    def probe() -> Any:
-        with stack.client() as client:
-            run = client.read_flow_run(run_id)
-        return run if run.state_type and run.state_type.value in FINAL else None
-
-    return wait_for(f"flow run {run_id}", probe, RUN_TIMEOUT_S, *procs)
+    return final_run(stack.client, run_id, RUN_TIMEOUT_S, *procs)
 
 
 def _completed(stack: Stack, run_id: uuid.UUID, *procs: Proc) -> Any:

@@ -35,7 +35,20 @@ import pytest
 from orchestration.pg import drop_database, fresh_postgres_database, require_postgres
 from s3server import ACCESS_KEY, SECRET_KEY, S3Server, moto_server
 
-from e2e.procs import BIN, ROOT, SERVER_START_S, Proc, clean_env, free_port, run_cli, wait_for
+from e2e.procs import (
+    BIN,
+    ROOT,
+    Proc,
+    clean_env,
+    create_work_pool,
+    final_run,
+    free_port,
+    http_ok,
+    prefect_env,
+    run_cli,
+    start_prefect_server,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -43,7 +56,6 @@ pytestmark = [
     pytest.mark.xdist_group("prefect-web-e2e"),  # both variants share one server
 ]
 
-FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RUN_TIMEOUT_S = 420.0
 SAMPLE_ROWS = 40
 PLANTED_REJECTS = 3
@@ -95,13 +107,6 @@ class Stack:
         return data
 
 
-def _healthy(url: str) -> bool | None:
-    try:
-        return True if httpx.get(url, timeout=2).status_code == 200 else None
-    except httpx.HTTPError:
-        return None
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -111,30 +116,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs.mkdir()
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = clean_env() | {
-        "PREFECT_HOME": str(base / "prefect-home"),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "PWD": str(ROOT),
-    }
+    env = prefect_env(base, port)
     procs: list[Proc] = []
     with moto_server() as s3:
         try:
-            server = Proc(
-                "prefect-server",
-                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                 str(port)],
-                env,
-                logs,
-            )  # fmt: skip
-            procs.append(server)
-            wait_for(
-                "the Prefect server", lambda: _healthy(f"{api_url}/health"), SERVER_START_S, server
-            )
-            run_cli(
-                [str(BIN / "prefect"), "work-pool", "create", "sodtrack", "--type", "process"], env
-            )
+            start_prefect_server(env, logs, procs)
+            create_work_pool(env)
             admin_env = env | {"SODTRACK_COUNTRIES": "cl", "SODTRACK_ENV_FILE": "none"}
             run_cli([str(BIN / "sodtrack-etl"), "prefect", "deploy"], admin_env)
             with temporary_settings(updates={PREFECT_API_URL: api_url}):
@@ -197,7 +184,7 @@ def _variant(stack: Stack, tmp_path: Path, name: str, state_url: str) -> None:
         logs,
     )
     try:
-        wait_for("the simulator", lambda: _healthy(f"{sim_url}/_sim/health"), 120, sim)
+        wait_for("the simulator", lambda: http_ok(f"{sim_url}/_sim/health"), 120, sim)
         _page_and_worker(stack, tmp_path, logs, _site_env(stack, tmp_path, state_url, sim_url))
     finally:
         sim.stop()
@@ -227,7 +214,7 @@ def _page_and_worker(stack: Stack, tmp_path: Path, logs: Path, env: dict[str, st
     procs = (page, worker)
     url = f"http://127.0.0.1:{web_port}"
     try:
-        wait_for("the upload page", lambda: _healthy(f"{url}/login"), 120, page)
+        wait_for("the upload page", lambda: http_ok(f"{url}/login"), 120, page)
         assert "loads announced to Prefect" in page.log_path.read_text()
         http = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=60)
 
@@ -272,12 +259,7 @@ def _page_and_worker(stack: Stack, tmp_path: Path, logs: Path, env: dict[str, st
         assert triggered.parameters["outbox"] == env["SODTRACK_OUTBOX"]
         assert triggered.parameters["dry_run"] is False
 
-        def final() -> Any:
-            with stack.client() as client:
-                run = client.read_flow_run(triggered.id)
-            return run if run.state_type and run.state_type.value in FINAL else None
-
-        run = wait_for("the bulk-load run to end", final, RUN_TIMEOUT_S, *procs)
+        run = final_run(stack.client, triggered.id, RUN_TIMEOUT_S, *procs)
         if run.state_type.value != "COMPLETED":
             pytest.fail(f"{run.state_type.value}: {run.state.message}\n{worker.tail(120)}")
         assert run.name == f"bulk-load-cl-{upload_id}"
