@@ -81,6 +81,7 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
+from sodtrack.arrowpool import use_run_memory_pool
 from sodtrack.errors import WarehouseError
 from sodtrack.warehouse import layout
 from sodtrack.warehouse.duck import DuckLimits
@@ -214,7 +215,9 @@ class Warehouse:
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> Warehouse:
-        """The warehouse at ``Settings.warehouse`` with its S3 options, scratch and retention."""
+        """The warehouse at ``Settings.warehouse`` with its S3 options, scratch and retention;
+        Arrow's buffers from then on come from the system allocator (:mod:`sodtrack.arrowpool`)."""
+        use_run_memory_pool()
         location = parse_location(
             settings.warehouse,
             s3_endpoint_url=settings.s3_endpoint_url,
