@@ -212,12 +212,11 @@ class Warehouse:
         self.clock = clock
         self.duck_limits = duck_limits or DuckLimits()
         """What the DuckDB connections of this warehouse's merges may use."""
+        use_run_memory_pool()  # Arrow's buffers from the system allocator (sodtrack.arrowpool)
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> Warehouse:
-        """The warehouse at ``Settings.warehouse`` with its S3 options, scratch and retention;
-        Arrow's buffers from then on come from the system allocator (:mod:`sodtrack.arrowpool`)."""
-        use_run_memory_pool()
+        """The warehouse at ``Settings.warehouse`` with its S3 options, scratch and retention."""
         location = parse_location(
             settings.warehouse,
             s3_endpoint_url=settings.s3_endpoint_url,

@@ -32,6 +32,9 @@ def test_opening_the_warehouse_switches_arrow_to_the_system_pool(
     assert pa.default_memory_pool().backend_name == "mimalloc"
     Warehouse.from_settings(Settings(warehouse=str(tmp_path / "wh")))
     assert pa.default_memory_pool().backend_name == "system"
+    pa.set_memory_pool(pa.mimalloc_memory_pool())
+    Warehouse(tmp_path / "wh2")  # built directly (tests, benchmarks) too
+    assert pa.default_memory_pool().backend_name == "system"
     assert use_run_memory_pool() == "system"  # idempotent
 
 
