@@ -1,10 +1,12 @@
 """Which allocator Arrow's buffers come from.
 
 pyarrow's default pool on Linux is mimalloc, which keeps the pages a run frees for reuse: after
-the bookings merge and the validation's batches the process stays hundreds of MiB above what it
-uses (``bench/bench_extract.py``, peak RSS by phase, ``--variant ARROW_DEFAULT_MEMORY_POOL=system``:
-730 → 633 MiB at 200,000 bookings). The system allocator (glibc) hands freed memory back, and
-``sodtrack.validation.batching.release_memory`` trims it between batches.
+the bookings merge and the validation's batches the process stays well above what it uses.
+Measured with ``bench/bench_extract.py`` (peak RSS, 1M bookings, one run): this switch 924 → 855
+MiB; ``ARROW_DEFAULT_MEMORY_POOL=system`` set before the process starts did better still (633 /
+775 MiB at 200k / 1M in another run), so a worker's environment may set it too. The system
+allocator (glibc) hands freed memory back, and ``sodtrack.validation.batching.release_memory``
+trims it between batches.
 
 Arrow's own ``ARROW_DEFAULT_MEMORY_POOL`` (``mimalloc``, ``jemalloc``, ``system``), when set,
 is respected: it is the way to measure or choose another pool.
