@@ -164,8 +164,14 @@ class Settings(BaseSettings):
     duckdb_memory_limit: ByteSize = Field(
         default=ByteSize(256 << 20),
         ge=32 << 20,
-        description="Memory limit of each DuckDB connection (the bookings merge, the "
-        "whole-dataset checks); past it DuckDB spills to a temporary folder.",
+        description="Memory limit of the bookings merge's DuckDB connection; past it DuckDB "
+        "spills to a temporary folder.",
+    )
+    validation_duckdb_memory_limit: ByteSize = Field(
+        default=ByteSize(64 << 20),
+        ge=32 << 20,
+        description="Memory limit of the validation's whole-dataset checks' DuckDB connection "
+        "(order-free queries on the key columns: they spill past it).",
     )
     duckdb_threads: PositiveInt = Field(
         default=2, description="Threads of each DuckDB connection (DuckDB's default: every core)."

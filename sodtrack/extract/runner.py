@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import pyarrow.compute as pc
 
+from sodtrack.arrowpool import use_run_memory_pool
 from sodtrack.client import SodtrackClient
 from sodtrack.contract.countries import get_country
 from sodtrack.contract.limits import RATE_LIMIT_BURST
@@ -538,7 +539,9 @@ async def run_extraction(
     """Extract, validate and publish the asked families for each country; write the report.
 
     Countries run one after another, each with one client and one validation session for
-    the whole run (one Data Docs site)."""
+    the whole run (one Data Docs site). Arrow allocates from the system pool
+    (:mod:`sodtrack.arrowpool`)."""
+    use_run_memory_pool()
     started_at = now()
     clock0 = time.monotonic()
     run_id = options.run_id or new_run_id(started_at)

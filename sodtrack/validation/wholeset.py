@@ -118,8 +118,9 @@ def _plain(table: pa.Table) -> pa.Table:
 class WholeDataset:
     """Collects the columns the whole-dataset expectations name, then evaluates them.
 
-    ``limits`` bound DuckDB's memory and threads; past the memory limit, DuckDB spills to a
-    temporary folder removed by :meth:`close`.
+    ``limits`` bound DuckDB's threads and, by their ``checks_memory_limit``
+    (:meth:`DuckLimits.for_checks`), its memory; past it DuckDB spills to a temporary folder
+    removed by :meth:`close`. No query here depends on row order: insertion order is dropped.
     """
 
     def __init__(self, specs: Sequence[WholeSpec], *, limits: DuckLimits | None = None) -> None:
@@ -134,7 +135,9 @@ class WholeDataset:
         self._table_columns: set[str] = set()
         self._spill = tempfile.mkdtemp(prefix="sodtrack-wholeset-")
         # UTC session: timestamps in examples come back in UTC; no query needs row order
-        self.con = duck.connect(limits or DuckLimits(), self._spill, keep_order=False)
+        self.con = duck.connect(
+            (limits or DuckLimits()).for_checks(), self._spill, keep_order=False
+        )
 
     def close(self) -> None:
         self.con.close()

@@ -1,10 +1,15 @@
 """DuckDB connections with bounded memory: the bookings merge and the validation's
-whole-dataset pass both open theirs here.
+whole-dataset pass both open theirs here, each with its own memory limit.
 
 DuckDB's default ``memory_limit`` is 80% of the machine's RAM and its default thread count
 is every core: on a shared worker a merge of a million bookings would take what it finds.
 With a ``memory_limit`` and a ``temp_directory`` it spills its tables and operators to disk
 instead of growing (``SODTRACK_DUCKDB_MEMORY_LIMIT``, ``SODTRACK_DUCKDB_THREADS``).
+
+The whole-dataset checks (``sodtrack.validation.wholeset``) hold only the key columns and ask
+order-free questions (group by, anti-join, count), so they drop insertion order and spill
+freely: they get a lower limit of their own (``SODTRACK_VALIDATION_DUCKDB_MEMORY_LIMIT``), while
+the merge's order-keeping queries keep the larger one (at 96 MiB a 2M-booking merge failed).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MEMORY_LIMIT: Final = 256 << 20
 """Bytes: a 2M-booking merge spills a little past it (``bench/bench_extract.py``)."""
+DEFAULT_CHECKS_MEMORY_LIMIT: Final = 64 << 20
+"""Bytes: the whole-dataset checks spill their key columns past it (``bench/bench_extract.py``)."""
 DEFAULT_THREADS: Final = 2
 MIN_MEMORY_LIMIT: Final = 32 << 20
 
@@ -27,13 +34,16 @@ class DuckLimits:
 
     memory_limit: int = DEFAULT_MEMORY_LIMIT
     threads: int = DEFAULT_THREADS
+    checks_memory_limit: int = DEFAULT_CHECKS_MEMORY_LIMIT
+    """The whole-dataset checks' connection (:meth:`for_checks`)."""
 
     def __post_init__(self) -> None:
-        if self.memory_limit < MIN_MEMORY_LIMIT:
-            raise ValueError(
-                f"the DuckDB memory limit must be at least {MIN_MEMORY_LIMIT >> 20} MiB, "
-                f"got {self.memory_limit} bytes"
-            )
+        for limit in (self.memory_limit, self.checks_memory_limit):
+            if limit < MIN_MEMORY_LIMIT:
+                raise ValueError(
+                    f"the DuckDB memory limit must be at least {MIN_MEMORY_LIMIT >> 20} MiB, "
+                    f"got {limit} bytes"
+                )
         if self.threads < 1:
             raise ValueError(f"DuckDB needs at least one thread, got {self.threads}")
 
@@ -42,6 +52,18 @@ class DuckLimits:
         return cls(
             memory_limit=int(getattr(settings, "duckdb_memory_limit", DEFAULT_MEMORY_LIMIT)),
             threads=int(getattr(settings, "duckdb_threads", DEFAULT_THREADS)),
+            checks_memory_limit=int(
+                getattr(settings, "validation_duckdb_memory_limit", DEFAULT_CHECKS_MEMORY_LIMIT)
+            ),
+        )
+
+    def for_checks(self) -> DuckLimits:
+        """The limits of the whole-dataset checks' connection: their own memory limit, the
+        same threads."""
+        return DuckLimits(
+            memory_limit=self.checks_memory_limit,
+            threads=self.threads,
+            checks_memory_limit=self.checks_memory_limit,
         )
 
 

@@ -81,6 +81,7 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
+from sodtrack.arrowpool import use_run_memory_pool
 from sodtrack.errors import WarehouseError
 from sodtrack.warehouse import layout
 from sodtrack.warehouse.duck import DuckLimits
@@ -211,6 +212,7 @@ class Warehouse:
         self.clock = clock
         self.duck_limits = duck_limits or DuckLimits()
         """What the DuckDB connections of this warehouse's merges may use."""
+        use_run_memory_pool()  # Arrow's buffers from the system allocator (sodtrack.arrowpool)
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> Warehouse:
