@@ -122,19 +122,28 @@ def local_copy(
 
 
 def put_files(
-    folder: Path, names: Iterable[str], url: str, *, endpoint_url: str | None = None
+    folder: Path,
+    names: Iterable[str],
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    setting: str = "outbox",
 ) -> dict[str, str]:
-    """Upload ``folder/<name>`` to ``url/<name>`` for each name; returns name → why for the
-    ones that failed (the others are still uploaded)."""
+    """Upload ``folder/<name>`` to ``url/<name>`` for each name (a name may hold ``/``: its
+    folders are made on a local target; an object store has none to make); returns
+    name → why for the ones that failed (the others are still uploaded)."""
+    names = list(names)
     failed: dict[str, str] = {}
     try:
-        fs, root = filesystem(url, endpoint_url=endpoint_url, setting="outbox")
+        fs, root = filesystem(url, endpoint_url=endpoint_url, setting=setting)
     except ConfigurationError:
         raise
     except Exception as exc:  # an unreachable store: every file fails, saying why
         return {name: _why(exc) for name in names}
     for name in names:
         try:
+            if not is_remote(url):
+                fs.makedirs(posixpath.dirname(posixpath.join(root, name)), exist_ok=True)
             fs.put_file(str(folder / name), posixpath.join(root, name))
         except Exception as exc:  # one object failing must not cost the others
             failed[name] = _why(exc)
@@ -145,21 +154,7 @@ def put_tree(folder: Path, url: str, *, endpoint_url: str | None = None) -> dict
     """Upload every file below ``folder`` to ``url/<relative path>`` (a Data Docs site built
     locally); returns relative path → why for the ones that failed."""
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    try:
-        fs, root = filesystem(url, endpoint_url=endpoint_url, setting="outputs")
-    except ConfigurationError:
-        raise
-    except Exception as exc:  # an unreachable store: every file fails, saying why
-        return {name: _why(exc) for name in names}
-    failed: dict[str, str] = {}
-    for name in names:
-        try:
-            if not is_remote(url):  # an object store has no folders to make
-                fs.makedirs(posixpath.dirname(posixpath.join(root, name)), exist_ok=True)
-            fs.put_file(str(folder / name), posixpath.join(root, name))
-        except Exception as exc:  # one object failing must not cost the others
-            failed[name] = _why(exc)
-    return failed
+    return put_files(folder, names, url, endpoint_url=endpoint_url, setting="outputs")
 
 
 def read_object(
