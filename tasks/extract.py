@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -24,7 +23,6 @@ from sodtrack.extract.runner import (
     stage_family,
 )
 from sodtrack.links import PublicLinks
-from sodtrack.objstore import is_remote
 from sodtrack.settings import Settings
 from sodtrack.validation import ValidationSession
 from tasks.runtime import open_warehouse, quiet_libraries, route_library_logs
@@ -154,8 +152,7 @@ async def report_task(
     paths on the worker. ``reports_dir`` may be on object storage (``s3://…/_reports``,
     reached through ``endpoint_url`` when S3-compatible)."""
     if reports_dir:
-        target = reports_dir if is_remote(reports_dir) else Path(reports_dir)
-        report.write_to(target, endpoint_url=endpoint_url)
+        report.write_to(reports_dir, endpoint_url=endpoint_url)  # a folder or a URL
     link = links.to if links is not None and links.public else None
     await acreate_markdown_artifact(
         key="nightly-summary",
