@@ -6,9 +6,10 @@ past that, a sign-in is refused without its password being checked until the win
 on. A success clears the name's count.
 
 * The attempt is counted *before* its password is checked (:meth:`LoginThrottle.reserve`
-  writes it, then counts the attempts up to and including it): guesses sent at the same
-  moment, to one process or several, cannot all slip through while the slow hash runs. A
-  refused attempt is not counted (it learnt nothing), so waiting out the window works.
+  counts the recent attempts and records this one in one transaction serialised per key):
+  guesses sent at the same moment, to one process or several, cannot all slip through while
+  the slow hash runs. A refused attempt is not counted (it learnt nothing), so waiting out
+  the window works.
 * The name is counted as the form reads it (``strip().lower()``, what the account lookup
   uses): ``ANA``, `` ana`` and ``Ana`` are one name.
 * The client is its address, an IPv4-mapped IPv6 address as the IPv4 one, and an IPv6
@@ -87,38 +88,61 @@ class LoginThrottle:
         """Count a sign-in of ``name`` from ``address`` as failed, before its password is
         checked. Returns ``(wait, ticket)``: ``wait > 0``: refused, try again in that many
         seconds (nothing counted); else check the password, and on success hand the ticket
-        to :meth:`succeeded`."""
+        to :meth:`succeeded`.
+
+        Count and record are one transaction that holds the keys' lock (see
+        :meth:`_serialise`): two attempts on one key, in any processes, are counted one after
+        the other, each seeing the other's row. (Recording first and counting after, in two
+        transactions, let simultaneous attempts on PostgreSQL each count before the others'
+        rows were committed: more than the limit got their passwords checked.)"""
         now = self._clock()
         since = now - self.window_s
         t = failures_table
         keys = self._keys(name, address)
         with self.engine.begin() as conn:
+            self._serialise(conn, keys)
             conn.execute(sa.delete(t).where(t.c.at <= since))
-            ticket = tuple(
-                int(conn.execute(sa.insert(t).values(key=k, at=now).returning(t.c.id)).scalar_one())
-                for k in keys
-            )
-        wait = 0.0
-        with self.engine.connect() as conn:
-            for key, mine in zip(keys, ticket, strict=True):
-                earlier = (
+            wait = 0.0
+            for key in keys:
+                recent = (
                     conn.execute(
                         sa.select(t.c.at)
-                        .where(t.c.key == key, t.c.at > since, t.c.id < mine)
+                        .where(t.c.key == key, t.c.at > since)
                         .order_by(t.c.at.desc(), t.c.id.desc())
                         .limit(self.max_failures)
                     )
                     .scalars()
                     .all()
                 )
-                if len(earlier) >= self.max_failures:
+                if len(recent) >= self.max_failures:
                     # The oldest of the last ``max_failures`` has to leave the window.
-                    wait = max(wait, earlier[-1] + self.window_s - now)
-        if wait > 0:
-            with self.engine.begin() as conn:
-                conn.execute(sa.delete(t).where(t.c.id.in_(ticket)))
-            return max(wait, 1e-3), ()
+                    wait = max(wait, recent[-1] + self.window_s - now)
+            if wait > 0:
+                return max(wait, 1e-3), ()
+            ticket = tuple(
+                int(conn.execute(sa.insert(t).values(key=k, at=now).returning(t.c.id)).scalar_one())
+                for k in keys
+            )
         return 0.0, ticket
+
+    @staticmethod
+    def _serialise(conn: sa.Connection, keys: tuple[str, ...]) -> None:
+        """Make ``conn``'s transaction the only one on ``keys`` until it ends.
+
+        PostgreSQL: a transaction-level advisory lock per key, taken in sorted order (two
+        attempts sharing a name and an address cannot deadlock); under READ COMMITTED each
+        later statement then sees every earlier attempt's committed row. SQLite: the first
+        statement of the transaction is a write (the purge), which takes the database's one
+        write lock until commit; other writers wait for it (``busy_timeout``)."""
+        if conn.dialect.name != "postgresql":
+            return
+        for key in sorted(keys):
+            lock_id = int.from_bytes(
+                hashlib.blake2b(f"login:{key}".encode(), digest_size=8).digest(),
+                "big",
+                signed=True,
+            )
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
 
     def succeeded(self, name: str, ticket: tuple[int, ...]) -> None:
         """The password was right: the name's count is cleared, and this attempt does not

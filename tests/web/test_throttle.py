@@ -184,6 +184,52 @@ def test_attempts_at_the_same_moment_get_no_extra_guesses(settings: Settings) ->
     assert statuses.count(429) == len(clients) - LIMIT
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_simultaneous_reservations_on_one_database_never_exceed_the_limit(
+    settings: Settings, seed: int
+) -> None:
+    """The throttle alone, without HTTP: rounds of 16 threads, each its own engine (as separate
+    processes are), reserve one name at one moment from random addresses; in every round
+    exactly ``LIMIT`` are let through. (Recording, then counting in a second transaction let
+    PostgreSQL transactions count before the others' rows were committed.)"""
+    from sodtrack.db import make_engine
+
+    rng = random.Random(seed)
+    clock = Clock()
+    engines = [make_engine(settings.state_url) for _ in range(16)]
+    throttles = [
+        LoginThrottle(e, max_failures=LIMIT, window_s=WINDOW_S, clock=clock) for e in engines
+    ]
+    try:
+        for round_ in range(6):
+            clock.now += WINDOW_S + 1  # a fresh window for every round
+            name = f"ana{round_}"
+            barrier = threading.Barrier(len(throttles))
+            waits: list[float] = []
+
+            def go(
+                i: int,
+                name: str = name,
+                barrier: threading.Barrier = barrier,
+                waits: list[float] = waits,
+            ) -> None:
+                address = f"203.0.113.{rng.randrange(256)}" if i % 2 else f"2001:db8::{i:x}"
+                barrier.wait()
+                waits.append(throttles[i].reserve(name, address)[0])
+
+            threads = [threading.Thread(target=go, args=(i,)) for i in range(len(throttles))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(waits) == len(throttles)
+            assert waits.count(0.0) == LIMIT, (round_, waits)
+            assert all(w > 0 for w in waits if w != 0.0)
+    finally:
+        for e in engines:
+            e.dispose()
+
+
 def test_address_keys() -> None:
     assert address_key("10.0.0.1") == address_key("::ffff:10.0.0.1")
     assert address_key("2001:db8::1") == address_key("2001:db8::ffff:1")
