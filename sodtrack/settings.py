@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     )
 
     duckdb_memory_limit: ByteSize = Field(
-        default=ByteSize(256 << 20),
+        default=ByteSize(128 << 20),
         ge=32 << 20,
         description="Memory limit of the bookings merge's DuckDB connection; past it DuckDB "
         "spills to a temporary folder.",

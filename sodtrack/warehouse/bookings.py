@@ -26,12 +26,16 @@ Bounded memory: pages are converted and streamed to a Parquet work file as they 
 row group buffered). DuckDB then runs with ``memory_limit`` and a ``temp_directory`` so it
 spills rather than grows: every decision (exact repeats, newest per id, which version wins,
 touched months) is taken on the narrow columns ``(id, updated_at, month, arrival)``; the wide
-rows are read once, by arrival number, into a table sorted by month. Each touched month is one
-query whose Arrow output is streamed in batches (``to_arrow_reader``) into the staging writer,
-cast to the explicit schema, and closed before the next month starts. The base version's
-files are read where they are (a local table; Delta never rewrites a file) or downloaded into
-the work directory (object storage). Peak memory depends on the memory limit and the largest
-month, not on the number of bookings (see ``bench/bench_warehouse.py``).
+winning rows are read once, by arrival number, and split into one work file per month (no
+DuckDB sort of wide rows: it could not spill enough). Each touched month is one query whose
+Arrow output is streamed in batches (``to_arrow_reader``) into the staging writer, cast to the
+explicit schema, and closed before the next month starts. No query depends on insertion order
+(the changes log takes its arrival order from the work file), so DuckDB may spill them all.
+The base version's files are read where they are (a local table; Delta never rewrites a file)
+or downloaded into the work directory (object storage). Peak memory depends on the memory
+limit and the largest month, not on the number of bookings (``bench/bench_extract.py``; the
+semi-join that picks the winning rows still grows with them: 2M bookings fit in 128 MiB, not
+in 96 MiB).
 
 Publish order recommended to the flow: ``bookings`` first, then ``booking_changes``; each
 commit carries the run's watermark, and the next run reads from the older of the two. A run
@@ -50,6 +54,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sodtrack.contract.countries import get_country
@@ -227,8 +232,9 @@ class BookingsRun:
         # tables and operators to the temp directory instead of growing.
         tmp = self.wh.fs.join(self.work, "spill")
         self.wh.fs.make_dirs(tmp)
-        # insertion order kept: the changes log and the carried rows rely on it
-        return duck.connect(self.limits, tmp, keep_order=True)
+        # Nothing here depends on insertion order (the changes log takes its order from the
+        # work file, a month's rows have no promised order): DuckDB may spill every operator.
+        return duck.connect(self.limits, tmp, keep_order=False)
 
     def _merge(
         self, watermark_before: datetime | None, full_refresh: bool, started: float
@@ -243,8 +249,9 @@ class BookingsRun:
             raw = f"read_parquet('{_sql_str(self._raw_path)}')"
             _create_keys(con, raw)
             with wh.stage("booking_changes", self.run_id) as changes:
-                changes_written = self._write_changes(con, raw, changes, extraction_date)
+                changes_written = self._write_changes(con, changes, extraction_date)
                 decision = _decide_winners(con, raw, base.parts)
+                winners = self._split_winners(con, raw)
                 changes.finish(
                     watermark_before=watermark_before,
                     watermark_after=decision.max_updated,
@@ -254,7 +261,7 @@ class BookingsRun:
             wh.step("merge:changes_staged")
             with wh.stage("bookings", self.run_id, base_version=base.version) as out:
                 touched, removed, rows_written = self._rebuild_months(
-                    con, out, decision.months, base.parts
+                    con, out, decision.months, base.parts, winners
                 )
                 untouched = sum(r for k, r in base.rows.items() if k not in set(touched))
                 result = MergeResult(
@@ -310,26 +317,80 @@ class BookingsRun:
         return base
 
     def _write_changes(
-        self, con: duckdb.DuckDBPyConnection, raw: str, changes: StagingWriter, extraction_date: str
+        self, con: duckdb.DuckDBPyConnection, changes: StagingWriter, extraction_date: str
     ) -> int:
-        """The changes log: exact repeats dropped (the last received kept), in arrival order
-        (the work file is in arrival order and the filtered scan preserves it). Returns the
-        rows written."""
+        """The changes log: exact repeats dropped (the last received kept), in arrival order.
+
+        DuckDB only names the dropped arrivals (narrow, usually few); the wide rows are read
+        from the work file, which is in arrival order, one row group at a time: the order
+        costs no sort and DuckDB need not keep insertion order anywhere. Returns the rows
+        written."""
         values = {"country": self.country, "extraction_date": extraction_date}
         changes.touch(values)
+        repeats: pa.Table = con.sql(
+            f"SELECT {_SEQ} FROM keys WHERE NOT last_exact"  # noqa: S608
+        ).to_arrow_table()
+        dropped = repeats.column(0).combine_chunks()
+        written = 0
+        source = pq.ParquetFile(self._raw_path, filesystem=self.wh.fs.arrow)
+        for batch in source.iter_batches(batch_size=_BATCH_ROWS):
+            seq = batch.column(_SEQ)
+            if len(dropped):
+                batch = batch.filter(pc.invert(pc.is_in(seq, value_set=dropped)))
+            if batch.num_rows == 0:
+                continue
+            columns = [batch.column(n) for n in _BOOKINGS.schema.names]
+            run_id = pa.repeat(pa.scalar(self.run_id, pa.string()), batch.num_rows)
+            changes.write(
+                pa.record_batch([*columns, run_id], names=[*_BOOKINGS.schema.names, "run_id"]),
+                values,
+            )
+            written += batch.num_rows
+        return written
+
+    def _split_winners(self, con: duckdb.DuckDBPyConnection, raw: str) -> dict[str, str]:
+        """The wide winning rows, read once from the work file and split by month into one
+        work file per month (``winners-<n>.parquet``). Returns month → file.
+
+        Not a DuckDB ``ORDER BY`` of the wide rows: that sort could not spill enough (2M
+        bookings under a 128 MiB limit: "failed to pin block of size 256.0 KiB"). Here DuckDB
+        only filters (a semi-join on the narrow ``win`` table, order-free) and streams; each
+        batch is sorted by month in Arrow and its runs appended to the months' files. Memory:
+        one batch, whatever the number of bookings."""
+        fs = self.wh.fs
+        for done in ("keys", "latest", "located"):  # decided: only ``win`` is needed now
+            con.execute(f"DROP TABLE {done}")
         reader = _stream(
             con,
             f"""
-            SELECT {_COLS}, ?::VARCHAR AS run_id FROM {raw}
-            WHERE {_SEQ} IN (SELECT {_SEQ} FROM keys WHERE last_exact)
+            SELECT {_COLS}, strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH}
+            FROM {raw} r SEMI JOIN win w ON r.{_SEQ} = w.{_SEQ}
             """,  # noqa: S608
-            [self.run_id],
+            [],
         )
-        written = 0
-        for batch in reader:
-            changes.write(batch, values)
-            written += batch.num_rows
-        return written
+        files: dict[str, str] = {}
+        writers: dict[str, pq.ParquetWriter] = {}
+        try:
+            for batch in reader:
+                if not batch.num_rows:
+                    continue
+                batch = batch.take(pc.sort_indices(batch, sort_keys=[(_MONTH, "ascending")]))
+                offset = 0
+                for run in pc.value_counts(batch.column(_MONTH)):  # runs in sorted order
+                    month, count = str(run["values"].as_py()), int(run["counts"].as_py())
+                    piece = batch.slice(offset, count).drop_columns([_MONTH])
+                    offset += count
+                    writer = writers.get(month)
+                    if writer is None:
+                        files[month] = fs.join(self.work, f"winners-{len(files)}.parquet")
+                        writer = writers[month] = pq.ParquetWriter(
+                            files[month], piece.schema, filesystem=fs.arrow
+                        )
+                    writer.write_batch(piece)
+        finally:
+            for writer in writers.values():
+                writer.close()
+        return files
 
     def _rebuild_months(
         self,
@@ -337,10 +398,11 @@ class BookingsRun:
         out: StagingWriter,
         months: list[str],
         base_parts: dict[str, list[str]],
+        winners: dict[str, str],
     ) -> tuple[list[str], list[str], int]:
         """Each touched month: its stored rows less the changed ids, then the winners whose
-        month it is, streamed and closed before the next. Returns the touched and the removed
-        (left empty) partitions, and the rows written."""
+        month it is (their work file), streamed and closed before the next. Returns the
+        touched and the removed (left empty) partitions, and the rows written."""
         wh = self.wh
         touched: list[str] = []
         removed: list[str] = []
@@ -350,19 +412,19 @@ class BookingsRun:
             key = layout.partition_path(layout.partition(_BOOKINGS, values))
             touched.append(key)
             out.replace([values])
+            parts: list[str] = []
             current = base_parts.get(key)
-            incoming = f"SELECT {_COLS} FROM winners WHERE {_MONTH} = ?"  # noqa: S608
             if current:
                 stored = f"read_parquet({_sql_list(current)})"
-                kept = f"SELECT {_COLS} FROM {stored} c ANTI JOIN winners w ON c.id = w.id"  # noqa: S608
-                incoming = f"{kept} UNION ALL {incoming}"
-            # Rows within a partition: carried rows first (in their stored order), then this
-            # run's, by id. No global ORDER BY: not worth a sort per month.
-            reader = _stream(con, incoming, [month])
+                parts.append(f"SELECT {_COLS} FROM {stored} c ANTI JOIN win w ON c.id = w.id")  # noqa: S608
+            if month in winners:
+                parts.append(f"SELECT {_COLS} FROM read_parquet('{_sql_str(winners[month])}')")  # noqa: S608
+            # Rows within a partition have no promised order (carried rows, then this run's).
             n = 0
-            for batch in reader:
-                out.write(batch, values)
-                n += batch.num_rows
+            if parts:
+                for batch in _stream(con, " UNION ALL ".join(parts), []):
+                    out.write(batch, values)
+                    n += batch.num_rows
             out.close_partition(values)  # one month buffered at a time
             rows_written += n
             if n == 0:
@@ -390,8 +452,8 @@ class _Base:
 
 @dataclass(frozen=True, slots=True)
 class _Decision:
-    """Which versions win, taken on the narrow columns (tables ``latest``, ``located``,
-    ``win`` and the wide ``winners`` sorted by month then id are left in the connection)."""
+    """Which versions win, taken on the narrow columns (tables ``latest``, ``located`` and
+    ``win`` are left in the connection)."""
 
     distinct_ids: int
     max_updated: datetime | None
@@ -468,16 +530,6 @@ def _decide_winners(
             """  # noqa: S608
         ).fetchall()
     ]
-    # The wide winning rows, once, sorted by month then id: each month's query then reads a
-    # contiguous, already ordered range.
-    con.execute(
-        f"""
-        CREATE TABLE winners AS
-        SELECT {_COLS}, strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH}
-        FROM {raw} WHERE {_SEQ} IN (SELECT {_SEQ} FROM win)
-        ORDER BY {_MONTH}, id
-        """  # noqa: S608
-    )
     return _Decision(distinct_ids, _utc(max_updated), winners, new_ids, moved_ids, months)
 
 

@@ -54,3 +54,26 @@ def test_buffers_made_before_the_switch_stay_valid(monkeypatch: pytest.MonkeyPat
     assert before.equals(after)
     del before
     assert after[999].as_py() == "id-999"
+
+
+def test_importing_the_package_first_chooses_the_system_pool_for_the_process() -> None:
+    """Set before pyarrow's first allocation, the variable gives the pool for the whole
+    process (what a worker process gets: its first import is a flow module of ours)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import sodtrack, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    chosen = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert chosen.stdout.strip() == "system"
+    kept = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, ENV: "mimalloc"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert kept.stdout.strip() == "mimalloc"

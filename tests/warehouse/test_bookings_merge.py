@@ -233,3 +233,35 @@ async def test_consume_async_pages(tmp_path: Path) -> None:
     rows = dict(_published(wh, "bookings", "id, extracted_at"))
     assert rows[booking(99).id] == later
     assert rows[booking(1).id] == BASE
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_changes_log_keeps_arrival_order(tmp_path: Path, seed: int) -> None:
+    """The staged changes log is in arrival order, exact repeats dropped (the last received
+    kept), across the work file's row groups: DuckDB keeps no insertion order, the log's
+    order comes from the work file (a seeded corpus of repeats and ties)."""
+    import random
+
+    import pyarrow.parquet as pq
+
+    rng = random.Random(seed)
+    recs = [
+        Rec(rng.randrange(40), rng.randrange(4), rng.randrange(len(STARTS))) for _ in range(300)
+    ]
+    models = [_model(r, 0, pos) for pos, r in enumerate(recs)]
+    wh = Warehouse(tmp_path / "wh", durable=False)
+    run = BookingsRun(wh, "cl", "run-0", extracted_at=BASE, row_group_rows=7)
+    for start in range(0, len(models), 11):
+        run.add_page(models[start : start + 11])
+    run.finish()
+    last_of: dict[tuple[str, datetime], int] = {}
+    for pos, m in enumerate(models):
+        last_of[(m.id, m.updated_at)] = pos
+    expected = [m.notes for pos, m in enumerate(models) if last_of[(m.id, m.updated_at)] == pos]
+    staged = [
+        note
+        for path in wh.staged_files("booking_changes", "run-0")
+        for note in pq.read_table(path, columns=["notes"]).column("notes").to_pylist()
+    ]
+    assert len(expected) < len(models)  # the corpus has exact repeats
+    assert staged == expected
