@@ -999,11 +999,13 @@ def serve(
 ) -> None:
     """The upload page for operations staff: sign in, upload a spreadsheet, check every row,
     load it, download the results. Loads are announced to Prefect (the bulk-load deployment
-    runs them) when PREFECT_API_URL is set, else run here."""
+    runs them) when PREFECT_API_URL is set, else run here. Behind a reverse proxy on another
+    host, set SODTRACK_WEB_FORWARDED_ALLOW_IPS to the proxy's address: the sign-in throttle
+    then counts each client, not the proxy."""
     import uvicorn
 
     from sodtrack.bulkload.inbox import PrefectEventsEmitter
-    from sodtrack.web.app import create_web_app
+    from sodtrack.web.app import create_web_app, proxy_options
 
     _logging(False)
     settings, _ = _configure(
@@ -1021,9 +1023,19 @@ def serve(
     bind_host = host or settings.web_host
     bind_port = port or settings.web_port
     typer.echo(f"upload page on http://{bind_host}:{bind_port}/ (loads {where})", err=True)
+    trusted = ", ".join(settings.web_forwarded_allow_ips)
+    typer.echo(f"X-Forwarded-For believed from: {trusted}", err=True)
     web_app = create_web_app(settings, emit=emitter)
     try:
-        uvicorn.run(web_app, host=bind_host, port=bind_port, log_level="info")
+        # Whose X-Forwarded-For is believed: SODTRACK_WEB_FORWARDED_ALLOW_IPS (the sign-in
+        # throttle counts per client address), never uvicorn's own FORWARDED_ALLOW_IPS.
+        uvicorn.run(
+            web_app,
+            host=bind_host,
+            port=bind_port,
+            log_level="info",
+            **proxy_options(settings),
+        )
     finally:
         if emitter is not None:
             emitter.close()

@@ -17,6 +17,7 @@ can no longer send the credentials to another host without a word.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,61 @@ class Environment(StrEnum):
     DEV = "dev"
     UAT = "uat"
     PROD = "prod"
+
+
+LOOPBACK_PROXIES: Final = ("127.0.0.1", "::1")
+"""Whom the upload page believes about the client's address by default: a proxy on the same
+machine (uvicorn's own default, ``127.0.0.1,::1``)."""
+
+TRUST_EVERY_PROXY: Final = "*"
+
+
+def parse_forwarded_allow_ips(value: object) -> list[str]:
+    """``SODTRACK_WEB_FORWARDED_ALLOW_IPS`` as the list uvicorn's ``forwarded_allow_ips``
+    takes: each entry an IP address or network, written canonically, or ``["*"]``.
+
+    Checked here because uvicorn is silent about a bad entry: its proxy middleware keeps
+    what is not an address or a network (a host name, ``10.0.0.1/8`` with host bits set,
+    ``10.0.0.0/33``) as a literal no connecting address ever equals, so the proxy would not
+    be trusted and every user would share its address, without a word. ``*`` must stand
+    alone: uvicorn trusts everyone only for exactly ``"*"``/``["*"]``, and a ``*`` among
+    other entries would be one more such literal. Empty entries (a trailing comma) are
+    skipped; a list naming nothing is refused (the variable unset means loopback).
+    """
+    items: Any = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"{value!r} is not a comma-separated list of addresses")
+    entries = [str(item).strip() for item in items if str(item).strip()]
+    if not entries:
+        raise ValueError(
+            "names no proxy: give addresses or networks (10.0.0.5, 10.0.0.0/24), "
+            "or leave it unset for loopback"
+        )
+    if TRUST_EVERY_PROXY in entries:
+        if len(entries) > 1:
+            raise ValueError(f"{TRUST_EVERY_PROXY!r} trusts every address and must stand alone")
+        return [TRUST_EVERY_PROXY]
+    return [_proxy_entry(entry) for entry in entries]
+
+
+def _proxy_entry(entry: str) -> str:
+    """One trusted proxy: an address, or a network without host bits (canonical text)."""
+    if "/" in entry:
+        try:
+            return str(ipaddress.ip_network(entry))
+        except ValueError:
+            pass
+        try:
+            loose = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP network (address/prefix)") from None
+        raise ValueError(f"{entry!r} has host bits set: write the network, {str(loose)!r}")
+    try:
+        return str(ipaddress.ip_address(entry))
+    except ValueError:
+        raise ValueError(
+            f"{entry!r} is not an IP address or network (host names are not looked up)"
+        ) from None
 
 
 class Settings(BaseSettings):
@@ -202,6 +258,12 @@ class Settings(BaseSettings):
         description="Trust this header (set by a single-sign-on proxy) as the signed-in account "
         "name. Only behind a proxy that always sets it and strips it from clients.",
     )
+    web_forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(LOOPBACK_PROXIES),
+        description="Proxies whose X-Forwarded-For (and X-Forwarded-Proto) the upload page "
+        "believes: comma-separated addresses and networks (10.0.0.5, 10.0.0.0/24, fd00::/8); "
+        "default loopback alone. `*` believes anyone: never when the page is reachable directly.",
+    )
     web_public_https: bool = Field(
         default=False,
         description="The page is served over https (behind a TLS proxy): cookies are Secure.",
@@ -226,6 +288,11 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
             raise ValueError(f"{value!r} is not an http(s) base URL")
         return value
+
+    @field_validator("web_forwarded_allow_ips", mode="before")
+    @classmethod
+    def _check_forwarded_allow_ips(cls, value: object) -> list[str]:
+        return parse_forwarded_allow_ips(value)
 
     @field_validator("country")
     @classmethod

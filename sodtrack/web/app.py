@@ -20,6 +20,12 @@ own, double-submitted in a cookie); a JSON call authenticated by the session coo
 and with ``frame-ancestors 'none'``, ``X-Content-Type-Options: nosniff``, ``X-Frame-Options:
 DENY``, ``Referrer-Policy: no-referrer``, ``Cache-Control: no-store``.
 
+The client's address (what the sign-in throttle counts per client, :mod:`sodtrack.web.throttle`)
+is the connection's peer, or, when that peer is a proxy named in
+``SODTRACK_WEB_FORWARDED_ALLOW_IPS``, the address the proxy forwarded (``X-Forwarded-For``; the
+server rewrites it before this application sees the request: :func:`proxy_options`). Behind a
+proxy that is not named, every user has the proxy's address and shares one count.
+
 Nothing here reads the environment: :func:`create_web_app` takes the settings (and, for tests,
 a clock). No Prefect import: an emitter (plain HTTP) is passed in when a Prefect API is set.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import secrets
 import tempfile
 import time
@@ -55,7 +62,7 @@ from sodtrack.bulkload.inbox.events import Emitter
 from sodtrack.contract.countries import COUNTRIES
 from sodtrack.errors import AccountError, FileRefused, FileTooLarge, LeaseHeld
 from sodtrack.objstore import read_object
-from sodtrack.settings import Settings
+from sodtrack.settings import TRUST_EVERY_PROXY, Settings
 from sodtrack.web.accounts import Account, Accounts
 from sodtrack.web.files import DOCS_CSP, file_under, object_under
 from sodtrack.web.openapi import OPENAPI
@@ -628,6 +635,45 @@ def _refused(
     if isinstance(exc, FileTooLarge):
         response.headers["connection"] = "close"
     return response
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of ``uvicorn.run``/``uvicorn.Config`` that decide whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed: those of a connection from
+    ``SODTRACK_WEB_FORWARDED_ALLOW_IPS`` (uvicorn's proxy middleware then takes the client as
+    the last address in the header that is not itself a trusted proxy); anyone else's are
+    ignored, so a client cannot pick the address it is counted under.
+
+    Always passed explicitly: uvicorn would otherwise read ``FORWARDED_ALLOW_IPS`` from the
+    environment, outside our settings. Each IPv4 entry is also given as its IPv4-mapped IPv6
+    form (and the other way round): a server listening on ``::`` sees an IPv4 proxy as
+    ``::ffff:10.0.0.5``, which uvicorn would not match against ``10.0.0.5``."""
+    entries = settings.web_forwarded_allow_ips
+    if entries == [TRUST_EVERY_PROXY]:
+        return {"proxy_headers": True, "forwarded_allow_ips": TRUST_EVERY_PROXY}
+    trusted: list[str] = []
+    for entry in entries:
+        trusted += [entry, *_mapped_twin(entry)]
+    return {"proxy_headers": True, "forwarded_allow_ips": list(dict.fromkeys(trusted))}
+
+
+def _mapped_twin(entry: str) -> list[str]:
+    """The other spelling of an IPv4 address or network: ``10.0.0.5`` ↔ ``::ffff:10.0.0.5``,
+    ``10.0.0.0/24`` ↔ ``::ffff:a00:0/120``; nothing for other IPv6 entries."""
+    network = ipaddress.ip_network(entry)
+    if isinstance(network, ipaddress.IPv4Network):
+        mapped = ipaddress.IPv6Network(
+            (
+                int(ipaddress.IPv6Address(f"::ffff:{network.network_address}")),
+                network.prefixlen + 96,
+            )
+        )
+        twin = str(mapped) if "/" in entry else str(mapped.network_address)
+        return [twin]
+    if network.prefixlen >= 96 and network.network_address.ipv4_mapped is not None:
+        v4 = ipaddress.IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
+        return [str(v4) if "/" in entry else str(v4.network_address)]
+    return []
 
 
 def create_web_app(

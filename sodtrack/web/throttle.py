@@ -14,7 +14,9 @@ on. A success clears the name's count.
   uses): ``ANA``, `` ana`` and ``Ana`` are one name.
 * The client is its address, an IPv4-mapped IPv6 address as the IPv4 one, and an IPv6
   address as its ``/64`` (what one subscriber gets): hopping through one's own ``/64`` does
-  not buy new guesses.
+  not buy new guesses. Behind a proxy named in ``SODTRACK_WEB_FORWARDED_ALLOW_IPS``, the
+  address is the one the proxy forwards (:func:`sodtrack.web.app.proxy_options`); behind one
+  that is not named, every client has the proxy's address and shares its count.
 * Names and addresses are kept as SHA-256 digests: the table tells nobody who tried.
 
 Rows older than the window are removed as new attempts come in.

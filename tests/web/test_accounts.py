@@ -158,7 +158,13 @@ def test_serve_runs_the_page_embedded_or_announcing(
     assert embedded.exit_code == 0, embedded.output
     assert "run by this process" in embedded.output
     web_app, options = ran[-1]
-    assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}
+    assert options == {
+        "host": "127.0.0.1",
+        "port": 8123,
+        "log_level": "info",
+        "proxy_headers": True,  # believed from SODTRACK_WEB_FORWARDED_ALLOW_IPS (test_proxy.py)
+        "forwarded_allow_ips": ["127.0.0.1", "::ffff:7f00:1", "::1"],
+    }
     assert web_app.state.web.service.emit is None
     monkeypatch.setattr(
         prefect_side, "prefect_api", lambda: ("http://127.0.0.1:4200/api", None, None)
