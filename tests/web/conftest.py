@@ -30,6 +30,40 @@ from sodtrack.web.app import create_web_app
 
 SIM_TODAY = date.fromisoformat(SIM_NOW[:10])
 PASSWORD = "correct horse battery"
+THROTTLE_LIMIT = 3
+"""Failed sign-ins allowed per window in the throttle tests."""
+THROTTLE_WINDOW_S = 600.0
+
+
+@dataclass
+class VirtualClock:
+    """One clock the application instances of a throttle test read (virtual time)."""
+
+    now: float = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def throttle_settings(state_url: str, root: Path, **overrides: Any) -> Settings:
+    """Settings on ``state_url`` holding the accounts ``ana`` and ``bea`` (both ``cl``), files
+    under ``root``, and the throttle tests' small limit and window."""
+    accounts = Accounts(state_url)
+    accounts.add("ana", PASSWORD, ["cl"])
+    accounts.add("bea", PASSWORD, ["cl"])
+    accounts.close()
+    return Settings(
+        base_url="http://127.0.0.1:9",
+        country="cl",
+        client_id="c",
+        client_secret="s",  # type: ignore[arg-type]
+        state_url=state_url,
+        uploads=str(root / "uploads"),
+        outbox=str(root / "outbox"),
+        web_login_max_failures=THROTTLE_LIMIT,
+        web_login_window_s=THROTTLE_WINDOW_S,
+        **overrides,
+    )
 
 
 @dataclass

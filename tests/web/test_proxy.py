@@ -29,7 +29,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,43 +40,25 @@ from typer.testing import CliRunner
 
 from sodtrack.errors import InvalidSetting
 from sodtrack.settings import LOOPBACK_PROXIES, Settings, resolve_settings
-from sodtrack.web.accounts import Accounts
 from sodtrack.web.app import create_web_app, proxy_options
 
-from .conftest import PASSWORD, csrf_of
+from .conftest import (
+    PASSWORD,
+    THROTTLE_LIMIT,
+    THROTTLE_WINDOW_S,
+    csrf_of,
+    throttle_settings,
+)
+from .conftest import VirtualClock as Clock
 
-LIMIT = 3
-WINDOW_S = 600.0
+LIMIT = THROTTLE_LIMIT
+WINDOW_S = THROTTLE_WINDOW_S
 VARIABLE = "SODTRACK_WEB_FORWARDED_ALLOW_IPS"
-
-
-@dataclass
-class Clock:
-    now: float = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_settings(root: Path, **overrides: Any) -> Settings:
     """Settings on a state database under ``root`` holding ``ana`` and ``bea``."""
-    state_url = f"sqlite:///{root / 'state.db'}"
-    accounts = Accounts(state_url)
-    accounts.add("ana", PASSWORD, ["cl"])
-    accounts.add("bea", PASSWORD, ["cl"])
-    accounts.close()
-    return Settings(
-        base_url="http://127.0.0.1:9",
-        country="cl",
-        client_id="c",
-        client_secret="s",  # type: ignore[arg-type]
-        state_url=state_url,
-        uploads=str(root / "uploads"),
-        outbox=str(root / "outbox"),
-        web_login_max_failures=LIMIT,
-        web_login_window_s=WINDOW_S,
-        **overrides,
-    )
+    return throttle_settings(f"sqlite:///{root / 'state.db'}", root, **overrides)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,17 @@ from sodtrack.web.accounts import Accounts
 from sodtrack.web.app import create_web_app
 from sodtrack.web.throttle import LoginThrottle, address_key
 
-from .conftest import PASSWORD, csrf_of
+from .conftest import (
+    PASSWORD,
+    THROTTLE_LIMIT,
+    THROTTLE_WINDOW_S,
+    csrf_of,
+    throttle_settings,
+)
+from .conftest import VirtualClock as Clock
 
-LIMIT = 3
-WINDOW_S = 600.0
-
-
-@dataclass
-class Clock:
-    now: float = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+LIMIT = THROTTLE_LIMIT
+WINDOW_S = THROTTLE_WINDOW_S
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -51,20 +49,7 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(state_url: str, tmp_path: Path) -> Settings:
-    accounts = Accounts(state_url)
-    accounts.add("ana", PASSWORD, ["cl"])
-    accounts.add("bea", PASSWORD, ["cl"])
-    return Settings(
-        base_url="http://127.0.0.1:9",
-        country="cl",
-        client_id="c",
-        client_secret="s",  # type: ignore[arg-type]
-        state_url=state_url,
-        uploads=str(tmp_path / "uploads"),
-        outbox=str(tmp_path / "outbox"),
-        web_login_max_failures=LIMIT,
-        web_login_window_s=WINDOW_S,
-    )
+    return throttle_settings(state_url, tmp_path)
 
 
 def attempt(client: TestClient, name: str, password: str) -> int:
