@@ -48,7 +48,10 @@ DEFAULT_BATCH_MEMORY: Final = 128 << 20
 stopped buffering. Measured with ``bench/bench_validation.py`` (2-core machine, load ~9),
 400,000 bookings: 256 MiB → 2 GX runs, 5.38 s CPU, peak 853 MiB; 128 MiB → 4 runs, 5.55 s,
 712 MiB; 64 MiB → 8 runs, 7.46 s, 649 MiB. 2,742,166 coverage rows: 256 MiB → 3 runs, 4.32 s
-CPU; 128 MiB → 6 runs, 4.65 s (peaks include the benchmark's own table)."""
+CPU; 128 MiB → 6 runs, 4.65 s (peaks include the benchmark's own table). The whole bookings
+run, ``bench/bench_extract.py --dlt --variant SODTRACK_VALIDATION_BATCH_MEMORY=64MiB`` (one
+run, load ~1.3): 128 MiB → peak 648 / 825 MiB at 200k / 1M bookings, 9.0 s / 43.3 s (2.25× /
+2.50× dlt); 64 MiB → 627 / 714 MiB, 11.8 s / 52.3 s (1.73× dlt at 200k)."""
 
 PANDAS_EXPANSION: Final = 4.0
 """A row's cost in a GX run as a multiple of its Arrow size (the pandas copy, GX's boolean
