@@ -215,9 +215,9 @@ def copy_exact(fs: Any, path: str, size: int, dst: BinaryIO, *, limit: int | Non
     exactly ``min(size, limit)`` bytes, returned, or :class:`~sodtrack.errors.IncompleteObject`.
 
     Reads :data:`COPY_CHUNK` at a time until that many bytes are held. A read that ends early
-    (an empty read: fsspec's answer to an empty or short range answer it cannot read past, or
-    a transport error the store client gave up on after its own retries) is resumed by
-    opening the object again at the offset reached, :data:`READ_ATTEMPTS` opens in all. What
+    (a read giving fewer bytes than asked: a short or empty range answer, or a transport
+    error the store client gave up on after its own retries) is resumed by opening the
+    object again at the offset reached, :data:`READ_ATTEMPTS` opens in all. What
     was written stays written: each byte comes from the offset it belongs at, so a resumed
     copy is the same as one read in one go. Not transient, and passed through as they are: a
     missing object, a folder, a refusal, and this project's own errors."""
@@ -252,16 +252,21 @@ def copy_exact(fs: Any, path: str, size: int, dst: BinaryIO, *, limit: int | Non
 
 def _chunks(fs: Any, path: str, offset: int, end: int) -> Generator[bytes, None, None]:
     """The object's bytes from ``offset`` up to ``end`` at most, :data:`COPY_CHUNK` at a time,
-    until ``end`` or an empty read."""
+    until ``end`` or a read that gives fewer bytes than asked (its bytes included). A healthy
+    store's file gives every read whole (fsspec's read-ahead asks for more than it is asked);
+    fewer means a short or empty answer, and ending there bounds the requests a store that
+    answers a byte at a time can cost: one short answer, one of :data:`READ_ATTEMPTS`."""
     with fs.open(path, "rb") as src:
         if offset:
             src.seek(offset)
         while offset < end:
-            chunk: bytes = src.read(min(COPY_CHUNK, end - offset))
-            if not chunk:
+            asked = min(COPY_CHUNK, end - offset)
+            chunk: bytes = src.read(asked)
+            if chunk:
+                yield chunk
+            if len(chunk) < asked:  # a short answer: its bytes are good, the rest re-read
                 return
             offset += len(chunk)
-            yield chunk
 
 
 def _why(exc: BaseException) -> str:

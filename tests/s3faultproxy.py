@@ -10,7 +10,8 @@ framed by ``Content-Length`` or ``Transfer-Encoding: chunked``, ``aws-chunked`` 
 connection, and an answer that is not spoiled goes back exactly as moto sent it.
 
 Only the answers to ``GET`` with a body (``200``/``206``, not empty) are spoiled, in order, by
-the :class:`Fault` list given (each for its next ``times`` such answers; then answers pass)::
+the :class:`Fault` list given (each for its next ``times`` such answers; then answers pass;
+``after`` lets that many answers pass first)::
 
     cut_close    the status and headers as sent (Content-Length the full length), the body
                  cut at ``at``, then the connection closed: framing broken
@@ -19,7 +20,8 @@ the :class:`Fault` list given (each for its next ``times`` such answers; then an
     empty        the status and headers kept, an empty body with ``Content-Length: 0``
     short_range  a ``206`` whose body is cut at ``at`` (at least one byte) and whose
                  ``Content-Range`` says so (``bytes s-(s+n-1)/total``): a shorter range than
-                 asked, consistently framed (a ``200`` answer is not spoiled: ``passed``)
+                 asked, consistently framed (a ``200`` answer, or a one-byte one, is not
+                 spoiled: ``passed``)
 
 ``at`` places the cut: a ``float`` in ``[0, 1)`` is a share of the answer's body, an ``int`` an
 offset into it (negative: from its end); the cut always leaves the body shorter than sent.
@@ -70,6 +72,8 @@ class Fault:
 class FaultProxy:
     upstream: str
     faults: Sequence[Fault] = ()
+    after: int = 0
+    """GET answers with a body passed untouched before the faults start (spoil the second)."""
     counts: Counter[str] = field(default_factory=Counter)
     """Fault kind (or ``ok``, ``passed``) → GET answers with a body served that way."""
     requests: Counter[str] = field(default_factory=Counter)
@@ -83,6 +87,9 @@ class FaultProxy:
     def _next_fault(self) -> Fault | None:
         """The fault for the next GET answer with a body (in the order given), if any left."""
         with self._lock:
+            if self.after > 0:
+                self.after -= 1
+                return None
             for i, fault in enumerate(self.faults):
                 if self._left[i] > 0:
                     self._left[i] -= 1
@@ -154,15 +161,15 @@ class FaultProxy:
         fault = None
         if method == "GET" and status in (200, 206) and raw:
             fault = self._next_fault()
-        if fault is None or (fault.kind == "short_range" and status != 206):
+        content = _decoded(raw, rheaders) if fault else raw
+        keep = fault.cut(len(content)) if fault else 0
+        if fault is None or keep >= len(content) or (fault.kind == "short_range" and status != 206):
             writer.write(rhead + raw)
             await writer.drain()
             if method == "GET" and status in (200, 206) and raw:
                 self._count("ok" if fault is None else "passed")
             return None if closing else up
 
-        content = _decoded(raw, rheaders)
-        keep = fault.cut(len(content))
         out = _drop_header(rhead, b"transfer-encoding")
         if fault.kind == "cut_close":
             out = _set_header(out, b"content-length", str(len(content)).encode())
