@@ -9,12 +9,14 @@ range than asked. A read through it either gives exactly the object's bytes or r
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import Workbook
@@ -22,7 +24,11 @@ from s3faultproxy import EVERY, FAULT_KINDS, Fault, FaultKind, FaultProxy, serve
 
 from bulkload.objstore_helpers import Store, make_store
 from sodtrack import objstore
+from sodtrack.bulkload.run import EXIT_OK, run_load
 from sodtrack.errors import IncompleteObject
+from sodtrack.settings import Settings
+
+from .conftest import Sim, clean_file
 
 CSV_ROWS = 30_000
 
@@ -146,3 +152,62 @@ def test_answers_always_cut_fail_the_copy_instead_of_shortening_it(
     assert (failed.size, failed.classification) == (len(data), "retry")
     assert failed.copied < len(data)
     assert name in str(failed)
+
+
+def test_a_bulk_load_never_loads_a_cut_upload_as_a_shorter_file(
+    sim: Sim, s3: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: a stored CSV upload whose answers are cut at a row boundary (then empty)
+    would parse as a valid file of fewer rows. The load instead loads nothing, says why and
+    that a re-run later will do; once the store answers whole, the re-run loads every row."""
+    local = clean_file(sim.root / "src" / "bookings.csv", rows=40, projects=3)
+    data = local.read_bytes()
+    url = _put(s3, tmp_path, "bookings.csv", data, checksum=False)
+    at_a_row = data.index(b"\n", len(data) // 2) + 1
+    outbox = tmp_path / "outbox"
+    faults = (Fault("cut_framed", at=at_a_row, times=1), Fault("empty", times=EVERY))
+
+    with proxied(s3, *faults) as (_proxy, endpoint):
+        monkeypatch.setenv("SODTRACK_S3_ENDPOINT_URL", endpoint)
+        try:
+            run = asyncio.run(run_load(Settings(), url, uploaded_by="ops", outbox=outbox))
+        except IncompleteObject as exc:
+            failed: IncompleteObject | None = exc
+        else:
+            failed = None
+            pytest.fail(f"loaded a cut upload: {run.headline()}")
+    assert failed is not None
+    assert (failed.size, failed.copied, failed.classification) == (len(data), at_a_row, "retry")
+    assert "bookings.csv" in str(failed)
+    assert "try again later" in str(failed)
+    assert sim.writes() == {}  # nothing loaded, nothing half-loaded
+
+    with proxied(s3, Fault("empty", times=1)) as (_proxy, endpoint):  # one more blip, then whole
+        monkeypatch.setenv("SODTRACK_S3_ENDPOINT_URL", endpoint)
+        again = asyncio.run(run_load(Settings(), url, uploaded_by="ops", outbox=outbox))
+    assert again.exit_code == EXIT_OK, again.headline()
+    assert again.accounted_for
+    assert len(again.parsed.rows) == 40
+    assert again.result.counts["created"] == 40
+
+
+@pytest.mark.prefect
+@pytest.mark.slow
+@pytest.mark.xdist_group("load-shell-prefect")  # one worker, one harness (--dist loadgroup)
+def test_the_flow_fails_a_cut_upload_to_be_rerun_with_nothing_loaded(
+    prefect_harness: None, sim: Sim, s3: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``bulk-load`` flow on a stored upload whose answers stay cut: ``Failed`` (re-run
+    later), the message naming the file and saying nothing was loaded; never ``Completed``."""
+    from flows.bulk_load import bulk_load
+
+    local = clean_file(sim.root / "src" / "bookings.csv", rows=6, projects=1)
+    url = _put(s3, tmp_path, "bookings.csv", local.read_bytes(), checksum=False)
+    with proxied(s3, Fault("empty", times=EVERY)) as (_proxy, endpoint):
+        monkeypatch.setenv("SODTRACK_S3_ENDPOINT_URL", endpoint)
+        params = {"path": url, "country": "cl", "outbox": str(tmp_path / "outbox")}
+        state: Any = asyncio.run(bulk_load(return_state=True, **params))  # type: ignore[call-overload,arg-type]
+    assert state.is_failed()
+    assert "nothing loaded, re-run later" in str(state.message)
+    assert "bookings.csv" in str(state.message)
+    assert sim.writes() == {}
