@@ -113,6 +113,22 @@ def copy_through(url: str, endpoint: str, max_bytes: int | None = None) -> bytes
         return copy.read_bytes()
 
 
+def test_the_proxy_passes_what_it_does_not_spoil_byte_for_byte(s3: Store) -> None:
+    """Writes (a PUT, a multipart upload: botocore's checksummed, possibly chunked bodies)
+    and reads go through untouched when no fault is due: the faults are the only difference."""
+    data = random.Random(11).randbytes((6 << 20) + 3)
+    with proxied(s3) as (proxy, endpoint):
+        fs, path = objstore.filesystem(s3.url("p", "one.bin"), endpoint_url=endpoint)
+        fs.pipe_file(path, data)
+        with fs.open(s3.url("p", "parts.bin"), "wb", block_size=5 << 20) as fh:  # multipart
+            fh.write(data)
+        back = objstore.read_object(s3.url("p", "parts.bin"), endpoint_url=endpoint)
+    assert proxy.requests["PUT"] >= 2
+    assert proxy.counts == {"ok": 1}
+    assert back == data
+    assert s3.read(s3.url("p", "one.bin")) == data
+
+
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 @pytest.mark.parametrize("name", ["bookings.csv", "bookings.xlsx"])
 @pytest.mark.parametrize("checksum", [False, True], ids=["no-checksum", "crc32"])
