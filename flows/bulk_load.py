@@ -15,7 +15,9 @@ Final state, named for what happened (the runs list shows the name, the message 
   skipped or failed;
 * ``Failed`` when the file could not be loaded at all, when rows wait for a re-run
   (transient failures), or when a result file was not written: a re-run of the same file
-  resumes;
+  resumes; also, with nothing loaded, when a stored upload on object storage did not arrive
+  whole (:class:`~sodtrack.errors.ObjectStoreError`: answers cut short, even after re-reads):
+  re-run later, never a load of a shorter file;
 * ``Failed`` named ``TimedOut`` past ``SODTRACK_FLOW_TIMEOUT_S`` (the whole run) or
   ``SODTRACK_TASK_TIMEOUT_S`` (the ``load-upload`` task); a re-run resumes the upload.
 
@@ -47,9 +49,10 @@ from prefect.states import Completed, Failed
 from sodtrack.bulkload.inbox import bulk_load_run_name
 from sodtrack.bulkload.run import EXIT_REJECTED, results_dir
 from sodtrack.contract.countries import get_country
-from sodtrack.errors import ConfigurationError
+from sodtrack.errors import ConfigurationError, ObjectStoreError
 from sodtrack.links import PublicLinks
 from sodtrack.state import hold_lock
+from sodtrack.textsafe import printable
 from tasks.load import (
     artifacts_task,
     load_task,
@@ -110,7 +113,12 @@ async def bulk_load(
         logger.error("configuration error: %s", exc.line)
         return Failed(message=f"configuration error: {exc.line}")
     code = get_country(country or settings.country).code
-    parsed = read_upload_task(path, code, sheet)
+    try:
+        parsed = read_upload_task(path, code, sheet)
+    except ObjectStoreError as exc:  # the stored upload did not arrive whole: nothing loaded
+        message = f"nothing loaded, re-run later: {printable(str(exc))}"
+        logger.error("%s", message)
+        return Failed(message=message)
     # Two runs of one file (a trigger fired twice, a manual re-run) take turns rather than
     # one failing on the ledger's lease.
     store = open_state(settings)

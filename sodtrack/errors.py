@@ -29,10 +29,16 @@
     ├── AccountError                an upload-page account command or sign-in cannot be done
     ├── WarehouseError              ``PublishError`` (``PublishConflict``), ``SchemaMismatch``,
     │                               ``ConversionError`` (``sodtrack.warehouse``)
+    ├── ObjectStoreError            object storage did not give what was asked; transient
+    │   │                           (``classification`` ``retry``): try the run again later
+    │   └── IncompleteObject        an object read back shorter than its size, even after
+    │                               re-reads from where it stopped (``sodtrack.objstore``):
+    │                               never used as a shorter file
     └── LockTimeout                 a named lock (state store) or the warehouse's publish lock
                                     was not taken in time (also a ``TimeoutError``)
 
-Where an error also had a built-in meaning (``ValueError``, ``RuntimeError``, ``TimeoutError``)
+Where an error also had a built-in meaning (``ValueError``, ``RuntimeError``, ``TimeoutError``,
+``OSError``)
 it keeps it as a second base, so older ``except`` clauses keep catching it. ``str(error)`` is
 for people; programs decide by type (and typed attributes such as ``setting``, ``cause``,
 ``classification``), never by the message's text. No error carries a secret: see
@@ -148,3 +154,35 @@ class WarehouseError(SodtrackError):
 
 class LockTimeout(SodtrackError, TimeoutError):
     """A lock (a state store's named lock, the warehouse's publish lock) was not taken in time."""
+
+
+class ObjectStoreError(SodtrackError, OSError):
+    """Object storage (an ``s3://`` inbox, uploads, outbox) did not give what was asked.
+
+    Transient by classification: the store, the network or a proxy may answer whole on a
+    later try, so a run that meets one fails *to be retried later* (the bulk load: nothing
+    loaded, exit ``5``, the flow ``Failed``), never as a loaded file. Also an ``OSError``:
+    older ``except OSError`` clauses around reads keep catching it."""
+
+    classification: ClassVar[Classification] = "retry"
+
+
+class IncompleteObject(ObjectStoreError):
+    """An object read back shorter than its size (from the store's HEAD), after ``attempts``
+    reads, each resumed at the offset reached: answers cut short, empty or a shorter range
+    than asked. ``name`` is the object's last path part (never the whole URL); ``cause`` the
+    type name of the last transport failure, if any."""
+
+    def __init__(
+        self, name: str, *, size: int, copied: int, attempts: int, cause: str | None = None
+    ) -> None:
+        self.name = name
+        self.size = size
+        self.copied = copied
+        self.attempts = attempts
+        self.cause = cause
+        why = f" (last failure: {cause})" if cause else ""
+        super().__init__(
+            f"{name}: object storage gave {copied} of its {size} bytes after {attempts} "
+            f"read(s){why}; nothing was used: try again later"
+        )

@@ -22,26 +22,50 @@ on a local disk, files are ``0600`` and folders ``0700`` (:mod:`sodtrack.private
 Remote files are read through a local copy in a private temporary folder (the readers need a
 seekable local file: calamine, openpyxl, the zip checks), and written locally first and then
 uploaded one by one (each object appears whole: a PUT is atomic).
+
+A copy is exact or it fails
+---------------------------
+A read from object storage can end early without an error: a proxy or a flaky network cuts an
+answer short, or answers a well-framed ``200``/``206`` whose body is shorter than asked or
+empty; fsspec reads by ranges and an empty answer ends the read as if the object ended there.
+A CSV copied that way is a *shorter file* that parses: rows lost while the load reports
+success. So :func:`local_copy` and :func:`read_object` take the object's size once (the
+store's HEAD, ``fs.info``), copy until they hold that many bytes (or the caller's limit), and
+when a read ends short (an empty read, or a transport error the store client gave up on) open
+the object again and resume at the offset reached, :data:`READ_ATTEMPTS` reads in all; still
+short, they raise :class:`~sodtrack.errors.IncompleteObject` (an ``ObjectStoreError``,
+classified ``retry``): the caller reports a failure to retry later, never a shorter file. A
+missing object, a folder or a refusal (``FileNotFoundError``, ``PermissionError``) is not
+transient and passes through as it is. The checks are on lengths and types only, never on an
+error's message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import posixpath
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 from urllib.parse import urlparse
 
 import fsspec
 
-from sodtrack.errors import ConfigurationError
+from sodtrack.errors import ConfigurationError, IncompleteObject, ObjectStoreError, SodtrackError
 from sodtrack.textsafe import printable
 
 COPY_CHUNK: Final = 1 << 20
+READ_ATTEMPTS: Final = 4
+"""Reads of one object before a copy still short is refused: the first read and up to three
+re-reads, each resuming at the offset reached. No wait between them: the store client
+(s3fs) already backs off and retries on transport errors; a well-framed short answer is read
+again at once."""
+
+_NOT_TRANSIENT: Final = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def is_remote(location: str | os.PathLike[str]) -> bool:
@@ -101,21 +125,20 @@ def local_copy(
     """A local copy of the remote file ``url`` (same name) in a private temporary folder,
     removed when the block ends. At most ``max_bytes + 1`` bytes are copied: a longer file
     arrives cut just past the limit, so the reader's own size limit refuses it without the
-    whole object being downloaded."""
+    whole object being downloaded (on purpose: not a short read).
+
+    Exact or nothing (the module docstring): the copy holds the object's size (from one
+    ``fs.info`` before the copy) or ``max_bytes + 1`` bytes, else
+    :class:`~sodtrack.errors.IncompleteObject` is raised and no copy is yielded."""
     fs, path = filesystem(url, endpoint_url=endpoint_url, setting="path")
+    size = object_size(fs.info(path), path)
     folder = tempfile.mkdtemp(prefix="sodtrack-upload-")  # 0700
     try:
         target = Path(folder) / posixpath.basename(path)
-        left = None if max_bytes is None else max_bytes + 1
+        limit = None if max_bytes is None else max_bytes + 1
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with fs.open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
-            while left is None or left > 0:
-                chunk = src.read(COPY_CHUNK if left is None else min(COPY_CHUNK, left))
-                if not chunk:
-                    break
-                dst.write(chunk)
-                if left is not None:
-                    left -= len(chunk)
+        with os.fdopen(fd, "wb") as dst:
+            copy_exact(fs, path, size, dst, limit=limit)
         yield target
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -161,18 +184,89 @@ def read_object(
     url: str, *, endpoint_url: str | None = None, max_bytes: int = 64 << 20
 ) -> bytes | None:
     """The bytes of the object ``url``, ``None`` when there is none (or it is a "folder");
-    at most ``max_bytes`` (a longer object is refused with :class:`ValueError`)."""
+    at most ``max_bytes`` (a longer object is refused with :class:`ValueError`). Exactly the
+    object's bytes, or :class:`~sodtrack.errors.IncompleteObject` (never fewer bytes)."""
     fs, path = filesystem(url, endpoint_url=endpoint_url, setting="path")
+    buffer = io.BytesIO()
     try:
-        if fs.info(path).get("type") != "file":  # s3fs opens a "folder" as an empty file
+        info = fs.info(path)
+        if info.get("type") != "file":  # s3fs opens a "folder" as an empty file
             return None
-        with fs.open(path, "rb") as src:
-            data: bytes = src.read(max_bytes + 1)
+        copy_exact(fs, path, object_size(info, path), buffer, limit=max_bytes + 1)
     except (FileNotFoundError, IsADirectoryError):
         return None
+    data = buffer.getvalue()
     if len(data) > max_bytes:
         raise ValueError(f"{name_of(url)}: larger than {max_bytes} bytes")
     return data
+
+
+def object_size(info: dict[str, Any], path: str) -> int:
+    """The object's size from ``fs.info``; a store that does not say is refused (a copy
+    could not be checked)."""
+    size = info.get("size")
+    if not isinstance(size, int) or size < 0:
+        raise ObjectStoreError(f"{posixpath.basename(path)}: the store does not give its size")
+    return size
+
+
+def copy_exact(fs: Any, path: str, size: int, dst: BinaryIO, *, limit: int | None = None) -> int:
+    """Copy the object ``path`` of ``fs`` (``size`` bytes, from one ``fs.info``) into ``dst``:
+    exactly ``min(size, limit)`` bytes, returned, or :class:`~sodtrack.errors.IncompleteObject`.
+
+    Reads :data:`COPY_CHUNK` at a time until that many bytes are held. A read that ends early
+    (a read giving fewer bytes than asked: a short or empty range answer, or a transport
+    error the store client gave up on after its own retries) is resumed by opening the
+    object again at the offset reached, :data:`READ_ATTEMPTS` opens in all. What
+    was written stays written: each byte comes from the offset it belongs at, so a resumed
+    copy is the same as one read in one go. Not transient, and passed through as they are: a
+    missing object, a folder, a refusal, and this project's own errors."""
+    want = size if limit is None else min(size, limit)
+    done = 0
+    attempts = 0
+    cause: str | None = None
+    while done < want:
+        if attempts == READ_ATTEMPTS:
+            raise IncompleteObject(
+                posixpath.basename(path), size=size, copied=done, attempts=attempts, cause=cause
+            )
+        attempts += 1
+        chunks = _chunks(fs, path, done, want)
+        try:
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except (*_NOT_TRANSIENT, SodtrackError):
+                    raise
+                except Exception as exc:  # a transport failure (aiohttp, botocore): read again
+                    cause = type(exc).__name__
+                    break
+                if chunk is None:
+                    break
+                dst.write(chunk)  # outside the try: a local write error is not the store's
+                done += len(chunk)
+        finally:
+            chunks.close()
+    return done
+
+
+def _chunks(fs: Any, path: str, offset: int, end: int) -> Generator[bytes, None, None]:
+    """The object's bytes from ``offset`` up to ``end`` at most, :data:`COPY_CHUNK` at a time,
+    until ``end`` or a read that gives fewer bytes than asked (its bytes included). A healthy
+    store's file gives every read whole (fsspec's read-ahead asks for more than it is asked);
+    fewer means a short or empty answer, and ending there bounds the requests a store that
+    answers a byte at a time can cost: one short answer, one of :data:`READ_ATTEMPTS`."""
+    with fs.open(path, "rb") as src:
+        if offset:
+            src.seek(offset)
+        while offset < end:
+            asked = min(COPY_CHUNK, end - offset)
+            chunk: bytes = src.read(asked)
+            if chunk:
+                yield chunk
+            if len(chunk) < asked:  # a short answer: its bytes are good, the rest re-read
+                return
+            offset += len(chunk)
 
 
 def _why(exc: BaseException) -> str:

@@ -25,7 +25,9 @@ Exit codes (the worst class wins, in this order)
 ``5``  the upload is incomplete: some rows failed transiently (Sodtrack did not answer in
        time even after the client's retries), or were skipped behind such a row. Re-run the
        same command: it resumes, creates nothing twice, and then ends ``0`` or ``4``. Also
-       when another process is loading the same upload right now.
+       when another process is loading the same upload right now, and (nothing loaded) when
+       a stored upload on object storage did not arrive whole: :func:`read` raises
+       :class:`~sodtrack.errors.IncompleteObject` rather than parse a shorter file.
 ``4``  some rows need a person: ``rejected`` (invalid data, or a conflict such as a slot
        that is taken), or ``skipped_dependency`` behind a rejected row. Nothing waits for a
        re-run. They are in the rejects file with a message and a suggested fix; fix them
