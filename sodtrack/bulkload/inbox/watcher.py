@@ -38,7 +38,7 @@ from sodtrack.bulkload.inbox.events import (
 from sodtrack.bulkload.inbox.registry import Registry, iso_timestamp
 from sodtrack.contract.countries import COUNTRIES, get_country
 from sodtrack.objstore import filesystem
-from sodtrack.private import private_dir, touch_private
+from sodtrack.private import atomic_text, private_dir, touch_private
 from sodtrack.textsafe import printable
 
 log = logging.getLogger("sodtrack.bulkload.inbox")
@@ -95,6 +95,16 @@ class _Location:
             private_dir(path)
         else:
             self.fs.makedirs(path, exist_ok=True)
+
+    def replace_text(self, path: str, text: str) -> None:
+        """Write ``path`` whole, replacing what was there: a reader sees the old or the new
+        text, never a cut one. A local file is written beside and renamed over (``0600``:
+        :func:`~sodtrack.private.atomic_text`); an object store's PUT is already whole."""
+        if self.local:
+            with atomic_text(path) as fh:
+                fh.write(text)
+        else:
+            self.fs.pipe_file(path, text.encode("utf-8"))
 
     def open_new(self, path: str, mode: str) -> Any:
         """Open ``path`` for writing; a local file is created ``0600`` first (never chmod-ed
@@ -344,8 +354,8 @@ class InboxWatcher:
                 "message": run.message,
                 "final": run.final,
             }
-        with self.outbox.open_new(receipt, "w") as fh:
-            fh.write(json.dumps(body, indent=2))
+        # Rewritten at each change of the run it follows, while operations poll it.
+        self.outbox.replace_text(receipt, json.dumps(body, indent=2))
 
     def _announce(self, received: Received) -> None:
         try:

@@ -198,3 +198,51 @@ def test_a_second_drop_keeps_the_first_runs_record(box: Box) -> None:
     assert receipt["drops"] == 2
     assert receipt["flow_run"]["id"] == "r-9"
     assert receipt["flow_run"]["state"] == "Completed"
+
+
+def test_a_reader_never_sees_half_a_receipt(box: Box) -> None:
+    """``receipt.json`` is what operations (and their scripts, and the end-to-end tests)
+    poll while the watcher rewrites it at each change of the run it follows: every read
+    finds the whole previous or the whole next receipt, never an empty or cut file (an end
+    to end run once read ``""`` there mid-rewrite). The file stays owner-only."""
+    import stat
+    import threading
+
+    runs = Runs()
+    watcher = box.watcher()
+    watcher.lookup = runs
+    box.drop("cl/june.xlsx", xlsx_bytes("reader"))
+    [received] = polls(watcher, box.clock)
+    name = f"bulk-load-cl-{received.upload_id}"
+    receipt_path = box.outbox / received.upload_id / "receipt.json"
+    torn: list[str] = []
+    reads = 0
+    done = threading.Event()
+
+    def read_until_done() -> None:
+        nonlocal reads
+        while not done.is_set():
+            try:
+                text = receipt_path.read_text()
+            except FileNotFoundError:
+                torn.append("<missing>")
+                continue
+            reads += 1
+            try:
+                json.loads(text)["upload_id"]
+            except (ValueError, KeyError):
+                torn.append(text[:40])
+
+    reader = threading.Thread(target=read_until_done)
+    reader.start()
+    try:
+        for i in range(300):  # each poll sees a new message: the receipt is rewritten
+            runs.runs[name] = RunInfo("r-1", name, "RUNNING", "Running", f"step {i}", None)
+            watcher.poll()
+    finally:
+        done.set()
+        reader.join()
+    assert reads > 0
+    assert torn == [], f"{len(torn)} of {reads + len(torn)} reads saw a torn receipt"
+    assert json.loads(receipt_path.read_text())["flow_run"]["message"] == "step 299"
+    assert stat.S_IMODE(receipt_path.stat().st_mode) == 0o600
