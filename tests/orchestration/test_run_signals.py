@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from extract.helpers import extract_config
+from prefectharness import open_harness
 
 from sodtrack.simulator.app import create_app
 from sodtrack.simulator.testing import serve_in_thread
@@ -36,9 +37,7 @@ PLANTED = "planted-secret-7Hq2"
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
+    with open_harness():
         yield
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefectharness import open_harness
 from starlette.applications import Starlette
 
 from sodtrack.bulkload.synth import synthesize_upload
@@ -101,7 +102,5 @@ def file_with_rejects(path: Path, *, rows: int = 24, projects: int = 3) -> Sampl
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
+    with open_harness():
         yield
