@@ -212,15 +212,30 @@ def object_size(info: dict[str, Any], path: str) -> int:
 
 def copy_exact(fs: Any, path: str, size: int, dst: BinaryIO, *, limit: int | None = None) -> int:
     """Copy the object ``path`` of ``fs`` (``size`` bytes, from one ``fs.info``) into ``dst``:
-    exactly ``min(size, limit)`` bytes, returned, or :class:`~sodtrack.errors.IncompleteObject`.
+    exactly ``min(size, limit)`` bytes, returned, or :class:`~sodtrack.errors.IncompleteObject`
+    (the reads are :func:`iter_exact`'s)."""
+    done = 0
+    for chunk in iter_exact(fs, path, size, limit=limit):
+        dst.write(chunk)  # a local write error is not the store's: it is not read again
+        done += len(chunk)
+    return done
 
-    Reads :data:`COPY_CHUNK` at a time until that many bytes are held. A read that ends early
+
+def iter_exact(
+    fs: Any, path: str, size: int, *, limit: int | None = None
+) -> Generator[bytes, None, None]:
+    """The bytes of the object ``path`` of ``fs`` (``size`` bytes, from one ``fs.info``), a
+    chunk at a time: exactly ``min(size, limit)`` bytes in all, or
+    :class:`~sodtrack.errors.IncompleteObject` once what was given falls short.
+
+    Reads :data:`COPY_CHUNK` at a time until that many bytes are given. A read that ends early
     (a read giving fewer bytes than asked: a short or empty range answer, or a transport
     error the store client gave up on after its own retries) is resumed by opening the
-    object again at the offset reached, :data:`READ_ATTEMPTS` opens in all. What
-    was written stays written: each byte comes from the offset it belongs at, so a resumed
-    copy is the same as one read in one go. Not transient, and passed through as they are: a
-    missing object, a folder, a refusal, and this project's own errors."""
+    object again at the offset reached, :data:`READ_ATTEMPTS` opens in all. What was given
+    stays given: each byte comes from the offset it belongs at, so a resumed read is the
+    same as one read in one go (a consumer streaming it, such as a download, never sees a
+    gap or a repeat). Not transient, and passed through as they are: a missing object, a
+    folder, a refusal, and this project's own errors."""
     want = size if limit is None else min(size, limit)
     done = 0
     attempts = 0
@@ -243,11 +258,10 @@ def copy_exact(fs: Any, path: str, size: int, dst: BinaryIO, *, limit: int | Non
                     break
                 if chunk is None:
                     break
-                dst.write(chunk)  # outside the try: a local write error is not the store's
                 done += len(chunk)
+                yield chunk
         finally:
             chunks.close()
-    return done
 
 
 def _chunks(fs: Any, path: str, offset: int, end: int) -> Generator[bytes, None, None]:

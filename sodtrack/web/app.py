@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import secrets
 import tempfile
 import time
@@ -60,9 +61,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sodtrack.bulkload.inbox.events import Emitter
 from sodtrack.contract.countries import COUNTRIES
-from sodtrack.errors import AccountError, FileRefused, FileTooLarge, LeaseHeld
+from sodtrack.errors import (
+    AccountError,
+    FileRefused,
+    FileTooLarge,
+    LeaseHeld,
+    ObjectStoreError,
+)
 from sodtrack.objstore import read_object
 from sodtrack.settings import TRUST_EVERY_PROXY, Settings
+from sodtrack.textsafe import printable
 from sodtrack.web.accounts import Account, Accounts
 from sodtrack.web.files import DOCS_CSP, file_under, object_under
 from sodtrack.web.openapi import OPENAPI
@@ -712,6 +720,12 @@ def create_web_app(
                 if api:
                     return _refused(exc, api=True)
                 return _refused(exc, api=False, page=web.render)
+            except ObjectStoreError as exc:  # a stored file did not arrive whole: transient
+                why = f"object storage did not answer whole ({printable(str(exc))}): try again"
+                logging.getLogger("sodtrack.web").warning("%s: %s", request.url.path, why)
+                if api:
+                    return JSONResponse({"error": why}, status_code=503)
+                return web.render("error.html", 503, message=why)
 
         return endpoint
 

@@ -21,6 +21,7 @@ Reading a file by a name from a request goes through :func:`sodtrack.web.files.s
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import posixpath
 from collections.abc import Iterator
@@ -103,11 +104,18 @@ class Place:
         if not self.remote:
             path = Path(self.location(*parts))
             return path.read_text(encoding="utf-8") if path.is_file() else None
+        key = self._key(*parts)
         try:
-            data: bytes = self._fs.cat_file(self._key(*parts))
+            info = self._fs.info(key)
         except FileNotFoundError:
             return None
-        return data.decode("utf-8")
+        if info.get("type") != "file":
+            return None
+        # Exactly the object's bytes (resumed where an answer was cut short), or
+        # IncompleteObject: never a shorter text taken for the whole.
+        buffer = io.BytesIO()
+        objstore.copy_exact(self._fs, key, objstore.object_size(info, key), buffer)
+        return buffer.getvalue().decode("utf-8")
 
     def names(self, *parts: str) -> set[str]:
         """The names of the files in the folder ``parts`` (none when there is no folder),
@@ -148,12 +156,14 @@ class Place:
 
     def chunks(self, found: StoredFile) -> Iterator[bytes]:
         """The bytes of a file :meth:`file` found, a chunk at a time (blocking: a response
-        iterates it in a thread)."""
+        iterates it in a thread). From object storage, exactly the ``size`` :meth:`file`
+        found and the response declared (``Content-Length``): an answer cut short is resumed
+        where it stopped, and one that stays short raises
+        :class:`~sodtrack.errors.IncompleteObject` mid-stream, so the browser sees a broken
+        download, never a complete-looking shorter file."""
         if not self.remote:
             with open(found.location, "rb") as fh:
                 while chunk := fh.read(CHUNK):
                     yield chunk
             return
-        with self._fs.open(self._key_of(found.location), "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                yield chunk
+        yield from objstore.iter_exact(self._fs, self._key_of(found.location), found.size)

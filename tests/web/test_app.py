@@ -562,3 +562,35 @@ def test_a_load_interrupted_by_a_restart_is_resumed_and_creates_nothing_twice(
         booked = demo_bookings(slow)
         assert len(booked) == s.rows - 2, "every booking once, none twice"
         assert len({b.external_reference for b in booked}) == len(booked)
+
+
+def test_a_stored_file_that_does_not_arrive_whole_is_a_503_to_try_again(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When object storage keeps cutting a stored file short (the corpus in
+    ``tests/bulkload/run/test_short_reads_corpus.py`` drives the real reads through a fault
+    proxy), the page says so and asks to try again: a 503 naming the file, never a 500, and
+    never a shorter preview shown as the whole."""
+    from sodtrack.errors import IncompleteObject
+    from sodtrack.web.storage import Place
+
+    s = sample(site, tmp_path / "demo bookings.xlsx")
+    ana = bearer(site)
+    with TestClient(site.app()) as client:
+        upload_id = upload(client, s.path, headers=ana).json()["upload_id"]
+        preview_of(client, upload_id, ana)
+
+        def cut(self: Place, *parts: str) -> str:
+            raise IncompleteObject(parts[-1], size=5000, copied=1200, attempts=4)
+
+        monkeypatch.setattr(Place, "read_text", cut)
+        answer = client.get(f"/api/uploads/{upload_id}/preview", headers=ana)
+        assert answer.status_code == 503, answer.text
+        why = answer.json()["error"]
+        assert "preview.json" in why
+        assert "1200 of its 5000 bytes" in why
+        assert why.endswith("try again")
+        sign_in(client)
+        page = client.get(f"/uploads/{upload_id}")
+        assert page.status_code == 503
+        assert "did not answer whole" in page.text

@@ -5,7 +5,8 @@ Seeded files (empty, one byte, CSV text and XLSX-like zip bytes at sizes around
 :data:`~sodtrack.objstore.COPY_CHUNK`, one past s3fs's block size), stored with and without a
 checksum, × every fault kind × how often it strikes (once, twice, every answer) × where the
 body is cut and which answer is spoiled first (seeded draws) × the reader
-(:func:`~sodtrack.objstore.local_copy`, :func:`~sodtrack.objstore.read_object`).
+(:func:`~sodtrack.objstore.local_copy`, :func:`~sodtrack.objstore.read_object`, the upload
+page's :class:`~sodtrack.web.storage.Place`).
 
 s3fs's own retries are cut to two (``S3FileSystem.retries``) so that a fault on every answer
 reaches this project's re-reads quickly: its backoff sleeps are the only waits here.
@@ -62,6 +63,11 @@ def corpus() -> dict[str, bytes]:
     return files
 
 
+READERS = ["local_copy", "read_object", "page"]
+"""The bulk load's copy, a small object read whole, and the upload page (a text it shows,
+``Place.read_text``, for CSV files; a download it streams, ``Place.chunks``, for the rest)."""
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -98,7 +104,7 @@ def cases() -> list[Case]:
                         times=times,
                         at=at,
                         after=rng.choice([0, 0, 1]),
-                        reader=rng.choice(["local_copy", "read_object"]),
+                        reader=rng.choice(READERS),
                     )
                 )
     return found
@@ -148,6 +154,18 @@ def reach(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
 def read_through(reader: str, url: str, endpoint: str, max_bytes: int | None = None) -> Any:
     if reader == "read_object":
         return objstore.read_object(url, endpoint_url=endpoint)
+    if reader == "page":  # the upload page: a text it shows, or a download it streams
+        from sodtrack.web.storage import Place
+
+        root, name = url.rsplit("/", 1)
+        place = Place(root, setting="SODTRACK_OUTBOX", endpoint_url=endpoint)
+        if name.endswith(".csv"):
+            text = place.read_text(name)
+            return None if text is None else text.encode("utf-8")
+        found = place.file(name)
+        assert found is not None
+        assert found.size == len(corpus()[name])
+        return b"".join(place.chunks(found))
     with objstore.local_copy(url, max_bytes=max_bytes, endpoint_url=endpoint) as copy:
         return copy.read_bytes()
 
