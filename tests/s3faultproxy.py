@@ -78,6 +78,8 @@ class FaultProxy:
     """Fault kind (or ``ok``, ``passed``) → GET answers with a body served that way."""
     requests: Counter[str] = field(default_factory=Counter)
     """Method → requests forwarded."""
+    objects_only: bool = False
+    """Spoil object reads only (s3fs reads an object by ranges), never a listing's answer."""
     _left: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -95,6 +97,9 @@ class FaultProxy:
                     self._left[i] -= 1
                     return fault
             return None
+
+    def _spared(self, request_headers: dict[str, str]) -> bool:
+        return self.objects_only and "range" not in request_headers
 
     def _count(self, kind: str) -> None:
         with self._lock:
@@ -159,7 +164,7 @@ class FaultProxy:
         )
 
         fault = None
-        if method == "GET" and status in (200, 206) and raw:
+        if method == "GET" and status in (200, 206) and raw and not self._spared(headers):
             fault = self._next_fault()
         content = _decoded(raw, rheaders) if fault else raw
         keep = fault.cut(len(content)) if fault else 0

@@ -37,7 +37,8 @@ from sodtrack.bulkload.inbox.events import (
 )
 from sodtrack.bulkload.inbox.registry import Registry, iso_timestamp
 from sodtrack.contract.countries import COUNTRIES, get_country
-from sodtrack.objstore import filesystem
+from sodtrack.errors import ObjectStoreError
+from sodtrack.objstore import filesystem, iter_exact
 from sodtrack.private import atomic_text, private_dir, touch_private
 from sodtrack.textsafe import printable
 
@@ -255,7 +256,13 @@ class InboxWatcher:
         staging = self.uploads.join(".incoming", f"{uuid.uuid4().hex}-{name}")
         self.uploads.makedirs(posixpath.dirname(staging))
         try:
-            sha256, size = self._copy(path, staging)
+            try:
+                sha256, size = self._copy(path, staging, fp.size)
+            except ObjectStoreError as exc:  # the store kept cutting its answers short
+                log.warning("%s: object storage did not give it whole (%s): read again at "
+                            "the next poll", printable(relative), printable(str(exc)))  # fmt: skip
+                self.stability.forget(path)
+                return None
             if size != fp.size or self._fingerprint(path) != fp:
                 log.info("%s changed while being read: waiting for it to settle",
                          printable(relative))  # fmt: skip
@@ -300,15 +307,27 @@ class InboxWatcher:
                 return Fingerprint(int(info.get("size") or 0), _stamp(info))
         return None
 
-    def _copy(self, source: str, target: str) -> tuple[str, int]:
+    def _copy(self, source: str, target: str, size: int) -> tuple[str, int]:
+        """Copy the inbox file ``source`` (``size`` bytes when listed) to ``target``: its
+        sha256 and the bytes copied. A local file is read to its end (still being written,
+        it may have grown: the caller compares). An object is read exactly: an answer cut
+        short is resumed where it stopped (:func:`~sodtrack.objstore.iter_exact`), and one
+        that stays short raises :class:`~sodtrack.errors.IncompleteObject`."""
         digest = hashlib.sha256()
-        size = 0
-        with self.inbox.fs.open(source, "rb") as src, self.uploads.open_new(target, "wb") as dst:
-            while chunk := src.read(READ_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                dst.write(chunk)
-        return digest.hexdigest(), size
+        copied = 0
+        with self.uploads.open_new(target, "wb") as dst:
+            if self.inbox.local:
+                with self.inbox.fs.open(source, "rb") as src:
+                    while chunk := src.read(READ_CHUNK):
+                        digest.update(chunk)
+                        copied += len(chunk)
+                        dst.write(chunk)
+            else:
+                for chunk in iter_exact(self.inbox.fs, source, size):
+                    digest.update(chunk)
+                    copied += len(chunk)
+                    dst.write(chunk)
+        return digest.hexdigest(), copied
 
     def _receipt(self, received: Received, run: RunInfo | None = None) -> None:
         """``<outbox>/<upload_id>/receipt.json``: operations see the upload id at once, then

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from s3faultproxy import FaultKind
 
 from bulkload.objstore_helpers import Store, make_store
 from sodtrack.bulkload.engine.ledger import upload_id_for
@@ -21,7 +22,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     return make_store(request.param, tmp_path, monkeypatch, request)
 
 
-def _watcher(store: Store, tmp_path: Path, events: Events, clock: Clock) -> InboxWatcher:
+def _watcher(
+    store: Store, tmp_path: Path, events: Events, clock: Clock, endpoint: str | None = None
+) -> InboxWatcher:
     return InboxWatcher(
         inbox=store.url("inbox"),
         uploads=store.url("uploads"),
@@ -31,7 +34,7 @@ def _watcher(store: Store, tmp_path: Path, events: Events, clock: Clock) -> Inbo
         emit=events,
         settle_s=1.0,
         clock=clock,
-        s3_endpoint_url=store.endpoint,
+        s3_endpoint_url=endpoint or store.endpoint,
     )
 
 
@@ -72,3 +75,53 @@ def test_a_dropped_file_is_stored_received_and_announced_once(store: Store, tmp_
     assert len(events.sent) == 1
     again = json.loads(store.read(store.url("outbox", upload_id, "receipt.json")))
     assert again["drops"] == 2
+
+
+@pytest.mark.parametrize("kind", ["cut_framed", "empty"])
+def test_an_inbox_object_cut_short_is_never_taken_shorter(
+    kind: FaultKind,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An S3 inbox behind a proxy that cuts answers short. Once: the copy resumes where the
+    answer stopped and the upload is the whole file. On every answer: nothing is taken (no
+    upload, no event, the drop stays in the inbox), the log says the store did not give it
+    whole, and a later poll through a healthy store takes the whole file."""
+    from s3faultproxy import EVERY, Fault, FaultProxy, serve_fault_proxy
+    from s3fs import S3FileSystem  # type: ignore[import-untyped]
+
+    store = make_store("s3", tmp_path, monkeypatch, request)
+    monkeypatch.setattr(S3FileSystem, "retries", 2)  # quick to reach this project's re-reads
+
+    def via(endpoint: str | None, clock: Clock, events: Events) -> InboxWatcher:
+        S3FileSystem.clear_instance_cache()  # a new proxy may reuse an old one's port
+        return _watcher(store, tmp_path, events, clock, endpoint)
+
+    # The done markers skip the watcher's look at the zip's end: the copy is the read spoiled.
+    once = xlsx_bytes("cut-once")
+    _drop(store, "cl/once.xlsx", once)
+    _drop(store, "cl/once.xlsx.done", b"")
+    clock, events = Clock(), Events()
+    with serve_fault_proxy(
+        FaultProxy(str(store.endpoint), [Fault(kind, 0.5, 1)], objects_only=True)
+    ) as proxied:
+        [taken] = polls(via(proxied, clock, events), clock)
+    assert taken.size == len(once)
+    assert store.read(taken.path) == once
+
+    every = xlsx_bytes("cut-every")
+    _drop(store, "cl/every.xlsx", every)
+    _drop(store, "cl/every.xlsx.done", b"")
+    clock, events = Clock(), Events()
+    proxy = FaultProxy(str(store.endpoint), [Fault(kind, 0.5, EVERY)], objects_only=True)
+    with serve_fault_proxy(proxy) as proxied, caplog.at_level("WARNING"):
+        assert polls(via(proxied, clock, events), clock) == []
+    assert proxy.counts[kind] > 0
+    assert events.sent == []
+    assert store.exists(store.url("inbox", "cl", "every.xlsx"))
+    assert "every.xlsx: object storage did not give it whole" in caplog.text
+    assert "read again at the next poll" in caplog.text
+    [later] = polls(via(None, clock, events), clock)
+    assert store.read(later.path) == every
