@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 from urllib.parse import urlparse
 
+from sodtrack.simulator.flakyproxy import serve_stream_handler
+
 FaultKind = Literal["cut_close", "cut_framed", "empty", "short_range"]
 FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("cut_close", "cut_framed", "empty", "short_range")
 EVERY: Final = 1 << 30
@@ -261,37 +263,5 @@ def _set_header(head: bytes, name: bytes, value: bytes) -> bytes:
 @contextmanager
 def serve_fault_proxy(proxy: FaultProxy, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve ``proxy`` on a free port of ``host`` in a background thread; yields its URL."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    box: dict[str, asyncio.Server] = {}
-
-    async def start() -> None:
-        box["server"] = await asyncio.start_server(proxy.handle, host, 0)
-        started.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="sodtrack-s3-fault-proxy", daemon=True)
-    thread.start()
-    if not started.wait(30):
-        raise RuntimeError("the S3 fault proxy did not start")
-    port = box["server"].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-
-        async def stop() -> None:
-            server = box["server"]
-            server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+    with serve_stream_handler(proxy.handle, name="sodtrack-s3-fault-proxy", host=host) as url:
+        yield url

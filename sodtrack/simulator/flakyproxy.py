@@ -41,7 +41,7 @@ import hashlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -261,14 +261,23 @@ def _error_page(status: int, *, html: bool) -> tuple[bytes, str]:
 
 
 @contextmanager
-def serve_flaky_proxy(proxy: FlakyProxy, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve ``proxy`` on a free port of ``host`` in a background thread; yields its URL."""
+def serve_stream_handler(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    *,
+    name: str,
+    host: str = "127.0.0.1",
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> Iterator[str]:
+    """Serve an ``asyncio`` connection handler on a free port of ``host`` in a background
+    thread, its own event loop; yields its URL. On the way out the server closes, every task
+    of its loop is cancelled, then ``on_stop`` runs (on that loop) and the thread ends. Also
+    what the tests' S3 fault proxy serves on."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     box: dict[str, asyncio.Server] = {}
 
     async def start() -> None:
-        box["server"] = await asyncio.start_server(proxy.handle, host, 0)
+        box["server"] = await asyncio.start_server(handle, host, 0)
         started.set()
 
     def run() -> None:
@@ -276,10 +285,10 @@ def serve_flaky_proxy(proxy: FlakyProxy, host: str = "127.0.0.1") -> Iterator[st
         loop.run_until_complete(start())
         loop.run_forever()
 
-    thread = threading.Thread(target=run, name="sodtrack-flaky-proxy", daemon=True)
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     if not started.wait(30):
-        raise RuntimeError("the flaky proxy did not start")
+        raise RuntimeError(f"{name} did not start")
     port = box["server"].sockets[0].getsockname()[1]
     try:
         yield f"http://{host}:{port}"
@@ -292,11 +301,25 @@ def serve_flaky_proxy(proxy: FlakyProxy, host: str = "127.0.0.1") -> Iterator[st
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if proxy._upstream is not None:
-                await proxy._upstream.aclose()
-                proxy._upstream = None
+            if on_stop is not None:
+                await on_stop()
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+@contextmanager
+def serve_flaky_proxy(proxy: FlakyProxy, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``proxy`` on a free port of ``host`` in a background thread; yields its URL."""
+
+    async def close_upstream() -> None:
+        if proxy._upstream is not None:
+            await proxy._upstream.aclose()
+            proxy._upstream = None
+
+    with serve_stream_handler(
+        proxy.handle, name="sodtrack-flaky-proxy", host=host, on_stop=close_upstream
+    ) as url:
+        yield url
