@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -46,18 +47,27 @@ class S3Server:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
 
-    def new_bucket(self) -> str:
+    def client(self, *, checksums: bool = True) -> Any:
+        """A boto3 S3 client of this server. ``checksums=False``: objects are put without a
+        stored checksum (``when_required``), as older clients and many S3-compatible stores
+        leave them."""
         import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]
 
-        name = f"wh-{uuid.uuid4().hex[:12]}"
-        client = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
             region_name=REGION,
+            config=Config(
+                request_checksum_calculation="when_supported" if checksums else "when_required"
+            ),
         )
-        client.create_bucket(Bucket=name)
+
+    def new_bucket(self) -> str:
+        name = f"wh-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
         return name
 
 

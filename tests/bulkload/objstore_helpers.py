@@ -49,19 +49,9 @@ class Store:
 
     def public_grants(self, url: str) -> list[Any]:
         """Grants of the object to everyone or to any AWS user (there must be none)."""
-        import boto3  # type: ignore[import-untyped]
-
         assert self.server is not None
         bucket, _, key = url.removeprefix("s3://").partition("/")
-        env = self.server.env()
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.server.endpoint,
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_REGION"],
-        )
-        grants = client.get_object_acl(Bucket=bucket, Key=key)["Grants"]
+        grants = self.server.client().get_object_acl(Bucket=bucket, Key=key)["Grants"]
         return [g for g in grants if "URI" in g["Grantee"] and "groups" in g["Grantee"]["URI"]]
 
 

@@ -110,16 +110,7 @@ class Stack:
         return get_client(sync_client=True)
 
     def s3_client(self) -> Any:
-        import boto3  # type: ignore[import-untyped]
-
-        env = self.s3.env()
-        return boto3.client(
-            "s3",
-            endpoint_url=self.s3.endpoint,
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_REGION"],
-        )
+        return self.s3.client()
 
     def keys(self, prefix: str) -> list[str]:
         pages = (

@@ -83,19 +83,8 @@ def _put(store: Store, tmp_path: Path, name: str, data: bytes, *, checksum: bool
         local = tmp_path / f"src-{name}"
         local.write_bytes(data)
         return store.put(local, "uploads", "upl_cut", name)
-    import boto3  # type: ignore[import-untyped]
-    from botocore.config import Config  # type: ignore[import-untyped]
-
     assert store.server is not None
-    env = store.server.env()
-    client = boto3.client(
-        "s3",
-        endpoint_url=store.server.endpoint,
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
-        config=Config(request_checksum_calculation="when_required"),
-    )
+    client = store.server.client(checksums=False)
     bucket = store.root.removeprefix("s3://")
     client.put_object(Bucket=bucket, Key=f"uploads/upl_cut/{name}", Body=data)
     return store.url("uploads", "upl_cut", name)

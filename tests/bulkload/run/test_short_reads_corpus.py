@@ -113,23 +113,10 @@ def cases() -> list[Case]:
 @pytest.fixture(scope="module")
 def stored(s3_server: S3Server) -> dict[tuple[str, bool], str]:
     """Every corpus file in a fresh bucket, with and without a stored checksum → its URL."""
-    import boto3  # type: ignore[import-untyped]
-    from botocore.config import Config  # type: ignore[import-untyped]
-
     bucket = s3_server.new_bucket()
-    env = s3_server.env()
     urls = {}
     for checksum in (False, True):
-        client = boto3.client(
-            "s3",
-            endpoint_url=s3_server.endpoint,
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_REGION"],
-            config=Config(
-                request_checksum_calculation="when_supported" if checksum else "when_required"
-            ),
-        )
+        client = s3_server.client(checksums=checksum)
         folder = "crc32" if checksum else "bare"
         for name, data in corpus().items():
             client.put_object(Bucket=bucket, Key=f"{folder}/{name}", Body=data)
@@ -220,18 +207,9 @@ def test_past_the_block_size_a_spoiled_range_is_read_again(
 ) -> None:
     """An object one byte longer than s3fs's first range (a copy chunk plus its block size):
     the first range or the one-byte tail spoiled once, the copy is still the object."""
-    import boto3
-
     data = _xlsx_like(CHUNK + BLOCK + 1, random.Random(SEED + 2))
     bucket = s3_server.new_bucket()
-    env = s3_server.env()
-    boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint,
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
-    ).put_object(Bucket=bucket, Key="big.xlsx", Body=data)
+    s3_server.client().put_object(Bucket=bucket, Key="big.xlsx", Body=data)
     proxy = FaultProxy(s3_server.endpoint, [Fault(kind, 0.5, 1)], after=after)
     with serve_fault_proxy(proxy) as endpoint:
         got = read_through("local_copy", f"s3://{bucket}/big.xlsx", endpoint)
