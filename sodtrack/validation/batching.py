@@ -117,11 +117,15 @@ def gx_batches(
     last_empty: pa.Table | None = None
 
     def flush() -> Iterator[pa.Table]:
+        # ``pending`` is emptied before the batch goes out: while the consumer works on it,
+        # this generator holds no reference to its slices (the consumer may drop them).
         nonlocal pending, size, produced
-        if pending:
+        out, pending, size = pending, [], 0
+        if out:
             produced = True
-            yield pending[0] if len(pending) == 1 else pa.concat_tables(pending)
-        pending, size = [], 0
+            if len(out) > 1:
+                out = [pa.concat_tables(out)]
+            yield out.pop()
 
     for chunk in chunks:
         if isinstance(chunk, pa.RecordBatch):

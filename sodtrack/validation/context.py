@@ -45,6 +45,21 @@ def new_context() -> Any:
     return context
 
 
+def forget_batches(validation_definition: Any) -> None:
+    """Drop the frame of the batch Great Expectations just validated.
+
+    GX's pandas execution engine is cached on the datasource and keeps the last batch it
+    loaded (its ``BatchManager``'s batch and batch-data caches) until the next run loads
+    another: so while the next batch was converted and validated, the previous pandas frame
+    (and the Arrow buffers its ``str`` columns share) was still alive. Measured on 1M
+    ``booking_changes`` rows staged in 128k-row groups, 12 GX runs: RSS between runs ~25 MiB
+    lower once the cache is cleared; the run's result does not refer to the frame."""
+    engine = validation_definition.data.data_asset.datasource.get_execution_engine()
+    manager = engine.batch_manager
+    manager.reset_batch_cache()
+    manager.batch_data_cache.clear()
+
+
 @dataclass(frozen=True, slots=True)
 class ExpectationSpec:
     """One expectation as reviewed (unresolved kwargs), found again in results by its id."""

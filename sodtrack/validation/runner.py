@@ -60,6 +60,7 @@ from sodtrack.validation.batching import (
 )
 from sodtrack.validation.context import (
     RegisteredSuite,
+    forget_batches,
     new_context,
     per_row_suite_name,
     register_suite,
@@ -269,7 +270,11 @@ class ValidationSession:
             batches = gx_batches(tee(counted), batch_rows, memory_budget=self.batch_memory)
             for batch in batches:
                 t = time.perf_counter()
-                run(to_pandas(batch, arrow_dtypes=self.arrow_dtypes))
+                frame = to_pandas(batch, arrow_dtypes=self.arrow_dtypes)
+                del batch  # during the GX run only the frame (and what it shares) is alive
+                run(frame)
+                del frame
+                forget_batches(registered.validation_definition)
                 release_memory()
                 gx_seconds += time.perf_counter() - t
             if aggregator.batches == 0:

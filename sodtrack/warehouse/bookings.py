@@ -71,12 +71,21 @@ _SEQ = "_seq"
 _MONTH = "_month"
 _BOOKINGS = DATASETS["bookings"]
 _CHANGES = DATASETS["booking_changes"]
-_BATCH_ROWS = 64 * 1024
 WORK_ROW_GROUP_ROWS = 32 * 1024
 """Row group of the work file: every later read of it (the changes log, DuckDB's scans)
 decodes a whole row group at a time, so this bounds what each read holds. With 128k rows (the
 staged files' size) the merge of 1M bookings peaked ~35 MiB higher (809 and 823 against 776
 and 786 MiB, two merge-only runs each, ``SODTRACK_DUCKDB_MEMORY_LIMIT=128MiB``)."""
+_BATCH_ROWS = WORK_ROW_GROUP_ROWS
+"""Rows per Arrow batch the merge reads or streams (the work file, DuckDB's results): one
+work-file row group, not two. See ``CHANGES_ROW_GROUP_ROWS`` for the figures."""
+CHANGES_ROW_GROUP_ROWS = 64 * 1024
+"""Row group of the staged ``booking_changes`` files (the staging writer buffers one before
+writing it; other datasets keep the writer's 128k). Merge-only runs of 1M bookings (GX
+imported, a profiling script; peak RSS from ``merge:keys`` to ``merge:changes_staged``):
+128k-row groups and 64k-row reads 677 / 705 MiB; 32k-row reads 651; and 64k-row groups 608
+(32k-row groups: 610 / 607). The validation of the staged log peaked the same with 32k, 64k
+or 128k-row groups (672 / 679 / 673 MiB)."""
 _COLS = ", ".join(f'"{n}"' for n in _BOOKINGS.schema.names)
 
 
@@ -254,7 +263,9 @@ class BookingsRun:
             raw = f"read_parquet('{_sql_str(self._raw_path)}')"
             _create_keys(con, raw)
             wh.step("merge:keys")
-            with wh.stage("booking_changes", self.run_id) as changes:
+            with wh.stage(
+                "booking_changes", self.run_id, row_group_rows=CHANGES_ROW_GROUP_ROWS
+            ) as changes:
                 changes_written = self._write_changes(con, changes, extraction_date)
                 wh.step("merge:changes_written")
                 decision = _decide_winners(con, raw, base.parts)
