@@ -187,17 +187,25 @@ def read_object(
     at most ``max_bytes`` (a longer object is refused with :class:`ValueError`). Exactly the
     object's bytes, or :class:`~sodtrack.errors.IncompleteObject` (never fewer bytes)."""
     fs, path = filesystem(url, endpoint_url=endpoint_url, setting="path")
+    return read_exact(fs, path, max_bytes=max_bytes)
+
+
+def read_exact(fs: Any, path: str, *, max_bytes: int | None = None) -> bytes | None:
+    """:func:`read_object` on a filesystem already open (``path`` without its protocol):
+    ``None`` when there is no such file, else exactly its bytes (:func:`copy_exact`), a longer
+    one than ``max_bytes`` (when given) refused with :class:`ValueError`."""
     buffer = io.BytesIO()
     try:
         info = fs.info(path)
         if info.get("type") != "file":  # s3fs opens a "folder" as an empty file
             return None
-        copy_exact(fs, path, object_size(info, path), buffer, limit=max_bytes + 1)
+        limit = None if max_bytes is None else max_bytes + 1
+        copy_exact(fs, path, object_size(info, path), buffer, limit=limit)
     except (FileNotFoundError, IsADirectoryError):
         return None
     data = buffer.getvalue()
-    if len(data) > max_bytes:
-        raise ValueError(f"{name_of(url)}: larger than {max_bytes} bytes")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ValueError(f"{posixpath.basename(path)}: larger than {max_bytes} bytes")
     return data
 
 

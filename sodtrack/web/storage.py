@@ -21,7 +21,6 @@ Reading a file by a name from a request goes through :func:`sodtrack.web.files.s
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import posixpath
 from collections.abc import Iterator
@@ -104,18 +103,10 @@ class Place:
         if not self.remote:
             path = Path(self.location(*parts))
             return path.read_text(encoding="utf-8") if path.is_file() else None
-        key = self._key(*parts)
-        try:
-            info = self._fs.info(key)
-        except FileNotFoundError:
-            return None
-        if info.get("type") != "file":
-            return None
         # Exactly the object's bytes (resumed where an answer was cut short), or
         # IncompleteObject: never a shorter text taken for the whole.
-        buffer = io.BytesIO()
-        objstore.copy_exact(self._fs, key, objstore.object_size(info, key), buffer)
-        return buffer.getvalue().decode("utf-8")
+        data = objstore.read_exact(self._fs, self._key(*parts))
+        return None if data is None else data.decode("utf-8")
 
     def names(self, *parts: str) -> set[str]:
         """The names of the files in the folder ``parts`` (none when there is no folder),

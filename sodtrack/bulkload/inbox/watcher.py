@@ -11,7 +11,7 @@ import posixpath
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -316,18 +316,19 @@ class InboxWatcher:
         digest = hashlib.sha256()
         copied = 0
         with self.uploads.open_new(target, "wb") as dst:
-            if self.inbox.local:
-                with self.inbox.fs.open(source, "rb") as src:
-                    while chunk := src.read(READ_CHUNK):
-                        digest.update(chunk)
-                        copied += len(chunk)
-                        dst.write(chunk)
-            else:
-                for chunk in iter_exact(self.inbox.fs, source, size):
-                    digest.update(chunk)
-                    copied += len(chunk)
-                    dst.write(chunk)
+            for chunk in self._read(source, size):
+                digest.update(chunk)
+                copied += len(chunk)
+                dst.write(chunk)
         return digest.hexdigest(), copied
+
+    def _read(self, source: str, size: int) -> Iterator[bytes]:
+        if not self.inbox.local:
+            yield from iter_exact(self.inbox.fs, source, size)
+            return
+        with self.inbox.fs.open(source, "rb") as src:
+            while chunk := src.read(READ_CHUNK):
+                yield chunk
 
     def _receipt(self, received: Received, run: RunInfo | None = None) -> None:
         """``<outbox>/<upload_id>/receipt.json``: operations see the upload id at once, then
