@@ -60,6 +60,7 @@ import pyarrow.parquet as pq
 from sodtrack.contract.countries import get_country
 from sodtrack.contract.models import Booking
 from sodtrack.warehouse import duck, layout
+from sodtrack.warehouse.chunks import iter_file_batches
 from sodtrack.warehouse.convert import bookings_batch
 from sodtrack.warehouse.duck import DuckLimits
 from sodtrack.warehouse.publish import Warehouse
@@ -352,7 +353,7 @@ class BookingsRun:
         dropped = repeats.column(0).combine_chunks()
         written = 0
         source = pq.ParquetFile(self._raw_path, filesystem=self.wh.fs.arrow)
-        for batch in source.iter_batches(batch_size=_BATCH_ROWS):
+        for batch in iter_file_batches(source, _BATCH_ROWS):
             seq = batch.column(_SEQ)
             if len(dropped):
                 batch = batch.filter(pc.invert(pc.is_in(seq, value_set=dropped)))
