@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -271,7 +272,7 @@ class BookingsRun:
                 wh.step("merge:changes_written")
                 decision = _decide_winners(con, raw, base.parts)
                 wh.step("merge:decided")
-                winners = self._split_winners(con, raw)
+                winners = self._split_winners(con, decision.months)
                 changes.finish(
                     watermark_before=watermark_before,
                     watermark_after=decision.max_updated,
@@ -368,38 +369,47 @@ class BookingsRun:
             written += batch.num_rows
         return written
 
-    def _split_winners(self, con: duckdb.DuckDBPyConnection, raw: str) -> dict[str, str]:
+    def _split_winners(self, con: duckdb.DuckDBPyConnection, months: list[str]) -> dict[str, str]:
         """The wide winning rows, read once from the work file and split by month into one
         work file per month (``winners-<n>.parquet``). Returns month → file.
 
-        Not a DuckDB ``ORDER BY`` of the wide rows: that sort could not spill enough (2M
-        bookings under a 128 MiB limit: "failed to pin block of size 256.0 KiB"). Here DuckDB
-        only filters (a semi-join on the narrow ``win`` table, order-free) and streams; each
-        batch is sorted by month in Arrow and its runs appended to the months' files. Memory:
-        one batch, whatever the number of bookings."""
+        DuckDB only names the winners: the month of each winning arrival number, kept as a
+        code per arrival (an index into ``months``, -1 for a version that does not win: 4
+        bytes per version received). The work file is then read in Arrow, row group by row
+        group, each batch filtered by its arrival numbers' codes, sorted by month and its
+        runs appended to the months' files. Memory: one batch and the codes, whatever the
+        number of bookings. Not a DuckDB semi-join of the wide rows on the ``win`` table (its
+        hash table over every winner grew with the bookings: 2M of them fitted in a 128 MiB
+        limit, not in 96), nor an ``ORDER BY`` of the wide rows (that sort could not spill
+        enough: "failed to pin block of size 256.0 KiB"). The months' names are DuckDB's, the
+        ones ``_decide_winners`` listed: no month is formatted twice."""
         fs = self.wh.fs
         for done in ("keys", "latest", "located"):  # decided: only ``win`` is needed now
             con.execute(f"DROP TABLE {done}")
-        reader = _stream(
-            con,
-            f"""
-            SELECT {_COLS}, strftime(timezone('UTC', scheduled_start), '%Y-%m') AS {_MONTH}
-            FROM {raw} r SEMI JOIN win w ON r.{_SEQ} = w.{_SEQ}
-            """,  # noqa: S608
-            [],
-        )
+        names = pa.array(months, pa.string())
+        codes = np.full(self._received, -1, dtype=np.int32)
+        for batch in _stream(con, f"SELECT {_SEQ}, {_MONTH} FROM win", []):  # noqa: S608
+            code = pc.index_in(batch.column(1), value_set=names)
+            if code.null_count:
+                raise RuntimeError("a winner's month is not among the touched months")
+            codes[batch.column(0).to_numpy()] = code.to_numpy()
+        columns = list(_BOOKINGS.schema.names)
         files: dict[str, str] = {}
         writers: dict[str, pq.ParquetWriter] = {}
         try:
-            for batch in reader:
-                if not batch.num_rows:
+            source = pq.ParquetFile(self._raw_path, filesystem=fs.arrow)
+            for batch in iter_file_batches(source, _BATCH_ROWS):
+                code = codes[batch.column(_SEQ).to_numpy()]
+                keep = np.flatnonzero(code >= 0)
+                if not len(keep):
                     continue
-                batch = batch.take(pc.sort_indices(batch, sort_keys=[(_MONTH, "ascending")]))
-                offset = 0
-                for run in pc.value_counts(batch.column(_MONTH)):  # runs in sorted order
-                    month, count = str(run["values"].as_py()), int(run["counts"].as_py())
-                    piece = batch.slice(offset, count).drop_columns([_MONTH])
-                    offset += count
+                order = keep[np.argsort(code[keep], kind="stable")]  # by month, arrival order
+                wanted = batch.select(columns).take(pa.array(order))
+                sorted_codes = code[order]
+                starts = [0, *(np.flatnonzero(np.diff(sorted_codes)) + 1).tolist()]
+                for first, stop in zip(starts, [*starts[1:], len(order)], strict=True):
+                    month = months[int(sorted_codes[first])]
+                    piece = wanted.slice(first, stop - first)
                     writer = writers.get(month)
                     if writer is None:
                         files[month] = fs.join(self.work, f"winners-{len(files)}.parquet")
