@@ -211,20 +211,20 @@ class Settings(BaseSettings):
     )
 
     validation_batch_memory: ByteSize = Field(
-        default=ByteSize(128 << 20),
+        default=ByteSize(96 << 20),
         ge=16 << 20,
         description="Memory budget of one Great Expectations batch; batches are sized from it "
         "(sodtrack.validation.batching).",
     )
 
     duckdb_memory_limit: ByteSize = Field(
-        default=ByteSize(128 << 20),
+        default=ByteSize(64 << 20),
         ge=32 << 20,
         description="Memory limit of the bookings merge's DuckDB connection; past it DuckDB "
         "spills to a temporary folder.",
     )
     validation_duckdb_memory_limit: ByteSize = Field(
-        default=ByteSize(64 << 20),
+        default=ByteSize(32 << 20),
         ge=32 << 20,
         description="Memory limit of the validation's whole-dataset checks' DuckDB connection "
         "(order-free queries on the key columns: they spill past it).",

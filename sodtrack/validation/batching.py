@@ -41,8 +41,15 @@ if TYPE_CHECKING:
     DataInput: TypeAlias = pa.Table | pd.DataFrame | Iterable[pa.Table]
     """A dataset: one table (or pandas frame), or its chunks (e.g. one per partition)."""
 
-DEFAULT_BATCH_MEMORY: Final = 128 << 20
+DEFAULT_BATCH_MEMORY: Final = 96 << 20
 """Memory budget of one GX run (bytes): the pandas copy of a batch and GX's work on it.
+
+96 MiB since session 8: once the reads stopped growing with the file
+(:func:`sodtrack.warehouse.chunks.iter_file_batches`), one GX run was the bookings run's peak.
+``bench/bench_extract.py --dlt --variant`` with this budget, the checks' 32 MiB and the
+merge's 64 MiB (one run, load ~1.3): peak 577 / 627 / 650 → 545 / 563 / 579 MiB at 200k / 1M
+/ 2M bookings, 7.6 / 36.5 / 69.8 → 7.6 / 37.3 / 78.6 s (dlt 17.2 / 91.8 / 177.2 s).
+Earlier figures:
 
 128 MiB, not 256: the validation's batch was the bookings run's peak once the publish
 stopped buffering. Measured with ``bench/bench_validation.py`` (2-core machine, load ~9),
@@ -58,8 +65,8 @@ PANDAS_EXPANSION: Final = 4.0
 masks, the DuckDB copy of the whole-dataset columns). Measured as the peak-RSS growth of one
 validation in one GX run (``bench/bench_validation.py --calibrate``, loaded 2-core machine):
 2.64x over 500,000 ``coverage_postal_codes`` rows (34 MiB of Arrow), 2.06x over 100,000
-``bookings`` rows (31 MiB); 4 leaves headroom. With the default 128 MiB budget that is ~485,000
-coverage rows or ~100,000 bookings a batch."""
+``bookings`` rows (31 MiB); 4 leaves headroom. With the default 96 MiB budget that is ~364,000
+coverage rows or ~70,000 bookings a batch."""
 
 MIN_BATCH_ROWS: Final = 1_000
 

@@ -33,9 +33,9 @@ explicit schema, and closed before the next month starts. No query depends on in
 (the changes log takes its arrival order from the work file), so DuckDB may spill them all.
 The base version's files are read where they are (a local table; Delta never rewrites a file)
 or downloaded into the work directory (object storage). Peak memory depends on the memory
-limit and the largest month, not on the number of bookings (``bench/bench_extract.py``; the
-semi-join that picks the winning rows still grows with them: 2M bookings fit in 128 MiB, not
-in 96 MiB).
+limit and the largest month, not on the number of bookings (``bench/bench_extract.py``):
+the winning rows are picked in Arrow from a month code per arrival number (4 bytes a
+version), and each month's stored rows are joined against that month's changed ids only.
 
 Publish order recommended to the flow: ``bookings`` first, then ``booking_changes``; each
 commit carries the run's watermark, and the next run reads from the older of the two. A run
@@ -443,16 +443,22 @@ class BookingsRun:
             touched.append(key)
             out.replace([values])
             parts: list[str] = []
+            params: list[Any] = []
             current = base_parts.get(key)
             if current:
+                # The ids to drop from this month are the winners that live here now
+                # (``old_month``, from ``located``): a hash table of this month's changed
+                # ids, not of every winner (2M winners did not fit in 64 MiB).
                 stored = f"read_parquet({_sql_list(current)})"
-                parts.append(f"SELECT {_COLS} FROM {stored} c ANTI JOIN win w ON c.id = w.id")  # noqa: S608
+                leaving = "(SELECT id FROM win WHERE existed AND old_month = ?)"
+                parts.append(f"SELECT {_COLS} FROM {stored} c ANTI JOIN {leaving} w ON c.id = w.id")  # noqa: S608
+                params.append(month)
             if month in winners:
                 parts.append(f"SELECT {_COLS} FROM read_parquet('{_sql_str(winners[month])}')")  # noqa: S608
             # Rows within a partition have no promised order (carried rows, then this run's).
             n = 0
             if parts:
-                for batch in _stream(con, " UNION ALL ".join(parts), []):
+                for batch in _stream(con, " UNION ALL ".join(parts), params):
                     out.write(batch, values)
                     n += batch.num_rows
             out.close_partition(values)  # one month buffered at a time

@@ -9,9 +9,9 @@ instead of growing (``SODTRACK_DUCKDB_MEMORY_LIMIT``, ``SODTRACK_DUCKDB_THREADS`
 The whole-dataset checks (``sodtrack.validation.wholeset``) hold only the key columns and ask
 order-free questions (group by, anti-join, count), so they drop insertion order and spill
 freely: they get a lower limit of their own (``SODTRACK_VALIDATION_DUCKDB_MEMORY_LIMIT``). The
-merge's queries are order-free too (its changes log takes its order from the work file), but
-they sort and join the wide rows: they keep the larger limit (at 64 MiB the sort of the
-winning rows fails, "failed to allocate data of size 2.0 MiB (62.7 MiB/64.0 MiB used)").
+merge's queries are order-free too (its changes log takes its order from the work file) and
+touch the wide rows only to stream them (the winners are picked in Arrow, each month rebuilt
+against its own changed ids): they keep the larger limit.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import duckdb
 
-DEFAULT_MEMORY_LIMIT: Final = 128 << 20
+DEFAULT_MEMORY_LIMIT: Final = 64 << 20
 """Bytes: the bookings merge spills past it (``bench/bench_extract.py``; 256 MiB while its
-queries kept insertion order)."""
-DEFAULT_CHECKS_MEMORY_LIMIT: Final = 64 << 20
-"""Bytes: the whole-dataset checks spill their key columns past it (``bench/bench_extract.py``)."""
+queries kept insertion order, 128 MiB while the winners were picked by a semi-join over all of
+them). 64 MiB merges 2M bookings, a full refresh and an incremental run where every one of
+them changed (36.9 s, peak 546 MiB, merge alone)."""
+DEFAULT_CHECKS_MEMORY_LIMIT: Final = 32 << 20
+"""Bytes: the whole-dataset checks spill their key columns past it (``bench/bench_extract.py``:
+32 against 64 MiB, with the batch budget and merge limit of session 8, lowered the peak of
+2M bookings by ~60 MiB for ~10% more wall time; see ``DEFAULT_BATCH_MEMORY``)."""
 DEFAULT_THREADS: Final = 2
 MIN_MEMORY_LIMIT: Final = 32 << 20
 

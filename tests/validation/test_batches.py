@@ -75,5 +75,5 @@ def test_batches_are_sized_by_the_memory_budget() -> None:
 def test_the_budget_setting_defaults_to_the_library_default() -> None:
     assert Settings.model_fields["validation_batch_memory"].default == DEFAULT_BATCH_MEMORY
     env_example = (Path(__file__).parents[2] / ".env.example").read_text(encoding="utf-8")
-    assert "\nSODTRACK_VALIDATION_BATCH_MEMORY=128MiB\n" in env_example
-    assert DEFAULT_BATCH_MEMORY == 128 << 20
+    assert "\nSODTRACK_VALIDATION_BATCH_MEMORY=96MiB\n" in env_example
+    assert DEFAULT_BATCH_MEMORY == 96 << 20

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sodtrack.contract.models import Booking
 from sodtrack.warehouse import Warehouse
-from sodtrack.warehouse.bookings import BookingsRun
+from sodtrack.warehouse.bookings import WORK_ROW_GROUP_ROWS, BookingsRun
 
 from .factories import booking
 from .helpers import delta_rows
@@ -63,14 +63,22 @@ def _published(wh: Warehouse, dataset: str, cols: str) -> list[tuple[Any, ...]]:
     return delta_rows(wh, dataset, cols)
 
 
-def _check_history(root: Path, history: list[tuple[list[Rec], bool]]) -> None:
+def _check_history(
+    root: Path, history: list[tuple[list[Rec], bool]], row_group_rows: int = WORK_ROW_GROUP_ROWS
+) -> None:
     wh = Warehouse(root, durable=False)
     state: dict[str, tuple[datetime, str, datetime]] = {}  # id -> (updated_at, notes, start)
     log: list[tuple[str, datetime, str, str]] = []
     for run, (recs, full) in enumerate(history):
         run_id = f"run-{run}"
         models = [_model(r, run, pos) for pos, r in enumerate(recs)]
-        nightly = BookingsRun(wh, "cl", run_id, extracted_at=BASE + timedelta(days=run))
+        nightly = BookingsRun(
+            wh,
+            "cl",
+            run_id,
+            extracted_at=BASE + timedelta(days=run),
+            row_group_rows=row_group_rows,
+        )
         for start in range(0, len(models), 5):  # pages of 5
             nightly.add_page(models[start : start + 5])
         result = nightly.finish(full_refresh=full)
@@ -113,9 +121,13 @@ def _check_history(root: Path, history: list[tuple[list[Rec], bool]]) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(history=runs)
-def test_merge_matches_brute_force(tmp_path_factory: pytest.TempPathFactory, history: Any) -> None:
-    _check_history(tmp_path_factory.mktemp("merge") / "wh", history)
+@given(history=runs, row_group_rows=st.sampled_from([2, 5, WORK_ROW_GROUP_ROWS]))
+def test_merge_matches_brute_force(
+    tmp_path_factory: pytest.TempPathFactory, history: Any, row_group_rows: int
+) -> None:
+    """Also with a work file of many tiny row groups: the changes log and the winners are
+    read from it row group by row group."""
+    _check_history(tmp_path_factory.mktemp("merge") / "wh", history, row_group_rows)
 
 
 def test_reschedule_across_months_moves_the_booking_and_drops_emptied_month(
