@@ -25,7 +25,15 @@ DEFAULT_BACKEND: Final = "system"
 
 def use_run_memory_pool() -> str:
     """Make the system allocator Arrow's default pool, unless ``ARROW_DEFAULT_MEMORY_POOL``
-    chose one; returns the pool's backend name. Buffers allocated before keep their pool."""
-    if not os.environ.get(ENV) and pa.default_memory_pool().backend_name != DEFAULT_BACKEND:
+    chose another; returns the pool's backend name. Buffers allocated before keep their pool.
+
+    Only second best: the switch covers what pyarrow allocates through its default pool, not
+    what Arrow's C++ readers take from the pool they found at their first use (a Parquet
+    file read after the switch still counts its buffers in the first pool). The variable set
+    before the first allocation, as importing ``sodtrack`` first does, covers both."""
+    # Unset or ``system`` (importing ``sodtrack`` sets it, too late for a process that
+    # imported pyarrow first): the system pool is wanted. Another value was chosen: kept.
+    wanted = os.environ.get(ENV) or DEFAULT_BACKEND
+    if wanted == DEFAULT_BACKEND and pa.default_memory_pool().backend_name != DEFAULT_BACKEND:
         pa.set_memory_pool(pa.system_memory_pool())
     return str(pa.default_memory_pool().backend_name)

@@ -270,7 +270,7 @@ class BookingsRun:
             ) as changes:
                 changes_written = self._write_changes(con, changes, extraction_date)
                 wh.step("merge:changes_written")
-                decision = _decide_winners(con, raw, base.parts)
+                decision = _decide_winners(con, base.parts)
                 wh.step("merge:decided")
                 winners = self._split_winners(con, decision.months)
                 changes.finish(
@@ -516,9 +516,7 @@ def _create_keys(con: duckdb.DuckDBPyConnection, raw: str) -> None:
     )
 
 
-def _decide_winners(
-    con: duckdb.DuckDBPyConnection, raw: str, base_parts: dict[str, list[str]]
-) -> _Decision:
+def _decide_winners(con: duckdb.DuckDBPyConnection, base_parts: dict[str, list[str]]) -> _Decision:
     """The newest version of each changed id (greatest updated_at, a tie to the last
     received), where those ids live now, and which versions win: the incoming one unless the
     stored row is strictly newer (a replayed or out-of-order run must not move a booking back

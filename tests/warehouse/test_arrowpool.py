@@ -77,3 +77,22 @@ def test_importing_the_package_first_chooses_the_system_pool_for_the_process() -
         check=True,
     )
     assert kept.stdout.strip() == "mimalloc"
+
+
+def test_a_process_that_imported_pyarrow_first_is_still_switched() -> None:
+    """pyarrow imported and allocating before ``sodtrack``: the variable the package sets
+    comes too late for Arrow, and is not mistaken for a choice of the environment."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import pyarrow as pa; pa.array(['x']); import sodtrack; "
+        "from sodtrack.arrowpool import use_run_memory_pool; "
+        "print(pa.default_memory_pool().backend_name, use_run_memory_pool())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["mimalloc", "system"]
