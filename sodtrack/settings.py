@@ -224,7 +224,7 @@ class Settings(BaseSettings):
         "spills to a temporary folder.",
     )
     validation_duckdb_memory_limit: ByteSize = Field(
-        default=ByteSize(32 << 20),
+        default=ByteSize(64 << 20),
         ge=32 << 20,
         description="Memory limit of the validation's whole-dataset checks' DuckDB connection "
         "(order-free queries on the key columns: they spill past it).",

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from sodtrack.validation import ValidationSession, reference_parameters
@@ -289,3 +290,48 @@ def test_generated_coverage_corpus_through_a_session(seed: int, session: Validat
     assert outcome.row_count == len(rows)
     failing = {(r.type, r.column) for r in outcome.results if not r.success}
     assert failing == {k for k, n in naive.items() if n}
+
+
+def _demo_size_keys(rows: int, chunk: int, seed: int) -> list[pa.Table]:
+    """``coverage_postal_codes``-like compound keys at demo size (zone × postal code ×
+    service, strings of the API's lengths), in staged-file-sized chunks, with one duplicate
+    planted at each end."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = np.arange(rows, dtype=np.int64)
+    order = rng.permutation(rows)
+    n[-1] = n[0]  # the last row repeats the first: a duplicate ``rows - 1`` rows apart
+    n = n[order]
+
+    def strings(prefix: str, values: Any) -> pa.Array:
+        return pc.binary_join_element_wise(prefix, pc.cast(pa.array(values), pa.string()), "")
+
+    zone, rest = np.divmod(n, 9_141)  # ~300 zones, as the demo
+    postal, service = np.divmod(rest, 600)
+    full = pa.table(
+        {
+            "zone_id": strings("zone-cl-", zone),
+            "postal_code": strings("83", postal * 7 + 10_000),
+            "service_id": strings("svc-00000000-", service),
+        }
+    )
+    return [full.slice(start, chunk) for start in range(0, rows, chunk)]
+
+
+def test_demo_size_uniqueness_fits_the_default_duckdb_limit() -> None:
+    """2.74M compound keys (the demo's ``coverage_postal_codes``) through the checks'
+    connection at the default limits: the answer, not "Out of Memory" (with a 32 MiB default
+    DuckDB's grouping failed: "failed to allocate data of size 4.0 KiB (32.2 MiB/32.0 MiB
+    used)"), and the one planted duplicate found."""
+    spec = WholeSpec(
+        "0", COMPOUND_UNIQUE, {"column_list": ["zone_id", "postal_code", "service_id"]}
+    )
+    with WholeDataset([spec]) as whole:
+        for piece in _demo_size_keys(2_742_166, 65_536, seed=12):
+            whole.add(piece)
+        answer = whole.evaluate({})["0"]
+    assert answer.exception is None
+    assert answer.result["element_count"] == 2_742_166
+    assert answer.result["unexpected_count"] == 2
+    assert not answer.success

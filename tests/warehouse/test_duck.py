@@ -89,12 +89,14 @@ def test_the_whole_dataset_pass_gets_its_own_lower_limit_without_insertion_order
     assert not Path(spill).exists()  # the spill folder goes with the pass
 
 
-def test_the_whole_dataset_pass_defaults_below_the_merge() -> None:
+def test_the_whole_dataset_pass_has_a_default_limit_of_its_own() -> None:
     limits = DuckLimits()
     assert limits.for_checks() == DuckLimits(
         DEFAULT_CHECKS_MEMORY_LIMIT, DEFAULT_THREADS, DEFAULT_CHECKS_MEMORY_LIMIT
     )
-    assert DEFAULT_CHECKS_MEMORY_LIMIT < DEFAULT_MEMORY_LIMIT
+    assert DuckLimits(memory_limit=DEFAULT_MEMORY_LIMIT * 2).for_checks().memory_limit == (
+        DEFAULT_CHECKS_MEMORY_LIMIT
+    )
     with WholeDataset([], limits=limits) as whole:
         assert _limits_of(whole.con) == (f"{DEFAULT_CHECKS_MEMORY_LIMIT >> 20}.0 MiB", 2)
 
