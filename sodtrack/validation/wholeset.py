@@ -8,11 +8,11 @@ judge them batch by batch. The suite files say which expectations these are (``"
 runner leaves them out of the GX runs and evaluates them here instead:
 
 * as the dataset streams past once (the same chunks that feed GX, read once from the staged
-  Parquet), :meth:`WholeDataset.add` appends the columns these expectations name to a DuckDB
-  table (DuckDB's own storage: compact, and spilled to a temporary folder past its memory
-  limit);
-* :meth:`WholeDataset.evaluate` then answers each expectation with one SQL query over that
-  table: ``GROUP BY`` the key for duplicates (every occurrence of a repeated value counts as
+  Parquet), :meth:`WholeDataset.add` writes the columns these expectations name to a Parquet
+  file in a temporary folder (one row group buffered);
+* :meth:`WholeDataset.evaluate` then, once the GX runs are over, answers each expectation with
+  one DuckDB query over those files (grouping spilled to the same folder past the memory
+  limit): ``GROUP BY`` the key for duplicates (every occurrence of a repeated value counts as
   unexpected, as in GX; rows whose key is null, or whose compound key is all null, are
   ``missing`` and ignored, as in GX), an anti-join against the reference ids, and the total
   row count.
@@ -23,6 +23,11 @@ them into the suite's GX result: Data Docs and the run report show them as the s
 expectations. Examples of unexpected values are the first ones in value order (at most
 ``PARTIAL_LIMIT``), each repeated as often as it occurs, up to that limit.
 
+Why files, not a DuckDB table filled as the chunks pass (until session 8): DuckDB then held up
+to its memory limit of key columns during every GX run of the dataset, the two peaks added up
+(2M bookings: peak RSS 618 MiB, the validation's); and DuckDB's in-memory table of 8M compound
+keys did not fit in 48 MiB, where a grouping over files only needs its hash table.
+
 Costs measured on this 2-core machine (``bench/bench_validation.py``): see its docstring.
 """
 
@@ -32,6 +37,7 @@ Costs measured on this 2-core machine (``bench/bench_validation.py``): see its d
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -40,6 +46,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from sodtrack.validation.outcome import PARTIAL_LIMIT
 from sodtrack.warehouse import duck
@@ -58,7 +65,8 @@ SUPPORTED: Final = frozenset({UNIQUE, COMPOUND_UNIQUE, ROW_COUNT, IN_SET})
 refused when the suite is loaded."""
 
 _TABLE: Final = "staged"
-_CHUNK: Final = "chunk"
+KEYS_ROW_GROUP_ROWS: Final = 64 * 1024
+"""Row group of the key files: what their writer buffers, and what a scan decodes at a time."""
 _IDS: Final = "ref_ids"
 
 
@@ -132,7 +140,8 @@ class WholeDataset:
         self.chunks = 0
         self.missing_columns: set[str] = set()
         self._created = False
-        self._table_columns: set[str] = set()
+        self._writers: dict[pa.Schema, pq.ParquetWriter] = {}
+        self._files: list[str] = []
         self._spill = tempfile.mkdtemp(prefix="sodtrack-wholeset-")
         # UTC session: timestamps in examples come back in UTC; no query needs row order
         self.con = duck.connect(
@@ -140,6 +149,8 @@ class WholeDataset:
         )
 
     def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()  # closing twice is a no-op
         self.con.close()
         shutil.rmtree(self._spill, ignore_errors=True)
 
@@ -152,7 +163,9 @@ class WholeDataset:
     # ---------------------------------------------------------------- collecting
 
     def add(self, chunk: Any) -> None:
-        """Append one chunk (a ``pyarrow.Table``/``RecordBatch`` or a pandas frame)."""
+        """Append one chunk (a ``pyarrow.Table``/``RecordBatch`` or a pandas frame): its key
+        columns go to a Parquet file in the spill folder (one file per distinct schema, a
+        column first seen in a later chunk included), nothing into DuckDB yet."""
         if isinstance(chunk, pa.RecordBatch):
             chunk = pa.Table.from_batches([chunk])
         if not isinstance(chunk, pa.Table):  # a pandas DataFrame
@@ -164,32 +177,37 @@ class WholeDataset:
         present = [c for c in self.columns if c in chunk.column_names]
         if not present or chunk.num_rows == 0:
             return
-        part = _plain(chunk.select(present))
-        self.con.register(_CHUNK, part)
-        try:
-            select = ", ".join(_quote(c) for c in present)
-            if not self._created:
-                self.con.execute(f"CREATE TABLE {_TABLE} AS SELECT {select} FROM {_CHUNK}")
-                self._created = True
-                self._table_columns = set(present)
-            else:
-                for column in present:
-                    if column not in self._table_columns:
-                        typed = self.con.execute(
-                            f"SELECT typeof({_quote(column)}) FROM {_CHUNK} LIMIT 1"
-                        ).fetchall()[0][0]
-                        self.con.execute(
-                            f"ALTER TABLE {_TABLE} ADD COLUMN {_quote(column)} {typed}"
-                        )
-                        self._table_columns.add(column)
-                self.con.execute(f"INSERT INTO {_TABLE} BY NAME SELECT {select} FROM {_CHUNK}")
-        finally:
-            self.con.unregister(_CHUNK)
+        part = _plain(chunk.select(present)).replace_schema_metadata(None)
+        writer = self._writers.get(part.schema)
+        if writer is None:
+            path = os.path.join(self._spill, f"keys-{len(self._writers)}.parquet")
+            writer = self._writers[part.schema] = pq.ParquetWriter(
+                path, part.schema, compression="none"
+            )
+            self._files.append(path)
+        writer.write_table(part, row_group_size=KEYS_ROW_GROUP_ROWS)
+
+    def _open_table(self) -> None:
+        """The staged key files as the view the queries read (once, at the first query)."""
+        if self._created or not self._files:
+            return
+        for writer in self._writers.values():
+            writer.close()
+        files = ", ".join("'" + path.replace("'", "''") + "'" for path in self._files)
+        # One thread for the queries: DuckDB's grouping holds partitions per thread, and with
+        # two it could run out of a 32 MiB limit on 1M distinct keys (1 run in 12,
+        # tests/warehouse/test_duck.py); one thread is ~0.2-0.3 s slower on 2M bookings.
+        self.con.execute("SET threads = 1")
+        self.con.execute(
+            f"CREATE VIEW {_TABLE} AS SELECT * FROM read_parquet([{files}], union_by_name = true)"
+        )
+        self._created = True
 
     # ---------------------------------------------------------------- evaluating
 
     def evaluate(self, parameters: Mapping[str, Any]) -> dict[str, WholeResult]:
         """Every whole-dataset expectation's answer, by :attr:`WholeSpec.key`."""
+        self._open_table()
         out: dict[str, WholeResult] = {}
         for spec in self.specs:
             missing = [c for c in spec.columns if c in self.missing_columns]
