@@ -6,12 +6,12 @@ is every core: on a shared worker a merge of a million bookings would take what 
 With a ``memory_limit`` and a ``temp_directory`` it spills its tables and operators to disk
 instead of growing (``SODTRACK_DUCKDB_MEMORY_LIMIT``, ``SODTRACK_DUCKDB_THREADS``).
 
-The whole-dataset checks (``sodtrack.validation.wholeset``) hold only the key columns and ask
-order-free questions (group by, anti-join, count), so they drop insertion order and spill
-freely: they get a lower limit of their own (``SODTRACK_VALIDATION_DUCKDB_MEMORY_LIMIT``). The
-merge's queries are order-free too (its changes log takes its order from the work file) and
-touch the wide rows only to stream them (the winners are picked in Arrow, each month rebuilt
-against its own changed ids): they keep the larger limit.
+The whole-dataset checks (``sodtrack.validation.wholeset``) read only the key columns (staged
+to Parquet files as the data streams past) and ask order-free questions (group by, anti-join,
+count), so they drop insertion order and spill freely, with a limit of their own
+(``SODTRACK_VALIDATION_DUCKDB_MEMORY_LIMIT``). The merge's queries are order-free too (its
+changes log takes its order from the work file) and touch the wide rows only to stream them
+(the winners are picked in Arrow, each month rebuilt against its own changed ids).
 """
 
 from __future__ import annotations
