@@ -56,6 +56,7 @@ from urllib.parse import urlparse
 import fsspec
 
 from sodtrack.errors import ConfigurationError, IncompleteObject, ObjectStoreError, SodtrackError
+from sodtrack.private import atomic_text
 from sodtrack.textsafe import printable
 
 COPY_CHUNK: Final = 1 << 20
@@ -207,6 +208,18 @@ def read_exact(fs: Any, path: str, *, max_bytes: int | None = None) -> bytes | N
     if max_bytes is not None and len(data) > max_bytes:
         raise ValueError(f"{posixpath.basename(path)}: larger than {max_bytes} bytes")
     return data
+
+
+def replace_text(path: str | os.PathLike[str], text: str, *, fs: Any | None = None) -> None:
+    """Write the small text file ``path`` whole, replacing what was there: a reader sees the
+    old or the new text, never a cut one. On the local disk (``fs`` ``None``) it is written
+    beside and renamed over (``0600``: :func:`~sodtrack.private.atomic_text`); on object
+    storage (``fs``, ``path`` without its protocol) one PUT, already whole."""
+    if fs is None:
+        with atomic_text(path) as fh:
+            fh.write(text)
+    else:
+        fs.pipe_file(str(path), text.encode("utf-8"))
 
 
 def object_size(info: dict[str, Any], path: str) -> int:

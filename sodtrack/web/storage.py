@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sodtrack import objstore
-from sodtrack.private import atomic_text, private_dir
+from sodtrack.private import private_dir
 from sodtrack.web.files import file_under, safe_parts
 
 CHUNK: Final = 1 << 20
@@ -91,10 +91,9 @@ class Place:
     def write_text(self, text: str, *parts: str) -> None:
         """Write (replace) a small text file at ``parts``, whole."""
         if not self.remote:
-            with atomic_text(Path(self.location(*parts))) as fh:
-                fh.write(text)
+            objstore.replace_text(self.location(*parts), text)
             return
-        self._fs.pipe_file(self._key(*parts), text.encode("utf-8"))
+        objstore.replace_text(self._key(*parts), text, fs=self._fs)
 
     # ------------------------------------------------------------ reading
 

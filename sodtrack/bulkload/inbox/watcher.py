@@ -38,8 +38,8 @@ from sodtrack.bulkload.inbox.events import (
 from sodtrack.bulkload.inbox.registry import Registry, iso_timestamp
 from sodtrack.contract.countries import COUNTRIES, get_country
 from sodtrack.errors import ObjectStoreError
-from sodtrack.objstore import filesystem, iter_exact
-from sodtrack.private import atomic_text, private_dir, touch_private
+from sodtrack.objstore import filesystem, iter_exact, replace_text
+from sodtrack.private import private_dir, touch_private
 from sodtrack.textsafe import printable
 
 log = logging.getLogger("sodtrack.bulkload.inbox")
@@ -98,14 +98,8 @@ class _Location:
             self.fs.makedirs(path, exist_ok=True)
 
     def replace_text(self, path: str, text: str) -> None:
-        """Write ``path`` whole, replacing what was there: a reader sees the old or the new
-        text, never a cut one. A local file is written beside and renamed over (``0600``:
-        :func:`~sodtrack.private.atomic_text`); an object store's PUT is already whole."""
-        if self.local:
-            with atomic_text(path) as fh:
-                fh.write(text)
-        else:
-            self.fs.pipe_file(path, text.encode("utf-8"))
+        """Write ``path`` whole: a reader sees the old or the new text, never a cut one."""
+        replace_text(path, text, fs=None if self.local else self.fs)
 
     def open_new(self, path: str, mode: str) -> Any:
         """Open ``path`` for writing; a local file is created ``0600`` first (never chmod-ed
