@@ -64,7 +64,7 @@ print(json.dumps({"peak": peak, "rows": rows, "firsts": digest[:3],
 """
 
 
-def _write_row_groups(path: Path, groups: int, seed: int) -> pa.Table:
+def _write_row_groups(path: Path, groups: int, seed: int) -> None:
     """``groups`` row groups of 2,000 seeded rows: ids, numbers, text of random length (some
     of it long, some null), like a staged dataset's mix."""
     rng = random.Random(seed)
@@ -79,7 +79,6 @@ def _write_row_groups(path: Path, groups: int, seed: int) -> pa.Table:
     table = pa.concat_tables(tables)
     pq.write_table(table, path, row_group_size=2_000)
     assert pq.ParquetFile(path).num_row_groups == groups
-    return table
 
 
 def _read_in_child(path: Path, how: str) -> dict[str, object]:
