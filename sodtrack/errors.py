@@ -11,6 +11,8 @@
     │   ├── CredentialsRejected     401 on the token endpoint
     │   ├── StateStoreUnavailable   SODTRACK_STATE_URL cannot be connected to
     │   ├── OutputNotWritable       an output folder cannot be created or written
+    │   ├── MemoryLimitTooLow       a DuckDB step ran out of the memory limit a setting gave
+    │   │                           it (names the setting: raise it)
     │   ├── ColumnSpecError         ``schemas/bulkload/columns.yaml`` is malformed (names the
     │   │                           entry; ``sodtrack.bulkload.columns``)
     │   └── TokenCountryMismatch    (``sodtrack.client.errors``; also an ``AuthError``)
@@ -92,6 +94,13 @@ class CredentialsRejected(ConfigurationError):
 
 class StateStoreUnavailable(ConfigurationError):
     """The state database (watermarks, ledger, locks) cannot be connected to."""
+
+
+class MemoryLimitTooLow(ConfigurationError):
+    """A DuckDB step (the bookings merge, the whole-dataset checks) ran out of the memory
+    limit its setting gave it: DuckDB spills what it can, and some operators still need a
+    minimum (the checks' grouping of 2.74M compound keys fails at 32 MiB). ``setting`` names
+    the variable to raise."""
 
 
 class OutputNotWritable(ConfigurationError):

@@ -144,9 +144,8 @@ class WholeDataset:
         """One key file per distinct chunk schema (its path: the writer's ``where``)."""
         self._spill = tempfile.mkdtemp(prefix="sodtrack-wholeset-")
         # UTC session: timestamps in examples come back in UTC; no query needs row order
-        self.con = duck.connect(
-            (limits or DuckLimits()).for_checks(), self._spill, keep_order=False
-        )
+        self.limits = (limits or DuckLimits()).for_checks()
+        self.con = duck.connect(self.limits, self._spill, keep_order=False)
 
     def close(self) -> None:
         for writer in self._writers.values():
@@ -208,7 +207,13 @@ class WholeDataset:
     # ---------------------------------------------------------------- evaluating
 
     def evaluate(self, parameters: Mapping[str, Any]) -> dict[str, WholeResult]:
-        """Every whole-dataset expectation's answer, by :attr:`WholeSpec.key`."""
+        """Every whole-dataset expectation's answer, by :attr:`WholeSpec.key`; DuckDB out of
+        its memory limit is :class:`~sodtrack.errors.MemoryLimitTooLow`."""
+        limit = self.limits.memory_limit
+        with duck.within_limit("the whole-dataset checks", limit, duck.CHECKS_SETTING):
+            return self._evaluate(parameters)
+
+    def _evaluate(self, parameters: Mapping[str, Any]) -> dict[str, WholeResult]:
         self._open_table()
         out: dict[str, WholeResult] = {}
         for spec in self.specs:

@@ -233,7 +233,10 @@ class BookingsRun:
         self._finished = True
         self.wh.step("merge:started")  # every page received and written to the work file
         try:
-            return self._merge(watermark_before, full_refresh, started)
+            with duck.within_limit(
+                "the bookings merge", self.limits.memory_limit, duck.MERGE_SETTING
+            ):
+                return self._merge(watermark_before, full_refresh, started)
         finally:
             self.wh.fs.remove_tree(self.work)
 

@@ -16,11 +16,18 @@ changes log takes its order from the work file) and touch the wide rows only to 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from sodtrack.errors import MemoryLimitTooLow
+
 if TYPE_CHECKING:
     import duckdb
+
+MERGE_SETTING: Final = "SODTRACK_DUCKDB_MEMORY_LIMIT"
+CHECKS_SETTING: Final = "SODTRACK_VALIDATION_DUCKDB_MEMORY_LIMIT"
 
 DEFAULT_MEMORY_LIMIT: Final = 64 << 20
 """Bytes: the bookings merge spills past it (``bench/bench_extract.py``; 256 MiB while its
@@ -30,8 +37,11 @@ them changed (36.9 s, peak 546 MiB, merge alone)."""
 DEFAULT_CHECKS_MEMORY_LIMIT: Final = 64 << 20
 """Bytes: the whole-dataset checks spill their key columns past it (``bench/bench_extract.py``).
 Not lower: their grouping does not spill everything. Compound keys like the demo's 2.74M
-``coverage_postal_codes`` fail "Out of Memory" at 32 MiB (pass at 36); 8M of them fail at 48
-MiB, pass at 64 (``tests/validation/test_whole_dataset.py``, session 8)."""
+``coverage_postal_codes`` failed "Out of Memory" at 32 MiB while the checks kept a DuckDB table
+and ran on two threads (pass at 36); over key files on one thread they pass at 32, and 8M of
+them fail at 48 MiB and pass at 64 (session 8). Too low a limit is
+:class:`~sodtrack.errors.MemoryLimitTooLow` naming the setting (``tests/warehouse/test_duck.py``).
+"""
 DEFAULT_THREADS: Final = 2
 MIN_MEMORY_LIMIT: Final = 32 << 20
 
@@ -91,3 +101,22 @@ def connect(
     if not keep_order:
         con.execute("SET preserve_insertion_order = false")
     return con
+
+
+@contextlib.contextmanager
+def within_limit(what: str, limit: int, setting: str) -> Iterator[None]:
+    """Queries of one step under ``limit`` bytes: DuckDB's "Out of Memory" (its own exception
+    type) becomes :class:`~sodtrack.errors.MemoryLimitTooLow` naming ``setting``, the one
+    to raise, instead of a bare DuckDB error. (Results streamed to Arrow report it as a
+    plain ``OSError``, which is left as it is: telling it apart would mean reading the
+    message.)"""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.OutOfMemoryException as exc:
+        raise MemoryLimitTooLow(
+            f"{what} ran out of DuckDB memory ({limit >> 20} MiB, the limit {setting} "
+            "gives it): raise it",
+            setting=setting,
+        ) from exc

@@ -321,9 +321,9 @@ def _demo_size_keys(rows: int, chunk: int, seed: int) -> list[pa.Table]:
 
 def test_demo_size_uniqueness_fits_the_default_duckdb_limit() -> None:
     """2.74M compound keys (the demo's ``coverage_postal_codes``) through the checks'
-    connection at the default limits: the answer, not "Out of Memory" (with a 32 MiB default
-    DuckDB's grouping failed: "failed to allocate data of size 4.0 KiB (32.2 MiB/32.0 MiB
-    used)"), and the one planted duplicate found."""
+    connection at the default limits: the answer, not "Out of Memory" (with a 32 MiB default,
+    while the keys were a DuckDB table grouped on two threads, it failed: "failed to allocate
+    data of size 4.0 KiB (32.2 MiB/32.0 MiB used)"), and the one planted duplicate found."""
     spec = WholeSpec(
         "0", COMPOUND_UNIQUE, {"column_list": ["zone_id", "postal_code", "service_id"]}
     )

@@ -8,20 +8,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
+from sodtrack.errors import ConfigurationError, MemoryLimitTooLow
 from sodtrack.settings import Settings
 from sodtrack.validation import ValidationSession
 from sodtrack.validation.wholeset import WholeDataset, WholeSpec
 from sodtrack.warehouse import Warehouse
 from sodtrack.warehouse.bookings import BookingsRun
 from sodtrack.warehouse.duck import (
+    CHECKS_SETTING,
     DEFAULT_CHECKS_MEMORY_LIMIT,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_THREADS,
+    MERGE_SETTING,
     DuckLimits,
     connect,
+    within_limit,
 )
 
 AT = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
@@ -151,3 +157,42 @@ def test_the_settings_refuse_a_limit_duckdb_cannot_work_with(
         _settings(tmp_path, monkeypatch, "1MiB", "2")
     with pytest.raises(ValidationError, match="validation_duckdb_memory_limit"):
         _settings(tmp_path, monkeypatch, "256MiB", "2", checks_limit="8MiB")
+
+
+# ---------------------------------------------------------------- a limit set too low
+
+
+def test_a_merge_query_out_of_its_limit_names_the_setting_to_raise(tmp_path: Path) -> None:
+    """A query no spilling can save (one 100 MB string) under 32 MiB: a configuration error
+    naming SODTRACK_DUCKDB_MEMORY_LIMIT, DuckDB's own error kept as its cause."""
+    con = connect(DuckLimits(memory_limit=32 << 20, threads=1), str(tmp_path), keep_order=False)
+    try:
+        with (
+            pytest.raises(MemoryLimitTooLow) as caught,
+            within_limit("the bookings merge", 32 << 20, MERGE_SETTING),
+        ):
+            con.execute("SELECT length(string_agg(repeat('x', 100), '')) FROM range(1000000)")
+    finally:
+        con.close()
+    assert isinstance(caught.value, ConfigurationError)
+    assert caught.value.setting == MERGE_SETTING
+    assert "32 MiB" in str(caught.value)
+    assert type(caught.value.__cause__).__name__ == "OutOfMemoryException"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_checks_out_of_their_limit_name_the_setting_to_raise(seed: int) -> None:
+    """1M compound keys of three ~47-character strings through the checks at 32 MiB (the
+    lowest limit a setting may give): their grouping cannot fit, and the answer is a
+    configuration error naming SODTRACK_VALIDATION_DUCKDB_MEMORY_LIMIT, not DuckDB's."""
+    rows = 1_000_000
+    numbers = pc.cast(pa.array(np.random.default_rng(seed).permutation(rows)), pa.string())
+    keys = pa.table({c: pc.binary_join_element_wise(c * 45 + "-", numbers, "") for c in "abc"})
+    spec = WholeSpec("k", "expect_compound_columns_to_be_unique", {"column_list": ["a", "b", "c"]})
+    with WholeDataset([spec], limits=DuckLimits(checks_memory_limit=32 << 20)) as whole:
+        for start in range(0, rows, 65_536):
+            whole.add(keys.slice(start, 65_536))
+        with pytest.raises(MemoryLimitTooLow) as caught:
+            whole.evaluate({})
+    assert caught.value.setting == CHECKS_SETTING
+    assert str(caught.value).startswith("the whole-dataset checks ran out of DuckDB memory")
